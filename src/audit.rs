@@ -1,0 +1,153 @@
+//! Where healthther tells what it did: the console for people, and in the log directory a
+//! human-readable log and a JSON Lines audit file with one object per action. Both files rotate
+//! daily.
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::SystemTime;
+
+use serde::Serialize;
+use thiserror::Error;
+use tracing_appender::rolling::{RollingFileAppender, Rotation};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::EnvFilter;
+
+use crate::policy::{Snapshot, Verdict};
+
+/// Human-readable logs are kept this many days; the audit file is kept forever (it is small).
+const KEEP_LOG_DAYS: usize = 31;
+
+#[derive(Debug, Error)]
+pub enum AuditError {
+    #[error("log directory {path}: {reason}; make it a writable directory or set HEALTH_LOG_DIR (--log-dir)")]
+    LogDir { path: String, reason: String },
+}
+
+/// The audit file: one JSON object per line, one line per action.
+pub struct Audit {
+    file: Mutex<RollingFileAppender>,
+}
+
+/// One action taken on a target, as written to the audit file.
+#[derive(Debug, Serialize)]
+pub struct ActionRecord<'a> {
+    pub time: String,
+    pub target: &'a str,
+    pub container: &'a str,
+    pub container_id: &'a str,
+    pub mode: &'a str,
+    /// What was seen, for people: `exited (code 137)`.
+    pub seen: String,
+    /// What was seen, for machines: status, health, exit code, OOM kill.
+    pub state: &'a Snapshot,
+    pub decision: Verdict,
+    /// `running` when the container runs again; else what it is now, or `failed`.
+    pub result: String,
+    /// The engine's error text, when the action failed.
+    pub error: Option<String>,
+    pub took_ms: u64,
+}
+
+pub fn now_rfc3339() -> String {
+    humantime::format_rfc3339_millis(SystemTime::now()).to_string()
+}
+
+/// Sets up logging to the console and the log directory and opens the audit file. Fails, naming
+/// the path, when the directory cannot be created or written.
+pub fn init(dir: &Path, filter: &str) -> Result<Audit, AuditError> {
+    let fail = |reason: String| AuditError::LogDir {
+        path: dir.display().to_string(),
+        reason,
+    };
+    if dir.exists() && !dir.is_dir() {
+        return Err(fail("it is not a directory".into()));
+    }
+    std::fs::create_dir_all(dir).map_err(|e| fail(e.to_string()))?;
+    let human = appender(dir, "healthther", "log", Some(KEEP_LOG_DAYS)).map_err(&fail)?;
+    let audit = appender(dir, "audit", "jsonl", None).map_err(&fail)?;
+
+    // Checked already in config; a filter that still fails falls back to info.
+    let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info"));
+    let console = tracing_subscriber::fmt::layer()
+        .with_target(false)
+        .with_ansi(std::io::stdout().is_terminal())
+        .with_writer(std::io::stdout);
+    let file = tracing_subscriber::fmt::layer()
+        .with_target(false)
+        .with_ansi(false)
+        .with_writer(human);
+    // Only fails if a global subscriber is already set, which nothing else in the binary does.
+    let _ = tracing_subscriber::registry()
+        .with(filter)
+        .with(console)
+        .with(file)
+        .try_init();
+    Ok(Audit {
+        file: Mutex::new(audit),
+    })
+}
+
+fn appender(
+    dir: &Path,
+    prefix: &str,
+    suffix: &str,
+    keep: Option<usize>,
+) -> Result<RollingFileAppender, String> {
+    let mut builder = RollingFileAppender::builder()
+        .rotation(Rotation::DAILY)
+        .filename_prefix(prefix)
+        .filename_suffix(suffix);
+    if let Some(n) = keep {
+        builder = builder.max_log_files(n);
+    }
+    builder.build(dir).map_err(|e| {
+        let mut text = e.to_string();
+        let mut src = std::error::Error::source(&e);
+        while let Some(s) = src {
+            text = format!("{text}: {s}");
+            src = s.source();
+        }
+        text
+    })
+}
+
+impl Audit {
+    /// Appends one record as one line, in a single write so a line is whole or absent. A
+    /// failure to write is reported on the console; the action itself is not undone.
+    pub fn record(&self, record: &ActionRecord<'_>) {
+        let mut line = match serde_json::to_vec(record) {
+            Ok(line) => line,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot encode an audit record");
+                return;
+            }
+        };
+        line.push(b'\n');
+        // A poisoned lock only means another writer panicked mid-write; the file is still usable.
+        let mut file = self.file.lock().unwrap_or_else(|p| p.into_inner());
+        if let Err(e) = file.write_all(&line).and_then(|()| file.flush()) {
+            eprintln!(
+                "healthther: cannot write the audit file: {e}; the record was: {}",
+                String::from_utf8_lossy(&line).trim_end()
+            );
+        }
+    }
+}
+
+/// Where the audit files of `dir` are, for readers such as the tests.
+pub fn audit_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            name.starts_with("audit.") && name.ends_with(".jsonl")
+        })
+        .collect();
+    files.sort();
+    files
+}

@@ -1,0 +1,408 @@
+//! Configuration: `.env` and the environment, flags over both, validated once into [`Config`].
+//!
+//! Two stages, as in ripgrep: clap only parses strings, then [`Config::from_args`] turns them
+//! into typed values. After that no mode is a string and no default is an `Option`.
+
+use std::ffi::OsString;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::Parser;
+use thiserror::Error;
+
+use crate::targets::{TargetError, Targets};
+
+const DEFAULT_ENV_FILE: &str = ".env";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "healthther",
+    version,
+    about = "Watches the named Docker containers and revives them when they die or turn unhealthy.",
+    long_about = "Watches the named Docker containers and revives them when they die or turn \
+                  unhealthy.\n\nEvery setting is a flag, or else an environment variable, or \
+                  else a line in .env (real environment variables win over the file)."
+)]
+pub struct Args {
+    /// Read settings from this file instead of ./.env (a missing ./.env is fine; a missing
+    /// --env-file is an error)
+    #[arg(long, value_name = "PATH")]
+    pub env_file: Option<PathBuf>,
+
+    /// Containers to watch: comma-separated container names. A name no container has matches
+    /// the containers of that docker compose service instead. Required.
+    #[arg(long, env = "HEALTH_TARGETS", value_name = "NAMES")]
+    pub targets: Option<String>,
+
+    /// auto: revive failed targets at once. manual: ask an operator first
+    #[arg(
+        long,
+        env = "MODE",
+        value_name = "auto|manual",
+        default_value = "manual"
+    )]
+    pub mode: String,
+
+    /// The Docker engine: unix:///path/to/docker.sock or tcp://host:port
+    #[arg(
+        long,
+        env = "DOCKER_HOST",
+        value_name = "URL",
+        default_value = "unix:///var/run/docker.sock"
+    )]
+    pub docker_host: String,
+
+    /// How often to list all targets in case the event stream missed something (e.g. 10s, 500ms)
+    #[arg(
+        long,
+        env = "HEALTH_POLL_INTERVAL",
+        value_name = "DURATION",
+        allow_hyphen_values = true,
+        default_value = "10s"
+    )]
+    pub poll_interval: String,
+
+    /// How long a restart waits for an unhealthy target to stop before killing it
+    #[arg(
+        long,
+        env = "HEALTH_STOP_TIMEOUT",
+        value_name = "DURATION",
+        allow_hyphen_values = true,
+        default_value = "10s"
+    )]
+    pub stop_timeout: String,
+
+    /// Where the human-readable log and the JSON Lines audit file go (created if missing)
+    #[arg(
+        long,
+        env = "HEALTH_LOG_DIR",
+        value_name = "DIR",
+        default_value = "./logs"
+    )]
+    pub log_dir: PathBuf,
+
+    /// Log level or tracing filter, e.g. info, debug, healthther=trace
+    #[arg(long, env = "RUST_LOG", value_name = "FILTER", default_value = "info")]
+    pub log_level: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Auto,
+    Manual,
+}
+
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Mode::Auto => "auto",
+            Mode::Manual => "manual",
+        })
+    }
+}
+
+/// Where the Docker engine listens. Never a TCP listener of ours: this only says where to
+/// connect.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DockerHost {
+    Unix(PathBuf),
+    /// `tcp://` or `http://`, kept as given (e.g. a docker-socket-proxy).
+    Tcp(String),
+}
+
+impl fmt::Display for DockerHost {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DockerHost::Unix(p) => write!(f, "unix://{}", p.display()),
+            DockerHost::Tcp(url) => f.write_str(url),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub targets: Targets,
+    pub mode: Mode,
+    pub docker_host: DockerHost,
+    pub poll_interval: Duration,
+    pub stop_timeout: Duration,
+    pub log_dir: PathBuf,
+    pub log_filter: String,
+}
+
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    /// Bad flags, or --help/--version: clap prints these itself.
+    #[error(transparent)]
+    Cli(#[from] clap::Error),
+    #[error("{path}: {reason}; fix the file or name another with --env-file")]
+    EnvFile { path: String, reason: String },
+    #[error(transparent)]
+    Targets(#[from] TargetError),
+    #[error("MODE (--mode): {0:?} is not a mode; use auto or manual")]
+    Mode(String),
+    #[error(
+        "DOCKER_HOST (--docker-host): {0:?} is not supported; use unix:///path/to/docker.sock \
+         or tcp://host:port"
+    )]
+    DockerHost(String),
+    #[error("{var} (--{flag}): {value:?} {reason}")]
+    Duration {
+        var: &'static str,
+        flag: &'static str,
+        value: String,
+        reason: String,
+    },
+    #[error(
+        "RUST_LOG (--log-level): {value:?} is not a log filter ({reason}); use e.g. info or debug"
+    )]
+    LogFilter { value: String, reason: String },
+}
+
+impl Config {
+    /// Loads `.env` (or `--env-file`) into the environment, then parses flags with the
+    /// environment as fallback, then validates.
+    pub fn load<I, T>(argv: I) -> Result<Config, ConfigError>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<OsString> + Clone,
+    {
+        let argv: Vec<OsString> = argv.into_iter().map(Into::into).collect();
+        // First pass only to learn --env-file (and to answer --help or a bad flag at once); the
+        // environment it reads is completed by the file before the second pass.
+        let first = Args::try_parse_from(&argv)?;
+        load_env_file(first.env_file.as_deref())?;
+        Config::from_args(Args::try_parse_from(&argv)?)
+    }
+
+    pub fn from_args(args: Args) -> Result<Config, ConfigError> {
+        let targets = Targets::parse(args.targets.as_deref().unwrap_or(""))?;
+        let mode = match args.mode.trim().to_ascii_lowercase().as_str() {
+            "auto" => Mode::Auto,
+            "manual" => Mode::Manual,
+            _ => return Err(ConfigError::Mode(args.mode)),
+        };
+        let docker_host = parse_docker_host(&args.docker_host)?;
+        let poll_interval = parse_duration(
+            "HEALTH_POLL_INTERVAL",
+            "poll-interval",
+            &args.poll_interval,
+            Duration::from_millis(100),
+            Duration::from_secs(24 * 3600),
+        )?;
+        let stop_timeout = parse_duration(
+            "HEALTH_STOP_TIMEOUT",
+            "stop-timeout",
+            &args.stop_timeout,
+            Duration::ZERO,
+            Duration::from_secs(3600),
+        )?;
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&args.log_level) {
+            return Err(ConfigError::LogFilter {
+                value: args.log_level,
+                reason: e.to_string(),
+            });
+        }
+        Ok(Config {
+            targets,
+            mode,
+            docker_host,
+            poll_interval,
+            stop_timeout,
+            log_dir: args.log_dir,
+            log_filter: args.log_level,
+        })
+    }
+}
+
+fn load_env_file(explicit: Option<&Path>) -> Result<(), ConfigError> {
+    let path = explicit.unwrap_or(Path::new(DEFAULT_ENV_FILE));
+    match dotenvy::from_path(path) {
+        Ok(()) => Ok(()),
+        Err(dotenvy::Error::Io(e))
+            if explicit.is_none() && e.kind() == std::io::ErrorKind::NotFound =>
+        {
+            Ok(())
+        }
+        Err(e) => Err(ConfigError::EnvFile {
+            path: path.display().to_string(),
+            reason: match e {
+                dotenvy::Error::LineParse(text, at) => {
+                    let line = std::fs::read_to_string(path)
+                        .ok()
+                        .and_then(|file| file.lines().position(|l| l.contains(text.trim())))
+                        .map(|i| format!("line {}: ", i + 1))
+                        .unwrap_or_default();
+                    format!(
+                        "{line}cannot parse {text:?} (at character {}); quote values that \
+                         contain spaces",
+                        at + 1
+                    )
+                }
+                other => other.to_string(),
+            },
+        }),
+    }
+}
+
+pub fn parse_docker_host(raw: &str) -> Result<DockerHost, ConfigError> {
+    let raw = raw.trim();
+    let bad = || ConfigError::DockerHost(raw.to_string());
+    if let Some(path) = raw.strip_prefix("unix://") {
+        if !path.starts_with('/') {
+            return Err(bad());
+        }
+        return Ok(DockerHost::Unix(PathBuf::from(path)));
+    }
+    for scheme in ["tcp://", "http://"] {
+        if let Some(rest) = raw.strip_prefix(scheme) {
+            if rest.is_empty() || rest.contains(char::is_whitespace) {
+                return Err(bad());
+            }
+            return Ok(DockerHost::Tcp(raw.to_string()));
+        }
+    }
+    Err(bad())
+}
+
+/// A duration as `30s`, `500ms`, `2m`, or a bare number of seconds, within `min..=max`.
+pub fn parse_duration(
+    var: &'static str,
+    flag: &'static str,
+    raw: &str,
+    min: Duration,
+    max: Duration,
+) -> Result<Duration, ConfigError> {
+    let err = |reason: String| ConfigError::Duration {
+        var,
+        flag,
+        value: raw.to_string(),
+        reason,
+    };
+    let text = raw.trim();
+    let parsed = if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+        text.parse::<u64>().ok().map(Duration::from_secs)
+    } else {
+        humantime::parse_duration(text).ok()
+    };
+    let d = parsed.ok_or_else(|| err("is not a duration; write e.g. 10s, 500ms or 2m".into()))?;
+    if d < min || d > max {
+        return Err(err(format!(
+            "is out of range; use between {} and {}",
+            humantime::format_duration(min),
+            humantime::format_duration(max)
+        )));
+    }
+    Ok(d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(extra: &[&str]) -> Result<Config, ConfigError> {
+        let mut argv = vec!["healthther"];
+        argv.extend_from_slice(extra);
+        Config::from_args(Args::try_parse_from(argv)?)
+    }
+
+    #[test]
+    fn valid_configurations() {
+        let c = args(&["--targets", "nodo_1, nodo_2", "--mode", "AUTO"]).unwrap();
+        assert_eq!(c.mode, Mode::Auto);
+        assert_eq!(c.targets.len(), 2);
+        assert_eq!(
+            c.docker_host,
+            DockerHost::Unix("/var/run/docker.sock".into())
+        );
+        assert_eq!(c.stop_timeout, Duration::from_secs(10));
+
+        let c = args(&[
+            "--targets=a1",
+            "--docker-host=tcp://proxy:2375",
+            "--poll-interval=500ms",
+            "--stop-timeout=0",
+        ])
+        .unwrap();
+        assert_eq!(c.docker_host, DockerHost::Tcp("tcp://proxy:2375".into()));
+        assert_eq!(c.poll_interval, Duration::from_millis(500));
+        assert_eq!(c.stop_timeout, Duration::ZERO);
+    }
+
+    #[test]
+    fn bad_values_name_the_variable_and_the_value() {
+        let cases: &[(&[&str], &[&str])] = &[
+            (
+                &["--targets", "a1", "--mode", "sometimes"],
+                &["MODE", "\"sometimes\""],
+            ),
+            (&["--targets", ""], &["HEALTH_TARGETS"]),
+            (
+                &["--targets", "ok1,bad name"],
+                &["HEALTH_TARGETS", "\"bad name\""],
+            ),
+            (
+                &[
+                    "--targets",
+                    "a1",
+                    "--docker-host",
+                    "npipe:////./pipe/docker",
+                ],
+                &["DOCKER_HOST", "npipe"],
+            ),
+            (
+                &["--targets", "a1", "--docker-host", "unix://relative.sock"],
+                &["DOCKER_HOST"],
+            ),
+            (
+                &["--targets", "a1", "--poll-interval", "soon"],
+                &["HEALTH_POLL_INTERVAL", "\"soon\"", "10s"],
+            ),
+            (
+                &["--targets", "a1", "--poll-interval", "-5s"],
+                &["HEALTH_POLL_INTERVAL", "\"-5s\""],
+            ),
+            (
+                &["--targets", "a1", "--poll-interval", "1ms"],
+                &["HEALTH_POLL_INTERVAL", "out of range"],
+            ),
+            (
+                &["--targets", "a1", "--stop-timeout", "99999999999999999999"],
+                &["HEALTH_STOP_TIMEOUT"],
+            ),
+            (
+                &["--targets", "a1", "--stop-timeout", "2h"],
+                &["HEALTH_STOP_TIMEOUT", "out of range"],
+            ),
+            (
+                &["--targets", "a1", "--log-level", "info,=="],
+                &["RUST_LOG", "\"info,==\""],
+            ),
+        ];
+        for (argv, needles) in cases {
+            let msg = args(argv).unwrap_err().to_string();
+            for n in *needles {
+                assert!(msg.contains(n), "{argv:?}: {msg:?} lacks {n:?}");
+            }
+            assert!(!msg.contains('\n'), "{argv:?}: not one line: {msg:?}");
+        }
+    }
+
+    #[test]
+    fn docker_hosts() {
+        let cases = [
+            ("unix:///var/run/docker.sock", true),
+            ("unix:///run/user/1000/docker.sock", true),
+            ("tcp://127.0.0.1:2375", true),
+            ("http://socket-proxy:2375", true),
+            ("tcp://", false),
+            ("ssh://me@host", false),
+            ("/var/run/docker.sock", false),
+            ("", false),
+        ];
+        for (raw, ok) in cases {
+            assert_eq!(parse_docker_host(raw).is_ok(), ok, "{raw}");
+        }
+    }
+}

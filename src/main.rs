@@ -1,0 +1,81 @@
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use healthther::config::{Config, ConfigError};
+use healthther::{audit, watch};
+use tokio::signal::unix::{signal, SignalKind};
+use tokio_util::sync::CancellationToken;
+
+/// Exit codes: 0 after a clean stop, 2 for bad configuration (as clap does for bad flags),
+/// 1 for anything else that stops us at start.
+const EXIT_CONFIG: u8 = 2;
+const EXIT_FAILURE: u8 = 1;
+
+fn main() -> ExitCode {
+    let config = match Config::load(std::env::args_os()) {
+        Ok(config) => config,
+        // clap prints help, version and flag errors itself, with its own exit code.
+        Err(ConfigError::Cli(e)) => e.exit(),
+        Err(e) => return fail(EXIT_CONFIG, &e),
+    };
+    let audit = match audit::init(&config.log_dir, &config.log_filter) {
+        Ok(audit) => audit,
+        Err(e) => return fail(EXIT_CONFIG, &e),
+    };
+    // One thread is plenty: the work is waiting on the engine.
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => return fail(EXIT_FAILURE, &e),
+    };
+    runtime.block_on(async {
+        let cancel = CancellationToken::new();
+        let signals = match Signals::install() {
+            Ok(s) => s,
+            Err(e) => return fail(EXIT_FAILURE, &e),
+        };
+        tokio::spawn(signals.cancel_on_signal(cancel.clone()));
+        watch::run(Arc::new(config), Arc::new(audit), cancel).await;
+        ExitCode::SUCCESS
+    })
+}
+
+fn fail(code: u8, e: &dyn std::error::Error) -> ExitCode {
+    eprintln!("healthther: {e}");
+    ExitCode::from(code)
+}
+
+/// SIGTERM (docker stop; we are PID 1 in the container) and SIGINT (Ctrl-C).
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> std::io::Result<Signals> {
+        Ok(Signals {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+        })
+    }
+
+    /// The first signal stops cleanly; a second one, while in-flight actions finish, exits at
+    /// once.
+    async fn cancel_on_signal(mut self, cancel: CancellationToken) {
+        self.next().await;
+        tracing::info!("signal received: stopping");
+        cancel.cancel();
+        self.next().await;
+        eprintln!("healthther: second signal: exiting now");
+        std::process::exit(130);
+    }
+
+    async fn next(&mut self) {
+        tokio::select! {
+            _ = self.term.recv() => {}
+            _ = self.int.recv() => {}
+        }
+    }
+}

@@ -1,0 +1,293 @@
+//! Pure decisions over plain data: what a container's state means and what to do about it.
+
+use std::fmt;
+
+use serde::Serialize;
+
+use crate::targets::ContainerRef;
+
+/// The engine's lifecycle state of a container.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Created,
+    Running,
+    Paused,
+    Restarting,
+    Removing,
+    Exited,
+    Dead,
+    /// A state this version does not know (newer engines add some, e.g. `stopping`).
+    Other(String),
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Status::Created => "created",
+            Status::Running => "running",
+            Status::Paused => "paused",
+            Status::Restarting => "restarting",
+            Status::Removing => "removing",
+            Status::Exited => "exited",
+            Status::Dead => "dead",
+            Status::Other(s) => s,
+        })
+    }
+}
+
+/// The result of the container's HEALTHCHECK, `None` when it has none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Health {
+    None,
+    Starting,
+    Healthy,
+    Unhealthy,
+}
+
+/// What a list call tells about a container: enough to know whether it needs a closer look.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    pub container: ContainerRef,
+    pub status: Status,
+    pub health: Health,
+}
+
+/// What an inspect call tells: everything a decision and its record need.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Snapshot {
+    #[serde(skip)]
+    pub container: ContainerRef,
+    pub status: Status,
+    pub health: Health,
+    pub exit_code: Option<i64>,
+    pub oom_killed: bool,
+    /// Whether the container was ever started (a `created` one that never ran is not ours).
+    pub has_run: bool,
+    /// The engine's own error for the last start, e.g. a missing entrypoint.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// The output of the last health check, trimmed, when the container is unhealthy.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub health_output: Option<String>,
+}
+
+/// What to do about a container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// Running, healthy or without a healthcheck.
+    Fine,
+    /// Its health check is still in its start period.
+    Wait,
+    /// Stopped (exited, dead, or created after having run): start it.
+    Start,
+    /// Running but unhealthy: restart it.
+    Restart,
+    /// The engine's own restart policy is at work.
+    LeaveToEngine,
+    /// Paused, being removed, created and never started, or in a state we do not know: say so,
+    /// do not act.
+    Report,
+}
+
+impl Verdict {
+    /// Whether the verdict asks for an action on the container.
+    pub fn acts(self) -> bool {
+        matches!(self, Verdict::Start | Verdict::Restart)
+    }
+}
+
+impl fmt::Display for Verdict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Verdict::Fine => "fine",
+            Verdict::Wait => "wait",
+            Verdict::Start => "start",
+            Verdict::Restart => "restart",
+            Verdict::LeaveToEngine => "leave to engine",
+            Verdict::Report => "report",
+        })
+    }
+}
+
+/// Classifies a container snapshot.
+pub fn classify(s: &Snapshot) -> Verdict {
+    match s.status {
+        Status::Running => match s.health {
+            Health::None | Health::Healthy => Verdict::Fine,
+            Health::Starting => Verdict::Wait,
+            Health::Unhealthy => Verdict::Restart,
+        },
+        Status::Exited | Status::Dead => Verdict::Start,
+        Status::Created if s.has_run => Verdict::Start,
+        Status::Restarting => Verdict::LeaveToEngine,
+        Status::Created | Status::Paused | Status::Removing | Status::Other(_) => Verdict::Report,
+    }
+}
+
+/// Whether a listed container may need action, so that only those are inspected: the list call
+/// is one per pass for all targets, an inspect is one per container.
+pub fn needs_inspection(l: &Listed) -> bool {
+    !(l.status == Status::Running && matches!(l.health, Health::None | Health::Healthy))
+}
+
+/// A short human description of what was seen, e.g. `exited (code 137, OOM-killed)`.
+pub fn describe(s: &Snapshot) -> String {
+    let mut out = s.status.to_string();
+    let mut details = Vec::new();
+    match s.status {
+        Status::Exited | Status::Dead => {
+            if let Some(code) = s.exit_code {
+                details.push(format!("code {code}"));
+            }
+            if s.oom_killed {
+                details.push("OOM-killed".to_string());
+            }
+        }
+        Status::Created if !s.has_run => details.push("never started".to_string()),
+        Status::Running if s.health != Health::None => {
+            let health = match s.health {
+                Health::Starting => "health: starting",
+                Health::Healthy => "healthy",
+                _ => "unhealthy",
+            };
+            details.push(health.to_string());
+        }
+        _ => {}
+    }
+    if let Some(err) = &s.error {
+        details.push(format!("engine error: {err}"));
+    }
+    if !details.is_empty() {
+        out.push_str(&format!(" ({})", details.join(", ")));
+    }
+    if let (Health::Unhealthy, Some(output)) = (s.health, &s.health_output) {
+        out.push_str(&format!("; last check said: {output}"));
+    }
+    out
+}
+
+/// A docker container summary's `Status` text ("Up 3 minutes (unhealthy)") carries the health on
+/// engines whose list reply has no health field (API < 1.52).
+pub fn health_from_status_text(text: &str) -> Health {
+    if text.contains("(unhealthy)") {
+        Health::Unhealthy
+    } else if text.contains("(health: starting)") {
+        Health::Starting
+    } else if text.contains("(healthy)") {
+        Health::Healthy
+    } else {
+        Health::None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn snap(status: Status, health: Health) -> Snapshot {
+        Snapshot {
+            container: ContainerRef {
+                id: "id".into(),
+                name: "nodo_1".into(),
+                service: None,
+            },
+            status,
+            health,
+            exit_code: None,
+            oom_killed: false,
+            has_run: true,
+            error: None,
+            health_output: None,
+        }
+    }
+
+    #[test]
+    fn classifies_every_state() {
+        use Health as H;
+        use Status as S;
+        let cases = [
+            (S::Running, H::None, true, Verdict::Fine),
+            (S::Running, H::Healthy, true, Verdict::Fine),
+            (S::Running, H::Starting, true, Verdict::Wait),
+            (S::Running, H::Unhealthy, true, Verdict::Restart),
+            (S::Exited, H::None, true, Verdict::Start),
+            (S::Exited, H::Unhealthy, true, Verdict::Start),
+            (S::Dead, H::None, true, Verdict::Start),
+            (S::Created, H::None, true, Verdict::Start),
+            (S::Created, H::None, false, Verdict::Report),
+            (S::Restarting, H::None, true, Verdict::LeaveToEngine),
+            (S::Paused, H::Unhealthy, true, Verdict::Report),
+            (S::Removing, H::None, true, Verdict::Report),
+            (S::Other("stopping".into()), H::None, true, Verdict::Report),
+        ];
+        for (status, health, has_run, want) in cases {
+            let mut s = snap(status.clone(), health);
+            s.has_run = has_run;
+            assert_eq!(
+                classify(&s),
+                want,
+                "{status:?} {health:?} has_run={has_run}"
+            );
+        }
+    }
+
+    #[test]
+    fn only_running_and_well_containers_skip_inspection() {
+        let cases = [
+            (Status::Running, Health::None, false),
+            (Status::Running, Health::Healthy, false),
+            (Status::Running, Health::Starting, true),
+            (Status::Running, Health::Unhealthy, true),
+            (Status::Exited, Health::None, true),
+            (Status::Created, Health::None, true),
+            (Status::Restarting, Health::None, true),
+            (Status::Paused, Health::None, true),
+        ];
+        for (status, health, want) in cases {
+            let l = Listed {
+                container: snap(Status::Running, Health::None).container,
+                status: status.clone(),
+                health,
+            };
+            assert_eq!(needs_inspection(&l), want, "{status:?} {health:?}");
+        }
+    }
+
+    #[test]
+    fn describes_what_was_seen() {
+        let mut killed = snap(Status::Exited, Health::None);
+        killed.exit_code = Some(137);
+        killed.oom_killed = true;
+        assert_eq!(describe(&killed), "exited (code 137, OOM-killed)");
+
+        let mut sick = snap(Status::Running, Health::Unhealthy);
+        sick.health_output = Some("db unreachable".into());
+        assert_eq!(
+            describe(&sick),
+            "running (unhealthy); last check said: db unreachable"
+        );
+
+        let mut fresh = snap(Status::Created, Health::None);
+        fresh.has_run = false;
+        assert_eq!(describe(&fresh), "created (never started)");
+
+        assert_eq!(describe(&snap(Status::Paused, Health::None)), "paused");
+    }
+
+    #[test]
+    fn reads_health_from_status_text() {
+        let cases = [
+            ("Up 3 minutes (unhealthy)", Health::Unhealthy),
+            ("Up 2 seconds (health: starting)", Health::Starting),
+            ("Up 1 hour (healthy)", Health::Healthy),
+            ("Up 1 hour", Health::None),
+            ("Exited (137) 3 seconds ago", Health::None),
+        ];
+        for (text, want) in cases {
+            assert_eq!(health_from_status_text(text), want, "{text}");
+        }
+    }
+}

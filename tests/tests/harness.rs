@@ -1,0 +1,345 @@
+//! Test harness: real containers on the real engine, the real binary, generous deadlines.
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// Long enough for a slow CI machine; the tests poll, so a fast run is not slowed by it.
+pub const DEADLINE: Duration = Duration::from_secs(60);
+/// The image every test node runs; built once per test run.
+const FIXTURE_IMAGE: &str = "healthther-fixture:test";
+
+/// Runs `docker` with `args`, returning its output whatever the exit status.
+pub fn docker(args: &[&str]) -> Output {
+    Command::new("docker")
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run docker {args:?}: {e}"))
+}
+
+/// Runs `docker` with `args` and returns its trimmed stdout; panics, with stderr, on failure.
+pub fn docker_ok(args: &[&str]) -> String {
+    let out = docker(args);
+    assert!(
+        out.status.success(),
+        "docker {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Builds the fixture binary, statically linked, and the `FROM scratch` image around it.
+pub fn fixture_image() -> &'static str {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let target_dir = root.join("target").join("fixture");
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .args(["build", "--release", "-p", "fixture"])
+            .args(["--target", "x86_64-unknown-linux-gnu"])
+            .arg("--target-dir")
+            .arg(&target_dir)
+            .env("RUSTFLAGS", "-C target-feature=+crt-static")
+            .current_dir(root)
+            .status()
+            .expect("cannot run cargo to build the fixture");
+        assert!(status.success(), "building the fixture failed");
+        let context = tempfile::tempdir().expect("temp dir");
+        let binary = target_dir.join("x86_64-unknown-linux-gnu/release/fixture");
+        std::fs::copy(&binary, context.path().join("fixture")).expect("copy fixture binary");
+        std::fs::copy(
+            root.join("fixture/Dockerfile"),
+            context.path().join("Dockerfile"),
+        )
+        .expect("copy fixture Dockerfile");
+        let ctx = context.path().to_string_lossy().to_string();
+        docker_ok(&["build", "-q", "-t", FIXTURE_IMAGE, &ctx]);
+    });
+    FIXTURE_IMAGE
+}
+
+/// A container name no other test (or earlier run) uses, ending in `label`.
+pub fn unique(label: &str) -> String {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    format!("htt{}x{n}-{label}", std::process::id())
+}
+
+/// A fixture container, removed when dropped (also when the test fails).
+pub struct Node {
+    pub name: String,
+}
+
+impl Node {
+    /// Starts a fixture container called `name`, with extra `docker run` options.
+    pub fn start(name: &str, options: &[&str]) -> Node {
+        let image = fixture_image();
+        let node = Node {
+            name: name.to_string(),
+        };
+        let mut args = vec!["run", "-d", "--name", name];
+        args.extend_from_slice(options);
+        args.push(image);
+        docker_ok(&args);
+        node
+    }
+
+    pub fn inspect(&self, format: &str) -> String {
+        docker_ok(&["inspect", "-f", format, &self.name])
+    }
+
+    pub fn status(&self) -> String {
+        self.inspect("{{.State.Status}}")
+    }
+
+    pub fn started_at(&self) -> String {
+        self.inspect("{{.State.StartedAt}}")
+    }
+
+    pub fn health(&self) -> String {
+        self.inspect("{{if .State.Health}}{{.State.Health.Status}}{{end}}")
+    }
+
+    pub fn kill(&self) {
+        docker_ok(&["kill", &self.name]);
+    }
+
+    /// Waits until the container runs again after having been started at `before`.
+    pub fn wait_restarted_since(&self, before: &str) {
+        wait_until(&format!("{} to run again", self.name), || {
+            self.status() == "running" && self.started_at() != before
+        });
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = docker(&["rm", "-f", &self.name]);
+    }
+}
+
+/// Polls `cond` until it holds, panicking after [`DEADLINE`].
+pub fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(start.elapsed() < DEADLINE, "timed out waiting for {what}");
+        thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The healthther binary, running in its own working directory, its output captured.
+pub struct Daemon {
+    child: Child,
+    output: Arc<Mutex<String>>,
+    /// How many of stdout and stderr have reached their end: 2 once the process is gone.
+    closed: Arc<AtomicUsize>,
+    pub dir: tempfile::TempDir,
+}
+
+/// The engine the tests use, passed on to the daemon.
+pub fn docker_host() -> String {
+    std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into())
+}
+
+/// A command for the binary in a fresh working directory holding `dotenv` as its `.env`, with
+/// none of our variables inherited from the test's environment.
+pub fn command(dotenv: &str) -> (Command, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(dir.path().join(".env"), dotenv).expect("write .env");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_healthther"));
+    cmd.current_dir(dir.path())
+        .env_remove("HEALTH_TARGETS")
+        .env_remove("MODE")
+        .env_remove("HEALTH_POLL_INTERVAL")
+        .env_remove("HEALTH_STOP_TIMEOUT")
+        .env_remove("HEALTH_LOG_DIR")
+        .env_remove("RUST_LOG")
+        .env("DOCKER_HOST", docker_host())
+        .stdin(Stdio::null());
+    (cmd, dir)
+}
+
+impl Daemon {
+    /// Starts the daemon with `dotenv` as its `.env`.
+    pub fn start(dotenv: &str) -> Daemon {
+        let (cmd, dir) = command(dotenv);
+        Daemon::spawn(cmd, dir)
+    }
+
+    /// Starts the daemon and waits until its first pass is done and it watches events.
+    pub fn watching(dotenv: &str) -> Daemon {
+        let d = Daemon::start(dotenv);
+        d.wait_log("watching");
+        d
+    }
+
+    pub fn spawn(mut cmd: Command, dir: tempfile::TempDir) -> Daemon {
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start healthther");
+        let output = Arc::new(Mutex::new(String::new()));
+        let closed = Arc::new(AtomicUsize::new(0));
+        for stream in [
+            child
+                .stdout
+                .take()
+                .map(|s| Box::new(s) as Box<dyn Read + Send>),
+            child
+                .stderr
+                .take()
+                .map(|s| Box::new(s) as Box<dyn Read + Send>),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            let output = Arc::clone(&output);
+            let closed = Arc::clone(&closed);
+            thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    let mut out = output.lock().unwrap_or_else(|p| p.into_inner());
+                    out.push_str(&line);
+                    out.push('\n');
+                }
+                closed.fetch_add(1, Ordering::SeqCst);
+            });
+        }
+        Daemon {
+            child,
+            output,
+            closed,
+            dir,
+        }
+    }
+
+    pub fn output(&self) -> String {
+        self.output
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Waits until the console output contains `needle`.
+    pub fn wait_log(&self, needle: &str) {
+        let start = Instant::now();
+        while !self.output().contains(needle) {
+            assert!(
+                self.closed.load(Ordering::SeqCst) < 2 || self.output().contains(needle),
+                "healthther exited before saying {needle:?}:\n{}",
+                self.output()
+            );
+            assert!(
+                start.elapsed() < DEADLINE,
+                "timed out waiting for {needle:?} in healthther's output:\n{}",
+                self.output()
+            );
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn log_dir(&self) -> PathBuf {
+        self.dir.path().join("logs")
+    }
+
+    /// Every record of the audit files, each line parsed as one JSON object.
+    pub fn audit(&self) -> Vec<Value> {
+        let mut records = Vec::new();
+        for file in healthther::audit::audit_files(&self.log_dir()) {
+            let text = std::fs::read_to_string(&file).expect("read audit file");
+            for line in text.lines() {
+                let v: Value = serde_json::from_str(line)
+                    .unwrap_or_else(|e| panic!("audit line is not JSON ({e}): {line}"));
+                assert!(v.is_object(), "audit line is not an object: {line}");
+                records.push(v);
+            }
+        }
+        records
+    }
+
+    /// Waits until the audit files hold `n` records, and returns them.
+    pub fn wait_audit(&self, n: usize) -> Vec<Value> {
+        wait_until(&format!("{n} audit records"), || self.audit().len() >= n);
+        self.audit()
+    }
+
+    /// The human-readable log files' contents.
+    pub fn human_log(&self) -> String {
+        let mut text = String::new();
+        for entry in std::fs::read_dir(self.log_dir())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let name = entry.file_name().to_string_lossy().to_string();
+            if name.starts_with("healthther.") {
+                text.push_str(&std::fs::read_to_string(entry.path()).unwrap_or_default());
+            }
+        }
+        text
+    }
+
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{signal}"), &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{signal} failed");
+    }
+
+    /// Waits for the process to exit, panicking after `limit`.
+    pub fn wait_exit(&mut self, limit: Duration) -> ExitStatus {
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait for healthther") {
+                return status;
+            }
+            assert!(
+                start.elapsed() < limit,
+                "healthther did not exit within {limit:?}; output:\n{}",
+                self.output()
+            );
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        self.child.try_wait().expect("poll healthther").is_none()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `.env` text for an auto-mode daemon watching `targets`, with a short poll so the tests that
+/// wait for "nothing happened" need not wait long.
+pub fn auto_env(targets: &[&str]) -> String {
+    format!(
+        "HEALTH_TARGETS={}\nMODE=auto\nHEALTH_POLL_INTERVAL=500ms\nHEALTH_STOP_TIMEOUT=2s\n",
+        targets.join(",")
+    )
+}
+
+impl Daemon {
+    /// Waits until `n` more reconciliation passes have run (needs `RUST_LOG=debug`), so that a
+    /// test asserting that nothing happened has given the daemon every chance to act.
+    pub fn wait_passes(&self, n: usize) {
+        let count = |s: &str| s.matches("reconcile pass").count();
+        let base = count(&self.output());
+        wait_until(&format!("{n} reconcile passes"), || {
+            count(&self.output()) >= base + n
+        });
+    }
+}

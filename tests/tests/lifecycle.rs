@@ -1,0 +1,74 @@
+//! Start-up, targets that come later, manual mode, signals, an absent engine.
+
+use std::time::Duration;
+
+use crate::harness::*;
+
+#[test]
+fn target_created_after_start_up_is_picked_up() {
+    let name = unique("late");
+    let daemon = Daemon::watching(&auto_env(&[&name]));
+    daemon.wait_log("target not found");
+
+    let node = Node::start(&name, &[]);
+    daemon.wait_log("target found");
+    let before = node.started_at();
+    node.kill();
+    node.wait_restarted_since(&before);
+    assert_eq!(
+        daemon.output().matches("target not found").count(),
+        1,
+        "a missing target is reported once:\n{}",
+        daemon.output()
+    );
+}
+
+#[test]
+fn manual_mode_does_not_act() {
+    let node = Node::start(&unique("manual"), &[]);
+    let env = format!(
+        "HEALTH_TARGETS={}\nMODE=manual\nHEALTH_POLL_INTERVAL=500ms\nRUST_LOG=debug\n",
+        node.name
+    );
+    let daemon = Daemon::watching(&env);
+    node.kill();
+    daemon.wait_log("needs an operator");
+    daemon.wait_passes(4);
+    assert_eq!(node.status(), "exited");
+    assert!(daemon.audit().is_empty(), "no action taken");
+    assert_eq!(
+        daemon.output().matches("needs an operator").count(),
+        1,
+        "said once, not once per pass:\n{}",
+        daemon.output()
+    );
+}
+
+#[test]
+fn sigterm_stops_cleanly_with_exit_code_zero() {
+    let node = Node::start(&unique("term"), &[]);
+    let mut daemon = Daemon::watching(&auto_env(&[&node.name]));
+    daemon.signal("TERM");
+    let status = daemon.wait_exit(Duration::from_secs(10));
+    assert_eq!(status.code(), Some(0), "{}", daemon.output());
+    assert!(daemon.output().contains("stopped"));
+}
+
+#[test]
+fn unreachable_engine_is_retried_not_fatal() {
+    let (mut cmd, dir) = command("HEALTH_TARGETS=nodo_1\nMODE=auto\n");
+    cmd.env("DOCKER_HOST", "unix:///nonexistent/docker.sock");
+    let mut daemon = Daemon::spawn(cmd, dir);
+    daemon.wait_log("cannot reach the Docker engine at unix:///nonexistent/docker.sock");
+    // Several retries happen in this time (the back-off starts at a quarter second).
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(daemon.is_running(), "exited:\n{}", daemon.output());
+    assert_eq!(
+        daemon.output().matches("cannot reach").count(),
+        1,
+        "the outage is reported once:\n{}",
+        daemon.output()
+    );
+    daemon.signal("INT");
+    assert_eq!(daemon.wait_exit(Duration::from_secs(10)).code(), Some(0));
+}

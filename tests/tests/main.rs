@@ -1,0 +1,9 @@
+//! Integration tests: the real binary against the real Docker engine. One test binary, a module
+//! per area.
+
+mod harness;
+
+mod cli;
+mod lifecycle;
+mod revive;
+mod scope;
