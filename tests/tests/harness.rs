@@ -1,9 +1,10 @@
 //! Test harness: real containers on the real engine, the real binary, generous deadlines.
 
 use std::io::{BufRead, BufReader, Read};
+use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -342,4 +343,109 @@ impl Daemon {
             count(&self.output()) >= base + n
         });
     }
+}
+
+/// A unix-socket proxy in front of the real engine's socket that a test can cut and restore,
+/// to play the engine going away (daemon restart, socket unmounted) without touching the engine.
+pub struct Proxy {
+    pub path: PathBuf,
+    up: Arc<AtomicBool>,
+    stop: Arc<AtomicBool>,
+    conns: Arc<Mutex<Vec<UnixStream>>>,
+}
+
+impl Proxy {
+    /// A proxy listening at `path`, forwarding to the engine's unix socket.
+    pub fn start(path: PathBuf) -> Proxy {
+        let upstream = docker_host()
+            .strip_prefix("unix://")
+            .expect("the proxy needs a unix DOCKER_HOST")
+            .to_string();
+        let up = Arc::new(AtomicBool::new(true));
+        let stop = Arc::new(AtomicBool::new(false));
+        let conns = Arc::new(Mutex::new(Vec::new()));
+        let proxy = Proxy {
+            path: path.clone(),
+            up: Arc::clone(&up),
+            stop: Arc::clone(&stop),
+            conns: Arc::clone(&conns),
+        };
+        let bind = |p: &Path| {
+            let _ = std::fs::remove_file(p);
+            let l = UnixListener::bind(p).expect("bind proxy socket");
+            l.set_nonblocking(true).expect("nonblocking listener");
+            l
+        };
+        let mut listener = Some(bind(&path));
+        thread::spawn(move || {
+            while !stop.load(Ordering::SeqCst) {
+                let want_up = up.load(Ordering::SeqCst);
+                if want_up && listener.is_none() {
+                    listener = Some(bind(&path));
+                } else if !want_up && listener.is_some() {
+                    listener = None;
+                    let _ = std::fs::remove_file(&path);
+                }
+                let accepted = listener.as_ref().map(UnixListener::accept);
+                match accepted {
+                    Some(Ok((client, _))) => {
+                        let _ = client.set_nonblocking(false);
+                        let Ok(server) = UnixStream::connect(&upstream) else {
+                            continue;
+                        };
+                        let mut tracked = conns.lock().unwrap_or_else(|p| p.into_inner());
+                        for s in [&client, &server] {
+                            if let Ok(c) = s.try_clone() {
+                                tracked.push(c);
+                            }
+                        }
+                        drop(tracked);
+                        pipe(&client, &server);
+                        pipe(&server, &client);
+                    }
+                    _ => thread::sleep(Duration::from_millis(10)),
+                }
+            }
+            let _ = std::fs::remove_file(&path);
+        });
+        proxy
+    }
+
+    pub fn url(&self) -> String {
+        format!("unix://{}", self.path.display())
+    }
+
+    /// Cuts every connection and stops answering: the socket disappears.
+    pub fn cut(&self) {
+        self.up.store(false, Ordering::SeqCst);
+        let mut conns = self.conns.lock().unwrap_or_else(|p| p.into_inner());
+        for c in conns.drain(..) {
+            let _ = c.shutdown(std::net::Shutdown::Both);
+        }
+        drop(conns);
+        wait_until("the proxy socket to go", || !self.path.exists());
+    }
+
+    pub fn restore(&self) {
+        self.up.store(true, Ordering::SeqCst);
+        wait_until("the proxy socket to return", || self.path.exists());
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        self.cut();
+    }
+}
+
+/// Copies `from` to `to` on a thread until either side closes.
+fn pipe(from: &UnixStream, to: &UnixStream) {
+    let (Ok(mut from), Ok(mut to)) = (from.try_clone(), to.try_clone()) else {
+        return;
+    };
+    thread::spawn(move || {
+        let _ = std::io::copy(&mut from, &mut to);
+        let _ = to.shutdown(std::net::Shutdown::Write);
+    });
 }
