@@ -449,3 +449,36 @@ fn pipe(from: &UnixStream, to: &UnixStream) {
         let _ = to.shutdown(std::net::Shutdown::Write);
     });
 }
+
+/// A TCP listener on loopback forwarding to the engine's unix socket, as a docker-socket-proxy
+/// would; returns its `tcp://` address. It lives as long as the test process.
+pub fn tcp_proxy() -> String {
+    let upstream = docker_host()
+        .strip_prefix("unix://")
+        .expect("the proxy needs a unix DOCKER_HOST")
+        .to_string();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+    let addr = listener.local_addr().expect("local address");
+    thread::spawn(move || {
+        for client in listener.incoming().map_while(Result::ok) {
+            let Ok(server) = UnixStream::connect(&upstream) else {
+                continue;
+            };
+            let (Ok(mut c_in), Ok(mut c_out)) = (client.try_clone(), client.try_clone()) else {
+                continue;
+            };
+            let (Ok(mut s_in), Ok(mut s_out)) = (server.try_clone(), server.try_clone()) else {
+                continue;
+            };
+            thread::spawn(move || {
+                let _ = std::io::copy(&mut c_in, &mut s_out);
+                let _ = s_out.shutdown(std::net::Shutdown::Write);
+            });
+            thread::spawn(move || {
+                let _ = std::io::copy(&mut s_in, &mut c_out);
+                let _ = c_out.shutdown(std::net::Shutdown::Write);
+            });
+        }
+    });
+    format!("tcp://{addr}")
+}

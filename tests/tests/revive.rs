@@ -71,3 +71,16 @@ fn unhealthy_target_is_restarted() {
         "last check output: {r}"
     );
 }
+
+#[test]
+fn engine_reached_over_tcp_as_behind_a_socket_proxy() {
+    let node = Node::start(&unique("tcp"), &[]);
+    let (mut cmd, dir) = command(&auto_env(&[&node.name]));
+    cmd.env("DOCKER_HOST", tcp_proxy());
+    let daemon = Daemon::spawn(cmd, dir);
+    daemon.wait_log("watching");
+    let before = node.started_at();
+    node.kill();
+    node.wait_restarted_since(&before);
+    assert_eq!(daemon.wait_audit(1)[0]["result"], "running");
+}
