@@ -4,17 +4,73 @@
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::SystemTime;
 
 use serde::Serialize;
 use thiserror::Error;
 use tracing_appender::rolling::{RollingFileAppender, Rotation};
+use tracing_subscriber::filter::filter_fn;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::{EnvFilter, Layer};
 
 use crate::policy::{Snapshot, Verdict};
+use crate::prompt::Answer;
+
+/// The tracing target of events that go to the log file but not the console.
+pub const FILE_ONLY: &str = "healthther::file_only";
+
+/// Whether the console's cursor stands after a prompt, waiting for an answer, so that the next
+/// log line must start on a line of its own.
+static AFTER_PROMPT: AtomicBool = AtomicBool::new(false);
+
+/// Shows a prompt on the console (stdout, so `docker logs` keeps it) and leaves the cursor after
+/// it.
+pub fn print_prompt(text: &str) {
+    let mut out = std::io::stdout().lock();
+    let newline = if AFTER_PROMPT.swap(true, Ordering::SeqCst) {
+        "\n"
+    } else {
+        ""
+    };
+    let _ = write!(out, "{newline}{text}");
+    let _ = out.flush();
+}
+
+/// Prints a line for the operator on the console.
+pub fn print_line(text: &str) {
+    let mut out = std::io::stdout().lock();
+    let newline = if AFTER_PROMPT.swap(false, Ordering::SeqCst) {
+        "\n"
+    } else {
+        ""
+    };
+    let _ = writeln!(out, "{newline}{text}");
+}
+
+/// The operator pressed Enter: the terminal's echo moved the cursor to a new line.
+pub fn answered_on_terminal() {
+    AFTER_PROMPT.store(false, Ordering::SeqCst);
+}
+
+/// stdout, starting a new line first when a prompt is waiting on the current one.
+struct Console;
+
+impl Write for Console {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let mut out = std::io::stdout().lock();
+        if AFTER_PROMPT.swap(false, Ordering::SeqCst) {
+            out.write_all(b"\n")?;
+        }
+        out.write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stdout().flush()
+    }
+}
 
 /// Human-readable logs are kept this many days; the audit file is kept forever (it is small).
 const KEEP_LOG_DAYS: usize = 31;
@@ -34,10 +90,14 @@ pub struct Audit {
 #[derive(Debug, Serialize)]
 pub struct ActionRecord<'a> {
     pub time: String,
+    /// Always `action`, telling these apart from prompt records.
+    pub event: &'static str,
     pub target: &'a str,
     pub container: &'a str,
     pub container_id: &'a str,
     pub mode: &'a str,
+    /// Who decided: `auto`, or the operator's answer and where it came from.
+    pub by: &'a str,
     /// What was seen, for people: `exited (code 137)`.
     pub seen: String,
     /// What was seen, for machines: status, health, exit code, OOM kill.
@@ -48,6 +108,25 @@ pub struct ActionRecord<'a> {
     /// The engine's error text, when the action failed.
     pub error: Option<String>,
     pub took_ms: u64,
+}
+
+/// A manual-mode prompt, answer or dropped prompt, as written to the audit file.
+#[derive(Debug, Serialize)]
+pub struct PromptRecord<'a> {
+    pub time: String,
+    /// `prompt`, `answer` or `prompt_dropped`.
+    pub event: &'static str,
+    pub target: &'a str,
+    pub container: &'a str,
+    pub container_id: &'a str,
+    pub seen: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub answer: Option<Answer>,
+    /// Where the answer came from: the terminal or the control socket (with uid and pid).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub by: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<&'a str>,
 }
 
 pub fn now_rfc3339() -> String {
@@ -70,10 +149,12 @@ pub fn init(dir: &Path, filter: &str) -> Result<Audit, AuditError> {
 
     // Checked already in config; a filter that still fails falls back to info.
     let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info"));
+    // Records of prompts go to the file only: the console shows the prompt itself.
     let console = tracing_subscriber::fmt::layer()
         .with_target(false)
         .with_ansi(std::io::stdout().is_terminal())
-        .with_writer(std::io::stdout);
+        .with_writer(|| Console)
+        .with_filter(filter_fn(|meta| meta.target() != FILE_ONLY));
     let file = tracing_subscriber::fmt::layer()
         .with_target(false)
         .with_ansi(false)
@@ -116,7 +197,7 @@ fn appender(
 impl Audit {
     /// Appends one record as one line, in a single write so a line is whole or absent. A
     /// failure to write is reported on the console; the action itself is not undone.
-    pub fn record(&self, record: &ActionRecord<'_>) {
+    pub fn record(&self, record: &impl Serialize) {
         let mut line = match serde_json::to_vec(record) {
             Ok(line) => line,
             Err(e) => {

@@ -8,9 +8,10 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use thiserror::Error;
 
+use crate::control::Request;
 use crate::targets::{TargetError, Targets};
 
 const DEFAULT_ENV_FILE: &str = ".env";
@@ -25,9 +26,12 @@ const DEFAULT_ENV_FILE: &str = ".env";
                   else a line in .env (real environment variables win over the file)."
 )]
 pub struct Args {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
     /// Read settings from this file instead of ./.env (a missing ./.env is fine; a missing
     /// --env-file is an error)
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", global = true)]
     pub env_file: Option<PathBuf>,
 
     /// Containers to watch: comma-separated container names. A name no container has matches
@@ -82,9 +86,43 @@ pub struct Args {
     )]
     pub log_dir: PathBuf,
 
+    /// The unix socket on which the daemon takes `pending` and `answer` requests (never TCP)
+    #[arg(
+        long,
+        env = "HEALTH_CONTROL_SOCKET",
+        value_name = "PATH",
+        default_value = "healthther.sock",
+        global = true
+    )]
+    pub control_socket: PathBuf,
+
     /// Log level or tracing filter, e.g. info, debug, healthther=trace
     #[arg(long, env = "RUST_LOG", value_name = "FILTER", default_value = "info")]
     pub log_level: String,
+}
+
+/// Without a command, healthther runs the daemon.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// List the prompts that wait for an operator's answer (manual mode), by asking the running
+    /// daemon over its control socket
+    Pending,
+    /// Answer the open prompt of TARGET, by telling the running daemon over its control socket
+    Answer {
+        /// The target (or container) the prompt is about
+        target: String,
+        /// yes, no, always or never (or y, n, a, v)
+        answer: String,
+    },
+}
+
+/// What this run of the binary is to do.
+#[derive(Debug)]
+pub enum Invocation {
+    /// Run the daemon.
+    Daemon(Config),
+    /// Ask the running daemon something over its control socket.
+    Client { socket: PathBuf, request: Request },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -128,6 +166,7 @@ pub struct Config {
     pub poll_interval: Duration,
     pub stop_timeout: Duration,
     pub log_dir: PathBuf,
+    pub control_socket: PathBuf,
     pub log_filter: String,
 }
 
@@ -163,7 +202,7 @@ pub enum ConfigError {
 impl Config {
     /// Loads `.env` (or `--env-file`) into the environment, then parses flags with the
     /// environment as fallback, then validates.
-    pub fn load<I, T>(argv: I) -> Result<Config, ConfigError>
+    pub fn load<I, T>(argv: I) -> Result<Invocation, ConfigError>
     where
         I: IntoIterator<Item = T>,
         T: Into<OsString> + Clone,
@@ -173,7 +212,16 @@ impl Config {
         // environment it reads is completed by the file before the second pass.
         let first = Args::try_parse_from(&argv)?;
         load_env_file(first.env_file.as_deref())?;
-        Config::from_args(Args::try_parse_from(&argv)?)
+        let mut args = Args::try_parse_from(&argv)?;
+        let request = match args.command.take() {
+            None => return Ok(Invocation::Daemon(Config::from_args(args)?)),
+            Some(Command::Pending) => Request::Pending,
+            Some(Command::Answer { target, answer }) => Request::Answer { target, answer },
+        };
+        Ok(Invocation::Client {
+            socket: args.control_socket,
+            request,
+        })
     }
 
     pub fn from_args(args: Args) -> Result<Config, ConfigError> {
@@ -211,6 +259,7 @@ impl Config {
             poll_interval,
             stop_timeout,
             log_dir: args.log_dir,
+            control_socket: args.control_socket,
             log_filter: args.log_level,
         })
     }

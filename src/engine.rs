@@ -358,6 +358,13 @@ fn snapshot(c: &ContainerRef, r: ContainerInspectResponse) -> Snapshot {
         exit_code: state.exit_code,
         oom_killed: state.oom_killed.unwrap_or(false),
         has_run,
+        started_at: state.started_at.filter(|_| has_run),
+        // The engine writes a zero time (year 1) for a container that never stopped; it does
+        // not parse, which is what we want.
+        finished_at: state
+            .finished_at
+            .as_deref()
+            .and_then(|t| humantime::parse_rfc3339_weak(t).ok()),
         error: state.error.filter(|e| !e.is_empty()),
         health_output: if health == Health::Unhealthy {
             health_output

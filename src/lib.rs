@@ -1,11 +1,14 @@
 //! healthther: watches named Docker containers and revives them when they die or turn unhealthy.
 //!
 //! Data flows `config` → `audit` (logging) → `watch`, which reads the engine through `engine`,
-//! decides with `policy` and matches names with `targets`.
+//! decides with `policy`, matches names with `targets`, and in manual mode asks the operator
+//! (`prompt` decides, `control` carries the terminal and the control socket).
 
 pub mod audit;
 pub mod config;
+pub mod control;
 pub mod engine;
 pub mod policy;
+pub mod prompt;
 pub mod targets;
 pub mod watch;

@@ -1,19 +1,24 @@
+use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use healthther::config::{Config, ConfigError};
-use healthther::{audit, watch};
+use healthther::audit;
+use healthther::config::{Config, ConfigError, Invocation, Mode};
+use healthther::control::{self, ControlSocket};
+use healthther::watch::{self, Operator};
 use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 /// Exit codes: 0 after a clean stop, 2 for bad configuration (as clap does for bad flags),
-/// 1 for anything else that stops us at start.
+/// 1 for anything else that stops us, or a request the daemon refused.
 const EXIT_CONFIG: u8 = 2;
 const EXIT_FAILURE: u8 = 1;
 
 fn main() -> ExitCode {
     let config = match Config::load(std::env::args_os()) {
-        Ok(config) => config,
+        Ok(Invocation::Daemon(config)) => config,
+        Ok(Invocation::Client { socket, request }) => return client(&socket, &request),
         // clap prints help, version and flag errors itself, with its own exit code.
         Err(ConfigError::Cli(e)) => e.exit(),
         Err(e) => return fail(EXIT_CONFIG, &e),
@@ -32,14 +37,39 @@ fn main() -> ExitCode {
     };
     runtime.block_on(async {
         let cancel = CancellationToken::new();
-        let signals = match Signals::install() {
-            Ok(s) => s,
+        match Signals::install() {
+            Ok(signals) => tokio::spawn(signals.cancel_on_signal(cancel.clone())),
             Err(e) => return fail(EXIT_FAILURE, &e),
         };
-        tokio::spawn(signals.cancel_on_signal(cancel.clone()));
-        watch::run(Arc::new(config), Arc::new(audit), cancel).await;
+        // The operator's words: typed at the terminal (manual mode) or sent to the socket.
+        let (inputs_tx, inputs) = mpsc::channel(64);
+        let terminal = config.mode == Mode::Manual && std::io::stdin().is_terminal();
+        if terminal {
+            control::read_terminal(inputs_tx.clone());
+        }
+        match ControlSocket::bind(&config.control_socket) {
+            Ok(socket) => drop(tokio::spawn(socket.serve(inputs_tx, cancel.clone()))),
+            Err(e) => tracing::warn!("{e}"),
+        }
+        let operator = Operator { inputs, terminal };
+        watch::run(Arc::new(config), Arc::new(audit), operator, cancel).await;
         ExitCode::SUCCESS
     })
+}
+
+/// `healthther pending` and `healthther answer`: one request to the running daemon.
+fn client(socket: &std::path::Path, request: &control::Request) -> ExitCode {
+    match control::request(socket, request) {
+        Ok(reply) if reply.ok => {
+            println!("{}", reply.text);
+            ExitCode::SUCCESS
+        }
+        Ok(reply) => {
+            eprintln!("healthther: {}", reply.text);
+            ExitCode::from(EXIT_FAILURE)
+        }
+        Err(e) => fail(EXIT_FAILURE, &e),
+    }
 }
 
 fn fail(code: u8, e: &dyn std::error::Error) -> ExitCode {

@@ -65,6 +65,12 @@ pub struct Snapshot {
     pub oom_killed: bool,
     /// Whether the container was ever started (a `created` one that never ran is not ours).
     pub has_run: bool,
+    /// When its current or last run started, as the engine wrote it; identifies the run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<String>,
+    /// When its last run ended, for a container that is not running.
+    #[serde(skip)]
+    pub finished_at: Option<std::time::SystemTime>,
     /// The engine's own error for the last start, e.g. a missing entrypoint.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -199,6 +205,8 @@ mod tests {
             exit_code: None,
             oom_killed: false,
             has_run: true,
+            started_at: None,
+            finished_at: None,
             error: None,
             health_output: None,
         }

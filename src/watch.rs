@@ -1,20 +1,24 @@
 //! The watch loop: connect, subscribe to events, list, and hand each target that may need help
-//! to a check task; reconnect with a capped back-off when the engine goes away.
+//! to a check task; in manual mode, ask the operator first. Reconnects with a capped back-off
+//! when the engine goes away.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use futures_util::StreamExt;
+use tokio::sync::mpsc;
 use tokio::task::{JoinError, JoinSet};
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
-use crate::audit::{now_rfc3339, ActionRecord, Audit};
+use crate::audit::{self, now_rfc3339, ActionRecord, Audit, PromptRecord, FILE_ONLY};
 use crate::config::{Config, Mode};
+use crate::control::{Input, Reply, Request};
 use crate::engine::{Engine, EngineError, Event, EventKind};
 use crate::policy::{classify, describe, needs_inspection, Health, Snapshot, Status, Verdict};
+use crate::prompt::{self, Answer, AnswerError, OnFailure, Pending, Prompts};
 use crate::targets::{ContainerRef, TargetName};
 
 /// Reconnect delays after the engine is lost: doubling from the first to the cap.
@@ -28,23 +32,40 @@ const REPLAY: Duration = Duration::from_secs(2);
 /// Requests wait this much longer than the stop timeout, since a restart waits for it.
 const REQUEST_SLACK: Duration = Duration::from_secs(30);
 
+/// Where the operator's words come from.
+pub struct Operator {
+    pub inputs: mpsc::Receiver<Input>,
+    /// Whether a terminal is there to answer prompts on.
+    pub terminal: bool,
+}
+
 /// Watches the targets until `cancel` fires, then lets in-flight actions finish.
-pub async fn run(config: Arc<Config>, audit: Arc<Audit>, cancel: CancellationToken) {
-    let mut watch = Watch::new(config, audit);
+pub async fn run(
+    config: Arc<Config>,
+    audit: Arc<Audit>,
+    operator: Operator,
+    cancel: CancellationToken,
+) {
+    let mut watch = Watch::new(config, audit, operator);
     watch.run(&cancel).await;
 }
+
+/// Who allowed an action: `auto` mode, or the operator (with their answer and where it came
+/// from). A check without one only looks.
+type Approval = Option<String>;
 
 /// What a check task found and did.
 struct Checked {
     container: ContainerRef,
     target: TargetName,
+    approval: Approval,
     outcome: Outcome,
 }
 
 enum Outcome {
     /// The container no longer exists.
     Gone,
-    /// Looked at it; nothing to do, or not ours to do in this mode.
+    /// Looked at it; nothing to do, or not allowed to act.
     Seen(Snapshot, Verdict),
     /// Acted on it (already logged and recorded).
     Acted,
@@ -55,29 +76,46 @@ enum Outcome {
 struct Watch {
     config: Arc<Config>,
     audit: Arc<Audit>,
+    operator: Operator,
+    /// The engine of the current session; `None` while it is unreachable.
+    engine: Option<Engine>,
     /// Every container of the engine by id: from the last list, kept current by events.
     known: HashMap<String, ContainerRef>,
     /// Targets reported missing, so that is said once.
     missing: HashSet<TargetName>,
     /// The last verdict that was reported for a container without action, so it is said once.
     reported: HashMap<String, Verdict>,
-    /// Containers with a check under way; `true` when a failure was seen again meanwhile, so it
-    /// is checked once more when the current check ends.
-    in_flight: HashMap<String, bool>,
+    /// Containers with a check under way, with the check to run again after it when a failure
+    /// was seen (or an answer given) meanwhile.
+    in_flight: HashMap<String, Option<Approval>>,
     tasks: JoinSet<Checked>,
+    prompts: Prompts,
+    /// The container whose prompt is on the console now.
+    shown: Option<String>,
+    /// The container an operator's approval is being carried out on: the next prompt waits
+    /// for its outcome, so the terminal reads answer, outcome, next question.
+    awaiting_outcome: Option<String>,
+    /// Whether the operator was told how to answer without a terminal.
+    told_how_to_answer: bool,
     announced: bool,
 }
 
 impl Watch {
-    fn new(config: Arc<Config>, audit: Arc<Audit>) -> Watch {
+    fn new(config: Arc<Config>, audit: Arc<Audit>, operator: Operator) -> Watch {
         Watch {
             config,
             audit,
+            operator,
+            engine: None,
             known: HashMap::new(),
             missing: HashSet::new(),
             reported: HashMap::new(),
             in_flight: HashMap::new(),
             tasks: JoinSet::new(),
+            prompts: Prompts::default(),
+            shown: None,
+            awaiting_outcome: None,
+            told_how_to_answer: false,
             announced: false,
         }
     }
@@ -101,7 +139,10 @@ impl Watch {
                     } else {
                         info!(docker_host = %host, api = %engine.api_version(), "connected to the Docker engine");
                     }
-                    match self.session(&engine, cancel).await {
+                    self.engine = Some(engine.clone());
+                    let ended = self.session(&engine, cancel).await;
+                    self.engine = None;
+                    match ended {
                         Ok(()) => break,
                         Err(e) => {
                             warn!(error = %e, "lost the Docker engine; reconnecting");
@@ -123,9 +164,17 @@ impl Watch {
             if started.elapsed() > SESSION_STABLE {
                 delay = RECONNECT_FIRST;
             }
-            tokio::select! {
-                _ = cancel.cancelled() => break,
-                _ = tokio::time::sleep(delay) => {}
+            let wait = tokio::time::sleep(delay);
+            tokio::pin!(wait);
+            loop {
+                tokio::select! {
+                    _ = cancel.cancelled() => break,
+                    _ = &mut wait => break,
+                    Some(input) = self.operator.inputs.recv() => self.on_input(input),
+                }
+            }
+            if cancel.is_cancelled() {
+                break;
             }
             delay = (delay * 2).min(RECONNECT_CAP);
         }
@@ -136,7 +185,7 @@ impl Watch {
             );
         }
         while let Some(done) = self.tasks.join_next().await {
-            self.finished(done, None);
+            self.finished(done);
         }
         info!("stopped");
     }
@@ -154,14 +203,7 @@ impl Watch {
         tokio::pin!(events);
         self.reconcile(engine, cancel).await?;
         if !self.announced {
-            self.announced = true;
-            let names: Vec<&str> = self.config.targets.iter().map(TargetName::as_str).collect();
-            info!(
-                targets = %names.join(","),
-                mode = %self.config.mode,
-                poll_interval = ?self.config.poll_interval,
-                "watching"
-            );
+            self.announce();
         }
         let period = self.config.poll_interval;
         let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
@@ -169,14 +211,29 @@ impl Watch {
         loop {
             tokio::select! {
                 _ = cancel.cancelled() => return Ok(()),
-                Some(done) = self.tasks.join_next() => self.finished(done, Some(engine)),
+                Some(done) = self.tasks.join_next() => self.finished(done),
                 item = events.next() => match item {
-                    Some(Ok(event)) => self.on_event(event, engine),
+                    Some(Ok(event)) => self.on_event(event),
                     Some(Err(e)) => return Err(e),
                     None => return Err(EngineError::StreamEnded),
                 },
+                Some(input) = self.operator.inputs.recv() => self.on_input(input),
                 _ = tick.tick() => self.reconcile(engine, cancel).await?,
             }
+        }
+    }
+
+    fn announce(&mut self) {
+        self.announced = true;
+        let names: Vec<&str> = self.config.targets.iter().map(TargetName::as_str).collect();
+        info!(
+            targets = %names.join(","),
+            mode = %self.config.mode,
+            poll_interval = ?self.config.poll_interval,
+            "watching"
+        );
+        if self.config.mode == Mode::Manual && !self.operator.terminal {
+            self.tell_how_to_answer("stdin is not a terminal");
         }
     }
 
@@ -190,11 +247,11 @@ impl Watch {
             _ = cancel.cancelled() => return Ok(()),
             r = engine.list() => r?,
         };
+        debug!(containers = listed.len(), "reconcile pass");
         self.known = listed
             .iter()
             .map(|l| (l.container.id.clone(), l.container.clone()))
             .collect();
-        debug!(containers = listed.len(), "reconcile pass");
         self.reported.retain(|id, _| self.known.contains_key(id));
         let all: Vec<ContainerRef> = listed.iter().map(|l| l.container.clone()).collect();
         let config = Arc::clone(&self.config);
@@ -211,9 +268,9 @@ impl Watch {
                     continue;
                 };
                 if needs_inspection(l) {
-                    self.check(c.clone(), target.clone(), engine);
-                } else if self.reported.remove(&c.id).is_some() {
-                    info!(target = %target, container = %c.name, "running again");
+                    self.check(c.clone(), target.clone(), None);
+                } else {
+                    self.well_again(target, c);
                 }
             }
         }
@@ -230,7 +287,7 @@ impl Watch {
         }
     }
 
-    fn on_event(&mut self, event: Event, engine: &Engine) {
+    fn on_event(&mut self, event: Event) {
         let Event { kind, container } = event;
         if kind == EventKind::Destroy {
             self.known.remove(&container.id);
@@ -249,7 +306,7 @@ impl Watch {
         debug!(target = %target, container = %container.name, event = ?kind, "event");
         match kind {
             EventKind::Die | EventKind::Health(Health::Unhealthy) => {
-                self.check(container, target, engine)
+                self.check(container, target, None)
             }
             EventKind::Oom => {
                 warn!(target = %target, container = %container.name, "out of memory")
@@ -259,6 +316,7 @@ impl Watch {
             }
             EventKind::Destroy => {
                 warn!(target = %target, container = %container.name, "target container removed");
+                self.drop_prompt(&container.id, "the container was removed");
                 let all: Vec<ContainerRef> = self.known.values().cloned().collect();
                 let left = all
                     .iter()
@@ -267,32 +325,42 @@ impl Watch {
                     self.report_missing(&target);
                 }
             }
-            EventKind::Health(Health::Healthy) | EventKind::Start
-                if self.reported.remove(&container.id).is_some() =>
-            {
-                info!(target = %target, container = %container.name, "running again");
+            EventKind::Health(Health::Healthy) | EventKind::Start => {
+                self.well_again(&target, &container)
             }
             _ => {}
         }
     }
 
-    /// Starts a check of `container` unless one is under way; then it is checked again after.
-    fn check(&mut self, container: ContainerRef, target: TargetName, engine: &Engine) {
-        if let Some(again) = self.in_flight.get_mut(&container.id) {
-            *again = true;
+    /// Starts a check of `container` unless one is under way; then it is checked again after
+    /// (keeping an operator's approval).
+    fn check(&mut self, container: ContainerRef, target: TargetName, approval: Approval) {
+        let approval = approval.or_else(|| self.auto_approval());
+        if let Some(next) = self.in_flight.get_mut(&container.id) {
+            if next.as_ref().is_none_or(|a| a.is_none()) {
+                *next = Some(approval);
+            }
             return;
         }
-        self.in_flight.insert(container.id.clone(), false);
+        let Some(engine) = self.engine.clone() else {
+            // The engine is away; the pass after it returns checks every target.
+            return;
+        };
+        self.in_flight.insert(container.id.clone(), None);
         let task = CheckTask {
-            engine: engine.clone(),
+            engine,
             audit: Arc::clone(&self.audit),
             mode: self.config.mode,
             stop_timeout: self.config.stop_timeout,
         };
-        self.tasks.spawn(task.run(container, target));
+        self.tasks.spawn(task.run(container, target, approval));
     }
 
-    fn finished(&mut self, done: Result<Checked, JoinError>, engine: Option<&Engine>) {
+    fn auto_approval(&self) -> Approval {
+        (self.config.mode == Mode::Auto).then(|| "auto".to_string())
+    }
+
+    fn finished(&mut self, done: Result<Checked, JoinError>) {
         let checked = match done {
             Ok(c) => c,
             Err(e) => {
@@ -304,12 +372,14 @@ impl Watch {
         let Checked {
             container,
             target,
+            approval,
             outcome,
         } = checked;
-        let again = self.in_flight.remove(&container.id).unwrap_or(false);
+        let next = self.in_flight.remove(&container.id).flatten();
         match outcome {
             Outcome::Gone => {
-                debug!(target = %target, container = %container.name, "container is gone")
+                debug!(target = %target, container = %container.name, "container is gone");
+                self.drop_prompt(&container.id, "the container was removed");
             }
             Outcome::Acted => {
                 self.reported.remove(&container.id);
@@ -317,25 +387,301 @@ impl Watch {
             Outcome::Failed(e) => {
                 warn!(target = %target, container = %container.name, error = %e, "check failed")
             }
-            Outcome::Seen(snapshot, verdict) => self.report(&target, &snapshot, verdict),
+            Outcome::Seen(s, verdict) if verdict.acts() => self.failed(&target, &s, verdict),
+            Outcome::Seen(s, verdict) => {
+                if approval.is_some() && self.config.mode == Mode::Manual {
+                    info!(target = %target, container = %container.name, seen = %describe(&s),
+                        "nothing to revive any more");
+                }
+                self.report(&target, &s, verdict);
+            }
         }
-        if let (true, Some(engine)) = (again, engine) {
-            self.check(container, target, engine);
+        match next {
+            Some(approval) => self.check(container, target, approval),
+            None if self.awaiting_outcome.as_deref() == Some(container.id.as_str()) => {
+                self.awaiting_outcome = None;
+                self.show_front();
+            }
+            None => {}
         }
+    }
+
+    /// A target needs action that nobody allowed yet: manual mode asks the operator.
+    fn failed(&mut self, target: &TargetName, s: &Snapshot, verdict: Verdict) {
+        let pending = Pending {
+            target: target.clone(),
+            container: s.container.clone(),
+            seen: describe(s),
+            verdict,
+            since: match s.status {
+                Status::Running => SystemTime::now(),
+                _ => s.finished_at.unwrap_or_else(SystemTime::now),
+            },
+            run: s.started_at.clone().unwrap_or_default(),
+        };
+        match self.prompts.on_failure(pending.clone()) {
+            OnFailure::Act => {
+                let approval = Some("operator: always".to_string());
+                self.check(s.container.clone(), target.clone(), approval);
+            }
+            OnFailure::Ignore => {
+                if self.reported.insert(s.container.id.clone(), verdict) != Some(verdict) {
+                    info!(target = %target, container = %s.container.name, seen = %pending.seen,
+                        "not asking: the operator said never for this target");
+                }
+            }
+            OnFailure::Declined | OnFailure::AlreadyQueued => {}
+            OnFailure::Queued { front } => {
+                let text = prompt::render(&pending, SystemTime::now());
+                self.record_prompt("prompt", &pending, None, None, Some(&text));
+                info!(target: FILE_ONLY, target = %target, container = %s.container.name,
+                    seen = %pending.seen, "asking the operator: {text}");
+                if front {
+                    self.show_front();
+                } else {
+                    let waiting = self.prompts.open().count();
+                    info!(target = %target, seen = %pending.seen, waiting,
+                        "queued a prompt behind the open one");
+                }
+            }
+        }
+    }
+
+    /// A target's container is running well: whatever was said about it is over.
+    fn well_again(&mut self, target: &TargetName, c: &ContainerRef) {
+        if self.reported.remove(&c.id).is_some() {
+            info!(target = %target, container = %c.name, "running again");
+        }
+        self.drop_prompt(&c.id, "it runs again without us");
+    }
+
+    fn drop_prompt(&mut self, container_id: &str, why: &str) {
+        let Some(p) = self.prompts.resolved(container_id) else {
+            return;
+        };
+        info!(target = %p.target, container = %p.container.name, "dropping the prompt: {why}");
+        self.record_prompt("prompt_dropped", &p, None, None, Some(why));
+        self.show_front();
+    }
+
+    /// Shows the oldest open prompt, unless it is already on the console or an approved action
+    /// is still under way.
+    fn show_front(&mut self) {
+        if self.awaiting_outcome.is_some() {
+            return;
+        }
+        let front = self.prompts.front().map(|p| p.container.id.clone());
+        if front != self.shown {
+            self.shown = front;
+            self.print_front();
+        }
+    }
+
+    fn print_front(&self) {
+        let Some(p) = self.prompts.front() else {
+            return;
+        };
+        let text = prompt::render(p, SystemTime::now());
+        if self.operator.terminal {
+            audit::print_prompt(&text);
+        } else {
+            // Without a terminal the prompt is read in logs, which keep whole lines.
+            audit::print_line(&text);
+        }
+    }
+
+    fn tell_how_to_answer(&mut self, why: &str) {
+        if std::mem::replace(&mut self.told_how_to_answer, true) {
+            return;
+        }
+        warn!(
+            "{why}, so prompts cannot be answered here. Attach a terminal (`docker attach \
+             healthther`, with tty: true and stdin_open: true), or answer with `healthther \
+             answer TARGET yes|no|always|never` (list them with `healthther pending`; in the \
+             sidecar: `docker exec healthther healthther pending`). Prompts stay queued."
+        );
+    }
+
+    fn on_input(&mut self, input: Input) {
+        match input {
+            Input::Line(line) => self.on_terminal_line(&line),
+            Input::TerminalClosed => {
+                if self.config.mode == Mode::Manual {
+                    self.tell_how_to_answer("the terminal closed");
+                }
+            }
+            Input::Request {
+                request,
+                peer,
+                reply,
+            } => {
+                let answer = self.on_request(request, &peer);
+                // The client may have gone; nothing to do about that.
+                let _ = reply.send(answer);
+            }
+        }
+    }
+
+    fn on_terminal_line(&mut self, line: &str) {
+        audit::answered_on_terminal();
+        if self.config.mode != Mode::Manual {
+            return;
+        }
+        let Some(front) = self.prompts.front() else {
+            if !line.trim().is_empty() {
+                audit::print_line("Nothing to answer: no prompt is open.");
+            }
+            return;
+        };
+        if line.trim().is_empty() {
+            self.print_front();
+            return;
+        }
+        match prompt::parse_answer(line) {
+            None => {
+                audit::print_line(&prompt::hint(front.target.as_str()));
+                self.print_front();
+            }
+            Some(answer) => {
+                if let Err(e) = self.apply_answer(None, answer, "terminal") {
+                    audit::print_line(&e);
+                    self.print_front();
+                }
+            }
+        }
+    }
+
+    fn on_request(&mut self, request: Request, peer: &str) -> Reply {
+        match request {
+            Request::Pending => {
+                let now = SystemTime::now();
+                let lines: Vec<String> = self
+                    .prompts
+                    .open()
+                    .map(|p| {
+                        let age = prompt::ago(now.duration_since(p.since).unwrap_or_default());
+                        format!("{}\t{}\t{} ago", p.who(), p.seen, age)
+                    })
+                    .collect();
+                if lines.is_empty() {
+                    Reply::ok(match self.config.mode {
+                        Mode::Manual => "no open prompts",
+                        Mode::Auto => "no open prompts (MODE=auto revives without asking)",
+                    })
+                } else {
+                    Reply::ok(lines.join("\n"))
+                }
+            }
+            Request::Answer { target, answer } => {
+                if self.config.mode != Mode::Manual {
+                    return Reply::error("nothing to answer: MODE=auto revives without asking");
+                }
+                let Some(answer) = prompt::parse_answer(&answer) else {
+                    return Reply::error(format!(
+                        "{answer:?} is not an answer; use yes, no, always or never"
+                    ));
+                };
+                match self.apply_answer(Some(&target), answer, peer) {
+                    Ok(text) => Reply::ok(text),
+                    Err(e) => Reply::error(e),
+                }
+            }
+        }
+    }
+
+    /// Applies an operator's answer to the open prompt of `target` (the front one when `None`),
+    /// and says what will happen.
+    fn apply_answer(
+        &mut self,
+        target: Option<&str>,
+        answer: Answer,
+        by: &str,
+    ) -> Result<String, String> {
+        let acts = matches!(answer, Answer::Yes | Answer::Always);
+        if acts && self.engine.is_none() {
+            return Err(
+                "the Docker engine is unreachable right now; the prompt stays open, answer again \
+                 when it is back"
+                    .into(),
+            );
+        }
+        let answered = self.prompts.answer(target, answer).map_err(|e| match e {
+            AnswerError::NothingOpen => "no prompt is open".to_string(),
+            AnswerError::NoPromptFor(t) => {
+                let open: Vec<String> = self.prompts.open().map(Pending::who).collect();
+                if open.is_empty() {
+                    format!("no open prompt for {t}: no prompt is open")
+                } else {
+                    format!("no open prompt for {t}; open: {}", open.join(", "))
+                }
+            }
+        })?;
+        let p = &answered.prompt;
+        let word = serde_json::to_value(answer)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
+        self.record_prompt("answer", p, Some(answer), Some(by), None);
+        for other in &answered.also {
+            self.record_prompt("answer", other, Some(answer), Some(by), Some("same target"));
+        }
+        let what = match answer {
+            Answer::Yes => format!("reviving {}", p.who()),
+            Answer::Always => format!(
+                "reviving {} now and from now on without asking (until healthther restarts)",
+                p.who()
+            ),
+            Answer::No => format!(
+                "leaving {} as it is; asking again if it fails again",
+                p.who()
+            ),
+            Answer::Never => format!(
+                "leaving {} and never asking about {} again (until healthther restarts)",
+                p.who(),
+                p.target
+            ),
+        };
+        info!(target = %p.target, container = %p.container.name, answer = %word, by = %by,
+            "operator answered: {what}");
+        if acts {
+            let approval = Some(format!("operator: {word} ({by})"));
+            for q in std::iter::once(p).chain(&answered.also) {
+                self.check(q.container.clone(), q.target.clone(), approval.clone());
+            }
+            self.awaiting_outcome = Some(p.container.id.clone());
+        }
+        self.shown = None;
+        self.show_front();
+        Ok(what)
+    }
+
+    fn record_prompt(
+        &self,
+        event: &'static str,
+        p: &Pending,
+        answer: Option<Answer>,
+        by: Option<&str>,
+        note: Option<&str>,
+    ) {
+        self.audit.record(&PromptRecord {
+            time: now_rfc3339(),
+            event,
+            target: p.target.as_str(),
+            container: &p.container.name,
+            container_id: &p.container.id,
+            seen: &p.seen,
+            answer,
+            by,
+            note,
+        });
     }
 
     /// Says once what was seen about a target that is not being acted on.
     fn report(&mut self, target: &TargetName, s: &Snapshot, verdict: Verdict) {
         let id = &s.container.id;
-        if verdict == Verdict::Fine {
-            if self.reported.remove(id).is_some() {
-                info!(target = %target, container = %s.container.name, "running again");
-            }
-            return;
-        }
-        if verdict == Verdict::Wait {
+        if matches!(verdict, Verdict::Fine | Verdict::Wait) {
             // A health check in its start period is the normal course after any start.
-            debug!(target = %target, container = %s.container.name, "health check starting; waiting");
+            self.well_again(target, &s.container);
             return;
         }
         if self.reported.get(id) == Some(&verdict) {
@@ -345,19 +691,10 @@ impl Watch {
         let seen = describe(s);
         let container = &s.container.name;
         match verdict {
-            _ if verdict.acts() => warn!(
-                target = %target, container = %container, seen = %seen, decision = %verdict,
-                "needs an operator: MODE=manual does not act on its own (set MODE=auto to revive automatically)"
-            ),
-            Verdict::Wait => {
-                info!(target = %target, container = %container, seen = %seen, "health check starting; waiting")
-            }
-            Verdict::LeaveToEngine => {
-                info!(target = %target, container = %container, seen = %seen, "the engine's restart policy is at work; leaving it")
-            }
-            _ => {
-                warn!(target = %target, container = %container, seen = %seen, "not acting on this state")
-            }
+            Verdict::LeaveToEngine => info!(target = %target, container = %container, seen = %seen,
+                "the engine's restart policy is at work; leaving it"),
+            _ => warn!(target = %target, container = %container, seen = %seen,
+                "not acting on this state"),
         }
     }
 }
@@ -371,32 +708,35 @@ struct CheckTask {
 }
 
 impl CheckTask {
-    /// Inspects the container, decides, and in auto mode acts, checks the outcome and records it.
-    async fn run(self, container: ContainerRef, target: TargetName) -> Checked {
+    /// Inspects the container, decides, and when allowed acts, checks the outcome and records
+    /// it. Inspecting first means an approval given a while ago never acts on stale state.
+    async fn run(self, container: ContainerRef, target: TargetName, approval: Approval) -> Checked {
         let outcome = match self.engine.inspect(&container).await {
             Ok(None) => Outcome::Gone,
             Err(e) => Outcome::Failed(e),
             Ok(Some(snapshot)) => {
                 let verdict = classify(&snapshot);
-                if verdict.acts() && self.mode == Mode::Auto {
-                    self.act(&target, &snapshot, verdict).await;
-                    Outcome::Acted
-                } else {
-                    Outcome::Seen(snapshot, verdict)
+                match &approval {
+                    Some(by) if verdict.acts() => {
+                        self.act(&target, &snapshot, verdict, by).await;
+                        Outcome::Acted
+                    }
+                    _ => Outcome::Seen(snapshot, verdict),
                 }
             }
         };
         Checked {
             container,
             target,
+            approval,
             outcome,
         }
     }
 
-    async fn act(&self, target: &TargetName, s: &Snapshot, verdict: Verdict) {
+    async fn act(&self, target: &TargetName, s: &Snapshot, verdict: Verdict, by: &str) {
         let c = &s.container;
         let seen = describe(s);
-        info!(target = %target, container = %c.name, seen = %seen, decision = %verdict, "reviving");
+        info!(target = %target, container = %c.name, seen = %seen, decision = %verdict, by = %by, "reviving");
         let began = Instant::now();
         let done = match verdict {
             Verdict::Restart => self.engine.restart(c, self.stop_timeout).await,
@@ -424,10 +764,15 @@ impl CheckTask {
         }
         self.audit.record(&ActionRecord {
             time: now_rfc3339(),
+            event: "action",
             target: target.as_str(),
             container: &c.name,
             container_id: &c.id,
-            mode: "auto",
+            mode: match self.mode {
+                Mode::Auto => "auto",
+                Mode::Manual => "manual",
+            },
+            by,
             seen,
             state: s,
             decision: verdict,

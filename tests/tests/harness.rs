@@ -253,17 +253,7 @@ impl Daemon {
 
     /// Every record of the audit files, each line parsed as one JSON object.
     pub fn audit(&self) -> Vec<Value> {
-        let mut records = Vec::new();
-        for file in healthther::audit::audit_files(&self.log_dir()) {
-            let text = std::fs::read_to_string(&file).expect("read audit file");
-            for line in text.lines() {
-                let v: Value = serde_json::from_str(line)
-                    .unwrap_or_else(|e| panic!("audit line is not JSON ({e}): {line}"));
-                assert!(v.is_object(), "audit line is not an object: {line}");
-                records.push(v);
-            }
-        }
-        records
+        read_audit(self.dir.path())
     }
 
     /// Waits until the audit files hold `n` records, and returns them.
@@ -481,4 +471,86 @@ pub fn tcp_proxy() -> String {
         }
     });
     format!("tcp://{addr}")
+}
+
+/// Every record of the audit files of a daemon run in `workdir`, each line parsed as one JSON
+/// object.
+pub fn read_audit(workdir: &Path) -> Vec<Value> {
+    let mut records = Vec::new();
+    for file in healthther::audit::audit_files(&workdir.join("logs")) {
+        let text = std::fs::read_to_string(&file).expect("read audit file");
+        for line in text.lines() {
+            let v: Value = serde_json::from_str(line)
+                .unwrap_or_else(|e| panic!("audit line is not JSON ({e}): {line}"));
+            assert!(v.is_object(), "audit line is not an object: {line}");
+            records.push(v);
+        }
+    }
+    records
+}
+
+/// The audit records of one kind (`action`, `prompt`, `answer`, `prompt_dropped`).
+pub fn events<'a>(audit: &'a [Value], event: &str) -> Vec<&'a Value> {
+    audit.iter().filter(|r| r["event"] == event).collect()
+}
+
+/// `.env` text for a manual-mode daemon watching `targets`.
+pub fn manual_env(targets: &[&str]) -> String {
+    format!(
+        "HEALTH_TARGETS={}\nMODE=manual\nHEALTH_POLL_INTERVAL=500ms\nHEALTH_STOP_TIMEOUT=2s\n",
+        targets.join(",")
+    )
+}
+
+/// Runs `healthther ARGS` as a client of the daemon working in `workdir`; returns the exit
+/// code, stdout and stderr.
+pub fn client(workdir: &Path, args: &[&str]) -> (Option<i32>, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_healthther"))
+        .args(args)
+        .current_dir(workdir)
+        .env_remove("HEALTH_CONTROL_SOCKET")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run healthther client");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
+/// The daemon in a real pseudo-terminal, as an operator attached to it sees it.
+pub struct Terminal {
+    pub session: rexpect::session::PtySession,
+    pub dir: tempfile::TempDir,
+}
+
+impl Terminal {
+    pub fn start(dotenv: &str) -> Terminal {
+        let (mut cmd, dir) = command(dotenv);
+        // The pty is stdin, stdout and stderr; nothing of ours may override it.
+        cmd.stdin(Stdio::inherit())
+            .stdout(Stdio::inherit())
+            .stderr(Stdio::inherit());
+        let timeout_ms = u64::try_from(DEADLINE.as_millis()).unwrap_or(u64::MAX);
+        let session = rexpect::session::spawn_command(cmd, Some(timeout_ms))
+            .expect("start healthther in a pty");
+        Terminal { session, dir }
+    }
+
+    /// Reads the terminal until `needle` appears; returns what came before it.
+    pub fn expect(&mut self, needle: &str) -> String {
+        self.session
+            .exp_string(needle)
+            .unwrap_or_else(|e| panic!("waiting for {needle:?} on the terminal: {e}"))
+    }
+
+    /// Types `line` and Enter.
+    pub fn type_line(&mut self, line: &str) {
+        self.session.send_line(line).expect("type on the terminal");
+    }
+
+    pub fn audit(&self) -> Vec<Value> {
+        read_audit(self.dir.path())
+    }
 }

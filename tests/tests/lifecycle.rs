@@ -24,22 +24,22 @@ fn target_created_after_start_up_is_picked_up() {
 }
 
 #[test]
-fn manual_mode_does_not_act() {
+fn manual_mode_does_not_act_on_its_own() {
     let node = Node::start(&unique("manual"), &[]);
-    let env = format!(
-        "HEALTH_TARGETS={}\nMODE=manual\nHEALTH_POLL_INTERVAL=500ms\nRUST_LOG=debug\n",
-        node.name
-    );
+    let env = format!("{}RUST_LOG=debug\n", manual_env(&[&node.name]));
     let daemon = Daemon::watching(&env);
     node.kill();
-    daemon.wait_log("needs an operator");
+    daemon.wait_log("Revive it?");
     daemon.wait_passes(4);
     assert_eq!(node.status(), "exited");
-    assert!(daemon.audit().is_empty(), "no action taken");
+    assert!(
+        events(&daemon.audit(), "action").is_empty(),
+        "no action taken"
+    );
     assert_eq!(
-        daemon.output().matches("needs an operator").count(),
+        daemon.output().matches("Revive it?").count(),
         1,
-        "said once, not once per pass:\n{}",
+        "asked once, not once per pass:\n{}",
         daemon.output()
     );
 }

@@ -5,5 +5,6 @@ mod harness;
 
 mod cli;
 mod lifecycle;
+mod manual;
 mod revive;
 mod scope;

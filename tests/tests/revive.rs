@@ -17,6 +17,8 @@ fn killed_target_is_started_again_and_each_action_is_audited() {
 
     let audit = daemon.audit();
     for r in &audit {
+        assert_eq!(r["event"], "action");
+        assert_eq!(r["by"], "auto");
         assert_eq!(r["target"], node.name.as_str());
         assert_eq!(r["container"], node.name.as_str());
         assert_eq!(r["decision"], "start");

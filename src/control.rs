@@ -1,0 +1,314 @@
+//! How an operator reaches the daemon: lines typed at its terminal (`docker attach`), and a unix
+//! socket (never TCP) for `healthther pending` and `healthther answer`, e.g. through
+//! `docker exec` when no terminal can be attached.
+
+use std::io::{BufRead, Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use thiserror::Error;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+/// How long a client may take to send its request, and the daemon to reply.
+const IO_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Something the operator said.
+#[derive(Debug)]
+pub enum Input {
+    /// A line typed at the terminal.
+    Line(String),
+    /// The terminal closed: nobody can answer there any more.
+    TerminalClosed,
+    /// A request on the control socket, from `peer`, to be answered on `reply`.
+    Request {
+        request: Request,
+        peer: String,
+        reply: oneshot::Sender<Reply>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Request {
+    /// List the open prompts.
+    Pending,
+    /// Answer the open prompt of `target`; `answer` as typed, so the daemon can say what is
+    /// wrong with it.
+    Answer { target: String, answer: String },
+}
+
+impl Request {
+    pub fn to_line(&self) -> String {
+        match self {
+            Request::Pending => "pending\n".into(),
+            Request::Answer { target, answer } => format!("answer {target} {answer}\n"),
+        }
+    }
+
+    pub fn parse(line: &str) -> Result<Request, String> {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        match words.as_slice() {
+            ["pending"] => Ok(Request::Pending),
+            ["answer", target, answer] => Ok(Request::Answer {
+                target: (*target).to_string(),
+                answer: (*answer).to_string(),
+            }),
+            _ => Err(format!(
+                "unknown request {:?}; expected `pending` or `answer TARGET ANSWER`",
+                line.trim()
+            )),
+        }
+    }
+}
+
+/// The daemon's reply: `ok` or not, and text for the operator.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    pub ok: bool,
+    pub text: String,
+}
+
+impl Reply {
+    pub fn ok(text: impl Into<String>) -> Reply {
+        Reply {
+            ok: true,
+            text: text.into(),
+        }
+    }
+
+    pub fn error(text: impl Into<String>) -> Reply {
+        Reply {
+            ok: false,
+            text: text.into(),
+        }
+    }
+
+    fn to_wire(&self) -> String {
+        format!("{}\n{}", if self.ok { "ok" } else { "error" }, self.text)
+    }
+
+    fn from_wire(wire: &str) -> Option<Reply> {
+        let (status, text) = wire.split_once('\n').unwrap_or((wire, ""));
+        match status {
+            "ok" => Some(Reply::ok(text)),
+            "error" => Some(Reply::error(text)),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Error)]
+pub enum ControlError {
+    #[error("cannot create the control socket {path}: {source}; set HEALTH_CONTROL_SOCKET (--control-socket) to a writable place")]
+    Bind {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("another healthther already answers on {path}; stop it or set HEALTH_CONTROL_SOCKET (--control-socket)")]
+    InUse { path: String },
+    #[error("cannot reach healthther at {path}: {source}; is it running with this working directory? (its socket is HEALTH_CONTROL_SOCKET, --control-socket)")]
+    Connect {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("talking to healthther at {path}: {reason}")]
+    Talk { path: String, reason: String },
+}
+
+/// Reads the terminal on a thread of its own: a blocking read cannot be cancelled, and must not
+/// hold up shutdown (tokio's own stdin would), so the thread is left behind at exit.
+pub fn read_terminal(tx: mpsc::Sender<Input>) {
+    let spawned = std::thread::Builder::new()
+        .name("terminal".into())
+        .spawn(move || {
+            let stdin = std::io::stdin();
+            let mut lines = stdin.lock().lines();
+            while let Some(Ok(line)) = lines.next() {
+                if tx.blocking_send(Input::Line(line)).is_err() {
+                    return;
+                }
+            }
+            let _ = tx.blocking_send(Input::TerminalClosed);
+        });
+    if spawned.is_err() {
+        tracing::error!("cannot start the terminal reader; answer with `healthther answer`");
+    }
+}
+
+/// The listening control socket; its file is removed when dropped.
+pub struct ControlSocket {
+    path: PathBuf,
+    listener: UnixListener,
+}
+
+impl ControlSocket {
+    /// Binds `path`, replacing a stale socket file that nobody answers on.
+    pub fn bind(path: &Path) -> Result<ControlSocket, ControlError> {
+        let shown = path.display().to_string();
+        let listener = match UnixListener::bind(path) {
+            Ok(l) => l,
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+                if std::os::unix::net::UnixStream::connect(path).is_ok() {
+                    return Err(ControlError::InUse { path: shown });
+                }
+                // Left by a healthther that was killed; nobody listens there.
+                let _ = std::fs::remove_file(path);
+                UnixListener::bind(path).map_err(|source| ControlError::Bind {
+                    path: shown.clone(),
+                    source,
+                })?
+            }
+            Err(source) => {
+                return Err(ControlError::Bind {
+                    path: shown,
+                    source,
+                })
+            }
+        };
+        // Whoever can write to the socket can have targets restarted: owner only.
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
+        Ok(ControlSocket {
+            path: path.to_path_buf(),
+            listener,
+        })
+    }
+
+    /// Accepts requests until cancelled, handing each to the watch loop through `tx`.
+    pub async fn serve(self, tx: mpsc::Sender<Input>, cancel: CancellationToken) {
+        loop {
+            let stream = tokio::select! {
+                _ = cancel.cancelled() => return,
+                accepted = self.listener.accept() => match accepted {
+                    Ok((stream, _)) => stream,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "control socket: accept failed");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                },
+            };
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let _ = tokio::time::timeout(IO_TIMEOUT, handle(stream, tx)).await;
+            });
+        }
+    }
+}
+
+impl Drop for ControlSocket {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+async fn handle(stream: UnixStream, tx: mpsc::Sender<Input>) {
+    let peer = match stream.peer_cred() {
+        Ok(c) => match c.pid() {
+            Some(pid) => format!("control socket (uid {}, pid {pid})", c.uid()),
+            None => format!("control socket (uid {})", c.uid()),
+        },
+        Err(_) => "control socket".to_string(),
+    };
+    let (read, mut write) = stream.into_split();
+    let mut line = String::new();
+    // One request line, bounded so a stray client cannot grow us.
+    let mut reader = BufReader::new(read).take(4096);
+    if reader.read_line(&mut line).await.is_err() {
+        return;
+    }
+    let reply = match Request::parse(&line) {
+        Err(e) => Reply::error(e),
+        Ok(request) => {
+            let (reply_tx, reply_rx) = oneshot::channel();
+            let input = Input::Request {
+                request,
+                peer,
+                reply: reply_tx,
+            };
+            if tx.send(input).await.is_err() {
+                Reply::error("healthther is stopping")
+            } else {
+                reply_rx
+                    .await
+                    .unwrap_or_else(|_| Reply::error("healthther is stopping"))
+            }
+        }
+    };
+    let _ = write.write_all(reply.to_wire().as_bytes()).await;
+    let _ = write.shutdown().await;
+}
+
+/// Sends one request to the daemon listening on `path` and waits for its reply (the client side
+/// of `healthther pending` and `healthther answer`).
+pub fn request(path: &Path, request: &Request) -> Result<Reply, ControlError> {
+    let shown = path.display().to_string();
+    let talk = |e: std::io::Error| ControlError::Talk {
+        path: shown.clone(),
+        reason: e.to_string(),
+    };
+    let mut stream =
+        std::os::unix::net::UnixStream::connect(path).map_err(|source| ControlError::Connect {
+            path: shown.clone(),
+            source,
+        })?;
+    stream.set_read_timeout(Some(IO_TIMEOUT)).map_err(talk)?;
+    stream.set_write_timeout(Some(IO_TIMEOUT)).map_err(talk)?;
+    stream
+        .write_all(request.to_line().as_bytes())
+        .map_err(talk)?;
+    let mut wire = String::new();
+    stream.read_to_string(&mut wire).map_err(talk)?;
+    Reply::from_wire(&wire).ok_or_else(|| ControlError::Talk {
+        path: shown.clone(),
+        reason: format!("unexpected reply {wire:?}"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_round_trip() {
+        let cases = [
+            Request::Pending,
+            Request::Answer {
+                target: "nodo_1".into(),
+                answer: "yes".into(),
+            },
+        ];
+        for r in cases {
+            assert_eq!(Request::parse(&r.to_line()), Ok(r));
+        }
+    }
+
+    #[test]
+    fn bad_requests_say_what_is_expected() {
+        for line in [
+            "",
+            "answer nodo_1",
+            "answer a b c",
+            "delete nodo_1",
+            "PENDING",
+        ] {
+            let e = Request::parse(line).unwrap_err();
+            assert!(
+                e.contains("pending") && e.contains("answer TARGET ANSWER"),
+                "{e}"
+            );
+        }
+    }
+
+    #[test]
+    fn replies_round_trip() {
+        for r in [Reply::ok("a\nb"), Reply::error("no"), Reply::ok("")] {
+            assert_eq!(Reply::from_wire(&r.to_wire()), Some(r));
+        }
+        assert_eq!(Reply::from_wire("garbage"), None);
+    }
+}
