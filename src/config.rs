@@ -107,6 +107,9 @@ pub enum Command {
     /// List the prompts that wait for an operator's answer (manual mode), by asking the running
     /// daemon over its control socket
     Pending,
+    /// Exit 0 if the running daemon's watch loop is alive and has seen the engine recently, else
+    /// 1 with the reason (the container's HEALTHCHECK)
+    Probe,
     /// Answer the open prompt of TARGET, by telling the running daemon over its control socket
     Answer {
         /// The target (or container) the prompt is about
@@ -216,6 +219,7 @@ impl Config {
         let request = match args.command.take() {
             None => return Ok(Invocation::Daemon(Config::from_args(args)?)),
             Some(Command::Pending) => Request::Pending,
+            Some(Command::Probe) => Request::Probe,
             Some(Command::Answer { target, answer }) => Request::Answer { target, answer },
         };
         Ok(Invocation::Client {

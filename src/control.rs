@@ -34,6 +34,8 @@ pub enum Input {
 pub enum Request {
     /// List the open prompts.
     Pending,
+    /// Is the watch loop alive and recent? (the container's HEALTHCHECK)
+    Probe,
     /// Answer the open prompt of `target`; `answer` as typed, so the daemon can say what is
     /// wrong with it.
     Answer { target: String, answer: String },
@@ -43,6 +45,7 @@ impl Request {
     pub fn to_line(&self) -> String {
         match self {
             Request::Pending => "pending\n".into(),
+            Request::Probe => "probe\n".into(),
             Request::Answer { target, answer } => format!("answer {target} {answer}\n"),
         }
     }
@@ -51,12 +54,13 @@ impl Request {
         let words: Vec<&str> = line.split_whitespace().collect();
         match words.as_slice() {
             ["pending"] => Ok(Request::Pending),
+            ["probe"] => Ok(Request::Probe),
             ["answer", target, answer] => Ok(Request::Answer {
                 target: (*target).to_string(),
                 answer: (*answer).to_string(),
             }),
             _ => Err(format!(
-                "unknown request {:?}; expected `pending` or `answer TARGET ANSWER`",
+                "unknown request {:?}; expected `pending`, `probe` or `answer TARGET ANSWER`",
                 line.trim()
             )),
         }
@@ -149,6 +153,12 @@ impl ControlSocket {
     /// Binds `path`, replacing a stale socket file that nobody answers on.
     pub fn bind(path: &Path) -> Result<ControlSocket, ControlError> {
         let shown = path.display().to_string();
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|source| ControlError::Bind {
+                path: shown.clone(),
+                source,
+            })?;
+        }
         let listener = match UnixListener::bind(path) {
             Ok(l) => l,
             Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
@@ -277,6 +287,7 @@ mod tests {
     fn requests_round_trip() {
         let cases = [
             Request::Pending,
+            Request::Probe,
             Request::Answer {
                 target: "nodo_1".into(),
                 answer: "yes".into(),

@@ -32,6 +32,9 @@ const REPLAY: Duration = Duration::from_secs(2);
 /// Requests wait this much longer than the stop timeout, since a restart waits for it.
 const REQUEST_SLACK: Duration = Duration::from_secs(30);
 
+/// How late the loop's last pass may be, beyond two poll periods, for `probe` to call it alive.
+const PROBE_SLACK: Duration = Duration::from_secs(10);
+
 /// Where the operator's words come from.
 pub struct Operator {
     pub inputs: mpsc::Receiver<Input>,
@@ -95,6 +98,8 @@ struct Watch {
     /// The container an operator's approval is being carried out on: the next prompt waits
     /// for its outcome, so the terminal reads answer, outcome, next question.
     awaiting_outcome: Option<String>,
+    /// When the last reconciliation pass completed: the loop's pulse, for `healthther probe`.
+    last_pass: Option<Instant>,
     /// Whether the operator was told how to answer without a terminal.
     told_how_to_answer: bool,
     announced: bool,
@@ -115,6 +120,7 @@ impl Watch {
             prompts: Prompts::default(),
             shown: None,
             awaiting_outcome: None,
+            last_pass: None,
             told_how_to_answer: false,
             announced: false,
         }
@@ -248,6 +254,7 @@ impl Watch {
             r = engine.list() => r?,
         };
         debug!(containers = listed.len(), "reconcile pass");
+        self.last_pass = Some(Instant::now());
         self.known = listed
             .iter()
             .map(|l| (l.container.id.clone(), l.container.clone()))
@@ -572,6 +579,7 @@ impl Watch {
                     Reply::ok(lines.join("\n"))
                 }
             }
+            Request::Probe => self.probe(),
             Request::Answer { target, answer } => {
                 if self.config.mode != Mode::Manual {
                     return Reply::error("nothing to answer: MODE=auto revives without asking");
@@ -586,6 +594,22 @@ impl Watch {
                     Err(e) => Reply::error(e),
                 }
             }
+        }
+    }
+
+    /// Alive when a pass completed within two poll periods (and some slack for a slow engine).
+    fn probe(&self) -> Reply {
+        let limit = self.config.poll_interval * 2 + PROBE_SLACK;
+        match self.last_pass.map(|t| t.elapsed()) {
+            Some(age) if age <= limit => {
+                Reply::ok(format!("alive: last pass {}ms ago", age.as_millis()))
+            }
+            Some(age) => Reply::error(format!(
+                "no pass for {}s (limit {}s): the Docker engine is not answering",
+                age.as_secs(),
+                limit.as_secs()
+            )),
+            None => Reply::error("no pass yet: the Docker engine has not answered"),
         }
     }
 

@@ -36,33 +36,47 @@ pub fn docker_ok(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
-/// Builds the fixture binary, statically linked, and the `FROM scratch` image around it.
+/// Builds `cargo ARGS` statically linked, the way the images want it, and returns the path of
+/// the binary `name`. Both static builds share one target directory.
+pub fn static_binary(args: &[&str], name: &str) -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let target_dir = root.join("target").join("static");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo)
+        .args(["build", "--release", "--target", "x86_64-unknown-linux-gnu"])
+        .args(args)
+        .arg("--target-dir")
+        .arg(&target_dir)
+        .env("RUSTFLAGS", "-C target-feature=+crt-static")
+        .current_dir(root)
+        .status()
+        .expect("cannot run cargo for a static build");
+    assert!(status.success(), "static build of {name} failed");
+    target_dir
+        .join("x86_64-unknown-linux-gnu/release")
+        .join(name)
+}
+
+/// Builds an image tagged `tag` from `dockerfile` with `files` (name, path) as its context.
+pub fn build_image(tag: &str, dockerfile: &str, files: &[(&str, &Path)]) {
+    let context = tempfile::tempdir().expect("temp dir");
+    std::fs::write(context.path().join("Dockerfile"), dockerfile).expect("write Dockerfile");
+    for (name, path) in files {
+        std::fs::copy(path, context.path().join(name)).expect("copy into build context");
+    }
+    let ctx = context.path().to_string_lossy().to_string();
+    docker_ok(&["build", "-q", "-t", tag, &ctx]);
+}
+
+/// The fixture image: the static fixture binary in a `FROM scratch` image.
 pub fn fixture_image() -> &'static str {
     static BUILT: OnceLock<()> = OnceLock::new();
     BUILT.get_or_init(|| {
+        let binary = static_binary(&["-p", "fixture"], "fixture");
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let target_dir = root.join("target").join("fixture");
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
-            .args(["build", "--release", "-p", "fixture"])
-            .args(["--target", "x86_64-unknown-linux-gnu"])
-            .arg("--target-dir")
-            .arg(&target_dir)
-            .env("RUSTFLAGS", "-C target-feature=+crt-static")
-            .current_dir(root)
-            .status()
-            .expect("cannot run cargo to build the fixture");
-        assert!(status.success(), "building the fixture failed");
-        let context = tempfile::tempdir().expect("temp dir");
-        let binary = target_dir.join("x86_64-unknown-linux-gnu/release/fixture");
-        std::fs::copy(&binary, context.path().join("fixture")).expect("copy fixture binary");
-        std::fs::copy(
-            root.join("fixture/Dockerfile"),
-            context.path().join("Dockerfile"),
-        )
-        .expect("copy fixture Dockerfile");
-        let ctx = context.path().to_string_lossy().to_string();
-        docker_ok(&["build", "-q", "-t", FIXTURE_IMAGE, &ctx]);
+        let dockerfile = std::fs::read_to_string(root.join("fixture/Dockerfile"))
+            .expect("read fixture/Dockerfile");
+        build_image(FIXTURE_IMAGE, &dockerfile, &[("fixture", &binary)]);
     });
     FIXTURE_IMAGE
 }

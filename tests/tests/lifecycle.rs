@@ -104,3 +104,20 @@ fn engine_outage_is_survived_and_what_died_meanwhile_is_revived() {
     );
     assert_eq!(daemon.wait_audit(1)[0]["decision"], "start");
 }
+
+#[test]
+fn probe_is_healthy_only_while_the_loop_sees_the_engine() {
+    let node = Node::start(&unique("probe"), &[]);
+    let daemon = Daemon::watching(&auto_env(&[&node.name]));
+    let (code, out, err) = client(daemon.dir.path(), &["probe"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.starts_with("alive"), "{out}");
+
+    let (mut cmd, dir) = command("HEALTH_TARGETS=nodo_1\n");
+    cmd.env("DOCKER_HOST", "unix:///nonexistent/docker.sock");
+    let blind = Daemon::spawn(cmd, dir);
+    blind.wait_log("cannot reach");
+    let (code, _, err) = client(blind.dir.path(), &["probe"]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("Docker engine has not answered"), "{err}");
+}

@@ -8,3 +8,4 @@ mod lifecycle;
 mod manual;
 mod revive;
 mod scope;
+mod sidecar;

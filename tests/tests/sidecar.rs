@@ -1,0 +1,252 @@
+//! The sidecar as users run it: the shipped Dockerfile's runtime stage and docker-compose files,
+//! on the real engine with the real compose tool.
+
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+
+use crate::harness::*;
+
+const IMAGE: &str = "healthther:test-runtime";
+/// The line of the shipped runtime stage that takes the binary from the build stage.
+const SHIPPED_COPY: &str = "COPY --from=build /out/healthther /usr/local/bin/healthther";
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The shipped runtime image, made from the Dockerfile's runtime stage as it is, with a binary
+/// compiled here instead of in the build stage (whose base image cannot be pulled here).
+fn runtime_image() -> &'static str {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let binary = static_binary(&["--bin", "healthther"], "healthther");
+        let dockerfile =
+            std::fs::read_to_string(root().join("Dockerfile")).expect("read Dockerfile");
+        let start = dockerfile
+            .find("\nFROM scratch AS runtime")
+            .expect("the Dockerfile has a runtime stage");
+        let stage = &dockerfile[start..];
+        assert_eq!(stage.matches(SHIPPED_COPY).count(), 1, "{stage}");
+        let stage = stage.replace(SHIPPED_COPY, "COPY healthther /usr/local/bin/healthther");
+        build_image(IMAGE, &stage, &[("healthther", &binary)]);
+    });
+    IMAGE
+}
+
+/// `docker compose` where there is one, else `docker-compose` (v1).
+fn compose_command() -> Command {
+    let v2 = Command::new("docker")
+        .args(["compose", "version"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if v2 {
+        let mut c = Command::new("docker");
+        c.arg("compose");
+        c
+    } else {
+        Command::new("docker-compose")
+    }
+}
+
+/// A compose project made of the shipped files (plus `extra`), taken down when dropped.
+struct Project {
+    name: String,
+    dir: tempfile::TempDir,
+    files: Vec<&'static str>,
+}
+
+impl Project {
+    fn new(extra: &str) -> Project {
+        let dir = tempfile::tempdir().expect("temp dir");
+        for f in ["docker-compose.yml", "docker-compose.override.yml"] {
+            std::fs::copy(root().join(f), dir.path().join(f)).expect("copy compose file");
+        }
+        std::fs::write(dir.path().join("docker-compose.test.yml"), extra).expect("write");
+        Project {
+            name: unique("sidecar").replace('-', "_"),
+            dir,
+            files: vec![
+                "docker-compose.yml",
+                "docker-compose.override.yml",
+                "docker-compose.test.yml",
+            ],
+        }
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        let mut cmd = compose_command();
+        cmd.arg("-p").arg(&self.name);
+        for f in &self.files {
+            cmd.arg("-f").arg(f);
+        }
+        cmd.args(args)
+            .current_dir(self.dir.path())
+            .env("TEST_IMAGE", runtime_image())
+            .env("TEST_NODE_IMAGE", fixture_image())
+            .env_remove("HEALTH_TARGETS")
+            .env_remove("MODE")
+            .stdin(Stdio::null())
+            .output()
+            .expect("run compose")
+    }
+
+    fn run_ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "compose {args:?} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).to_string()
+    }
+
+    /// Everything compose made for this project that is still there.
+    fn leftovers(&self) -> String {
+        let label = format!("label=com.docker.compose.project={}", self.name);
+        let containers = docker_ok(&["ps", "-aq", "--filter", &label]);
+        let networks = docker_ok(&["network", "ls", "-q", "--filter", &label]);
+        format!("{containers}{networks}")
+    }
+}
+
+impl Drop for Project {
+    fn drop(&mut self) {
+        let _ = self.run(&["down", "-v", "--remove-orphans", "-t", "1"]);
+    }
+}
+
+/// The test override: locally built images instead of pulled ones, and a quick healthcheck.
+const TEST_OVERRIDE: &str = r#"
+services:
+  healthther:
+    image: ${TEST_IMAGE}
+    healthcheck:
+      interval: 1s
+  nodo_1:
+    image: ${TEST_NODE_IMAGE}
+    command: ["run"]
+  nodo_2:
+    image: ${TEST_NODE_IMAGE}
+    command: ["run"]
+"#;
+
+fn inspect(name: &str, format: &str) -> String {
+    docker_ok(&["inspect", "-f", format, name])
+}
+
+#[test]
+fn compose_sidecar_revives_a_killed_node_and_leaves_nothing_behind() {
+    for name in ["healthther", "nodo_1", "nodo_2"] {
+        assert!(
+            !docker(&["inspect", name]).status.success(),
+            "a container named {name} exists already; remove it to run this test"
+        );
+    }
+    let size: u64 = docker_ok(&["image", "inspect", "-f", "{{.Size}}", runtime_image()])
+        .parse()
+        .expect("image size");
+    assert!(size < 10_000_000, "runtime image is {size} bytes");
+
+    // No .env in the project: every setting falls back to its default.
+    let project = Project::new(TEST_OVERRIDE);
+    project.run_ok(&["up", "-d", "--no-build"]);
+    wait_until("healthther to report healthy", || {
+        inspect("healthther", "{{.State.Health.Status}}") == "healthy"
+    });
+    assert_eq!(
+        inspect("healthther", "{{.HostConfig.ReadonlyRootfs}}"),
+        "true"
+    );
+    assert_eq!(inspect("healthther", "{{.HostConfig.CapDrop}}"), "[ALL]");
+    assert!(inspect("healthther", "{{.HostConfig.SecurityOpt}}").contains("no-new-privileges"));
+
+    let before = inspect("nodo_1", "{{.State.StartedAt}}");
+    docker_ok(&["kill", "nodo_1"]);
+    wait_until("nodo_1 to be revived", || {
+        inspect("nodo_1", "{{.State.Status}}") == "running"
+            && inspect("nodo_1", "{{.State.StartedAt}}") != before
+    });
+    // The action is in the host's ./logs.
+    wait_until("the audit record on the host", || {
+        events(&read_audit(project.dir.path()), "action").len() == 1
+    });
+    let audit = read_audit(project.dir.path());
+    assert_eq!(events(&audit, "action")[0]["container"], "nodo_1");
+    assert_eq!(events(&audit, "action")[0]["mode"], "auto");
+
+    // The operator's commands work through docker exec, on a read-only root filesystem.
+    let pending = docker_ok(&["exec", "healthther", "healthther", "pending"]);
+    assert!(pending.starts_with("no open prompts"), "{pending}");
+
+    project.run_ok(&["down", "-t", "5"]);
+    assert_eq!(
+        project.leftovers(),
+        "",
+        "compose down left something behind"
+    );
+    // healthther stopped before the nodes, so it revived none of them on the way down.
+    assert_eq!(events(&read_audit(project.dir.path()), "action").len(), 1);
+}
+
+#[test]
+fn runtime_image_runs_hardened_as_a_non_root_user_in_the_socket_group() {
+    let node = Node::start(&unique("nonroot_node"), &[]);
+    let socket = docker_host()
+        .strip_prefix("unix://")
+        .expect("a unix DOCKER_HOST")
+        .to_string();
+    let gid = std::fs::metadata(&socket).expect("stat the socket").gid();
+    let work = tempfile::tempdir().expect("temp dir");
+    let logs = work.path().join("logs");
+    std::fs::create_dir(&logs).expect("mkdir logs");
+    // Writable for the unprivileged user, as the README tells users to make it.
+    std::fs::set_permissions(&logs, std::fs::Permissions::from_mode(0o777)).expect("chmod logs");
+    let name = unique("healthther_nonroot");
+    let sidecar = Node { name: name.clone() };
+    let user = format!("65532:{gid}");
+    let socket_mount = format!("{socket}:/var/run/docker.sock");
+    let logs_mount = format!("{}:/app/logs", logs.display());
+    let targets = format!("HEALTH_TARGETS={}", node.name);
+    docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        &name,
+        "--user",
+        &user,
+        "--read-only",
+        "--tmpfs",
+        "/run",
+        "--cap-drop",
+        "ALL",
+        "--security-opt",
+        "no-new-privileges",
+        "-v",
+        &socket_mount,
+        "-v",
+        &logs_mount,
+        "-e",
+        &targets,
+        "-e",
+        "MODE=auto",
+        runtime_image(),
+    ]);
+    wait_until("the sidecar to watch", || {
+        docker(&["exec", &name, "healthther", "probe"])
+            .status
+            .success()
+    });
+    assert_eq!(sidecar.inspect("{{.Config.User}}"), user);
+
+    let before = node.started_at();
+    node.kill();
+    node.wait_restarted_since(&before);
+    wait_until("the audit record", || {
+        events(&read_audit(work.path()), "action").len() == 1
+    });
+}
