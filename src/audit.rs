@@ -110,11 +110,12 @@ pub struct ActionRecord<'a> {
     pub took_ms: u64,
 }
 
-/// A manual-mode prompt, answer or dropped prompt, as written to the audit file.
+/// Anything else worth a record: a manual-mode prompt, answer or dropped prompt, a quarantine
+/// or a release, as written to the audit file.
 #[derive(Debug, Serialize)]
-pub struct PromptRecord<'a> {
+pub struct EventRecord<'a> {
     pub time: String,
-    /// `prompt`, `answer` or `prompt_dropped`.
+    /// `prompt`, `answer`, `prompt_dropped`, `quarantine` or `release`.
     pub event: &'static str,
     pub target: &'a str,
     pub container: &'a str,

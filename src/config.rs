@@ -11,6 +11,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use thiserror::Error;
 
+use crate::backoff::Limits;
 use crate::control::Request;
 use crate::targets::{TargetError, Targets};
 
@@ -77,6 +78,58 @@ pub struct Args {
     )]
     pub stop_timeout: String,
 
+    /// Wait before reviving a target whose last revival failed within the reset window; it
+    /// doubles with each further failed revival (the first failure is revived at once)
+    #[arg(
+        long,
+        env = "HEALTH_BACKOFF_INITIAL",
+        value_name = "DURATION",
+        default_value = "1s",
+        allow_hyphen_values = true
+    )]
+    pub backoff_initial: String,
+
+    /// The longest wait between revivals of a crash-looping target
+    #[arg(
+        long,
+        env = "HEALTH_BACKOFF_MAX",
+        value_name = "DURATION",
+        default_value = "5m",
+        allow_hyphen_values = true
+    )]
+    pub backoff_max: String,
+
+    /// A revived target that runs this long counts as recovered: its back-off starts afresh
+    #[arg(
+        long,
+        env = "HEALTH_BACKOFF_RESET",
+        value_name = "DURATION",
+        default_value = "10s",
+        allow_hyphen_values = true
+    )]
+    pub backoff_reset: String,
+
+    /// Failed revivals within the quarantine window after which a target is left alone until
+    /// it runs well again or `healthther release TARGET`
+    #[arg(
+        long,
+        env = "HEALTH_QUARANTINE_AFTER",
+        value_name = "COUNT",
+        default_value = "5",
+        allow_hyphen_values = true
+    )]
+    pub quarantine_after: String,
+
+    /// The window in which failed revivals are counted for quarantine
+    #[arg(
+        long,
+        env = "HEALTH_QUARANTINE_WINDOW",
+        value_name = "DURATION",
+        default_value = "10m",
+        allow_hyphen_values = true
+    )]
+    pub quarantine_window: String,
+
     /// Where the human-readable log and the JSON Lines audit file go (created if missing)
     #[arg(
         long,
@@ -110,6 +163,11 @@ pub enum Command {
     /// Exit 0 if the running daemon's watch loop is alive and has seen the engine recently, else
     /// 1 with the reason (the container's HEALTHCHECK)
     Probe,
+    /// Lift the quarantine of TARGET (after too many failed revivals), so it is revived again
+    Release {
+        /// The target (or container) to release
+        target: String,
+    },
     /// Answer the open prompt of TARGET, by telling the running daemon over its control socket
     Answer {
         /// The target (or container) the prompt is about
@@ -168,6 +226,7 @@ pub struct Config {
     pub docker_host: DockerHost,
     pub poll_interval: Duration,
     pub stop_timeout: Duration,
+    pub limits: Limits,
     pub log_dir: PathBuf,
     pub control_socket: PathBuf,
     pub log_filter: String,
@@ -196,6 +255,12 @@ pub enum ConfigError {
         value: String,
         reason: String,
     },
+    #[error("{var} (--{flag}): {value:?} is not a count; use a whole number from 1 to 1000")]
+    Count {
+        var: &'static str,
+        flag: &'static str,
+        value: String,
+    },
     #[error(
         "RUST_LOG (--log-level): {value:?} is not a log filter ({reason}); use e.g. info or debug"
     )]
@@ -220,6 +285,7 @@ impl Config {
             None => return Ok(Invocation::Daemon(Config::from_args(args)?)),
             Some(Command::Pending) => Request::Pending,
             Some(Command::Probe) => Request::Probe,
+            Some(Command::Release { target }) => Request::Release { target },
             Some(Command::Answer { target, answer }) => Request::Answer { target, answer },
         };
         Ok(Invocation::Client {
@@ -250,6 +316,42 @@ impl Config {
             Duration::ZERO,
             Duration::from_secs(3600),
         )?;
+        let hour = Duration::from_secs(3600);
+        let limits = Limits {
+            initial: parse_duration(
+                "HEALTH_BACKOFF_INITIAL",
+                "backoff-initial",
+                &args.backoff_initial,
+                Duration::ZERO,
+                hour,
+            )?,
+            cap: parse_duration(
+                "HEALTH_BACKOFF_MAX",
+                "backoff-max",
+                &args.backoff_max,
+                Duration::ZERO,
+                24 * hour,
+            )?,
+            reset_after: parse_duration(
+                "HEALTH_BACKOFF_RESET",
+                "backoff-reset",
+                &args.backoff_reset,
+                Duration::ZERO,
+                24 * hour,
+            )?,
+            quarantine_after: parse_count(
+                "HEALTH_QUARANTINE_AFTER",
+                "quarantine-after",
+                &args.quarantine_after,
+            )?,
+            window: parse_duration(
+                "HEALTH_QUARANTINE_WINDOW",
+                "quarantine-window",
+                &args.quarantine_window,
+                Duration::from_secs(1),
+                7 * 24 * hour,
+            )?,
+        };
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&args.log_level) {
             return Err(ConfigError::LogFilter {
                 value: args.log_level,
@@ -262,6 +364,7 @@ impl Config {
             docker_host,
             poll_interval,
             stop_timeout,
+            limits,
             log_dir: args.log_dir,
             control_socket: args.control_socket,
             log_filter: args.log_level,
@@ -317,6 +420,18 @@ pub fn parse_docker_host(raw: &str) -> Result<DockerHost, ConfigError> {
         }
     }
     Err(bad())
+}
+
+/// A whole number from 1 to 1000.
+pub fn parse_count(var: &'static str, flag: &'static str, raw: &str) -> Result<u32, ConfigError> {
+    match raw.trim().parse::<u32>() {
+        Ok(n) if (1..=1000).contains(&n) => Ok(n),
+        _ => Err(ConfigError::Count {
+            var,
+            flag,
+            value: raw.to_string(),
+        }),
+    }
 }
 
 /// A duration as `30s`, `500ms`, `2m`, or a bare number of seconds, within `min..=max`.
@@ -427,6 +542,26 @@ mod tests {
             (
                 &["--targets", "a1", "--stop-timeout", "2h"],
                 &["HEALTH_STOP_TIMEOUT", "out of range"],
+            ),
+            (
+                &["--targets", "a1", "--quarantine-after", "0"],
+                &["HEALTH_QUARANTINE_AFTER", "\"0\""],
+            ),
+            (
+                &["--targets", "a1", "--quarantine-after", "-3"],
+                &["HEALTH_QUARANTINE_AFTER", "\"-3\""],
+            ),
+            (
+                &["--targets", "a1", "--quarantine-after", "1e9"],
+                &["HEALTH_QUARANTINE_AFTER"],
+            ),
+            (
+                &["--targets", "a1", "--backoff-max", "forever"],
+                &["HEALTH_BACKOFF_MAX", "\"forever\""],
+            ),
+            (
+                &["--targets", "a1", "--quarantine-window", "0s"],
+                &["HEALTH_QUARANTINE_WINDOW", "out of range"],
             ),
             (
                 &["--targets", "a1", "--log-level", "info,=="],

@@ -36,6 +36,8 @@ pub enum Request {
     Pending,
     /// Is the watch loop alive and recent? (the container's HEALTHCHECK)
     Probe,
+    /// Lift the quarantine of `target`.
+    Release { target: String },
     /// Answer the open prompt of `target`; `answer` as typed, so the daemon can say what is
     /// wrong with it.
     Answer { target: String, answer: String },
@@ -46,6 +48,7 @@ impl Request {
         match self {
             Request::Pending => "pending\n".into(),
             Request::Probe => "probe\n".into(),
+            Request::Release { target } => format!("release {target}\n"),
             Request::Answer { target, answer } => format!("answer {target} {answer}\n"),
         }
     }
@@ -55,12 +58,15 @@ impl Request {
         match words.as_slice() {
             ["pending"] => Ok(Request::Pending),
             ["probe"] => Ok(Request::Probe),
+            ["release", target] => Ok(Request::Release {
+                target: (*target).to_string(),
+            }),
             ["answer", target, answer] => Ok(Request::Answer {
                 target: (*target).to_string(),
                 answer: (*answer).to_string(),
             }),
             _ => Err(format!(
-                "unknown request {:?}; expected `pending`, `probe` or `answer TARGET ANSWER`",
+                "unknown request {:?}; expected `pending`, `probe`, `release TARGET` or `answer TARGET ANSWER`",
                 line.trim()
             )),
         }
@@ -288,6 +294,9 @@ mod tests {
         let cases = [
             Request::Pending,
             Request::Probe,
+            Request::Release {
+                target: "nodo_1".into(),
+            },
             Request::Answer {
                 target: "nodo_1".into(),
                 answer: "yes".into(),

@@ -10,7 +10,7 @@ use bollard::models::{
     ContainerSummaryHealthStatusEnum, ContainerSummaryStateEnum, EventMessage, HealthStatusEnum,
 };
 use bollard::query_parameters::{
-    EventsOptionsBuilder, ListContainersOptionsBuilder, RestartContainerOptionsBuilder,
+    EventsOptionsBuilder, ListContainersOptionsBuilder, StopContainerOptionsBuilder,
 };
 use bollard::{Docker, API_DEFAULT_VERSION};
 use futures_util::{Stream, StreamExt};
@@ -225,20 +225,21 @@ impl Engine {
             .map_err(EngineError::call(format!("starting container {}", c.name)))
     }
 
+    /// Stops (waiting up to `stop_timeout`, then killing) and starts again. Two calls, not
+    /// the engine's restart: both are idempotent, so two healthther replicas acting on the same
+    /// unhealthy target at once stop it once and start it once.
     pub async fn restart(
         &self,
         c: &ContainerRef,
         stop_timeout: Duration,
     ) -> Result<(), EngineError> {
         let t = i32::try_from(stop_timeout.as_secs()).unwrap_or(i32::MAX);
-        let options = RestartContainerOptionsBuilder::new().t(t).build();
+        let options = StopContainerOptionsBuilder::new().t(t).build();
         self.docker
-            .restart_container(&c.id, Some(options))
+            .stop_container(&c.id, Some(options))
             .await
-            .map_err(EngineError::call(format!(
-                "restarting container {}",
-                c.name
-            )))
+            .map_err(EngineError::call(format!("stopping container {}", c.name)))?;
+        self.start(c).await
     }
 
     /// Container events from `since` on, then live. Asking for a moment in the past makes the

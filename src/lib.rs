@@ -5,6 +5,7 @@
 //! (`prompt` decides, `control` carries the terminal and the control socket).
 
 pub mod audit;
+pub mod backoff;
 pub mod config;
 pub mod control;
 pub mod engine;

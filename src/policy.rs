@@ -1,6 +1,7 @@
 //! Pure decisions over plain data: what a container's state means and what to do about it.
 
 use std::fmt;
+use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
@@ -137,6 +138,21 @@ pub fn classify(s: &Snapshot) -> Verdict {
 /// is one per pass for all targets, an inspect is one per container.
 pub fn needs_inspection(l: &Listed) -> bool {
     !(l.status == Status::Running && matches!(l.health, Health::None | Health::Healthy))
+}
+
+/// How long the run in `s` lasted: until it ended, or until `now` if it still runs.
+pub fn ran_for(s: &Snapshot, now: SystemTime) -> Duration {
+    let started = s
+        .started_at
+        .as_deref()
+        .and_then(|t| humantime::parse_rfc3339_weak(t).ok());
+    let ended = match s.status {
+        Status::Running => now,
+        _ => s.finished_at.unwrap_or(now),
+    };
+    started
+        .and_then(|start| ended.duration_since(start).ok())
+        .unwrap_or_default()
 }
 
 /// A short human description of what was seen, e.g. `exited (code 137, OOM-killed)`.
@@ -283,6 +299,25 @@ mod tests {
         assert_eq!(describe(&fresh), "created (never started)");
 
         assert_eq!(describe(&snap(Status::Paused, Health::None)), "paused");
+    }
+
+    #[test]
+    fn measures_a_run() {
+        let start = humantime::parse_rfc3339_weak("2026-11-25T06:00:00.5Z").unwrap();
+        let mut s = snap(Status::Exited, Health::None);
+        s.started_at = Some("2026-11-25T06:00:00.5Z".into());
+        s.finished_at = Some(start + Duration::from_secs(7));
+        assert_eq!(
+            ran_for(&s, start + Duration::from_secs(100)),
+            Duration::from_secs(7)
+        );
+        s.status = Status::Running;
+        assert_eq!(
+            ran_for(&s, start + Duration::from_secs(100)),
+            Duration::from_secs(100)
+        );
+        s.started_at = None;
+        assert_eq!(ran_for(&s, start), Duration::ZERO);
     }
 
     #[test]

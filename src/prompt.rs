@@ -57,6 +57,8 @@ pub struct Pending {
     /// Identifies the failure: the start time of the run that failed. A container that runs
     /// again and fails again has a new one, and so is a new failure.
     pub run: String,
+    /// Revivals of this container that failed again soon, lately.
+    pub failed_revivals: usize,
 }
 
 impl Pending {
@@ -73,8 +75,13 @@ impl Pending {
 /// The prompt for a pending failure, e.g.
 /// `nodo_2 exited (code 137) 3s ago. Revive it? [y]es / [n]o / [a]lways / ne[v]er > `.
 pub fn render(p: &Pending, now: SystemTime) -> String {
+    let history = match p.failed_revivals {
+        0 => String::new(),
+        1 => " (1 revival failed lately)".to_string(),
+        n => format!(" ({n} revivals failed lately)"),
+    };
     format!(
-        "{} {} {} ago. {} it? {CHOICES} > ",
+        "{} {} {} ago{history}. {} it? {CHOICES} > ",
         p.who(),
         p.seen,
         ago(now.duration_since(p.since).unwrap_or_default()),
@@ -253,6 +260,7 @@ mod tests {
             verdict: Verdict::Start,
             since: SystemTime::UNIX_EPOCH,
             run: run.into(),
+            failed_revivals: 0,
         }
     }
 
@@ -292,11 +300,12 @@ mod tests {
         p.container.name = "proj-nodo_2-1".into();
         p.verdict = Verdict::Restart;
         p.seen = "running (unhealthy)".into();
+        p.failed_revivals = 3;
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(125);
         assert_eq!(
             render(&p, now),
-            "nodo_2 (proj-nodo_2-1) running (unhealthy) 2m05s ago. Restart it? \
-             [y]es / [n]o / [a]lways / ne[v]er > "
+            "nodo_2 (proj-nodo_2-1) running (unhealthy) 2m05s ago (3 revivals failed lately). \
+             Restart it? [y]es / [n]o / [a]lways / ne[v]er > "
         );
     }
 

@@ -1,25 +1,31 @@
 //! The watch loop: connect, subscribe to events, list, and hand each target that may need help
-//! to a check task; in manual mode, ask the operator first. Reconnects with a capped back-off
-//! when the engine goes away.
+//! to a task; decide with the restart policy whether to act now, later or not at all, and in
+//! manual mode ask the operator first. Reconnects with a capped back-off when the engine goes
+//! away.
+
+mod operator;
+mod task;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use futures_util::StreamExt;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Semaphore};
 use tokio::task::{JoinError, JoinSet};
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
-use crate::audit::{self, now_rfc3339, ActionRecord, Audit, PromptRecord, FILE_ONLY};
+use crate::audit::{now_rfc3339, Audit, EventRecord};
+use crate::backoff::{History, Plan, GRACE};
 use crate::config::{Config, Mode};
-use crate::control::{Input, Reply, Request};
+use crate::control::Input;
 use crate::engine::{Engine, EngineError, Event, EventKind};
-use crate::policy::{classify, describe, needs_inspection, Health, Snapshot, Status, Verdict};
-use crate::prompt::{self, Answer, AnswerError, OnFailure, Pending, Prompts};
+use crate::policy::{describe, needs_inspection, ran_for, Health, Snapshot, Verdict};
+use crate::prompt::{Pending, Prompts};
 use crate::targets::{ContainerRef, TargetName};
+use task::{Approval, Done, Outcome, Tasks};
 
 /// Reconnect delays after the engine is lost: doubling from the first to the cap.
 const RECONNECT_FIRST: Duration = Duration::from_millis(250);
@@ -31,9 +37,9 @@ const SESSION_STABLE: Duration = Duration::from_secs(10);
 const REPLAY: Duration = Duration::from_secs(2);
 /// Requests wait this much longer than the stop timeout, since a restart waits for it.
 const REQUEST_SLACK: Duration = Duration::from_secs(30);
-
-/// How late the loop's last pass may be, beyond two poll periods, for `probe` to call it alive.
-const PROBE_SLACK: Duration = Duration::from_secs(10);
+/// Engine calls under way at once: enough to revive many targets in parallel, few enough not
+/// to flood an engine that is struggling already.
+const PARALLEL_CALLS: usize = 8;
 
 /// Where the operator's words come from.
 pub struct Operator {
@@ -53,45 +59,28 @@ pub async fn run(
     watch.run(&cancel).await;
 }
 
-/// Who allowed an action: `auto` mode, or the operator (with their answer and where it came
-/// from). A check without one only looks.
-type Approval = Option<String>;
-
-/// What a check task found and did.
-struct Checked {
-    container: ContainerRef,
-    target: TargetName,
-    approval: Approval,
-    outcome: Outcome,
-}
-
-enum Outcome {
-    /// The container no longer exists.
-    Gone,
-    /// Looked at it; nothing to do, or not allowed to act.
-    Seen(Snapshot, Verdict),
-    /// Acted on it (already logged and recorded).
-    Acted,
-    /// The engine did not answer the inspect call.
-    Failed(EngineError),
-}
-
 struct Watch {
     config: Arc<Config>,
     audit: Arc<Audit>,
     operator: Operator,
     /// The engine of the current session; `None` while it is unreachable.
     engine: Option<Engine>,
+    calls: Arc<Semaphore>,
     /// Every container of the engine by id: from the last list, kept current by events.
     known: HashMap<String, ContainerRef>,
     /// Targets reported missing, so that is said once.
     missing: HashSet<TargetName>,
     /// The last verdict that was reported for a container without action, so it is said once.
     reported: HashMap<String, Verdict>,
-    /// Containers with a check under way, with the check to run again after it when a failure
-    /// was seen (or an answer given) meanwhile.
-    in_flight: HashMap<String, Option<Approval>>,
-    tasks: JoinSet<Checked>,
+    /// Containers with a task under way, with the check to run after it when a failure was
+    /// seen (or an answer given) meanwhile.
+    in_flight: HashMap<String, Option<Option<Approval>>>,
+    tasks: JoinSet<Done>,
+    /// Re-checks waiting out a back-off, by container id.
+    scheduled: HashSet<String>,
+    timers: JoinSet<(ContainerRef, TargetName)>,
+    /// Revival histories by container id: back-off and quarantine.
+    histories: HashMap<String, History>,
     prompts: Prompts,
     /// The container whose prompt is on the console now.
     shown: Option<String>,
@@ -112,11 +101,15 @@ impl Watch {
             audit,
             operator,
             engine: None,
+            calls: Arc::new(Semaphore::new(PARALLEL_CALLS)),
             known: HashMap::new(),
             missing: HashSet::new(),
             reported: HashMap::new(),
             in_flight: HashMap::new(),
             tasks: JoinSet::new(),
+            scheduled: HashSet::new(),
+            timers: JoinSet::new(),
+            histories: HashMap::new(),
             prompts: Prompts::default(),
             shown: None,
             awaiting_outcome: None,
@@ -176,6 +169,7 @@ impl Watch {
                 tokio::select! {
                     _ = cancel.cancelled() => break,
                     _ = &mut wait => break,
+                    Some(done) = self.tasks.join_next() => self.finished(done),
                     Some(input) = self.operator.inputs.recv() => self.on_input(input),
                 }
             }
@@ -184,10 +178,11 @@ impl Watch {
             }
             delay = (delay * 2).min(RECONNECT_CAP);
         }
+        self.timers.abort_all();
         if !self.tasks.is_empty() {
             info!(
                 count = self.tasks.len(),
-                "stopping: letting in-flight checks finish"
+                "stopping: letting in-flight actions finish"
             );
         }
         while let Some(done) = self.tasks.join_next().await {
@@ -218,6 +213,12 @@ impl Watch {
             tokio::select! {
                 _ = cancel.cancelled() => return Ok(()),
                 Some(done) = self.tasks.join_next() => self.finished(done),
+                Some(due) = self.timers.join_next() => {
+                    if let Ok((container, target)) = due {
+                        self.scheduled.remove(&container.id);
+                        self.check(container, target, None);
+                    }
+                }
                 item = events.next() => match item {
                     Some(Ok(event)) => self.on_event(event),
                     Some(Err(e)) => return Err(e),
@@ -260,6 +261,7 @@ impl Watch {
             .map(|l| (l.container.id.clone(), l.container.clone()))
             .collect();
         self.reported.retain(|id, _| self.known.contains_key(id));
+        self.histories.retain(|id, _| self.known.contains_key(id));
         let all: Vec<ContainerRef> = listed.iter().map(|l| l.container.clone()).collect();
         let config = Arc::clone(&self.config);
         for (target, matched) in config.targets.resolve(&all) {
@@ -274,7 +276,13 @@ impl Watch {
                 let Some(l) = listed.iter().find(|l| l.container.id == c.id) else {
                     continue;
                 };
-                if needs_inspection(l) {
+                // A quarantined container that runs is looked at until it has run long
+                // enough to be released.
+                let quarantined = self
+                    .histories
+                    .get(&c.id)
+                    .is_some_and(History::is_quarantined);
+                if needs_inspection(l) || quarantined {
                     self.check(c.clone(), target.clone(), None);
                 } else {
                     self.well_again(target, c);
@@ -299,6 +307,7 @@ impl Watch {
         if kind == EventKind::Destroy {
             self.known.remove(&container.id);
             self.reported.remove(&container.id);
+            self.histories.remove(&container.id);
         } else {
             self.known.insert(container.id.clone(), container.clone());
         }
@@ -339,9 +348,19 @@ impl Watch {
         }
     }
 
-    /// Starts a check of `container` unless one is under way; then it is checked again after
-    /// (keeping an operator's approval).
-    fn check(&mut self, container: ContainerRef, target: TargetName, approval: Approval) {
+    fn tasks(&self) -> Option<Tasks> {
+        Some(Tasks {
+            engine: self.engine.clone()?,
+            audit: Arc::clone(&self.audit),
+            mode: self.config.mode,
+            stop_timeout: self.config.stop_timeout,
+            calls: Arc::clone(&self.calls),
+        })
+    }
+
+    /// Starts a check of `container` unless a task is under way for it; then it is checked
+    /// again after (keeping an operator's approval).
+    fn check(&mut self, container: ContainerRef, target: TargetName, approval: Option<Approval>) {
         let approval = approval.or_else(|| self.auto_approval());
         if let Some(next) = self.in_flight.get_mut(&container.id) {
             if next.as_ref().is_none_or(|a| a.is_none()) {
@@ -349,63 +368,70 @@ impl Watch {
             }
             return;
         }
-        let Some(engine) = self.engine.clone() else {
-            // The engine is away; the pass after it returns checks every target.
+        // While the engine is away there is nothing to do; the pass after it returns checks
+        // every target.
+        let Some(tasks) = self.tasks() else {
             return;
         };
         self.in_flight.insert(container.id.clone(), None);
-        let task = CheckTask {
-            engine,
-            audit: Arc::clone(&self.audit),
-            mode: self.config.mode,
-            stop_timeout: self.config.stop_timeout,
-        };
-        self.tasks.spawn(task.run(container, target, approval));
+        self.tasks.spawn(tasks.inspect(container, target, approval));
     }
 
-    fn auto_approval(&self) -> Approval {
-        (self.config.mode == Mode::Auto).then(|| "auto".to_string())
+    fn auto_approval(&self) -> Option<Approval> {
+        (self.config.mode == Mode::Auto).then_some(Approval::Auto)
     }
 
-    fn finished(&mut self, done: Result<Checked, JoinError>) {
-        let checked = match done {
-            Ok(c) => c,
+    fn finished(&mut self, done: Result<Done, JoinError>) {
+        let done = match done {
+            Ok(d) => d,
             Err(e) => {
                 // Only a bug can get here; say so loudly and keep watching.
-                error!(error = %e, "a check task failed");
+                error!(error = %e, "a task failed");
                 return;
             }
         };
-        let Checked {
+        let Done {
             container,
             target,
             approval,
             outcome,
-        } = checked;
+        } = done;
         let next = self.in_flight.remove(&container.id).flatten();
         match outcome {
             Outcome::Gone => {
                 debug!(target = %target, container = %container.name, "container is gone");
+                self.histories.remove(&container.id);
                 self.drop_prompt(&container.id, "the container was removed");
-            }
-            Outcome::Acted => {
-                self.reported.remove(&container.id);
             }
             Outcome::Failed(e) => {
                 warn!(target = %target, container = %container.name, error = %e, "check failed")
             }
-            Outcome::Seen(s, verdict) if verdict.acts() => self.failed(&target, &s, verdict),
+            Outcome::Acted { call_failed } => {
+                self.reported.remove(&container.id);
+                if call_failed {
+                    // No die event will follow a refused start: retry under the back-off.
+                    let h = self.histories.entry(container.id.clone()).or_default();
+                    h.revival_failed(Instant::now());
+                    self.check(container.clone(), target.clone(), None);
+                }
+            }
+            Outcome::Seen(s, verdict) if verdict.acts() => {
+                self.decide(&target, s, verdict, approval)
+            }
             Outcome::Seen(s, verdict) => {
-                if approval.is_some() && self.config.mode == Mode::Manual {
+                if matches!(approval, Some(Approval::Operator { .. })) {
                     info!(target = %target, container = %container.name, seen = %describe(&s),
                         "nothing to revive any more");
                 }
+                self.settle(&target, &s);
                 self.report(&target, &s, verdict);
             }
         }
         match next {
             Some(approval) => self.check(container, target, approval),
-            None if self.awaiting_outcome.as_deref() == Some(container.id.as_str()) => {
+            None if self.awaiting_outcome.as_deref() == Some(container.id.as_str())
+                && !self.in_flight.contains_key(&container.id) =>
+            {
                 self.awaiting_outcome = None;
                 self.show_front();
             }
@@ -413,44 +439,111 @@ impl Watch {
         }
     }
 
-    /// A target needs action that nobody allowed yet: manual mode asks the operator.
-    fn failed(&mut self, target: &TargetName, s: &Snapshot, verdict: Verdict) {
-        let pending = Pending {
-            target: target.clone(),
-            container: s.container.clone(),
-            seen: describe(s),
-            verdict,
-            since: match s.status {
-                Status::Running => SystemTime::now(),
-                _ => s.finished_at.unwrap_or_else(SystemTime::now),
-            },
-            run: s.started_at.clone().unwrap_or_default(),
+    /// A target needs action: act now, later, never, or ask.
+    fn decide(
+        &mut self,
+        target: &TargetName,
+        s: Snapshot,
+        verdict: Verdict,
+        approval: Option<Approval>,
+    ) {
+        let now = Instant::now();
+        let limits = self.config.limits;
+        let id = s.container.id.clone();
+        let plan = {
+            let h = self.histories.entry(id.clone()).or_default();
+            let run = s.started_at.clone().unwrap_or_default();
+            h.failure(now, &run, ran_for(&s, SystemTime::now()), &limits);
+            match &approval {
+                None => None,
+                // An answer to this very prompt is a person deciding: no back-off.
+                Some(Approval::Operator { .. }) => Some(Plan::Revive),
+                // Right after our own restart the engine may report the state from before.
+                Some(_) if verdict == Verdict::Restart && h.in_grace(now) => {
+                    Some(Plan::Wait(GRACE))
+                }
+                Some(_) => Some(h.plan(now, &limits)),
+            }
         };
-        match self.prompts.on_failure(pending.clone()) {
-            OnFailure::Act => {
-                let approval = Some("operator: always".to_string());
-                self.check(s.container.clone(), target.clone(), approval);
+        let (Some(plan), Some(approval)) = (plan, approval) else {
+            // Manual mode: the operator decides, unless they decided for good already.
+            self.ask(target, &s, verdict);
+            return;
+        };
+        match plan {
+            Plan::Revive => {}
+            Plan::Wait(d) => {
+                info!(target = %target, container = %s.container.name, seen = %describe(&s),
+                    wait_ms = u64::try_from(d.as_millis()).unwrap_or(u64::MAX),
+                    "backing off before the next revival");
+                self.schedule(&s.container, target, d);
+                return;
             }
-            OnFailure::Ignore => {
-                if self.reported.insert(s.container.id.clone(), verdict) != Some(verdict) {
-                    info!(target = %target, container = %s.container.name, seen = %pending.seen,
-                        "not asking: the operator said never for this target");
+            Plan::Quarantine { newly } => {
+                if newly {
+                    self.quarantined(target, &s);
                 }
+                return;
             }
-            OnFailure::Declined | OnFailure::AlreadyQueued => {}
-            OnFailure::Queued { front } => {
-                let text = prompt::render(&pending, SystemTime::now());
-                self.record_prompt("prompt", &pending, None, None, Some(&text));
-                info!(target: FILE_ONLY, target = %target, container = %s.container.name,
-                    seen = %pending.seen, "asking the operator: {text}");
-                if front {
-                    self.show_front();
-                } else {
-                    let waiting = self.prompts.open().count();
-                    info!(target = %target, seen = %pending.seen, waiting,
-                        "queued a prompt behind the open one");
-                }
-            }
+        }
+        let Some(tasks) = self.tasks() else {
+            return;
+        };
+        if let Some(h) = self.histories.get_mut(&id) {
+            h.revived(now);
+        }
+        self.in_flight.insert(id, None);
+        self.tasks
+            .spawn(tasks.act(target.clone(), s, verdict, approval));
+    }
+
+    fn schedule(&mut self, c: &ContainerRef, target: &TargetName, after: Duration) {
+        if self.scheduled.insert(c.id.clone()) {
+            let due = (c.clone(), target.clone());
+            self.timers.spawn(async move {
+                tokio::time::sleep(after).await;
+                due
+            });
+        }
+    }
+
+    fn quarantined(&mut self, target: &TargetName, s: &Snapshot) {
+        let limits = self.config.limits;
+        let note = format!(
+            "{} revivals failed within {}: not reviving it any more. It is released when it \
+             runs well for {} again, or with `healthther release {}`",
+            limits.quarantine_after,
+            humantime::format_duration(limits.window),
+            humantime::format_duration(limits.reset_after),
+            target
+        );
+        error!(target = %target, container = %s.container.name, seen = %describe(s),
+            "QUARANTINED: {note}");
+        self.record_event(
+            "quarantine",
+            target,
+            &s.container,
+            &describe(s),
+            Some(&note),
+        );
+    }
+
+    /// A target runs: if long enough, its revival history is over.
+    fn settle(&mut self, target: &TargetName, s: &Snapshot) {
+        let limits = self.config.limits;
+        let Some(h) = self.histories.get_mut(&s.container.id) else {
+            return;
+        };
+        if h.running(ran_for(s, SystemTime::now()), &limits) {
+            info!(target = %target, container = %s.container.name,
+                "released from quarantine: it runs well again");
+            self.record_event(
+                "release",
+                target,
+                &s.container,
+                &describe(s),
+                Some("runs well again"),
+            );
         }
     }
 
@@ -460,244 +553,6 @@ impl Watch {
             info!(target = %target, container = %c.name, "running again");
         }
         self.drop_prompt(&c.id, "it runs again without us");
-    }
-
-    fn drop_prompt(&mut self, container_id: &str, why: &str) {
-        let Some(p) = self.prompts.resolved(container_id) else {
-            return;
-        };
-        info!(target = %p.target, container = %p.container.name, "dropping the prompt: {why}");
-        self.record_prompt("prompt_dropped", &p, None, None, Some(why));
-        self.show_front();
-    }
-
-    /// Shows the oldest open prompt, unless it is already on the console or an approved action
-    /// is still under way.
-    fn show_front(&mut self) {
-        if self.awaiting_outcome.is_some() {
-            return;
-        }
-        let front = self.prompts.front().map(|p| p.container.id.clone());
-        if front != self.shown {
-            self.shown = front;
-            self.print_front();
-        }
-    }
-
-    fn print_front(&self) {
-        let Some(p) = self.prompts.front() else {
-            return;
-        };
-        let text = prompt::render(p, SystemTime::now());
-        if self.operator.terminal {
-            audit::print_prompt(&text);
-        } else {
-            // Without a terminal the prompt is read in logs, which keep whole lines.
-            audit::print_line(&text);
-        }
-    }
-
-    fn tell_how_to_answer(&mut self, why: &str) {
-        if std::mem::replace(&mut self.told_how_to_answer, true) {
-            return;
-        }
-        warn!(
-            "{why}, so prompts cannot be answered here. Attach a terminal (`docker attach \
-             healthther`, with tty: true and stdin_open: true), or answer with `healthther \
-             answer TARGET yes|no|always|never` (list them with `healthther pending`; in the \
-             sidecar: `docker exec healthther healthther pending`). Prompts stay queued."
-        );
-    }
-
-    fn on_input(&mut self, input: Input) {
-        match input {
-            Input::Line(line) => self.on_terminal_line(&line),
-            Input::TerminalClosed => {
-                if self.config.mode == Mode::Manual {
-                    self.tell_how_to_answer("the terminal closed");
-                }
-            }
-            Input::Request {
-                request,
-                peer,
-                reply,
-            } => {
-                let answer = self.on_request(request, &peer);
-                // The client may have gone; nothing to do about that.
-                let _ = reply.send(answer);
-            }
-        }
-    }
-
-    fn on_terminal_line(&mut self, line: &str) {
-        audit::answered_on_terminal();
-        if self.config.mode != Mode::Manual {
-            return;
-        }
-        let Some(front) = self.prompts.front() else {
-            if !line.trim().is_empty() {
-                audit::print_line("Nothing to answer: no prompt is open.");
-            }
-            return;
-        };
-        if line.trim().is_empty() {
-            self.print_front();
-            return;
-        }
-        match prompt::parse_answer(line) {
-            None => {
-                audit::print_line(&prompt::hint(front.target.as_str()));
-                self.print_front();
-            }
-            Some(answer) => {
-                if let Err(e) = self.apply_answer(None, answer, "terminal") {
-                    audit::print_line(&e);
-                    self.print_front();
-                }
-            }
-        }
-    }
-
-    fn on_request(&mut self, request: Request, peer: &str) -> Reply {
-        match request {
-            Request::Pending => {
-                let now = SystemTime::now();
-                let lines: Vec<String> = self
-                    .prompts
-                    .open()
-                    .map(|p| {
-                        let age = prompt::ago(now.duration_since(p.since).unwrap_or_default());
-                        format!("{}\t{}\t{} ago", p.who(), p.seen, age)
-                    })
-                    .collect();
-                if lines.is_empty() {
-                    Reply::ok(match self.config.mode {
-                        Mode::Manual => "no open prompts",
-                        Mode::Auto => "no open prompts (MODE=auto revives without asking)",
-                    })
-                } else {
-                    Reply::ok(lines.join("\n"))
-                }
-            }
-            Request::Probe => self.probe(),
-            Request::Answer { target, answer } => {
-                if self.config.mode != Mode::Manual {
-                    return Reply::error("nothing to answer: MODE=auto revives without asking");
-                }
-                let Some(answer) = prompt::parse_answer(&answer) else {
-                    return Reply::error(format!(
-                        "{answer:?} is not an answer; use yes, no, always or never"
-                    ));
-                };
-                match self.apply_answer(Some(&target), answer, peer) {
-                    Ok(text) => Reply::ok(text),
-                    Err(e) => Reply::error(e),
-                }
-            }
-        }
-    }
-
-    /// Alive when a pass completed within two poll periods (and some slack for a slow engine).
-    fn probe(&self) -> Reply {
-        let limit = self.config.poll_interval * 2 + PROBE_SLACK;
-        match self.last_pass.map(|t| t.elapsed()) {
-            Some(age) if age <= limit => {
-                Reply::ok(format!("alive: last pass {}ms ago", age.as_millis()))
-            }
-            Some(age) => Reply::error(format!(
-                "no pass for {}s (limit {}s): the Docker engine is not answering",
-                age.as_secs(),
-                limit.as_secs()
-            )),
-            None => Reply::error("no pass yet: the Docker engine has not answered"),
-        }
-    }
-
-    /// Applies an operator's answer to the open prompt of `target` (the front one when `None`),
-    /// and says what will happen.
-    fn apply_answer(
-        &mut self,
-        target: Option<&str>,
-        answer: Answer,
-        by: &str,
-    ) -> Result<String, String> {
-        let acts = matches!(answer, Answer::Yes | Answer::Always);
-        if acts && self.engine.is_none() {
-            return Err(
-                "the Docker engine is unreachable right now; the prompt stays open, answer again \
-                 when it is back"
-                    .into(),
-            );
-        }
-        let answered = self.prompts.answer(target, answer).map_err(|e| match e {
-            AnswerError::NothingOpen => "no prompt is open".to_string(),
-            AnswerError::NoPromptFor(t) => {
-                let open: Vec<String> = self.prompts.open().map(Pending::who).collect();
-                if open.is_empty() {
-                    format!("no open prompt for {t}: no prompt is open")
-                } else {
-                    format!("no open prompt for {t}; open: {}", open.join(", "))
-                }
-            }
-        })?;
-        let p = &answered.prompt;
-        let word = serde_json::to_value(answer)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_string))
-            .unwrap_or_default();
-        self.record_prompt("answer", p, Some(answer), Some(by), None);
-        for other in &answered.also {
-            self.record_prompt("answer", other, Some(answer), Some(by), Some("same target"));
-        }
-        let what = match answer {
-            Answer::Yes => format!("reviving {}", p.who()),
-            Answer::Always => format!(
-                "reviving {} now and from now on without asking (until healthther restarts)",
-                p.who()
-            ),
-            Answer::No => format!(
-                "leaving {} as it is; asking again if it fails again",
-                p.who()
-            ),
-            Answer::Never => format!(
-                "leaving {} and never asking about {} again (until healthther restarts)",
-                p.who(),
-                p.target
-            ),
-        };
-        info!(target = %p.target, container = %p.container.name, answer = %word, by = %by,
-            "operator answered: {what}");
-        if acts {
-            let approval = Some(format!("operator: {word} ({by})"));
-            for q in std::iter::once(p).chain(&answered.also) {
-                self.check(q.container.clone(), q.target.clone(), approval.clone());
-            }
-            self.awaiting_outcome = Some(p.container.id.clone());
-        }
-        self.shown = None;
-        self.show_front();
-        Ok(what)
-    }
-
-    fn record_prompt(
-        &self,
-        event: &'static str,
-        p: &Pending,
-        answer: Option<Answer>,
-        by: Option<&str>,
-        note: Option<&str>,
-    ) {
-        self.audit.record(&PromptRecord {
-            time: now_rfc3339(),
-            event,
-            target: p.target.as_str(),
-            container: &p.container.name,
-            container_id: &p.container.id,
-            seen: &p.seen,
-            answer,
-            by,
-            note,
-        });
     }
 
     /// Says once what was seen about a target that is not being acted on.
@@ -721,88 +576,44 @@ impl Watch {
                 "not acting on this state"),
         }
     }
-}
 
-/// What a check needs, owned, so it can run as its own task.
-struct CheckTask {
-    engine: Engine,
-    audit: Arc<Audit>,
-    mode: Mode,
-    stop_timeout: Duration,
-}
-
-impl CheckTask {
-    /// Inspects the container, decides, and when allowed acts, checks the outcome and records
-    /// it. Inspecting first means an approval given a while ago never acts on stale state.
-    async fn run(self, container: ContainerRef, target: TargetName, approval: Approval) -> Checked {
-        let outcome = match self.engine.inspect(&container).await {
-            Ok(None) => Outcome::Gone,
-            Err(e) => Outcome::Failed(e),
-            Ok(Some(snapshot)) => {
-                let verdict = classify(&snapshot);
-                match &approval {
-                    Some(by) if verdict.acts() => {
-                        self.act(&target, &snapshot, verdict, by).await;
-                        Outcome::Acted
-                    }
-                    _ => Outcome::Seen(snapshot, verdict),
-                }
-            }
-        };
-        Checked {
-            container,
-            target,
-            approval,
-            outcome,
-        }
-    }
-
-    async fn act(&self, target: &TargetName, s: &Snapshot, verdict: Verdict, by: &str) {
-        let c = &s.container;
-        let seen = describe(s);
-        info!(target = %target, container = %c.name, seen = %seen, decision = %verdict, by = %by, "reviving");
-        let began = Instant::now();
-        let done = match verdict {
-            Verdict::Restart => self.engine.restart(c, self.stop_timeout).await,
-            _ => self.engine.start(c).await,
-        };
-        let (result, error) = match done {
-            Err(e) => ("failed".to_string(), Some(e.docker_text())),
-            Ok(()) => match self.engine.inspect(c).await {
-                Ok(Some(after)) if after.status == Status::Running => ("running".to_string(), None),
-                Ok(Some(after)) => (describe(&after), after.error.clone()),
-                Ok(None) => ("removed".to_string(), None),
-                Err(e) => ("unknown".to_string(), Some(e.docker_text())),
-            },
-        };
-        let took = began.elapsed();
-        let took_ms = u64::try_from(took.as_millis()).unwrap_or(u64::MAX);
-        match &error {
-            None if result == "running" => {
-                info!(target = %target, container = %c.name, took_ms, "revived: running again")
-            }
-            _ => warn!(
-                target = %target, container = %c.name, result = %result,
-                error = error.as_deref().unwrap_or(""), "revival did not bring it back"
-            ),
-        }
-        self.audit.record(&ActionRecord {
+    fn record_event(
+        &self,
+        event: &'static str,
+        target: &TargetName,
+        c: &ContainerRef,
+        seen: &str,
+        note: Option<&str>,
+    ) {
+        self.audit.record(&EventRecord {
             time: now_rfc3339(),
-            event: "action",
+            event,
             target: target.as_str(),
             container: &c.name,
             container_id: &c.id,
-            mode: match self.mode {
-                Mode::Auto => "auto",
-                Mode::Manual => "manual",
-            },
-            by,
             seen,
-            state: s,
-            decision: verdict,
-            result,
-            error,
-            took_ms,
+            answer: None,
+            by: None,
+            note,
         });
+    }
+
+    /// The pending-prompt form of a failure.
+    fn pending(&self, target: &TargetName, s: &Snapshot, verdict: Verdict) -> Pending {
+        Pending {
+            target: target.clone(),
+            container: s.container.clone(),
+            seen: describe(s),
+            verdict,
+            since: match s.status {
+                crate::policy::Status::Running => SystemTime::now(),
+                _ => s.finished_at.unwrap_or_else(SystemTime::now),
+            },
+            run: s.started_at.clone().unwrap_or_default(),
+            failed_revivals: self
+                .histories
+                .get(&s.container.id)
+                .map_or(0, History::recent_failures),
+        }
     }
 }

@@ -1,0 +1,295 @@
+//! Restart now, back off, or give up: the revival history of one container, as plain data with
+//! time passed in.
+//!
+//! A revival *failed* when the run it started ended (or turned unhealthy) within `reset_after`
+//! of starting. Consecutive failed revivals double the wait before the next one, from `initial`
+//! up to `cap`; a run that lasts `reset_after` starts afresh, so a one-off crash, or a chaos test
+//! that kills a node now and then, is revived at once every time. `quarantine_after` failed
+//! revivals within `window` quarantine the container: no more automatic action until it is
+//! seen running well again or an operator releases it.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+/// The restart policy's settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub initial: Duration,
+    pub cap: Duration,
+    pub reset_after: Duration,
+    pub quarantine_after: u32,
+    pub window: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            initial: Duration::from_secs(1),
+            cap: Duration::from_secs(300),
+            reset_after: Duration::from_secs(10),
+            quarantine_after: 5,
+            window: Duration::from_secs(600),
+        }
+    }
+}
+
+/// What to do about a failure now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Plan {
+    Revive,
+    /// Not yet: look again after this long.
+    Wait(Duration),
+    /// Too many failed revivals: stop acting. `newly` the first time it is decided.
+    Quarantine {
+        newly: bool,
+    },
+}
+
+/// After our own restart, the engine may still report the state from before it; an unhealthy
+/// verdict this soon after is not acted on.
+pub const GRACE: Duration = Duration::from_secs(3);
+
+#[derive(Debug, Clone, Default)]
+pub struct History {
+    /// Consecutive failed revivals.
+    streak: u32,
+    /// When each failed revival within the window was seen.
+    failures: VecDeque<Instant>,
+    /// The run whose failure was counted last, so a failure seen again is not counted twice.
+    counted_run: Option<String>,
+    /// When the failure now being handled was first seen; the back-off counts from there.
+    failure_seen: Option<Instant>,
+    last_revival: Option<Instant>,
+    quarantined: bool,
+}
+
+impl History {
+    /// A failure of `run` (the engine's start time of the run that failed) was seen at `now`,
+    /// the run having lasted `ran_for`. Seeing the same failure again changes nothing.
+    pub fn failure(&mut self, now: Instant, run: &str, ran_for: Duration, limits: &Limits) {
+        if self.counted_run.as_deref() == Some(run) {
+            return;
+        }
+        self.counted_run = Some(run.to_string());
+        self.failure_seen = Some(now);
+        let revived_this_run = self.last_revival.is_some();
+        if revived_this_run && ran_for < limits.reset_after {
+            self.streak += 1;
+            self.failures.push_back(now);
+        } else {
+            self.streak = 0;
+        }
+        while self
+            .failures
+            .front()
+            .is_some_and(|t| now.duration_since(*t) > limits.window)
+        {
+            self.failures.pop_front();
+        }
+    }
+
+    /// An action meant to revive it was taken at `now` (whether or not it worked).
+    pub fn revived(&mut self, now: Instant) {
+        self.last_revival = Some(now);
+        self.failure_seen = None;
+    }
+
+    /// A start or restart call failed: that counts as a failed revival of its own.
+    pub fn revival_failed(&mut self, now: Instant) {
+        self.streak += 1;
+        self.failures.push_back(now);
+        self.failure_seen = Some(now);
+        self.counted_run = None;
+    }
+
+    /// What to do about the failure last reported, at `now`.
+    pub fn plan(&mut self, now: Instant, limits: &Limits) -> Plan {
+        if self.quarantined {
+            return Plan::Quarantine { newly: false };
+        }
+        let recent = self
+            .failures
+            .iter()
+            .filter(|t| now.duration_since(**t) <= limits.window)
+            .count();
+        if u32::try_from(recent).unwrap_or(u32::MAX) >= limits.quarantine_after {
+            self.quarantined = true;
+            return Plan::Quarantine { newly: true };
+        }
+        let wait = delay(self.streak, limits);
+        let since = self.failure_seen.unwrap_or(now);
+        match (since + wait).checked_duration_since(now) {
+            Some(left) if !left.is_zero() => Plan::Wait(left),
+            _ => Plan::Revive,
+        }
+    }
+
+    /// Whether we revived it less than [`GRACE`] ago.
+    pub fn in_grace(&self, now: Instant) -> bool {
+        self.last_revival
+            .is_some_and(|t| now.duration_since(t) < GRACE)
+    }
+
+    /// The container has been running well for `ran_for`: past `reset_after`, its troubles are
+    /// over. Returns whether this lifted a quarantine.
+    pub fn running(&mut self, ran_for: Duration, limits: &Limits) -> bool {
+        if ran_for < limits.reset_after {
+            return false;
+        }
+        let was = self.quarantined;
+        *self = History::default();
+        was
+    }
+
+    /// An operator released it: start afresh. Returns whether it was quarantined.
+    pub fn release(&mut self) -> bool {
+        let was = self.quarantined;
+        *self = History::default();
+        was
+    }
+
+    pub fn is_quarantined(&self) -> bool {
+        self.quarantined
+    }
+
+    /// Revivals that failed within the window, for the operator's prompt.
+    pub fn recent_failures(&self) -> usize {
+        self.failures.len()
+    }
+}
+
+/// The wait before the next revival after `streak` consecutive failed ones.
+pub fn delay(streak: u32, limits: &Limits) -> Duration {
+    if streak == 0 {
+        return Duration::ZERO;
+    }
+    let factor = 2u32.saturating_pow(streak - 1);
+    limits.initial.saturating_mul(factor).min(limits.cap)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const S: Duration = Duration::from_secs(1);
+
+    #[test]
+    fn delays_double_up_to_the_cap() {
+        let limits = Limits::default();
+        let secs: Vec<u64> = (0..12).map(|n| delay(n, &limits).as_secs()).collect();
+        assert_eq!(secs, [0, 1, 2, 4, 8, 16, 32, 64, 128, 256, 300, 300]);
+        assert_eq!(delay(u32::MAX, &limits), limits.cap);
+    }
+
+    #[test]
+    fn a_one_off_crash_is_revived_at_once() {
+        let limits = Limits::default();
+        let t0 = Instant::now();
+        let mut h = History::default();
+        h.failure(t0, "run1", 3600 * S, &limits);
+        assert_eq!(h.plan(t0, &limits), Plan::Revive);
+        h.revived(t0);
+        // It ran a minute (past reset_after) before dying again: a new one-off.
+        let t1 = t0 + 60 * S;
+        h.failure(t1, "run2", 60 * S, &limits);
+        assert_eq!(h.plan(t1, &limits), Plan::Revive);
+    }
+
+    #[test]
+    fn a_crash_loop_backs_off_then_is_quarantined() {
+        let limits = Limits::default();
+        let mut now = Instant::now();
+        let mut h = History::default();
+        let mut waits = Vec::new();
+        for run in 0..20 {
+            h.failure(now, &format!("run{run}"), S / 2, &limits);
+            match h.plan(now, &limits) {
+                Plan::Revive => {}
+                Plan::Wait(d) => {
+                    waits.push(d.as_secs());
+                    now += d;
+                    assert_eq!(h.plan(now, &limits), Plan::Revive);
+                }
+                Plan::Quarantine { newly } => {
+                    assert!(newly);
+                    assert_eq!(h.plan(now, &limits), Plan::Quarantine { newly: false });
+                    break;
+                }
+            }
+            h.revived(now);
+            now += S / 2;
+        }
+        assert_eq!(waits, [1, 2, 4, 8]);
+        assert!(h.is_quarantined());
+        assert_eq!(h.recent_failures(), 5);
+    }
+
+    #[test]
+    fn the_same_failure_seen_twice_counts_once() {
+        let limits = Limits::default();
+        let now = Instant::now();
+        let mut h = History::default();
+        h.revived(now);
+        h.failure(now, "run1", S, &limits);
+        h.failure(now, "run1", S, &limits);
+        assert_eq!(h.recent_failures(), 1);
+    }
+
+    #[test]
+    fn failures_age_out_of_the_window() {
+        let limits = Limits {
+            quarantine_after: 2,
+            window: 60 * S,
+            ..Limits::default()
+        };
+        let mut now = Instant::now();
+        let mut h = History::default();
+        h.revived(now);
+        h.failure(now, "a", S, &limits);
+        now += 120 * S;
+        h.revived(now);
+        h.failure(now, "b", S, &limits);
+        assert!(matches!(h.plan(now, &limits), Plan::Wait(_)));
+    }
+
+    #[test]
+    fn failed_calls_count_and_a_good_run_releases() {
+        let limits = Limits {
+            quarantine_after: 2,
+            ..Limits::default()
+        };
+        let now = Instant::now();
+        let mut h = History::default();
+        h.revival_failed(now);
+        h.revival_failed(now);
+        assert_eq!(h.plan(now, &limits), Plan::Quarantine { newly: true });
+        assert!(!h.running(S, &limits), "too short to count");
+        assert!(h.running(limits.reset_after, &limits));
+        assert_eq!(h.plan(now, &limits), Plan::Revive);
+    }
+
+    #[test]
+    fn release_by_the_operator() {
+        let limits = Limits {
+            quarantine_after: 1,
+            ..Limits::default()
+        };
+        let now = Instant::now();
+        let mut h = History::default();
+        h.revival_failed(now);
+        assert_eq!(h.plan(now, &limits), Plan::Quarantine { newly: true });
+        assert!(h.release());
+        assert!(!h.release());
+        assert_eq!(h.plan(now, &limits), Plan::Revive);
+    }
+
+    #[test]
+    fn grace_after_our_own_revival() {
+        let now = Instant::now();
+        let mut h = History::default();
+        assert!(!h.in_grace(now));
+        h.revived(now);
+        assert!(h.in_grace(now + S));
+        assert!(!h.in_grace(now + GRACE));
+    }
+}
