@@ -1,6 +1,6 @@
 //! Test harness: real containers on the real engine, the real binary, generous deadlines.
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
@@ -96,6 +96,11 @@ pub struct Node {
 impl Node {
     /// Starts a fixture container called `name`, with extra `docker run` options.
     pub fn start(name: &str, options: &[&str]) -> Node {
+        Node::start_with(name, options, &[])
+    }
+
+    /// Starts a fixture container running `command` (see fixture/src/main.rs).
+    pub fn start_with(name: &str, options: &[&str], command: &[&str]) -> Node {
         let image = fixture_image();
         let node = Node {
             name: name.to_string(),
@@ -103,6 +108,7 @@ impl Node {
         let mut args = vec!["run", "-d", "--name", name];
         args.extend_from_slice(options);
         args.push(image);
+        args.extend_from_slice(command);
         docker_ok(&args);
         node
     }
@@ -349,13 +355,26 @@ impl Daemon {
     }
 }
 
-/// A unix-socket proxy in front of the real engine's socket that a test can cut and restore,
-/// to play the engine going away (daemon restart, socket unmounted) without touching the engine.
+/// A unix-socket proxy in front of the real engine's socket that injects faults: it can be
+/// cut and restored (the engine going away), stall the event stream while other calls work, or
+/// answer chosen calls with an error or garbage instead of the engine. The engine itself is
+/// never touched. Each request comes on a connection of its own (healthther keeps none idle).
 pub struct Proxy {
     pub path: PathBuf,
     up: Arc<AtomicBool>,
     stop: Arc<AtomicBool>,
     conns: Arc<Mutex<Vec<UnixStream>>>,
+    faults: Arc<Mutex<Faults>>,
+}
+
+/// What the proxy does instead of forwarding.
+#[derive(Default, Clone)]
+pub struct Faults {
+    /// Hold /events requests unanswered.
+    pub stall_events: bool,
+    /// Answer requests whose method is `.0` and whose path contains `.1` with status `.2` and
+    /// body `.3`.
+    pub answer: Vec<(&'static str, &'static str, u16, &'static str)>,
 }
 
 impl Proxy {
@@ -365,15 +384,19 @@ impl Proxy {
             .strip_prefix("unix://")
             .expect("the proxy needs a unix DOCKER_HOST")
             .to_string();
-        let up = Arc::new(AtomicBool::new(true));
-        let stop = Arc::new(AtomicBool::new(false));
-        let conns = Arc::new(Mutex::new(Vec::new()));
         let proxy = Proxy {
             path: path.clone(),
-            up: Arc::clone(&up),
-            stop: Arc::clone(&stop),
-            conns: Arc::clone(&conns),
+            up: Arc::new(AtomicBool::new(true)),
+            stop: Arc::new(AtomicBool::new(false)),
+            conns: Arc::new(Mutex::new(Vec::new())),
+            faults: Arc::new(Mutex::new(Faults::default())),
         };
+        let (up, stop, conns, faults) = (
+            Arc::clone(&proxy.up),
+            Arc::clone(&proxy.stop),
+            Arc::clone(&proxy.conns),
+            Arc::clone(&proxy.faults),
+        );
         let bind = |p: &Path| {
             let _ = std::fs::remove_file(p);
             let l = UnixListener::bind(p).expect("bind proxy socket");
@@ -390,22 +413,12 @@ impl Proxy {
                     listener = None;
                     let _ = std::fs::remove_file(&path);
                 }
-                let accepted = listener.as_ref().map(UnixListener::accept);
-                match accepted {
+                match listener.as_ref().map(UnixListener::accept) {
                     Some(Ok((client, _))) => {
                         let _ = client.set_nonblocking(false);
-                        let Ok(server) = UnixStream::connect(&upstream) else {
-                            continue;
-                        };
-                        let mut tracked = conns.lock().unwrap_or_else(|p| p.into_inner());
-                        for s in [&client, &server] {
-                            if let Ok(c) = s.try_clone() {
-                                tracked.push(c);
-                            }
-                        }
-                        drop(tracked);
-                        pipe(&client, &server);
-                        pipe(&server, &client);
+                        let (upstream, conns, faults) =
+                            (upstream.clone(), Arc::clone(&conns), Arc::clone(&faults));
+                        thread::spawn(move || serve(client, &upstream, &conns, &faults));
                     }
                     _ => thread::sleep(Duration::from_millis(10)),
                 }
@@ -417,6 +430,10 @@ impl Proxy {
 
     pub fn url(&self) -> String {
         format!("unix://{}", self.path.display())
+    }
+
+    pub fn set_faults(&self, faults: Faults) {
+        *self.faults.lock().unwrap_or_else(|p| p.into_inner()) = faults;
     }
 
     /// Cuts every connection and stops answering: the socket disappears.
@@ -441,6 +458,62 @@ impl Drop for Proxy {
         self.stop.store(true, Ordering::SeqCst);
         self.cut();
     }
+}
+
+/// One client connection: read the request head, then forward it, hold it, or answer it.
+fn serve(
+    mut client: UnixStream,
+    upstream: &str,
+    conns: &Mutex<Vec<UnixStream>>,
+    faults: &Mutex<Faults>,
+) {
+    let mut head = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        match client.read(&mut buf) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => head.extend_from_slice(&buf[..n]),
+        }
+    }
+    let line = String::from_utf8_lossy(&head)
+        .lines()
+        .next()
+        .unwrap_or("")
+        .to_string();
+    let mut words = line.split_whitespace();
+    let (method, path) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
+    let faults = faults.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    if let Ok(c) = client.try_clone() {
+        conns.lock().unwrap_or_else(|p| p.into_inner()).push(c);
+    }
+    if faults.stall_events && path.contains("/events") {
+        // Keep the connection open and silent until the proxy is cut or the client gives up.
+        let _ = client.read(&mut buf);
+        return;
+    }
+    if let Some((_, _, status, body)) = faults
+        .answer
+        .iter()
+        .find(|(m, p, _, _)| *m == method && path.contains(p))
+    {
+        let reply = format!(
+            "HTTP/1.1 {status} Injected\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        let _ = client.write_all(reply.as_bytes());
+        return;
+    }
+    let Ok(mut server) = UnixStream::connect(upstream) else {
+        return;
+    };
+    if server.write_all(&head).is_err() {
+        return;
+    }
+    if let Ok(c) = server.try_clone() {
+        conns.lock().unwrap_or_else(|p| p.into_inner()).push(c);
+    }
+    pipe(&client, &server);
+    pipe(&server, &client);
 }
 
 /// Copies `from` to `to` on a thread until either side closes.

@@ -6,6 +6,7 @@ mod harness;
 mod cli;
 mod lifecycle;
 mod manual;
+mod restarts;
 mod revive;
 mod scope;
 mod sidecar;
