@@ -200,8 +200,7 @@ impl Watch {
     ) -> Result<(), EngineError> {
         // Subscribe first, then list: the replay covers whatever happens in between. The
         // engine keeps only 256 past events, so after a lost connection we re-list, not replay.
-        let events = engine.events(SystemTime::now() - REPLAY);
-        tokio::pin!(events);
+        let mut events = Some(engine.events(SystemTime::now() - REPLAY).boxed());
         self.reconcile(engine, cancel).await?;
         if !self.announced {
             self.announce();
@@ -209,7 +208,23 @@ impl Watch {
         let period = self.config.poll_interval;
         let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
         tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        // When the event stream is lost while the engine still answers, polling carries on and
+        // the stream is asked for again after a growing delay.
+        let mut resubscribe = RECONNECT_FIRST;
+        let mut resubscribe_at: Option<tokio::time::Instant> = None;
         loop {
+            let next_event = async {
+                match events.as_mut() {
+                    Some(stream) => stream.next().await,
+                    None => std::future::pending().await,
+                }
+            };
+            let resubscribe_due = async {
+                match resubscribe_at {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 _ = cancel.cancelled() => return Ok(()),
                 Some(done) = self.tasks.join_next() => self.finished(done),
@@ -219,11 +234,33 @@ impl Watch {
                         self.check(container, target, None);
                     }
                 }
-                item = events.next() => match item {
-                    Some(Ok(event)) => self.on_event(event),
-                    Some(Err(e)) => return Err(e),
-                    None => return Err(EngineError::StreamEnded),
+                item = next_event => match item {
+                    Some(Ok(event)) => {
+                        resubscribe = RECONNECT_FIRST;
+                        self.on_event(event);
+                    }
+                    ended => {
+                        let why = match ended {
+                            Some(Err(e)) => e,
+                            _ => EngineError::StreamEnded,
+                        };
+                        events = None;
+                        // Is it the engine that is gone, or only the stream? A list tells.
+                        self.reconcile(engine, cancel).await?;
+                        if resubscribe == RECONNECT_FIRST {
+                            warn!(error = %why, "lost the event stream; watching by polling \
+                                every {}s until it is back", period.as_secs_f32());
+                        } else {
+                            debug!(error = %why, "the event stream is still away");
+                        }
+                        resubscribe_at = Some(tokio::time::Instant::now() + resubscribe);
+                        resubscribe = (resubscribe * 2).min(RECONNECT_CAP);
+                    }
                 },
+                _ = resubscribe_due => {
+                    resubscribe_at = None;
+                    events = Some(engine.events(SystemTime::now() - REPLAY).boxed());
+                }
                 Some(input) = self.operator.inputs.recv() => self.on_input(input),
                 _ = tick.tick() => self.reconcile(engine, cancel).await?,
             }

@@ -361,6 +361,8 @@ impl Daemon {
 /// never touched. Each request comes on a connection of its own (healthther keeps none idle).
 pub struct Proxy {
     pub path: PathBuf,
+    /// The directory holding the socket, when the proxy made its own.
+    _dir: Option<tempfile::TempDir>,
     up: Arc<AtomicBool>,
     stop: Arc<AtomicBool>,
     conns: Arc<Mutex<Vec<UnixStream>>>,
@@ -386,6 +388,7 @@ impl Proxy {
             .to_string();
         let proxy = Proxy {
             path: path.clone(),
+            _dir: None,
             up: Arc::new(AtomicBool::new(true)),
             stop: Arc::new(AtomicBool::new(false)),
             conns: Arc::new(Mutex::new(Vec::new())),
@@ -425,6 +428,14 @@ impl Proxy {
             }
             let _ = std::fs::remove_file(&path);
         });
+        proxy
+    }
+
+    /// A proxy with its socket in a temporary directory of its own.
+    pub fn in_temp_dir() -> Proxy {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut proxy = Proxy::start(dir.path().join("docker.sock"));
+        proxy._dir = Some(dir);
         proxy
     }
 

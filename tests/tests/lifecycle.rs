@@ -74,38 +74,6 @@ fn unreachable_engine_is_retried_not_fatal() {
 }
 
 #[test]
-fn engine_outage_is_survived_and_what_died_meanwhile_is_revived() {
-    let node = Node::start(&unique("outage"), &[]);
-    let dir = tempfile::tempdir().expect("temp dir");
-    let proxy = Proxy::start(dir.path().join("docker.sock"));
-    let (mut cmd, workdir) = command(&auto_env(&[&node.name]));
-    cmd.env("DOCKER_HOST", proxy.url());
-    let mut daemon = Daemon::spawn(cmd, workdir);
-    daemon.wait_log("watching");
-
-    proxy.cut();
-    daemon.wait_log("lost the Docker engine");
-    daemon.wait_log("cannot reach the Docker engine");
-    let before = node.started_at();
-    node.kill();
-    // Several reconnection attempts fail meanwhile.
-    std::thread::sleep(Duration::from_secs(2));
-    assert!(daemon.is_running(), "exited:\n{}", daemon.output());
-    assert_eq!(node.status(), "exited", "revived without an engine?");
-
-    proxy.restore();
-    node.wait_restarted_since(&before);
-    daemon.wait_log("the Docker engine answers again");
-    assert_eq!(
-        daemon.output().matches("cannot reach").count(),
-        1,
-        "the outage is reported once, not once per retry:\n{}",
-        daemon.output()
-    );
-    assert_eq!(daemon.wait_audit(1)[0]["decision"], "start");
-}
-
-#[test]
 fn probe_is_healthy_only_while_the_loop_sees_the_engine() {
     let node = Node::start(&unique("probe"), &[]);
     let daemon = Daemon::watching(&auto_env(&[&node.name]));

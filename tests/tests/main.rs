@@ -4,6 +4,7 @@
 mod harness;
 
 mod cli;
+mod faults;
 mod lifecycle;
 mod manual;
 mod restarts;
