@@ -145,6 +145,7 @@ pub fn init(dir: &Path, filter: &str) -> Result<Audit, AuditError> {
         return Err(fail("it is not a directory".into()));
     }
     std::fs::create_dir_all(dir).map_err(|e| fail(e.to_string()))?;
+    mend_torn_tail(dir).map_err(|e| fail(e.to_string()))?;
     let human = appender(dir, "healthther", "log", Some(KEEP_LOG_DAYS)).map_err(&fail)?;
     let audit = appender(dir, "audit", "jsonl", None).map_err(&fail)?;
 
@@ -218,7 +219,46 @@ impl Audit {
     }
 }
 
-/// Where the audit files of `dir` are, for readers such as the tests.
+/// What the audit files hold.
+#[derive(Debug, Default)]
+pub struct AuditLog {
+    /// Every whole record, oldest first.
+    pub records: Vec<serde_json::Value>,
+    /// Lines that are not a JSON object: a line cut short (healthther killed mid-write, a full
+    /// disk). Each record is written in one write, so at most one per interruption.
+    pub torn: Vec<String>,
+}
+
+/// Reads every audit file in `dir`, setting torn lines aside instead of failing on them.
+pub fn read(dir: &Path) -> std::io::Result<AuditLog> {
+    let mut log = AuditLog::default();
+    for file in audit_files(dir) {
+        for line in std::fs::read_to_string(&file)?.lines() {
+            match serde_json::from_str::<serde_json::Value>(line) {
+                Ok(v) if v.is_object() => log.records.push(v),
+                _ if line.trim().is_empty() => {}
+                _ => log.torn.push(line.to_string()),
+            }
+        }
+    }
+    Ok(log)
+}
+
+/// Ends a torn last line of the newest audit file, so the next record starts on a line of its
+/// own instead of running into it.
+fn mend_torn_tail(dir: &Path) -> std::io::Result<()> {
+    let Some(newest) = audit_files(dir).pop() else {
+        return Ok(());
+    };
+    let text = std::fs::read(&newest)?;
+    if text.last().is_some_and(|b| *b != b'\n') {
+        let mut f = std::fs::OpenOptions::new().append(true).open(&newest)?;
+        f.write_all(b"\n")?;
+    }
+    Ok(())
+}
+
+/// Where the audit files of `dir` are, oldest first.
 pub fn audit_files(dir: &Path) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .into_iter()
@@ -232,4 +272,32 @@ pub fn audit_files(dir: &Path) -> Vec<PathBuf> {
         .collect();
     files.sort();
     files
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn torn_lines_are_set_aside_and_the_tail_is_mended() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("audit.2026-11-25.jsonl");
+        std::fs::write(&file, "{\"event\":\"action\"}\n{\"event\":\"act").unwrap();
+        let log = read(dir.path()).unwrap();
+        assert_eq!(log.records.len(), 1);
+        assert_eq!(log.torn, ["{\"event\":\"act"]);
+
+        mend_torn_tail(dir.path()).unwrap();
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&file)
+            .unwrap();
+        f.write_all(b"{\"event\":\"answer\"}\n").unwrap();
+        let log = read(dir.path()).unwrap();
+        assert_eq!(log.records.len(), 2, "the next record is whole");
+        assert_eq!(log.torn.len(), 1);
+        // Mending a whole file changes nothing.
+        mend_torn_tail(dir.path()).unwrap();
+        assert_eq!(read(dir.path()).unwrap().records.len(), 2);
+    }
 }

@@ -237,6 +237,8 @@ pub enum ConfigError {
     /// Bad flags, or --help/--version: clap prints these itself.
     #[error(transparent)]
     Cli(#[from] clap::Error),
+    #[error("{0} is not valid UTF-8; use plain text")]
+    NotUtf8(String),
     #[error("{path}: {reason}; fix the file or name another with --env-file")]
     EnvFile { path: String, reason: String },
     #[error(transparent)]
@@ -276,10 +278,29 @@ impl Config {
         T: Into<OsString> + Clone,
     {
         let argv: Vec<OsString> = argv.into_iter().map(Into::into).collect();
+        if let Some((i, arg)) = argv
+            .iter()
+            .enumerate()
+            .skip(1)
+            .find(|(_, a)| a.to_str().is_none())
+        {
+            return Err(ConfigError::NotUtf8(format!(
+                "argument {i} ({:?})",
+                arg.to_string_lossy()
+            )));
+        }
+        // clap would say only that some value is not UTF-8; name the variable.
+        let command = <Args as clap::CommandFactory>::command();
+        for var in command.get_arguments().filter_map(|a| a.get_env()) {
+            if std::env::var_os(var).is_some_and(|v| v.to_str().is_none()) {
+                return Err(ConfigError::NotUtf8(var.to_string_lossy().into_owned()));
+            }
+        }
         // First pass only to learn --env-file (and to answer --help or a bad flag at once); the
         // environment it reads is completed by the file before the second pass.
         let first = Args::try_parse_from(&argv)?;
         load_env_file(first.env_file.as_deref())?;
+
         let mut args = Args::try_parse_from(&argv)?;
         let request = match args.command.take() {
             None => return Ok(Invocation::Daemon(Config::from_args(args)?)),
@@ -591,6 +612,63 @@ mod tests {
         ];
         for (raw, ok) in cases {
             assert_eq!(parse_docker_host(raw).is_ok(), ok, "{raw}");
+        }
+    }
+}
+
+/// Fuzzing the parsers of user input: whatever comes in, they answer Ok or one line of error,
+/// never panic, and what they accept is within the documented bounds.
+#[cfg(test)]
+mod fuzz {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn durations(raw in "\\PC{0,20}|[0-9]{1,25}(ns|us|ms|s|m|h|d)?|-[0-9]{1,5}s") {
+            let min = Duration::from_millis(100);
+            let max = Duration::from_secs(3600);
+            match parse_duration("V", "v", &raw, min, max) {
+                Ok(d) => prop_assert!(d >= min && d <= max),
+                Err(e) => {
+                    let msg = e.to_string();
+                    prop_assert!(msg.starts_with("V (--v): ") && !msg.contains('\n'));
+                }
+            }
+        }
+
+        #[test]
+        fn counts(raw in "\\PC{0,12}|-?[0-9]{1,22}") {
+            match parse_count("C", "c", &raw) {
+                Ok(n) => prop_assert!((1..=1000).contains(&n)),
+                Err(e) => prop_assert!(!e.to_string().contains('\n')),
+            }
+        }
+
+        #[test]
+        fn docker_hosts(raw in "\\PC{0,40}|(unix|tcp|http|ssh|npipe)://\\PC{0,30}") {
+            if let Ok(host) = parse_docker_host(&raw) {
+                let shown = host.to_string();
+                prop_assert!(shown.starts_with("unix:///") || shown.starts_with("tcp://")
+                    || shown.starts_with("http://"));
+            }
+        }
+
+        #[test]
+        fn target_lists(raw in "\\PC{0,60}|([a-z0-9_.-]{0,8}[ ,/]{0,2}){0,6}") {
+            match Targets::parse(&raw) {
+                Ok(targets) => {
+                    let names: Vec<&str> = targets.iter().map(|t| t.as_str()).collect();
+                    for n in &names {
+                        prop_assert!(crate::targets::is_valid_container_name(n));
+                    }
+                    let mut unique = names.clone();
+                    unique.sort();
+                    unique.dedup();
+                    prop_assert_eq!(unique.len(), names.len());
+                }
+                Err(e) => prop_assert!(e.to_string().starts_with("HEALTH_TARGETS")),
+            }
         }
     }
 }

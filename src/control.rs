@@ -332,3 +332,19 @@ mod tests {
         assert_eq!(Reply::from_wire("garbage"), None);
     }
 }
+
+#[cfg(test)]
+mod fuzz {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn requests(raw in "\\PC{0,40}|(pending|probe|release|answer)( \\PC{0,10}){0,3}") {
+            match Request::parse(&raw) {
+                Ok(r) => prop_assert_eq!(Request::parse(&r.to_line()), Ok(r)),
+                Err(e) => prop_assert!(!e.contains('\n')),
+            }
+        }
+    }
+}

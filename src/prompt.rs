@@ -459,3 +459,26 @@ mod tests {
         assert!(prompts.answer(Some("a1"), Answer::Yes).is_ok());
     }
 }
+
+/// Fuzzing what an operator may type: every input is an answer or `None`, never a panic.
+#[cfg(test)]
+mod fuzz {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn answers(raw in "\\PC{0,12}|\\s*(y|yes|n|no|a|always|v|never)\\s*|[\\x00-\\x1f]{0,4}") {
+            if let Some(answer) = parse_answer(&raw) {
+                let word = raw.trim().to_ascii_lowercase();
+                let expected = match answer {
+                    Answer::Yes => ["y", "yes"],
+                    Answer::No => ["n", "no"],
+                    Answer::Always => ["a", "always"],
+                    Answer::Never => ["v", "never"],
+                };
+                prop_assert!(expected.contains(&word.as_str()));
+            }
+        }
+    }
+}

@@ -116,3 +116,26 @@ fn log_directory_is_created() {
     daemon.signal("TERM");
     assert_eq!(daemon.wait_exit(Duration::from_secs(10)).code(), Some(0));
 }
+
+#[test]
+fn unknown_flags_and_non_utf8_values_get_one_line_too() {
+    let (code, stderr) = run("HEALTH_TARGETS=nodo_1\n", &["--taregts", "x"]);
+    assert_eq!(code, Some(2));
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("'--taregts'"), "{stderr}");
+
+    use std::os::unix::ffi::OsStrExt;
+    let (mut cmd, _dir) = command("");
+    cmd.env(
+        "HEALTH_TARGETS",
+        std::ffi::OsStr::from_bytes(b"nodo_1,\xff\xfe"),
+    );
+    let out = cmd.output().expect("run healthther");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("HEALTH_TARGETS is not valid UTF-8"),
+        "{stderr}"
+    );
+}

@@ -571,20 +571,11 @@ pub fn tcp_proxy() -> String {
     format!("tcp://{addr}")
 }
 
-/// Every record of the audit files of a daemon run in `workdir`, each line parsed as one JSON
-/// object.
+/// Every record of the audit files of a daemon run in `workdir`; none may be torn.
 pub fn read_audit(workdir: &Path) -> Vec<Value> {
-    let mut records = Vec::new();
-    for file in healthther::audit::audit_files(&workdir.join("logs")) {
-        let text = std::fs::read_to_string(&file).expect("read audit file");
-        for line in text.lines() {
-            let v: Value = serde_json::from_str(line)
-                .unwrap_or_else(|e| panic!("audit line is not JSON ({e}): {line}"));
-            assert!(v.is_object(), "audit line is not an object: {line}");
-            records.push(v);
-        }
-    }
-    records
+    let log = healthther::audit::read(&workdir.join("logs")).unwrap_or_default();
+    assert!(log.torn.is_empty(), "torn audit lines: {:?}", log.torn);
+    log.records
 }
 
 /// The audit records of one kind (`action`, `prompt`, `answer`, `prompt_dropped`).

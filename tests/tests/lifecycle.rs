@@ -89,3 +89,54 @@ fn probe_is_healthy_only_while_the_loop_sees_the_engine() {
     assert_eq!(code, Some(1));
     assert!(err.contains("Docker engine has not answered"), "{err}");
 }
+
+#[test]
+fn a_torn_audit_line_is_set_aside_and_new_records_stay_whole() {
+    let node = Node::start(&unique("torn"), &[]);
+    let (cmd, dir) = command(&auto_env(&[&node.name]));
+    // As left by a healthther killed in the middle of a write.
+    let logs = dir.path().join("logs");
+    std::fs::create_dir(&logs).expect("mkdir logs");
+    let today = &healthther::audit::now_rfc3339()[..10];
+    std::fs::write(
+        logs.join(format!("audit.{today}.jsonl")),
+        "{\"event\":\"action\",\"target\":\"old\"}\n{\"event\":\"act",
+    )
+    .expect("write audit file");
+    let daemon = Daemon::spawn(cmd, dir);
+    daemon.wait_log("watching");
+    let before = node.started_at();
+    node.kill();
+    node.wait_restarted_since(&before);
+    wait_until("the new record", || {
+        healthther::audit::read(&logs).is_ok_and(|l| l.records.len() == 2)
+    });
+    let log = healthther::audit::read(&logs).expect("read audit");
+    assert_eq!(log.torn, ["{\"event\":\"act"]);
+    assert_eq!(log.records[1]["container"], node.name.as_str());
+}
+
+#[test]
+fn sigterm_during_a_restart_lets_it_finish_and_records_it() {
+    // Ignores SIGTERM, so the restart waits out the stop timeout before killing it.
+    let node = Node::start_with(&unique("slowstop"), &[], &["stubborn"]);
+    wait_until("the fixture to be healthy", || node.health() == "healthy");
+    let env = format!(
+        "HEALTH_TARGETS={}\nMODE=auto\nHEALTH_STOP_TIMEOUT=3s\n",
+        node.name
+    );
+    let mut daemon = Daemon::watching(&env);
+    let before = node.started_at();
+    docker_ok(&["exec", &node.name, "/fixture", "sick"]);
+    daemon.wait_log("reviving");
+    daemon.signal("TERM");
+    let status = daemon.wait_exit(Duration::from_secs(30));
+    assert_eq!(status.code(), Some(0), "{}", daemon.output());
+    assert!(daemon.output().contains("letting in-flight actions finish"));
+    node.wait_restarted_since(&before);
+    let audit = daemon.audit();
+    let actions = events(&audit, "action");
+    assert_eq!(actions.len(), 1, "{audit:?}");
+    assert_eq!(actions[0]["decision"], "restart");
+    assert_eq!(actions[0]["result"], "running");
+}
