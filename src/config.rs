@@ -300,6 +300,13 @@ impl Config {
         // environment it reads is completed by the file before the second pass.
         let first = Args::try_parse_from(&argv)?;
         load_env_file(first.env_file.as_deref())?;
+        // An empty variable means "not set", so that compose can pass `${VAR:-}` through and
+        // leave the default to us.
+        for var in command.get_arguments().filter_map(|a| a.get_env()) {
+            if std::env::var_os(var).is_some_and(|v| v.is_empty()) {
+                std::env::remove_var(var);
+            }
+        }
 
         let mut args = Args::try_parse_from(&argv)?;
         let request = match args.command.take() {

@@ -139,3 +139,15 @@ fn unknown_flags_and_non_utf8_values_get_one_line_too() {
         "{stderr}"
     );
 }
+
+#[test]
+fn an_empty_variable_means_its_default() {
+    // As docker-compose.yml passes `${HEALTH_POLL_INTERVAL:-}` through when it is not set.
+    let (mut cmd, dir) = command("HEALTH_TARGETS=nodo_1\nHEALTH_POLL_INTERVAL=\n");
+    cmd.env("HEALTH_QUARANTINE_AFTER", "")
+        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock");
+    let mut daemon = Daemon::spawn(cmd, dir);
+    daemon.wait_log("cannot reach the Docker engine");
+    daemon.signal("TERM");
+    assert_eq!(daemon.wait_exit(Duration::from_secs(10)).code(), Some(0));
+}
