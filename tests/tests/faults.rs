@@ -101,8 +101,9 @@ fn an_ended_event_stream_is_covered_by_polling_and_asked_for_again() {
 
 #[test]
 fn refused_starts_are_recorded_and_retried_under_the_back_off() {
-    let (node, proxy, mut daemon) =
-        through_proxy("HEALTH_BACKOFF_INITIAL=300ms\nHEALTH_QUARANTINE_AFTER=100\n");
+    let (node, proxy, mut daemon) = through_proxy(
+        "HEALTH_BACKOFF_INITIAL=300ms\nHEALTH_BACKOFF_MAX=2s\nHEALTH_QUARANTINE_AFTER=100\n",
+    );
     proxy.set_faults(Faults {
         answer: vec![("POST", "/start", 500, r#"{"message":"injected failure"}"#)],
         ..Faults::default()
@@ -136,6 +137,22 @@ fn refused_starts_are_recorded_and_retried_under_the_back_off() {
             r["error"]
                 .as_str()
                 .is_some_and(|e| e.contains("(HTTP 409)"))
+        })
+    });
+    proxy.set_faults(Faults {
+        answer: vec![(
+            "POST",
+            "/start",
+            404,
+            r#"{"message":"No such container: removed meanwhile"}"#,
+        )],
+        ..Faults::default()
+    });
+    wait_until("a missing container in the audit file", || {
+        daemon.audit().iter().any(|r| {
+            r["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("removed meanwhile (HTTP 404)"))
         })
     });
     proxy.set_faults(Faults::default());

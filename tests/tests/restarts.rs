@@ -162,3 +162,18 @@ fn two_replicas_revive_a_target_once() {
         "restarted once, not once per replica"
     );
 }
+
+#[test]
+fn failing_checks_in_the_start_period_are_not_acted_on() {
+    // Checks fail from the start, but within its start period the engine reports `starting`.
+    let node = Node::start(
+        &unique("startperiod"),
+        &["--health-start-period=60s", "--health-interval=300ms"],
+    );
+    docker_ok(&["exec", &node.name, "/fixture", "sick"]);
+    let env = format!("{}RUST_LOG=debug\n", auto_env(&[&node.name]));
+    let daemon = Daemon::watching(&env);
+    daemon.wait_passes(4);
+    assert_eq!(node.health(), "starting");
+    assert!(daemon.audit().is_empty(), "acted during the start period");
+}
