@@ -452,6 +452,10 @@ impl Watch {
                     self.check(container.clone(), target.clone(), None);
                 }
             }
+            // An approval arrived while this look was under way: the check that carries it
+            // runs next and decides; asking now would ask about an answered failure.
+            Outcome::Seen(_, verdict)
+                if verdict.acts() && approval.is_none() && matches!(next, Some(Some(_))) => {}
             Outcome::Seen(s, verdict) if verdict.acts() => {
                 self.decide(&target, s, verdict, approval)
             }

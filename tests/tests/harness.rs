@@ -377,6 +377,8 @@ pub struct Faults {
     /// Answer requests whose method is `.0` and whose path contains `.1` with status `.2` and
     /// body `.3`.
     pub answer: Vec<(&'static str, &'static str, u16, &'static str)>,
+    /// Forward requests whose method is `.0` and whose path contains `.1` only after `.2`.
+    pub delay: Vec<(&'static str, &'static str, Duration)>,
 }
 
 impl Proxy {
@@ -513,6 +515,13 @@ fn serve(
         );
         let _ = client.write_all(reply.as_bytes());
         return;
+    }
+    if let Some((_, _, d)) = faults
+        .delay
+        .iter()
+        .find(|(m, p, _)| *m == method && path.contains(p))
+    {
+        thread::sleep(*d);
     }
     let Ok(mut server) = UnixStream::connect(upstream) else {
         return;

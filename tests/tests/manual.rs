@@ -213,3 +213,42 @@ fn sigterm_while_a_prompt_waits_exits_zero() {
         "exit status: {status:?}"
     );
 }
+
+#[test]
+fn an_answer_given_while_a_look_is_under_way_is_not_asked_again() {
+    // Every inspect takes 300 ms and a pass starts every 100 ms, so when the answer comes a
+    // look at the same container is almost always under way.
+    let node = Node::start(&unique("ask_race"), &[]);
+    let proxy = Proxy::in_temp_dir();
+    proxy.set_faults(Faults {
+        delay: vec![("GET", "/json", Duration::from_millis(300))],
+        ..Faults::default()
+    });
+    let env = manual_env(&[&node.name]).replace("500ms", "100ms");
+    let (mut cmd, dir) = command(&env);
+    cmd.env("DOCKER_HOST", proxy.url());
+    let daemon = Daemon::spawn(cmd, dir);
+    daemon.wait_log("watching");
+    for round in 1..=3 {
+        let before = node.started_at();
+        node.kill();
+        wait_until("the prompt", || {
+            client(daemon.dir.path(), &["pending"])
+                .1
+                .contains(&node.name)
+        });
+        let (code, _, err) = client(daemon.dir.path(), &["answer", &node.name, "yes"]);
+        assert_eq!(code, Some(0), "{err}");
+        node.wait_restarted_since(&before);
+        wait_until("the action record", || {
+            events(&daemon.audit(), "action").len() == round
+        });
+        std::thread::sleep(Duration::from_secs(1));
+        let audit = daemon.audit();
+        assert_eq!(
+            events(&audit, "prompt").len(),
+            round,
+            "asked again: {audit:?}"
+        );
+    }
+}
