@@ -194,7 +194,39 @@ impl Engine {
 
     /// Every container on the engine, running or not, in one call.
     pub async fn list(&self) -> Result<Vec<Listed>, EngineError> {
-        let options = ListContainersOptionsBuilder::new().all(true).build();
+        self.list_filtered(HashMap::new()).await
+    }
+
+    /// Only the containers that may need attention: not running, or running with a health
+    /// check that fails or has not passed yet. Two calls, since the engine ANDs different
+    /// filter keys; while all is well both answer with (almost) nothing, however many
+    /// containers there are.
+    pub async fn list_unwell(&self) -> Result<Vec<Listed>, EngineError> {
+        let not_running = HashMap::from([(
+            "status",
+            vec![
+                "created",
+                "restarting",
+                "removing",
+                "paused",
+                "exited",
+                "dead",
+            ],
+        )]);
+        let unhealthy = HashMap::from([("health", vec!["unhealthy", "starting"])]);
+        let mut found = self.list_filtered(not_running).await?;
+        found.extend(self.list_filtered(unhealthy).await?);
+        Ok(found)
+    }
+
+    async fn list_filtered(
+        &self,
+        filters: HashMap<&str, Vec<&str>>,
+    ) -> Result<Vec<Listed>, EngineError> {
+        let options = ListContainersOptionsBuilder::new()
+            .all(true)
+            .filters(&filters)
+            .build();
         let summaries = self
             .docker
             .list_containers(Some(options))

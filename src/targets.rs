@@ -51,6 +51,9 @@ pub enum TargetError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Targets(Vec<TargetName>);
 
+/// The names of all containers, to tell whether a target name is taken by a container.
+type Names<'c> = HashSet<&'c str>;
+
 impl Targets {
     /// Parses `HEALTH_TARGETS`: comma-separated, spaces around names ignored, duplicates dropped,
     /// empty items (a trailing comma) ignored. Every name must be one Docker would accept.
@@ -85,6 +88,10 @@ impl Targets {
         self.0.is_empty()
     }
 
+    fn find(&self, name: &str) -> Option<&TargetName> {
+        self.0.iter().find(|t| t.0 == name)
+    }
+
     /// The target `container` belongs to, given every container the engine has (`all`, which
     /// may include `container` itself).
     ///
@@ -96,15 +103,17 @@ impl Targets {
         container: &ContainerRef,
         all: impl IntoIterator<Item = &'c ContainerRef>,
     ) -> Option<&'a TargetName> {
-        if let Some(t) = self.0.iter().find(|t| t.0 == container.name) {
+        let names: Names = all.into_iter().map(|c| c.name.as_str()).collect();
+        self.matching(container, &names)
+    }
+
+    fn matching(&self, container: &ContainerRef, names: &Names) -> Option<&TargetName> {
+        if let Some(t) = self.find(&container.name) {
             return Some(t);
         }
-        let service = container.service.as_deref()?;
-        let target = self.0.iter().find(|t| t.0 == service)?;
-        let taken_by_name = all
-            .into_iter()
-            .any(|c| c.name == target.0 && c.id != container.id);
-        (!taken_by_name).then_some(target)
+        // The container does not have the name itself, so if any has, another one does.
+        let target = self.find(container.service.as_deref()?)?;
+        (!names.contains(target.as_str())).then_some(target)
     }
 
     /// Every target with the containers it matches among `all`; a target with none is listed
@@ -113,16 +122,17 @@ impl Targets {
         &'a self,
         all: &'c [ContainerRef],
     ) -> Vec<(&'a TargetName, Vec<&'c ContainerRef>)> {
-        self.0
-            .iter()
-            .map(|t| {
-                let matched = all
-                    .iter()
-                    .filter(|c| self.target_of(c, all) == Some(t))
-                    .collect();
-                (t, matched)
-            })
-            .collect()
+        let names: Names = all.iter().map(|c| c.name.as_str()).collect();
+        let mut matched: Vec<(&TargetName, Vec<&ContainerRef>)> =
+            self.0.iter().map(|t| (t, Vec::new())).collect();
+        for c in all {
+            if let Some(t) = self.matching(c, &names) {
+                if let Some((_, list)) = matched.iter_mut().find(|(m, _)| *m == t) {
+                    list.push(c);
+                }
+            }
+        }
+        matched
     }
 }
 

@@ -201,7 +201,7 @@ impl Watch {
         // Subscribe first, then list: the replay covers whatever happens in between. The
         // engine keeps only 256 past events, so after a lost connection we re-list, not replay.
         let mut events = Some(engine.events(SystemTime::now() - REPLAY).boxed());
-        self.reconcile(engine, cancel).await?;
+        self.reconcile(engine, cancel, true).await?;
         if !self.announced {
             self.announce();
         }
@@ -245,8 +245,9 @@ impl Watch {
                             _ => EngineError::StreamEnded,
                         };
                         events = None;
-                        // Is it the engine that is gone, or only the stream? A list tells.
-                        self.reconcile(engine, cancel).await?;
+                        // Is it the engine that is gone, or only the stream? A list tells, and
+                        // brings back what the stream would have said.
+                        self.reconcile(engine, cancel, true).await?;
                         if resubscribe == RECONNECT_FIRST {
                             warn!(error = %why, "lost the event stream; watching by polling \
                                 every {}s until it is back", period.as_secs_f32());
@@ -262,7 +263,7 @@ impl Watch {
                     events = Some(engine.events(SystemTime::now() - REPLAY).boxed());
                 }
                 Some(input) = self.operator.inputs.recv() => self.on_input(input),
-                _ = tick.tick() => self.reconcile(engine, cancel).await?,
+                _ = tick.tick() => self.reconcile(engine, cancel, false).await?,
             }
         }
     }
@@ -282,51 +283,82 @@ impl Watch {
     }
 
     /// One list call for all targets; containers that may need help are checked.
+    /// A reconciliation pass: one list call (`full`, at the start of a session) of every
+    /// container, or two small calls of only those that may need attention. Targets among
+    /// them are checked.
     async fn reconcile(
         &mut self,
         engine: &Engine,
         cancel: &CancellationToken,
+        full: bool,
     ) -> Result<(), EngineError> {
         let listed = tokio::select! {
             _ = cancel.cancelled() => return Ok(()),
-            r = engine.list() => r?,
+            r = async { if full { engine.list().await } else { engine.list_unwell().await } } => r?,
         };
-        debug!(containers = listed.len(), "reconcile pass");
+        debug!(containers = listed.len(), full, "reconcile pass");
         self.last_pass = Some(Instant::now());
-        self.known = listed
-            .iter()
-            .map(|l| (l.container.id.clone(), l.container.clone()))
-            .collect();
-        self.reported.retain(|id, _| self.known.contains_key(id));
-        self.histories.retain(|id, _| self.known.contains_key(id));
-        let all: Vec<ContainerRef> = listed.iter().map(|l| l.container.clone()).collect();
-        let config = Arc::clone(&self.config);
-        for (target, matched) in config.targets.resolve(&all) {
-            if matched.is_empty() {
-                self.report_missing(target);
-                continue;
-            }
-            if self.missing.remove(target) {
-                info!(target = %target, "target found");
-            }
-            for c in matched {
-                let Some(l) = listed.iter().find(|l| l.container.id == c.id) else {
-                    continue;
-                };
-                // A quarantined container that runs is looked at until it has run long
-                // enough to be released.
-                let quarantined = self
-                    .histories
-                    .get(&c.id)
-                    .is_some_and(History::is_quarantined);
-                if needs_inspection(l) || quarantined {
-                    self.check(c.clone(), target.clone(), None);
-                } else {
-                    self.well_again(target, c);
+        if full {
+            self.known.clear();
+        }
+        for l in &listed {
+            self.known
+                .insert(l.container.id.clone(), l.container.clone());
+        }
+        if full {
+            self.reported.retain(|id, _| self.known.contains_key(id));
+            self.histories.retain(|id, _| self.known.contains_key(id));
+            let all: Vec<ContainerRef> = self.known.values().cloned().collect();
+            let config = Arc::clone(&self.config);
+            for (target, matched) in config.targets.resolve(&all) {
+                if matched.is_empty() {
+                    self.report_missing(target);
+                } else if self.missing.remove(target) {
+                    info!(target = %target, "target found");
                 }
             }
         }
+        let mut unwell = HashSet::new();
+        for l in listed.iter().filter(|l| needs_inspection(l)) {
+            if let Some(target) = self.target_of(&l.container) {
+                unwell.insert(l.container.id.clone());
+                self.check(l.container.clone(), target, None);
+            }
+        }
+        // Targets we are following (something was said, asked or done about them) are looked
+        // at again even when the list left them out: the list may predate their failure, so
+        // only a fresh look tells that they are well (and, after a revival, well for long
+        // enough that their history can go).
+        let followed: HashSet<String> = self
+            .known
+            .keys()
+            .filter(|id| self.is_followed(id) && !unwell.contains(*id))
+            .cloned()
+            .collect();
+        for id in followed {
+            let Some(c) = self.known.get(&id).cloned() else {
+                continue;
+            };
+            if let Some(target) = self.target_of(&c) {
+                self.check(c, target, None);
+            }
+        }
         Ok(())
+    }
+
+    /// Whether something was said, asked or done about the container that a look at it
+    /// may end.
+    fn is_followed(&self, id: &str) -> bool {
+        self.reported.contains_key(id)
+            || self.histories.contains_key(id)
+            || self.prompts.open().any(|p| p.container.id == id)
+    }
+
+    fn target_of(&self, c: &ContainerRef) -> Option<TargetName> {
+        self.config
+            .targets
+            .target_of(c, self.known.values())
+            .cloned()
     }
 
     fn report_missing(&mut self, target: &TargetName) {
@@ -348,12 +380,7 @@ impl Watch {
         } else {
             self.known.insert(container.id.clone(), container.clone());
         }
-        let Some(target) = self
-            .config
-            .targets
-            .target_of(&container, self.known.values())
-            .cloned()
-        else {
+        let Some(target) = self.target_of(&container) else {
             return;
         };
         debug!(target = %target, container = %container.name, event = ?kind, "event");
@@ -378,8 +405,12 @@ impl Watch {
                     self.report_missing(&target);
                 }
             }
-            EventKind::Health(Health::Healthy) | EventKind::Start => {
-                self.well_again(&target, &container)
+            // Only a fresh look tells it is well: a health check that was under way when the
+            // container died may still report healthy after the die.
+            EventKind::Health(Health::Healthy) | EventKind::Start
+                if self.is_followed(&container.id) =>
+            {
+                self.check(container, target, None)
             }
             _ => {}
         }
@@ -575,7 +606,12 @@ impl Watch {
         let Some(h) = self.histories.get_mut(&s.container.id) else {
             return;
         };
-        if h.running(ran_for(s, SystemTime::now()), &limits) {
+        let ran = ran_for(s, SystemTime::now());
+        let was_quarantined = h.running(ran, &limits);
+        if ran >= limits.reset_after {
+            self.histories.remove(&s.container.id);
+        }
+        if was_quarantined {
             info!(target = %target, container = %s.container.name,
                 "released from quarantine: it runs well again");
             self.record_event(

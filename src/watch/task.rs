@@ -84,7 +84,13 @@ impl Tasks {
         let outcome = {
             // The semaphore is never closed, so acquiring only waits.
             let _permit = self.calls.acquire().await;
-            match self.engine.inspect(&container).await {
+            let began = Instant::now();
+            let inspected = self.engine.inspect(&container).await;
+            // How long the engine took: after a die it holds the container while it finishes
+            // the exit, and the benchmark tells that apart from our own time.
+            let took_us = u64::try_from(began.elapsed().as_micros()).unwrap_or(u64::MAX);
+            tracing::debug!(container = %container.name, took_us, "inspected");
+            match inspected {
                 Ok(None) => Outcome::Gone,
                 Err(e) => Outcome::Failed(e),
                 Ok(Some(snapshot)) => {

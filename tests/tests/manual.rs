@@ -224,7 +224,10 @@ fn an_answer_given_while_a_look_is_under_way_is_not_asked_again() {
         delay: vec![("GET", "/json", Duration::from_millis(300))],
         ..Faults::default()
     });
-    let env = manual_env(&[&node.name]).replace("500ms", "100ms");
+    let env = format!(
+        "{}RUST_LOG=debug\n",
+        manual_env(&[&node.name]).replace("500ms", "100ms")
+    );
     let (mut cmd, dir) = command(&env);
     cmd.env("DOCKER_HOST", proxy.url());
     let daemon = Daemon::spawn(cmd, dir);

@@ -1,0 +1,475 @@
+#!/usr/bin/env python3
+"""healthther's benchmark, on the real Docker engine, against locally built fixture containers.
+
+Measures, in one run:
+  1. crash reaction: a target's process SIGKILLed from outside the Docker API (its host pid),
+     die -> start event, for a healthther target and for a --restart=always container with no
+     healthther (a fresh container each trial, so the engine's back-off starts at its floor);
+  2. unhealthy reaction: health_status: unhealthy -> the restart beginning (the stop's kill
+     event) and done (start event);
+  3. healthther's own overhead: die event -> its "reviving" trace line, just before the start
+     request, separate from the engine's start time;
+  4. cost while idle: peak RSS, CPU seconds per minute and API calls per minute (counted by a
+     proxy in front of the socket) while watching 10, 100 and 300 running targets;
+  5. start-up: exec -> the first completed reconciliation pass ("watching");
+  and the sizes of the release binary and the runtime image.
+
+Usage:
+  python3 bench/bench.py            # the full run (about 10 minutes)
+  python3 bench/bench.py --smoke    # a short run that checks it all works (CI)
+
+Writes a Markdown report to stdout and to bench/results/latest.md, and a plot of the reaction
+times to bench/results/reaction.png.
+"""
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+FIXTURE = "healthther-fixture:bench"
+RUNTIME_IMAGE = "healthther:bench-runtime"
+PREFIX = f"hthb{os.getpid()}"
+SHIPPED_COPY = "COPY --from=build /out/healthther /usr/local/bin/healthther"
+
+
+def run(*args, check=True, env=None):
+    out = subprocess.run(args, check=False, capture_output=True, text=True, env=env)
+    if check and out.returncode != 0:
+        sys.exit(f"bench: {' '.join(args)} failed: {out.stderr.strip()}")
+    return out.stdout.strip()
+
+
+def docker_socket():
+    host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+    if not host.startswith("unix://"):
+        sys.exit("bench: needs a unix DOCKER_HOST")
+    return host[len("unix://"):]
+
+
+# --- building --------------------------------------------------------------------------------
+
+def cargo_static(*args):
+    env = dict(os.environ, RUSTFLAGS="-C target-feature=+crt-static")
+    run("cargo", "build", "-q", "--release", "--target", "x86_64-unknown-linux-gnu",
+        "--target-dir", str(ROOT / "target" / "static"), "--manifest-path",
+        str(ROOT / "Cargo.toml"), *args, env=env)
+    return ROOT / "target" / "static" / "x86_64-unknown-linux-gnu" / "release"
+
+
+def build_image(tag, dockerfile, files):
+    with tempfile.TemporaryDirectory() as ctx:
+        Path(ctx, "Dockerfile").write_text(dockerfile)
+        for name, path in files:
+            shutil.copy(path, Path(ctx, name))
+        run("docker", "build", "-q", "-t", tag, ctx)
+
+
+def build():
+    out = cargo_static("-p", "fixture", "--bin", "fixture")
+    build_image(FIXTURE, (ROOT / "fixture" / "Dockerfile").read_text(),
+                [("fixture", out / "fixture")])
+    out = cargo_static("--bin", "healthther")
+    binary = out / "healthther"
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    stage = dockerfile[dockerfile.index("\nFROM scratch AS runtime"):]
+    stage = stage.replace(SHIPPED_COPY, "COPY healthther /usr/local/bin/healthther")
+    build_image(RUNTIME_IMAGE, stage, [("healthther", binary)])
+    return binary
+
+
+# --- the engine's events ---------------------------------------------------------------------
+
+class Events:
+    """Every container event, with the engine's own nanosecond timestamps."""
+
+    def __init__(self):
+        self.proc = subprocess.Popen(
+            ["docker", "events", "--format", "{{json .}}", "--filter", "type=container"],
+            stdout=subprocess.PIPE, text=True)
+        self.items = []
+        self.cond = threading.Condition()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self):
+        for line in self.proc.stdout:
+            try:
+                e = json.loads(line)
+            except ValueError:
+                continue
+            item = (e.get("id", ""), e.get("Action", ""), int(e.get("timeNano", 0)))
+            with self.cond:
+                self.items.append(item)
+                self.cond.notify_all()
+
+    def wait(self, cid, action, after_ns, timeout=60):
+        """The time of the first `action` (a prefix) of `cid` after `after_ns`."""
+        deadline = time.time() + timeout
+        with self.cond:
+            while True:
+                for (i, a, t) in self.items:
+                    if i == cid and a.startswith(action) and t >= after_ns:
+                        return t
+                left = deadline - time.time()
+                if left <= 0:
+                    raise TimeoutError(f"no {action} event for {cid[:12]}")
+                self.cond.wait(left)
+
+    def close(self):
+        self.proc.kill()
+
+
+# --- a counting proxy ------------------------------------------------------------------------
+
+class CountingProxy:
+    """A unix-socket proxy in front of the engine that counts requests (one per connection:
+    healthther keeps none idle)."""
+
+    def __init__(self, path):
+        self.path = path
+        self.count = 0
+        self.lock = threading.Lock()
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.bind(path)
+        self.sock.listen(64)
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                client, _ = self.sock.accept()
+            except OSError:
+                return
+            with self.lock:
+                self.count += 1
+            upstream = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            upstream.connect(docker_socket())
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(a, b):
+        try:
+            while True:
+                data = a.recv(65536)
+                if not data:
+                    break
+                b.sendall(data)
+        except OSError:
+            pass
+        finally:
+            try:
+                b.shutdown(socket.SHUT_WR)
+            except OSError:
+                pass
+
+    def close(self):
+        self.sock.close()
+
+
+# --- healthther ------------------------------------------------------------------------------
+
+class Healthther:
+    def __init__(self, binary, targets, docker_host=None, extra=None):
+        self.dir = tempfile.mkdtemp(prefix="hthb")
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith("HEALTH_") and k not in ("MODE", "RUST_LOG")}
+        env.update(HEALTH_TARGETS=",".join(targets), MODE="auto", **(extra or {}))
+        if docker_host:
+            env["DOCKER_HOST"] = docker_host
+        self.log = open(Path(self.dir, "out.log"), "w+")
+        self.started = time.time()
+        self.proc = subprocess.Popen([str(binary)], cwd=self.dir, env=env, stdout=self.log,
+                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+
+    def output(self):
+        return Path(self.dir, "out.log").read_text()
+
+    def wait_for(self, needle, timeout=60):
+        deadline = time.time() + timeout
+        while needle not in self.output():
+            if time.time() > deadline or self.proc.poll() is not None:
+                raise TimeoutError(f"healthther did not say {needle!r}:\n{self.output()}")
+            time.sleep(0.005)
+        return time.time()
+
+    def reviving_times(self):
+        """container name -> the time of its first "reviving" line, in ns."""
+        times = {}
+        for line in self.output().splitlines():
+            m = re.match(r"(\S+Z)\s+INFO reviving .*container=(\S+)", line)
+            if m and m.group(2) not in times:
+                stamp = datetime.strptime(m.group(1), "%Y-%m-%dT%H:%M:%S.%fZ")
+                stamp = stamp.replace(tzinfo=timezone.utc)
+                times[m.group(2)] = int(stamp.timestamp() * 1e6) * 1000
+        return times
+
+    def cpu_seconds(self):
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def peak_rss_kib(self):
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+        return 0
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+# --- containers ------------------------------------------------------------------------------
+
+def start(name, *options, command=()):
+    return run("docker", "run", "-d", "--name", name, *options, FIXTURE, *command)
+
+
+def remove(*names):
+    if names:
+        run("docker", "rm", "-f", *names, check=False)
+
+
+def host_pid(cid):
+    return int(run("docker", "inspect", "-f", "{{.State.Pid}}", cid))
+
+
+def wait_until(what, cond, timeout=60):
+    deadline = time.time() + timeout
+    while not cond():
+        if time.time() > deadline:
+            raise TimeoutError(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+def health(cid):
+    return run("docker", "inspect", "-f", "{{if .State.Health}}{{.State.Health.Status}}{{end}}",
+               cid, check=False)
+
+
+def percentile(values, p):
+    ordered = sorted(values)
+    k = max(0, min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1))))
+    return ordered[k]
+
+
+def summary(values):
+    return {"n": len(values), "median": statistics.median(values),
+            "p90": percentile(values, 90), "p99": percentile(values, 99), "max": max(values)}
+
+
+# --- the measurements ------------------------------------------------------------------------
+
+def crash_reaction(binary, events, trials):
+    """die -> start after a SIGKILL of the host pid: healthther's and the engine's."""
+    names = [f"{PREFIX}-crash{i}" for i in range(trials)]
+    ours, overhead, engines = [], [], []
+    hh = Healthther(binary, names)
+    try:
+        hh.wait_for("watching")
+        for name in names:
+            cid = start(name)
+            wait_until("it to run", lambda: host_pid(cid) > 0)
+            time.sleep(0.3)  # healthther has seen it created and started
+            t0 = time.time_ns()
+            os.kill(host_pid(cid), signal.SIGKILL)
+            die = events.wait(cid, "die", t0)
+            started = events.wait(cid, "start", die)
+            ours.append((started - die) / 1e6)
+            wait_until("its reviving line", lambda: name in hh.reviving_times())
+            overhead.append((hh.reviving_times()[name] - die) / 1e6)
+            remove(name)
+    finally:
+        hh.stop()
+        remove(*names)
+    for i in range(trials):
+        name = f"{PREFIX}-engine{i}"
+        cid = start(name, "--restart=always")
+        try:
+            wait_until("it to run", lambda: host_pid(cid) > 0)
+            time.sleep(0.3)
+            t0 = time.time_ns()
+            os.kill(host_pid(cid), signal.SIGKILL)
+            die = events.wait(cid, "die", t0)
+            started = events.wait(cid, "start", die)
+            engines.append((started - die) / 1e6)
+        finally:
+            remove(name)
+    return ours, overhead, engines
+
+
+def unhealthy_reaction(binary, events, trials):
+    """health_status: unhealthy -> the restart beginning (kill) and done (start)."""
+    names = [f"{PREFIX}-sick{i}" for i in range(trials)]
+    begins, dones = [], []
+    hh = Healthther(binary, names)
+    try:
+        hh.wait_for("watching")
+        for name in names:
+            cid = start(name, "--health-interval=500ms", "--health-retries=1")
+            wait_until("it to be healthy", lambda: health(cid) == "healthy")
+            t0 = time.time_ns()
+            run("docker", "exec", cid, "/fixture", "sick")
+            unhealthy = events.wait(cid, "health_status: unhealthy", t0)
+            begins.append((events.wait(cid, "kill", unhealthy) - unhealthy) / 1e6)
+            dones.append((events.wait(cid, "start", unhealthy) - unhealthy) / 1e6)
+            remove(name)
+    finally:
+        hh.stop()
+        remove(*names)
+    return begins, dones
+
+
+def idle_cost(binary, count, seconds):
+    """Peak RSS, CPU seconds and API calls per minute while `count` running targets are fine."""
+    names = [f"{PREFIX}-idle{i}" for i in range(count)]
+    # Start them a few at a time: the engine is the slow part.
+    for i in range(0, count, 8):
+        batch = [subprocess.Popen(["docker", "run", "-d", "--name", n, "--no-healthcheck",
+                                   FIXTURE], stdout=subprocess.DEVNULL)
+                 for n in names[i:i + 8]]
+        for p in batch:
+            p.wait()
+    sock_dir = tempfile.mkdtemp(prefix="hthp")
+    proxy = CountingProxy(os.path.join(sock_dir, "docker.sock"))
+    hh = Healthther(binary, names, docker_host=f"unix://{proxy.path}")
+    try:
+        hh.wait_for("watching")
+        time.sleep(2)
+        cpu0, calls0, t0 = hh.cpu_seconds(), proxy.count, time.time()
+        time.sleep(seconds)
+        cpu1, calls1, t1 = hh.cpu_seconds(), proxy.count, time.time()
+        minutes = (t1 - t0) / 60
+        return {"targets": count, "rss_kib": hh.peak_rss_kib(),
+                "cpu_s_per_min": (cpu1 - cpu0) / minutes,
+                "calls_per_min": (calls1 - calls0) / minutes}
+    finally:
+        hh.stop()
+        proxy.close()
+        shutil.rmtree(sock_dir, ignore_errors=True)
+        for i in range(0, count, 50):
+            remove(*names[i:i + 50])
+
+
+def startup(binary, runs):
+    """exec -> "watching" (the first reconciliation pass done), in ms."""
+    names = [f"{PREFIX}-up{i}" for i in range(10)]
+    for n in names:
+        start(n, "--no-healthcheck")
+    times = []
+    try:
+        for _ in range(runs):
+            hh = Healthther(binary, names)
+            try:
+                times.append((hh.wait_for("watching") - hh.started) * 1000)
+            finally:
+                hh.stop()
+    finally:
+        remove(*names)
+    return times
+
+
+# --- the report ------------------------------------------------------------------------------
+
+def fmt_row(label, s):
+    return (f"| {label} | {s['n']} | {s['median']:.1f} | {s['p90']:.1f} | {s['p99']:.1f} | "
+            f"{s['max']:.1f} |")
+
+
+def plot(ours, engines, begins, path):
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return "(no plot: matplotlib is not installed; `pip install matplotlib`)"
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
+    a.boxplot([ours, engines], showfliers=True)
+    a.set_xticks([1, 2], ["healthther", "engine\n--restart=always"])
+    a.set_ylabel("die -> start (ms)")
+    a.set_title("Crash reaction (SIGKILL of the host pid)")
+    b.hist(begins, bins=15, color="tab:green")
+    b.set_xlabel("unhealthy -> restart begins (ms)")
+    b.set_ylabel("trials")
+    b.set_title("Unhealthy reaction (healthther)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    return f"![reaction times]({path.relative_to(ROOT / 'bench').as_posix()})"
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--smoke", action="store_true", help="a short run for CI")
+    args = parser.parse_args()
+    trials = 3 if args.smoke else 20
+    sizes = [10] if args.smoke else [10, 100, 300]
+    idle_seconds = 5 if args.smoke else 60
+    startup_runs = 3 if args.smoke else 10
+
+    binary = build()
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    events = Events()
+    try:
+        ours, overhead, engines = crash_reaction(binary, events, trials)
+        begins, dones = unhealthy_reaction(binary, events, trials)
+        idle = [idle_cost(binary, n, idle_seconds) for n in sizes]
+        up = startup(binary, startup_runs)
+    finally:
+        events.close()
+    image = int(run("docker", "image", "inspect", "-f", "{{.Size}}", RUNTIME_IMAGE))
+
+    so, se = summary(ours), summary(engines)
+    lines = [
+        f"Run: {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}, "
+        f"`python3 bench/bench.py{' --smoke' if args.smoke else ''}`; "
+        f"{os.cpu_count()} cores, Docker Engine {run('docker', 'version', '-f', '{{.Server.Version}}')}.",
+        "",
+        "| measure (ms) | n | median | p90 | p99 | max |",
+        "|---|---|---|---|---|---|",
+        fmt_row("crash: die -> start, healthther", so),
+        fmt_row("crash: die -> start, engine --restart=always", se),
+        fmt_row("healthther overhead: die -> its start request", summary(overhead)),
+        fmt_row("unhealthy -> restart begins (kill)", summary(begins)),
+        fmt_row("unhealthy -> restarted (start)", summary(dones)),
+        fmt_row("start-up: exec -> first pass done", summary(up)),
+        "",
+        f"Crash reaction ratio, healthther / engine (medians): "
+        f"{so['median'] / se['median']:.2f}",
+        "",
+        "| targets watched (idle) | peak RSS (MiB) | CPU s per minute | API calls per minute |",
+        "|---|---|---|---|",
+    ]
+    for r in idle:
+        lines.append(f"| {r['targets']} | {r['rss_kib'] / 1024:.1f} | {r['cpu_s_per_min']:.4f} | "
+                     f"{r['calls_per_min']:.1f} |")
+    lines += [
+        "",
+        f"Release binary (static, stripped): {binary.stat().st_size / 1e6:.2f} MB; "
+        f"runtime image: {image / 1e6:.2f} MB.",
+        "",
+        plot(ours, engines, begins, RESULTS / "reaction.png"),
+    ]
+    report = "\n".join(lines)
+    (RESULTS / "latest.md").write_text(report + "\n")
+    print(report)
+
+
+if __name__ == "__main__":
+    main()
