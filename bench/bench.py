@@ -182,6 +182,12 @@ class CountingProxy:
 
 # --- healthther ------------------------------------------------------------------------------
 
+def stamp_ns(text):
+    """A tracing timestamp (RFC 3339, UTC, microseconds) in ns since the epoch."""
+    stamp = datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
+    return int(stamp.timestamp() * 1e6) * 1000
+
+
 class Healthther:
     def __init__(self, binary, targets, docker_host=None, extra=None):
         self.dir = tempfile.mkdtemp(prefix="hthb")
@@ -208,13 +214,23 @@ class Healthther:
 
     def reviving_times(self):
         """container name -> the time of its first "reviving" line, in ns."""
+        return self._first(r"INFO reviving ")
+
+    def inspect_micros(self, name, after_ns):
+        """How long the first inspect of `name` that ended after `after_ns` took, in us (needs
+        RUST_LOG=debug)."""
+        for line in self.output().splitlines():
+            m = re.match(r"(\S+Z)\s+DEBUG inspected container=(\S+) took_us=(\d+)", line)
+            if m and m.group(2) == name and stamp_ns(m.group(1)) >= after_ns:
+                return int(m.group(3))
+        return 0
+
+    def _first(self, pattern):
         times = {}
         for line in self.output().splitlines():
-            m = re.match(r"(\S+Z)\s+INFO reviving .*container=(\S+)", line)
+            m = re.match(r"(\S+Z)\s+" + pattern + r".*container=(\S+)", line)
             if m and m.group(2) not in times:
-                stamp = datetime.strptime(m.group(1), "%Y-%m-%dT%H:%M:%S.%fZ")
-                stamp = stamp.replace(tzinfo=timezone.utc)
-                times[m.group(2)] = int(stamp.timestamp() * 1e6) * 1000
+                times[m.group(2)] = stamp_ns(m.group(1))
         return times
 
     def cpu_seconds(self):
@@ -280,8 +296,8 @@ def summary(values):
 def crash_reaction(binary, events, trials):
     """die -> start after a SIGKILL of the host pid: healthther's and the engine's."""
     names = [f"{PREFIX}-crash{i}" for i in range(trials)]
-    ours, overhead, engines = [], [], []
-    hh = Healthther(binary, names)
+    ours, overhead, waited, own, engines = [], [], [], [], []
+    hh = Healthther(binary, names, extra={"RUST_LOG": "healthther=debug"})
     try:
         hh.wait_for("watching")
         for name in names:
@@ -294,7 +310,11 @@ def crash_reaction(binary, events, trials):
             started = events.wait(cid, "start", die)
             ours.append((started - die) / 1e6)
             wait_until("its reviving line", lambda: name in hh.reviving_times())
-            overhead.append((hh.reviving_times()[name] - die) / 1e6)
+            total = (hh.reviving_times()[name] - die) / 1e6
+            engine_ms = hh.inspect_micros(name, die) / 1000
+            overhead.append(total)
+            waited.append(engine_ms)
+            own.append(max(0.0, total - engine_ms))
             remove(name)
     finally:
         hh.stop()
@@ -312,7 +332,38 @@ def crash_reaction(binary, events, trials):
             engines.append((started - die) / 1e6)
         finally:
             remove(name)
-    return ours, overhead, engines
+    return ours, overhead, waited, own, engines
+
+
+def bare_client_reaction(events, trials):
+    """die -> start when a bare client POSTs start the moment the die event reaches it: the
+    floor for any client of the engine, healthther included."""
+    floor = []
+    for i in range(trials):
+        name = f"{PREFIX}-bare{i}"
+        cid = start(name)
+        try:
+            wait_until("it to run", lambda: host_pid(cid) > 0)
+            time.sleep(0.3)
+            t0 = time.time_ns()
+
+            def start_on_die():
+                events.wait(cid, "die", t0)
+                with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+                    sock.connect(docker_socket())
+                    sock.sendall(f"POST /containers/{cid}/start HTTP/1.1\r\nHost: docker\r\n"
+                                 "Content-Length: 0\r\nConnection: close\r\n\r\n".encode())
+                    sock.recv(4096)
+
+            starter = threading.Thread(target=start_on_die)
+            starter.start()
+            os.kill(host_pid(cid), signal.SIGKILL)
+            die = events.wait(cid, "die", t0)
+            floor.append((events.wait(cid, "start", die) - die) / 1e6)
+            starter.join()
+        finally:
+            remove(name)
+    return floor
 
 
 def unhealthy_reaction(binary, events, trials):
@@ -427,7 +478,8 @@ def main():
     RESULTS.mkdir(parents=True, exist_ok=True)
     events = Events()
     try:
-        ours, overhead, engines = crash_reaction(binary, events, trials)
+        ours, overhead, waited, own, engines = crash_reaction(binary, events, trials)
+        floor = bare_client_reaction(events, trials)
         begins, dones = unhealthy_reaction(binary, events, trials)
         idle = [idle_cost(binary, n, idle_seconds) for n in sizes]
         up = startup(binary, startup_runs)
@@ -445,7 +497,10 @@ def main():
         "|---|---|---|---|---|---|",
         fmt_row("crash: die -> start, healthther", so),
         fmt_row("crash: die -> start, engine --restart=always", se),
+        fmt_row("crash: die -> start, a bare client starting on the die event", summary(floor)),
         fmt_row("healthther overhead: die -> its start request", summary(overhead)),
+        fmt_row("- of which the engine answering the inspect", summary(waited)),
+        fmt_row("- of which healthther itself", summary(own)),
         fmt_row("unhealthy -> restart begins (kill)", summary(begins)),
         fmt_row("unhealthy -> restarted (start)", summary(dones)),
         fmt_row("start-up: exec -> first pass done", summary(up)),

@@ -5,10 +5,7 @@ use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bollard::errors::Error as BollardError;
-use bollard::models::{
-    ContainerInspectResponse, ContainerStateStatusEnum, ContainerSummary,
-    ContainerSummaryHealthStatusEnum, ContainerSummaryStateEnum, EventMessage, HealthStatusEnum,
-};
+use bollard::models::{ContainerInspectResponse, ContainerSummary, EventMessage};
 use bollard::query_parameters::{
     EventsOptionsBuilder, ListContainersOptionsBuilder, StopContainerOptionsBuilder,
 };
@@ -131,11 +128,9 @@ impl EventKind {
     fn from_action(action: &str) -> EventKind {
         // health_status actions read "health_status: unhealthy".
         if let Some(h) = action.strip_prefix("health_status:") {
-            return match h.trim() {
-                "unhealthy" => EventKind::Health(Health::Unhealthy),
-                "healthy" => EventKind::Health(Health::Healthy),
-                "starting" => EventKind::Health(Health::Starting),
-                _ => EventKind::Other,
+            return match Health::from_engine(h.trim()) {
+                Health::None => EventKind::Other,
+                h => EventKind::Health(h),
             };
         }
         match action {
@@ -316,23 +311,12 @@ fn listed(s: ContainerSummary) -> Option<Listed> {
         .labels
         .as_ref()
         .and_then(|l| l.get(COMPOSE_SERVICE_LABEL).cloned());
-    let status = match s.state {
-        Some(ContainerSummaryStateEnum::CREATED) => Status::Created,
-        Some(ContainerSummaryStateEnum::RUNNING) => Status::Running,
-        Some(ContainerSummaryStateEnum::PAUSED) => Status::Paused,
-        Some(ContainerSummaryStateEnum::RESTARTING) => Status::Restarting,
-        Some(ContainerSummaryStateEnum::REMOVING) => Status::Removing,
-        Some(ContainerSummaryStateEnum::EXITED) => Status::Exited,
-        Some(ContainerSummaryStateEnum::DEAD) => Status::Dead,
-        Some(other) => Status::Other(other.to_string()),
-        None => Status::Other(String::new()),
-    };
+    // bollard's enums print the engine's own names.
+    let status = Status::from_engine(s.state.as_ref().map_or("", |st| st.as_ref()));
     let health = match s.health.and_then(|h| h.status) {
-        Some(ContainerSummaryHealthStatusEnum::UNHEALTHY) => Health::Unhealthy,
-        Some(ContainerSummaryHealthStatusEnum::STARTING) => Health::Starting,
-        Some(ContainerSummaryHealthStatusEnum::HEALTHY) => Health::Healthy,
+        Some(h) => Health::from_engine(h.as_ref()),
         // Engines before API 1.52 give health only in the status text.
-        _ => health_from_status_text(s.status.as_deref().unwrap_or("")),
+        None => health_from_status_text(s.status.as_deref().unwrap_or("")),
     };
     Some(Listed {
         container: ContainerRef { id, name, service },
@@ -343,24 +327,9 @@ fn listed(s: ContainerSummary) -> Option<Listed> {
 
 fn snapshot(c: &ContainerRef, r: ContainerInspectResponse) -> Snapshot {
     let state = r.state.unwrap_or_default();
-    let status = match state.status {
-        Some(ContainerStateStatusEnum::CREATED) => Status::Created,
-        Some(ContainerStateStatusEnum::RUNNING) => Status::Running,
-        Some(ContainerStateStatusEnum::PAUSED) => Status::Paused,
-        Some(ContainerStateStatusEnum::RESTARTING) => Status::Restarting,
-        Some(ContainerStateStatusEnum::REMOVING) => Status::Removing,
-        Some(ContainerStateStatusEnum::EXITED) => Status::Exited,
-        Some(ContainerStateStatusEnum::DEAD) => Status::Dead,
-        Some(other) => Status::Other(other.to_string()),
-        None => Status::Other(String::new()),
-    };
+    let status = Status::from_engine(state.status.as_ref().map_or("", |st| st.as_ref()));
     let health_state = state.health.unwrap_or_default();
-    let health = match health_state.status {
-        Some(HealthStatusEnum::UNHEALTHY) => Health::Unhealthy,
-        Some(HealthStatusEnum::STARTING) => Health::Starting,
-        Some(HealthStatusEnum::HEALTHY) => Health::Healthy,
-        _ => Health::None,
-    };
+    let health = Health::from_engine(health_state.status.as_ref().map_or("", |h| h.as_ref()));
     let health_output = health_state
         .log
         .and_then(|log| log.into_iter().last())
@@ -445,6 +414,25 @@ mod tests {
         for (action, want) in cases {
             assert_eq!(EventKind::from_action(action), want, "{action}");
         }
+    }
+
+    #[test]
+    fn bollard_enums_print_the_engine_names() {
+        use bollard::models::{
+            ContainerStateStatusEnum as St, ContainerSummaryStateEnum as Su, HealthStatusEnum as H,
+        };
+        assert_eq!(Status::from_engine(St::EXITED.as_ref()), Status::Exited);
+        assert_eq!(
+            Status::from_engine(St::RESTARTING.as_ref()),
+            Status::Restarting
+        );
+        assert_eq!(Status::from_engine(Su::DEAD.as_ref()), Status::Dead);
+        assert_eq!(Status::from_engine(Su::RUNNING.as_ref()), Status::Running);
+        assert_eq!(
+            Health::from_engine(H::UNHEALTHY.as_ref()),
+            Health::Unhealthy
+        );
+        assert_eq!(Health::from_engine(H::NONE.as_ref()), Health::None);
     }
 
     #[test]

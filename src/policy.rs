@@ -22,6 +22,22 @@ pub enum Status {
     Other(String),
 }
 
+impl Status {
+    /// The engine's name of a state, as its API writes it.
+    pub fn from_engine(name: &str) -> Status {
+        match name {
+            "created" => Status::Created,
+            "running" => Status::Running,
+            "paused" => Status::Paused,
+            "restarting" => Status::Restarting,
+            "removing" => Status::Removing,
+            "exited" => Status::Exited,
+            "dead" => Status::Dead,
+            other => Status::Other(other.to_string()),
+        }
+    }
+}
+
 impl fmt::Display for Status {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
@@ -45,6 +61,18 @@ pub enum Health {
     Starting,
     Healthy,
     Unhealthy,
+}
+
+impl Health {
+    /// The engine's name of a health status; `none` or anything unknown is no health check.
+    pub fn from_engine(name: &str) -> Health {
+        match name {
+            "starting" => Health::Starting,
+            "healthy" => Health::Healthy,
+            "unhealthy" => Health::Unhealthy,
+            _ => Health::None,
+        }
+    }
 }
 
 /// What a list call tells about a container: enough to know whether it needs a closer look.

@@ -311,6 +311,10 @@ impl Daemon {
         let start = Instant::now();
         loop {
             if let Some(status) = self.child.try_wait().expect("wait for healthther") {
+                // Let the readers take in what it wrote last.
+                wait_until("its output to end", || {
+                    self.closed.load(Ordering::SeqCst) >= 2
+                });
                 return status;
             }
             assert!(
