@@ -19,7 +19,7 @@ Usage:
   python3 bench/bench.py --smoke    # a short run that checks it all works (CI)
 
 Writes a Markdown report to stdout and to bench/results/latest.md, and a plot of the reaction
-times to bench/results/reaction.png.
+times to bench/results/reaction.png (bench/results/smoke/ for --smoke).
 """
 
 import argparse
@@ -475,7 +475,9 @@ def main():
     startup_runs = 3 if args.smoke else 10
 
     binary = build()
-    RESULTS.mkdir(parents=True, exist_ok=True)
+    # A smoke run must not overwrite the results of a full one.
+    results = RESULTS / "smoke" if args.smoke else RESULTS
+    results.mkdir(parents=True, exist_ok=True)
     events = Events()
     try:
         ours, overhead, waited, own, engines = crash_reaction(binary, events, trials)
@@ -519,10 +521,10 @@ def main():
         f"Release binary (static, stripped): {binary.stat().st_size / 1e6:.2f} MB; "
         f"runtime image: {image / 1e6:.2f} MB.",
         "",
-        plot(ours, engines, begins, RESULTS / "reaction.png"),
+        plot(ours, engines, begins, results / "reaction.png"),
     ]
     report = "\n".join(lines)
-    (RESULTS / "latest.md").write_text(report + "\n")
+    (results / "latest.md").write_text(report + "\n")
     print(report)
 
 

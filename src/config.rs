@@ -234,8 +234,8 @@ pub struct Config {
 
 #[derive(Debug, Error)]
 pub enum ConfigError {
-    /// Bad flags, or --help/--version: clap prints these itself.
-    #[error(transparent)]
+    /// Bad flags, or --help/--version (which clap prints itself).
+    #[error("{}; see healthther --help", one_line(.0))]
     Cli(#[from] clap::Error),
     #[error("{0} is not valid UTF-8; use plain text")]
     NotUtf8(String),
@@ -267,6 +267,20 @@ pub enum ConfigError {
         "RUST_LOG (--log-level): {value:?} is not a log filter ({reason}); use e.g. info or debug"
     )]
     LogFilter { value: String, reason: String },
+}
+
+/// clap's error, which names the flag, on one line like every other error: without its usage
+/// and tips.
+fn one_line(e: &clap::Error) -> String {
+    let text = e.render().to_string();
+    let what: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"))
+        .filter(|l| !l.is_empty() && !l.starts_with("tip:"))
+        .collect();
+    let what = what.join(" ");
+    what.strip_prefix("error: ").unwrap_or(&what).to_string()
 }
 
 impl Config {

@@ -21,20 +21,6 @@ fn main() -> ExitCode {
         Ok(Invocation::Client { socket, request }) => return client(&socket, &request),
         // clap prints help and version itself.
         Err(ConfigError::Cli(e)) if !e.use_stderr() => e.exit(),
-        // A bad flag: clap's first line, which names it, on one line like every other error.
-        Err(ConfigError::Cli(e)) => {
-            let text = e.render().to_string();
-            let what: Vec<&str> = text
-                .lines()
-                .map(str::trim)
-                .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"))
-                .filter(|l| !l.is_empty() && !l.starts_with("tip:"))
-                .collect();
-            let what = what.join(" ");
-            let what = what.strip_prefix("error: ").unwrap_or(&what);
-            eprintln!("healthther: {what}; see healthther --help");
-            return ExitCode::from(EXIT_CONFIG);
-        }
         Err(e) => return fail(EXIT_CONFIG, &e),
     };
     let audit = match audit::init(&config.log_dir, &config.log_filter) {
