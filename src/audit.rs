@@ -4,7 +4,6 @@
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::SystemTime;
 
@@ -22,54 +21,12 @@ use crate::prompt::Answer;
 /// The tracing target of events that go to the log file but not the console.
 pub const FILE_ONLY: &str = "healthther::file_only";
 
-/// Whether the console's cursor stands after a prompt, waiting for an answer, so that the next
-/// log line must start on a line of its own.
-static AFTER_PROMPT: AtomicBool = AtomicBool::new(false);
-
-/// Shows a prompt on the console (stdout, so `docker logs` keeps it) and leaves the cursor after
-/// it.
-pub fn print_prompt(text: &str) {
-    let mut out = std::io::stdout().lock();
-    let newline = if AFTER_PROMPT.swap(true, Ordering::SeqCst) {
-        "\n"
-    } else {
-        ""
-    };
-    let _ = write!(out, "{newline}{text}");
-    let _ = out.flush();
-}
-
-/// Prints a line for the operator on the console.
+/// Prints a line for the operator on the console: stdout, so `docker logs` keeps it. Prompts
+/// are whole lines too, since the engine's log copier holds back a line until it ends.
 pub fn print_line(text: &str) {
     let mut out = std::io::stdout().lock();
-    let newline = if AFTER_PROMPT.swap(false, Ordering::SeqCst) {
-        "\n"
-    } else {
-        ""
-    };
-    let _ = writeln!(out, "{newline}{text}");
-}
-
-/// The operator pressed Enter: the terminal's echo moved the cursor to a new line.
-pub fn answered_on_terminal() {
-    AFTER_PROMPT.store(false, Ordering::SeqCst);
-}
-
-/// stdout, starting a new line first when a prompt is waiting on the current one.
-struct Console;
-
-impl Write for Console {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let mut out = std::io::stdout().lock();
-        if AFTER_PROMPT.swap(false, Ordering::SeqCst) {
-            out.write_all(b"\n")?;
-        }
-        out.write(buf)
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        std::io::stdout().flush()
-    }
+    let _ = writeln!(out, "{text}");
+    let _ = out.flush();
 }
 
 /// Human-readable logs are kept this many days; the audit file is kept forever (it is small).
@@ -155,7 +112,7 @@ pub fn init(dir: &Path, filter: &str) -> Result<Audit, AuditError> {
     let console = tracing_subscriber::fmt::layer()
         .with_target(false)
         .with_ansi(std::io::stdout().is_terminal())
-        .with_writer(|| Console)
+        .with_writer(std::io::stdout)
         .with_filter(filter_fn(|meta| meta.target() != FILE_ONLY));
     let file = tracing_subscriber::fmt::layer()
         .with_target(false)

@@ -75,13 +75,7 @@ impl Watch {
         let Some(p) = self.prompts.front() else {
             return;
         };
-        let text = prompt::render(p, SystemTime::now());
-        if self.operator.terminal {
-            audit::print_prompt(&text);
-        } else {
-            // Without a terminal the prompt is read in logs, which keep whole lines.
-            audit::print_line(&text);
-        }
+        audit::print_line(&prompt::render(p, SystemTime::now()));
     }
 
     pub(super) fn tell_how_to_answer(&mut self, why: &str) {
@@ -117,7 +111,6 @@ impl Watch {
     }
 
     fn on_terminal_line(&mut self, line: &str) {
-        audit::answered_on_terminal();
         if self.config.mode != Mode::Manual {
             return;
         }

@@ -250,3 +250,80 @@ fn runtime_image_runs_hardened_as_a_non_root_user_in_the_socket_group() {
         events(&read_audit(work.path()), "action").len() == 1
     });
 }
+
+#[test]
+fn manual_mode_in_the_sidecar_is_answered_through_docker_attach_and_docker_exec() {
+    const CHOICES: &str = "Revive it? [y]es / [n]o / [a]lways / ne[v]er > ";
+    let node = Node::start(&unique("attach_node"), &[]);
+    let socket = docker_host()
+        .strip_prefix("unix://")
+        .expect("a unix DOCKER_HOST")
+        .to_string();
+    let name = unique("healthther_attach");
+    let sidecar = Node { name: name.clone() };
+    let socket_mount = format!("{socket}:/var/run/docker.sock");
+    let targets = format!("HEALTH_TARGETS={}", node.name);
+    // As docker-compose.yml runs it: a terminal, stdin open, read-only root.
+    docker_ok(&[
+        "run",
+        "-d",
+        "-t",
+        "-i",
+        "--name",
+        &name,
+        "--read-only",
+        "--tmpfs",
+        "/run",
+        "--tmpfs",
+        "/app/logs",
+        "-v",
+        &socket_mount,
+        "-e",
+        &targets,
+        "-e",
+        "MODE=manual",
+        runtime_image(),
+    ]);
+    wait_until("the sidecar to watch", || {
+        docker(&["exec", &name, "healthther", "probe"])
+            .status
+            .success()
+    });
+
+    // Nobody is attached when it dies; attaching later and pressing Enter shows the prompt.
+    let before = node.started_at();
+    node.kill();
+    wait_until("the prompt", || {
+        docker(&["exec", &name, "healthther", "pending"])
+            .status
+            .success()
+            && docker_ok(&["exec", &name, "healthther", "pending"]).contains(&node.name)
+    });
+    // The prompt is in `docker logs` too, for whoever looks there first.
+    wait_until("the prompt in docker logs", || {
+        let logs = docker(&["logs", &name]);
+        String::from_utf8_lossy(&logs.stdout).contains(CHOICES)
+    });
+    let mut attach = Command::new("docker");
+    attach.args(["attach", &name]);
+    let timeout_ms = u64::try_from(DEADLINE.as_millis()).unwrap_or(u64::MAX);
+    let mut term =
+        rexpect::session::spawn_command(attach, Some(timeout_ms)).expect("docker attach");
+    term.send_line("").expect("press Enter");
+    term.exp_string(CHOICES).expect("the prompt, reprinted");
+    term.send_line("y").expect("answer");
+    node.wait_restarted_since(&before);
+    // Detach with Ctrl-P Ctrl-Q: healthther keeps running.
+    term.send_control('p').expect("ctrl-p");
+    term.send_control('q').expect("ctrl-q");
+    assert_eq!(sidecar.status(), "running");
+
+    // The next failure, answered without a terminal.
+    let before = node.started_at();
+    node.kill();
+    wait_until("the next prompt", || {
+        docker_ok(&["exec", &name, "healthther", "pending"]).contains(&node.name)
+    });
+    docker_ok(&["exec", &name, "healthther", "answer", &node.name, "yes"]);
+    node.wait_restarted_since(&before);
+}
