@@ -99,7 +99,6 @@ impl History {
         self.streak += 1;
         self.failures.push_back(now);
         self.failure_seen = Some(now);
-        self.counted_run = None;
     }
 
     /// What to do about the failure last reported, at `now`.
@@ -233,6 +232,20 @@ mod tests {
         h.failure(now, "run1", S, &limits);
         h.failure(now, "run1", S, &limits);
         assert_eq!(h.recent_failures(), 1);
+    }
+
+    #[test]
+    fn a_refused_start_counts_once_when_the_same_failure_is_seen_again() {
+        let limits = Limits::default();
+        let now = Instant::now();
+        let mut h = History::default();
+        h.failure(now, "run1", 3600 * S, &limits);
+        h.revived(now);
+        h.revival_failed(now);
+        // The look after the refusal finds the same run still down.
+        h.failure(now, "run1", 3600 * S, &limits);
+        assert_eq!(h.recent_failures(), 1);
+        assert_eq!(h.plan(now, &limits), Plan::Wait(limits.initial));
     }
 
     #[test]
