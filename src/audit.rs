@@ -15,6 +15,7 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
 
+use crate::engine::error_chain;
 use crate::policy::{Snapshot, Verdict};
 use crate::prompt::Answer;
 
@@ -142,15 +143,7 @@ fn appender(
     if let Some(n) = keep {
         builder = builder.max_log_files(n);
     }
-    builder.build(dir).map_err(|e| {
-        let mut text = e.to_string();
-        let mut src = std::error::Error::source(&e);
-        while let Some(s) = src {
-            text = format!("{text}: {s}");
-            src = s.source();
-        }
-        text
-    })
+    builder.build(dir).map_err(|e| error_chain(&e))
 }
 
 impl Audit {

@@ -170,6 +170,14 @@ pub fn docker_host() -> String {
     std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into())
 }
 
+/// The path of the engine's unix socket, for proxies and socket mounts.
+pub fn docker_socket() -> String {
+    docker_host()
+        .strip_prefix("unix://")
+        .expect("these tests need a unix DOCKER_HOST")
+        .to_string()
+}
+
 /// A command for the binary in a fresh working directory holding `dotenv` as its `.env`, with
 /// none of our variables inherited from the test's environment.
 pub fn command(dotenv: &str) -> (Command, tempfile::TempDir) {
@@ -388,10 +396,7 @@ pub struct Faults {
 impl Proxy {
     /// A proxy listening at `path`, forwarding to the engine's unix socket.
     pub fn start(path: PathBuf) -> Proxy {
-        let upstream = docker_host()
-            .strip_prefix("unix://")
-            .expect("the proxy needs a unix DOCKER_HOST")
-            .to_string();
+        let upstream = docker_socket();
         let proxy = Proxy {
             path: path.clone(),
             _dir: None,
@@ -554,10 +559,7 @@ fn pipe(from: &UnixStream, to: &UnixStream) {
 /// A TCP listener on loopback forwarding to the engine's unix socket, as a docker-socket-proxy
 /// would; returns its `tcp://` address. It lives as long as the test process.
 pub fn tcp_proxy() -> String {
-    let upstream = docker_host()
-        .strip_prefix("unix://")
-        .expect("the proxy needs a unix DOCKER_HOST")
-        .to_string();
+    let upstream = docker_socket();
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
     let addr = listener.local_addr().expect("local address");
     thread::spawn(move || {

@@ -196,10 +196,7 @@ fn compose_sidecar_revives_a_killed_node_and_leaves_nothing_behind() {
 #[test]
 fn runtime_image_runs_hardened_as_a_non_root_user_in_the_socket_group() {
     let node = Node::start(&unique("nonroot_node"), &[]);
-    let socket = docker_host()
-        .strip_prefix("unix://")
-        .expect("a unix DOCKER_HOST")
-        .to_string();
+    let socket = docker_socket();
     let gid = std::fs::metadata(&socket).expect("stat the socket").gid();
     let work = tempfile::tempdir().expect("temp dir");
     let logs = work.path().join("logs");
@@ -255,10 +252,7 @@ fn runtime_image_runs_hardened_as_a_non_root_user_in_the_socket_group() {
 fn manual_mode_in_the_sidecar_is_answered_through_docker_attach_and_docker_exec() {
     const CHOICES: &str = "Revive it? [y]es / [n]o / [a]lways / ne[v]er > ";
     let node = Node::start(&unique("attach_node"), &[]);
-    let socket = docker_host()
-        .strip_prefix("unix://")
-        .expect("a unix DOCKER_HOST")
-        .to_string();
+    let socket = docker_socket();
     let name = unique("healthther_attach");
     let sidecar = Node { name: name.clone() };
     let socket_mount = format!("{socket}:/var/run/docker.sock");
