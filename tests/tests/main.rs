@@ -5,6 +5,7 @@ mod harness;
 
 mod cli;
 mod faults;
+mod identity;
 mod lifecycle;
 mod manual;
 mod restarts;

@@ -1,0 +1,607 @@
+//! Identity (issue 9): healthther acts only on what is a target at the moment of acting. Each
+//! test is one item of the issue's "Seen", checked as a user would: container states, the
+//! compose tool's exit codes, the audit file and the console.
+//!
+//! The compose tests run with Compose v1 (`docker-compose`) and v2 (the CLI plugin run
+//! directly; `.ci/compose-v2` fetches it). Where a version is not installed the test says so in
+//! one line and passes, except under `CI=true`, where that is a failure.
+
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::harness::*;
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+
+/// `.env` line for the daemon's own debug lines (the passes `wait_passes` counts, the events it
+/// handles) without the HTTP client's, which would bury a failure message.
+const DEBUG: &str = "RUST_LOG=info,healthther=debug\n";
+
+/// The audit's action records.
+fn actions(audit: &[Value]) -> Vec<Value> {
+    events(audit, "action").into_iter().cloned().collect()
+}
+
+/// Whether `name` is what compose renames a container to while recreating it: the first 12
+/// hex digits of an id, `_`, then the old name.
+fn is_compose_temp_name(name: &str) -> bool {
+    name.split_once('_').is_some_and(|(prefix, _)| {
+        prefix.len() >= 12 && prefix.chars().all(|c| c.is_ascii_hexdigit())
+    })
+}
+
+/// Waits, by reconciliation passes (`RUST_LOG=debug`), until at least `at_least` has gone by
+/// since `since`: long enough for a timer of the daemon to have fired.
+fn settle_until(daemon: &Daemon, since: Instant, at_least: Duration) {
+    daemon.wait_passes(2);
+    while since.elapsed() < at_least {
+        daemon.wait_passes(1);
+    }
+}
+
+/// `docker rename`, keeping `node` pointed at its container so it is still removed on drop.
+fn rename(node: &mut Node, to: &str) {
+    docker_ok(&["rename", &node.name, to]);
+    node.name = to.to_string();
+}
+
+/// The daemon's audit and console, for failure messages.
+fn context(daemon: &Daemon) -> String {
+    format!("audit: {:?}\nconsole:\n{}", daemon.audit(), daemon.output())
+}
+
+/// The compose tool, in the two versions users have.
+#[derive(Clone, Copy, Debug)]
+enum Compose {
+    V1,
+    V2,
+}
+
+impl Compose {
+    /// The program to run, or `None` (after saying so) when this version is not installed; in
+    /// CI a missing version fails the test instead.
+    fn program(self) -> Option<PathBuf> {
+        let found = match self {
+            Compose::V1 => works(PathBuf::from("docker-compose"), &["version 1."]),
+            Compose::V2 => {
+                let mut candidates: Vec<PathBuf> = Vec::new();
+                if let Some(p) = std::env::var_os("HEALTHTHER_COMPOSE_V2") {
+                    candidates.push(p.into());
+                }
+                candidates.push("/opt/healthther-ci/compose-v2/cli-plugins/docker-compose".into());
+                if let Some(home) = std::env::var_os("HOME") {
+                    candidates.push(PathBuf::from(home).join(".docker/cli-plugins/docker-compose"));
+                }
+                candidates.push("/usr/libexec/docker/cli-plugins/docker-compose".into());
+                candidates.push("/usr/local/lib/docker/cli-plugins/docker-compose".into());
+                candidates.push("/usr/lib/docker/cli-plugins/docker-compose".into());
+                // Upstream says `version v2.26.1`, Debian's build `version 2.26.1-4`.
+                candidates
+                    .into_iter()
+                    .find_map(|p| works(p, &["version v2.", "version 2."]))
+            }
+        };
+        if found.is_none() {
+            let what = match self {
+                Compose::V1 => "Compose v1 (docker-compose 1.x)",
+                Compose::V2 => "Compose v2 (run .ci/compose-v2 or set HEALTHTHER_COMPOSE_V2)",
+            };
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "{what} is not installed, and CI=true requires it"
+            );
+            eprintln!("skipped: {what} is not installed");
+        }
+        found
+    }
+}
+
+/// `program` if `program version` runs and says one of `needles`.
+fn works(program: PathBuf, needles: &[&str]) -> Option<PathBuf> {
+    let out = Command::new(&program)
+        .arg("version")
+        .stdin(Stdio::null())
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout).to_lowercase();
+    (out.status.success() && needles.iter().any(|n| text.contains(n))).then_some(program)
+}
+
+/// A compose project of one fixture service, both with unique names; taken down on drop.
+struct Project {
+    compose: Compose,
+    program: PathBuf,
+    name: String,
+    service: String,
+    dir: tempfile::TempDir,
+}
+
+impl Project {
+    /// Writes the compose file and brings the project up; `None` when `compose` is missing.
+    fn up(compose: Compose) -> Option<Project> {
+        let program = compose.program()?;
+        let image = fixture_image();
+        let dir = tempfile::tempdir().expect("temp dir");
+        let service = unique("svc");
+        let yml = format!(
+            "services:\n  {service}:\n    image: {image}\n    command: [\"run\"]\n    \
+             stop_grace_period: 2s\n"
+        );
+        std::fs::write(dir.path().join("docker-compose.yml"), yml).expect("write compose file");
+        let project = Project {
+            compose,
+            program,
+            name: unique("proj"),
+            service,
+            dir,
+        };
+        project.run_ok(&["up", "-d"]);
+        wait_until("the compose service to run", || {
+            project.containers() == vec![(project.container_name(), "running".to_string())]
+        });
+        Some(project)
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        Command::new(&self.program)
+            .arg("-p")
+            .arg(&self.name)
+            .args(args)
+            .current_dir(self.dir.path())
+            .env_remove("COMPOSE_PROJECT_NAME")
+            .env_remove("COMPOSE_FILE")
+            .env_remove("HEALTH_TARGETS")
+            .env_remove("MODE")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {:?}: {e}", self.program))
+    }
+
+    fn run_ok(&self, args: &[&str]) {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "compose {args:?} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// The name compose gives the service's first container.
+    fn container_name(&self) -> String {
+        match self.compose {
+            Compose::V1 => format!("{}_{}_1", self.name, self.service),
+            Compose::V2 => format!("{}-{}-1", self.name, self.service),
+        }
+    }
+
+    /// Every container of the project, as (name, status), sorted.
+    fn containers(&self) -> Vec<(String, String)> {
+        let label = format!("label=com.docker.compose.project={}", self.name);
+        let ids = docker_ok(&["ps", "-aq", "--filter", &label]);
+        let mut found: Vec<(String, String)> = ids
+            .lines()
+            .filter_map(|id| {
+                // A container may go away between the list and the inspect.
+                let out = docker(&["inspect", "-f", "{{.Name}} {{.State.Status}}", id]);
+                let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
+                let (name, status) = text.split_once(' ')?;
+                Some((name.trim_start_matches('/').to_string(), status.to_string()))
+            })
+            .collect();
+        found.sort();
+        found
+    }
+}
+
+impl Drop for Project {
+    fn drop(&mut self) {
+        let _ = self.run(&["down", "-v", "--remove-orphans", "-t", "1"]);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// 1. Compose recreate and down work as without healthther.
+
+/// `up -d --force-recreate` of a project whose service is a target.
+fn compose_recreate(compose: Compose, manual: bool) {
+    let Some(project) = Project::up(compose) else {
+        return;
+    };
+    let targets = [project.service.as_str()];
+    let env = if manual {
+        manual_env(&targets)
+    } else {
+        auto_env(&targets)
+    };
+    let daemon = Daemon::watching(&format!("{env}{DEBUG}"));
+    daemon.wait_passes(2);
+
+    let out = project.run(&["up", "-d", "--force-recreate"]);
+    daemon.wait_passes(3);
+    let after = project.containers();
+    assert!(
+        out.status.success(),
+        "{compose:?} up --force-recreate failed with healthther watching: {}{}\ncontainers: \
+         {after:?}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+        context(&daemon)
+    );
+    assert_eq!(
+        after,
+        vec![(project.container_name(), "running".to_string())],
+        "one container of the service, running\n{}",
+        context(&daemon)
+    );
+    let audit = daemon.audit();
+    let acted = actions(&audit);
+    assert!(
+        !acted
+            .iter()
+            .any(|a| is_compose_temp_name(a["container"].as_str().unwrap_or(""))),
+        "acted on a container compose had renamed for the recreate: {acted:?}\n{}",
+        context(&daemon)
+    );
+    assert!(
+        acted.is_empty(),
+        "a recreate is compose's business, yet healthther acted: {acted:?}\n{}",
+        context(&daemon)
+    );
+    if manual {
+        let (code, out, err) = client(daemon.dir.path(), &["pending"]);
+        assert_eq!(
+            (code, out.trim()),
+            (Some(0), "no open prompts"),
+            "a prompt left open after the recreate: {err}\n{}",
+            context(&daemon)
+        );
+    }
+}
+
+/// `down` of a project whose service is a target.
+fn compose_down(compose: Compose, manual: bool) {
+    let Some(project) = Project::up(compose) else {
+        return;
+    };
+    let targets = [project.service.as_str()];
+    let env = if manual {
+        manual_env(&targets)
+    } else {
+        auto_env(&targets)
+    };
+    let daemon = Daemon::watching(&format!("{env}{DEBUG}"));
+    daemon.wait_passes(2);
+    let acted_before = actions(&daemon.audit()).len();
+
+    let out = project.run(&["down", "-t", "2"]);
+    daemon.wait_passes(3);
+    let left = project.containers();
+    assert!(
+        out.status.success(),
+        "{compose:?} down failed with healthther watching: {}{}\ncontainers: {left:?}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+        context(&daemon)
+    );
+    assert!(
+        left.is_empty(),
+        "{compose:?} down left containers behind: {left:?}\n{}",
+        context(&daemon)
+    );
+    let acted = actions(&daemon.audit());
+    assert_eq!(
+        acted.len(),
+        acted_before,
+        "healthther acted while compose took the project down: {acted:?}\n{}",
+        context(&daemon)
+    );
+    if manual {
+        let (code, out, err) = client(daemon.dir.path(), &["pending"]);
+        assert_eq!(
+            (code, out.trim()),
+            (Some(0), "no open prompts"),
+            "a prompt left open for a removed container: {err}\n{}",
+            context(&daemon)
+        );
+    }
+}
+
+#[test]
+fn compose_v1_recreate_in_auto_mode_is_left_to_compose() {
+    compose_recreate(Compose::V1, false);
+}
+
+#[test]
+fn compose_v2_recreate_in_auto_mode_is_left_to_compose() {
+    compose_recreate(Compose::V2, false);
+}
+
+#[test]
+fn compose_v1_recreate_in_manual_mode_is_left_to_compose() {
+    compose_recreate(Compose::V1, true);
+}
+
+#[test]
+fn compose_v2_recreate_in_manual_mode_is_left_to_compose() {
+    compose_recreate(Compose::V2, true);
+}
+
+#[test]
+fn compose_v1_down_in_auto_mode_removes_everything() {
+    compose_down(Compose::V1, false);
+}
+
+#[test]
+fn compose_v2_down_in_auto_mode_removes_everything() {
+    compose_down(Compose::V2, false);
+}
+
+#[test]
+fn compose_v1_down_in_manual_mode_removes_everything_and_leaves_no_prompt() {
+    compose_down(Compose::V1, true);
+}
+
+#[test]
+fn compose_v2_down_in_manual_mode_removes_everything_and_leaves_no_prompt() {
+    compose_down(Compose::V2, true);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 2. A container renamed away from a target name is no longer a target.
+
+#[test]
+fn a_target_renamed_during_its_back_off_is_not_started() {
+    const BACKOFF: Duration = Duration::from_secs(4);
+    // Runs 300 ms, then exits 3: the first revival fails, and the next waits out the back-off.
+    let mut node = Node::start_with(&unique("renamed"), &[], &["exit-after", "300", "3"]);
+    let target = node.name.clone();
+    let env = format!("{}HEALTH_BACKOFF_INITIAL=4s\n{DEBUG}", auto_env(&[&target]));
+    let daemon = Daemon::watching(&env);
+    wait_until("the first revival", || !actions(&daemon.audit()).is_empty());
+    // The revived container ran (the record says so); now it dies again, within the reset
+    // window, so the next revival waits out the back-off.
+    wait_until("its second death", || node.status() == "exited");
+    let acted = actions(&daemon.audit()).len();
+    let renamed_at = Instant::now();
+    rename(&mut node, &unique("forensics"));
+
+    settle_until(&daemon, renamed_at, BACKOFF * 2);
+    assert_eq!(
+        node.status(),
+        "exited",
+        "the container renamed away from {target} was started\n{}",
+        context(&daemon)
+    );
+    let after = actions(&daemon.audit());
+    assert_eq!(
+        after.len(),
+        acted,
+        "acted after the rename: {after:?}\n{}",
+        context(&daemon)
+    );
+    assert!(
+        daemon.output().contains("no longer a target"),
+        "the console does not say that {} is no longer a target:\n{}",
+        node.name,
+        daemon.output()
+    );
+}
+
+#[test]
+fn an_answer_after_the_target_was_renamed_does_not_start_it() {
+    let mut node = Node::start(&unique("answered"), &[]);
+    let target = node.name.clone();
+    let daemon = Daemon::watching(&format!("{}{DEBUG}", manual_env(&[&target])));
+    node.kill();
+    wait_until("the prompt", || {
+        client(daemon.dir.path(), &["pending"]).1.contains(&target)
+    });
+    rename(&mut node, &unique("forensics"));
+
+    let (code, out, err) = client(daemon.dir.path(), &["answer", &target, "yes"]);
+    daemon.wait_passes(3);
+    assert_eq!(
+        node.status(),
+        "exited",
+        "the answer for {target} started the container renamed to {}: answer said {out}{err}\n{}",
+        node.name,
+        context(&daemon)
+    );
+    let acted = actions(&daemon.audit());
+    assert!(acted.is_empty(), "acted: {acted:?}\n{}", context(&daemon));
+    assert_eq!(
+        code,
+        Some(1),
+        "the answer should be refused (no open prompt / no longer a target); it said: \
+         {out}{err}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// 3. A bare service name and compose projects.
+
+/// A fixture container labelled as the first container of `service` in compose `project`.
+fn compose_node(project: &str, service: &str) -> Node {
+    Node::start(
+        &format!("{project}-{service}-1"),
+        &[
+            "--label",
+            &format!("com.docker.compose.project={project}"),
+            "--label",
+            &format!("com.docker.compose.service={service}"),
+        ],
+    )
+}
+
+#[test]
+fn a_bare_service_name_in_two_projects_is_acted_on_for_neither() {
+    let (p1, p2, service) = (unique("pa"), unique("pb"), unique("svc"));
+    let nodes = [compose_node(&p1, &service), compose_node(&p2, &service)];
+    let daemon = Daemon::watching(&format!("{}{DEBUG}", auto_env(&[&service])));
+    for n in &nodes {
+        n.kill();
+    }
+    daemon.wait_passes(3);
+    for n in &nodes {
+        assert_eq!(
+            n.status(),
+            "exited",
+            "{} was started although {service} is ambiguous\n{}",
+            n.name,
+            context(&daemon)
+        );
+    }
+    let acted = actions(&daemon.audit());
+    assert!(acted.is_empty(), "acted: {acted:?}");
+
+    // Said once, naming both projects and the spelling that picks one.
+    let spelling = format!("{p1}/{service}");
+    let output = daemon.output();
+    let said: Vec<&str> = output.lines().filter(|l| l.contains(&spelling)).collect();
+    assert_eq!(
+        said.len(),
+        1,
+        "expected one line naming {p1}, {p2} and {spelling:?}:\n{output}"
+    );
+    assert!(
+        said[0].contains(&p2),
+        "the ambiguity line does not name {p2}: {}",
+        said[0]
+    );
+}
+
+#[test]
+fn project_slash_service_picks_that_project_only() {
+    let (p1, p2, service) = (unique("pa"), unique("pb"), unique("svc"));
+    let (mine, theirs) = (compose_node(&p1, &service), compose_node(&p2, &service));
+    let target = format!("{p1}/{service}");
+    let daemon = Daemon::watching(&format!("{}{DEBUG}", auto_env(&[&target])));
+    let before = mine.started_at();
+    theirs.kill();
+    mine.kill();
+    mine.wait_restarted_since(&before);
+    daemon.wait_passes(3);
+    assert_eq!(
+        theirs.status(),
+        "exited",
+        "{p2}'s {service} was started\n{}",
+        context(&daemon)
+    );
+    let acted = actions(&daemon.audit());
+    assert!(
+        !acted.is_empty() && acted.iter().all(|a| a["container"] == mine.name.as_str()),
+        "the audit should name only {}: {acted:?}",
+        mine.name
+    );
+}
+
+/// Guards a promise that holds today: with one project having the service, the bare name is
+/// that project's.
+#[test]
+fn a_bare_service_name_in_one_project_is_revived() {
+    let (p1, p2, service) = (unique("pa"), unique("pb"), unique("svc"));
+    let mine = compose_node(&p1, &service);
+    let other = compose_node(&p2, &format!("{service}x"));
+    let daemon = Daemon::watching(&format!("{}{DEBUG}", auto_env(&[&service])));
+    let before = mine.started_at();
+    other.kill();
+    mine.kill();
+    mine.wait_restarted_since(&before);
+    daemon.wait_passes(3);
+    assert_eq!(other.status(), "exited", "another service was started");
+    let acted = actions(&daemon.audit());
+    assert_eq!(acted.len(), 1, "{acted:?}");
+    assert_eq!(acted[0]["container"], mine.name.as_str());
+}
+
+// ---------------------------------------------------------------------------------------------
+// 5. Smaller: someone else's restart, a second replica, a fast down/up.
+
+#[test]
+fn someone_elses_docker_restart_is_left_alone() {
+    let node = Node::start(&unique("restarted"), &[]);
+    let daemon = Daemon::watching(&format!("{}{DEBUG}", auto_env(&[&node.name])));
+    // A few times: the race between the restart's stop and its start is narrow.
+    for _ in 0..3 {
+        let before = node.started_at();
+        let out = docker(&["restart", "-t", "2", &node.name]);
+        assert!(
+            out.status.success(),
+            "docker restart failed with healthther watching: {}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            context(&daemon)
+        );
+        node.wait_restarted_since(&before);
+    }
+    daemon.wait_passes(3);
+    assert_eq!(node.status(), "running");
+    let acted = actions(&daemon.audit());
+    assert!(
+        acted.is_empty(),
+        "acted on a container someone else was restarting: {acted:?}\n{}",
+        context(&daemon)
+    );
+    assert!(
+        !daemon.output().contains("reviving"),
+        "the console says it revived it:\n{}",
+        daemon.output()
+    );
+}
+
+#[test]
+fn of_two_replicas_only_the_one_that_started_it_records_running() {
+    const ROUNDS: usize = 3;
+    let node = Node::start(&unique("replicas"), &[]);
+    let env = format!(
+        "{}HEALTH_BACKOFF_RESET=1s\n{DEBUG}",
+        auto_env(&[&node.name])
+    );
+    let first = Daemon::watching(&env);
+    let second = Daemon::watching(&env);
+    let running = || {
+        let mut all = actions(&first.audit());
+        all.extend(actions(&second.audit()));
+        let n = all.iter().filter(|a| a["result"] == "running").count();
+        (n, all)
+    };
+    for round in 1..=ROUNDS {
+        // Past the reset window, so every kill is a first failure revived at once.
+        std::thread::sleep(Duration::from_millis(1500));
+        let before = node.started_at();
+        node.kill();
+        node.wait_restarted_since(&before);
+        first.wait_passes(2);
+        second.wait_passes(2);
+        let (n, all) = running();
+        assert_eq!(
+            n, round,
+            "killed {round} times, each started once, yet {n} records say result \"running\": \
+             {all:?}"
+        );
+    }
+}
+
+#[test]
+fn a_fast_down_and_up_is_not_reported_as_a_removal() {
+    let name = unique("fastdownup");
+    docker_ok(&["run", "-d", "--name", &name, fixture_image()]);
+    docker_ok(&["rm", "-f", &name]);
+    let node = Node::start(&name, &[]);
+    // Within the event replay window (2 s) of the removal.
+    let daemon = Daemon::start(&format!("{}{DEBUG}", auto_env(&[&name])));
+    daemon.wait_log("watching");
+    daemon.wait_passes(3);
+    assert_eq!(node.status(), "running");
+    assert!(
+        !daemon.output().contains("target container removed"),
+        "the replayed removal of the previous {name} was reported:\n{}",
+        daemon.output()
+    );
+    let acted = actions(&daemon.audit());
+    assert!(acted.is_empty(), "acted: {acted:?}");
+}
