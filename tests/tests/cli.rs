@@ -87,6 +87,7 @@ fn help_documents_every_setting() {
         "HEALTH_LOG_DIR",
         "RUST_LOG",
         "--env-file",
+        "project/service",
     ] {
         assert!(help.contains(var), "--help lacks {var}:\n{help}");
     }

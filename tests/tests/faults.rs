@@ -217,3 +217,22 @@ fn a_full_log_directory_does_not_stop_revivals() {
     daemon.wait_log("cannot write the audit file");
     daemon.wait_log("revived: running again");
 }
+
+#[test]
+fn a_list_the_engine_holds_back_holds_up_nothing_else() {
+    let (node, proxy, daemon) = through_proxy("");
+    // Every list from now on waits longer than any deadline of this test.
+    proxy.set_faults(Faults {
+        delay: vec![("GET", "/containers/json", Duration::from_secs(300))],
+        ..Faults::default()
+    });
+    // Let a pass start and get stuck.
+    std::thread::sleep(Duration::from_secs(2));
+    let (code, out, err) = client(daemon.dir.path(), &["pending"]);
+    assert_eq!(code, Some(0), "pending waited behind the list: {err}");
+    assert!(out.starts_with("no open prompts"), "{out}");
+    let before = node.started_at();
+    node.kill();
+    node.wait_restarted_since(&before);
+    assert_eq!(events(&daemon.wait_audit(1), "action").len(), 1);
+}
