@@ -11,6 +11,26 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
+/// Doubling waits from `first` up to `cap`: the one back-off for reconnecting to the engine,
+/// asking for its event stream again, and reviving a target whose revivals keep failing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backoff {
+    pub first: Duration,
+    pub cap: Duration,
+}
+
+impl Backoff {
+    /// The wait after `failures` consecutive failures: none after none, then `first`, twice
+    /// that, and so on up to `cap`.
+    pub fn after(&self, failures: u32) -> Duration {
+        if failures == 0 {
+            return Duration::ZERO;
+        }
+        let factor = 2u32.saturating_pow(failures - 1);
+        self.first.saturating_mul(factor).min(self.cap)
+    }
+}
+
 /// The restart policy's settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
@@ -19,6 +39,15 @@ pub struct Limits {
     pub reset_after: Duration,
     pub quarantine_after: u32,
     pub window: Duration,
+}
+
+impl Limits {
+    pub fn backoff(&self) -> Backoff {
+        Backoff {
+            first: self.initial,
+            cap: self.cap,
+        }
+    }
 }
 
 impl Default for Limits {
@@ -115,7 +144,7 @@ impl History {
             self.quarantined = true;
             return Plan::Quarantine { newly: true };
         }
-        let wait = delay(self.streak, limits);
+        let wait = limits.backoff().after(self.streak);
         let since = self.failure_seen.unwrap_or(now);
         match (since + wait).checked_duration_since(now) {
             Some(left) if !left.is_zero() => Plan::Wait(left),
@@ -157,15 +186,6 @@ impl History {
     }
 }
 
-/// The wait before the next revival after `streak` consecutive failed ones.
-pub fn delay(streak: u32, limits: &Limits) -> Duration {
-    if streak == 0 {
-        return Duration::ZERO;
-    }
-    let factor = 2u32.saturating_pow(streak - 1);
-    limits.initial.saturating_mul(factor).min(limits.cap)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -175,9 +195,10 @@ mod tests {
     #[test]
     fn delays_double_up_to_the_cap() {
         let limits = Limits::default();
-        let secs: Vec<u64> = (0..12).map(|n| delay(n, &limits).as_secs()).collect();
+        let b = limits.backoff();
+        let secs: Vec<u64> = (0..12).map(|n| b.after(n).as_secs()).collect();
         assert_eq!(secs, [0, 1, 2, 4, 8, 16, 32, 64, 128, 256, 300, 300]);
-        assert_eq!(delay(u32::MAX, &limits), limits.cap);
+        assert_eq!(b.after(u32::MAX), limits.cap);
     }
 
     #[test]
