@@ -16,8 +16,9 @@ use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
 
 use crate::engine::error_chain;
-use crate::policy::{Snapshot, Verdict};
+use crate::policy::{Health, Snapshot};
 use crate::prompt::Answer;
+use crate::targets::ContainerRef;
 
 /// The tracing target of events that go to the log file but not the console.
 pub const FILE_ONLY: &str = "healthther::file_only";
@@ -44,48 +45,123 @@ pub struct Audit {
     file: Mutex<RollingFileAppender>,
 }
 
-/// One action taken on a target, as written to the audit file.
-#[derive(Debug, Serialize)]
-pub struct ActionRecord<'a> {
+/// The version of the audit file's format, the `v` of every record. Internal types may change
+/// freely; the fields below change only with a new version.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// One line of the audit file: an action taken on a target, or anything else worth a record.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Record {
+    pub v: u32,
     pub time: String,
-    /// Always `action`, telling these apart from prompt records.
-    pub event: &'static str,
-    pub target: &'a str,
-    pub container: &'a str,
-    pub container_id: &'a str,
-    pub mode: &'a str,
-    /// Who decided: `auto`, or the operator's answer and where it came from.
-    pub by: &'a str,
+    pub event: RecordEvent,
+    pub target: String,
+    pub container: String,
+    pub container_id: String,
     /// What was seen, for people: `exited (code 137)`.
     pub seen: String,
+    /// `auto` or `manual`, for actions.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mode: Option<&'static str>,
+    /// Who decided: `auto`, or the operator's answer and where it came from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
     /// What was seen, for machines: status, health, exit code, OOM kill.
-    pub state: &'a Snapshot,
-    pub decision: Verdict,
-    /// `running` when the container runs again; else what it is now, or `failed`.
-    pub result: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state: Option<State>,
+    /// `start`, `restart`, or `none` when nothing was done.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decision: Option<&'static str>,
+    /// `running` when the container runs again; `already_running` when someone else started it
+    /// first; `not_a_target` when it was no target any more at the last look; else what it is
+    /// now, `removed`, `left_stopped`, `unknown` or `failed`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub result: Option<String>,
     /// The engine's error text, when the action failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
-    pub took_ms: u64,
-}
-
-/// Anything else worth a record: a manual-mode prompt, answer or dropped prompt, a quarantine
-/// or a release, as written to the audit file.
-#[derive(Debug, Serialize)]
-pub struct EventRecord<'a> {
-    pub time: String,
-    /// `prompt`, `answer`, `prompt_dropped`, `quarantine` or `release`.
-    pub event: &'static str,
-    pub target: &'a str,
-    pub container: &'a str,
-    pub container_id: &'a str,
-    pub seen: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub took_ms: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub answer: Option<Answer>,
-    /// Where the answer came from: the terminal or the control socket (with uid and pid).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub by: Option<&'a str>,
+    pub note: Option<String>,
+}
+
+/// The kinds of record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RecordEvent {
+    /// A start or restart was carried out.
+    Action,
+    /// An action was allowed but not taken, `result` says why.
+    Skipped,
+    Prompt,
+    Answer,
+    PromptDropped,
+    Quarantine,
+    Release,
+}
+
+/// A container's state as the audit file writes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct State {
+    pub status: String,
+    pub health: Health,
+    pub exit_code: Option<i64>,
+    pub oom_killed: bool,
+    pub has_run: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub note: Option<&'a str>,
+    pub started_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub health_output: Option<String>,
+}
+
+impl From<&Snapshot> for State {
+    fn from(s: &Snapshot) -> State {
+        State {
+            status: s.status.to_string(),
+            health: s.health,
+            exit_code: s.exit_code,
+            oom_killed: s.oom_killed,
+            has_run: s.has_run,
+            started_at: s.started_at.clone(),
+            error: s.error.clone(),
+            health_output: s.health_output.clone(),
+        }
+    }
+}
+
+impl Record {
+    /// A record of `event` about `c`, at `time`, the other fields empty.
+    pub fn new(
+        event: RecordEvent,
+        time: SystemTime,
+        target: &str,
+        c: &ContainerRef,
+        seen: String,
+    ) -> Record {
+        Record {
+            v: FORMAT_VERSION,
+            time: humantime::format_rfc3339_millis(time).to_string(),
+            event,
+            target: target.to_string(),
+            container: c.name.clone(),
+            container_id: c.id.clone(),
+            seen,
+            mode: None,
+            by: None,
+            state: None,
+            decision: None,
+            result: None,
+            error: None,
+            took_ms: None,
+            answer: None,
+            note: None,
+        }
+    }
 }
 
 pub fn now_rfc3339() -> String {
@@ -149,7 +225,7 @@ fn appender(
 impl Audit {
     /// Appends one record as one line, in a single write so a line is whole or absent. A
     /// failure to write is reported on the console; the action itself is not undone.
-    pub fn record(&self, record: &impl Serialize) {
+    pub fn record(&self, record: &Record) {
         let mut line = match serde_json::to_vec(record) {
             Ok(line) => line,
             Err(e) => {

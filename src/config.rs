@@ -35,8 +35,10 @@ pub struct Args {
     #[arg(long, value_name = "PATH", global = true)]
     pub env_file: Option<PathBuf>,
 
-    /// Containers to watch: comma-separated container names. A name no container has matches
-    /// the containers of that docker compose service instead. Required.
+    /// Containers to watch: comma-separated container names, or project/service for the
+    /// containers of one compose service (e.g. nodo_1,shop/web). A name no container has
+    /// matches the containers of that compose service: of healthther's own compose project
+    /// first, else of the one project that has it. Required.
     #[arg(long, env = "HEALTH_TARGETS", value_name = "NAMES")]
     pub targets: Option<String>,
 
@@ -681,7 +683,7 @@ mod fuzz {
                 Ok(targets) => {
                     let names: Vec<&str> = targets.iter().map(|t| t.as_str()).collect();
                     for n in &names {
-                        prop_assert!(crate::targets::is_valid_container_name(n));
+                        prop_assert!(crate::targets::is_valid_target(n));
                     }
                     let mut unique = names.clone();
                     unique.sort();

@@ -16,7 +16,9 @@ use thiserror::Error;
 use crate::config::DockerHost;
 use crate::policy::{health_from_status_text, Health, Listed, Snapshot, Status};
 use crate::targets::ContainerRef;
+use crate::watch::Started;
 
+const COMPOSE_PROJECT_LABEL: &str = "com.docker.compose.project";
 const COMPOSE_SERVICE_LABEL: &str = "com.docker.compose.service";
 /// The engine writes this for a container that never ran.
 const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
@@ -72,6 +74,11 @@ impl EngineError {
         }
     }
 
+    /// Whether the engine (or a socket proxy in front of it) refused the call as not allowed.
+    pub fn is_permission_denied(&self) -> bool {
+        matches!(self.status_code(), Some(401 | 403))
+    }
+
     /// Whether the engine answered that the container does not exist (it was removed).
     pub fn is_not_found(&self) -> bool {
         self.status_code() == Some(404)
@@ -107,7 +114,10 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Event {
     pub kind: EventKind,
+    /// The container as it was named and labelled when the event happened.
     pub container: ContainerRef,
+    /// When the engine says it happened.
+    pub time: SystemTime,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -116,7 +126,10 @@ pub enum EventKind {
     Start,
     Die,
     Oom,
-    Kill,
+    /// A signal sent through the API (`docker kill`, or the first step of `docker stop`).
+    Kill {
+        signal: Option<i32>,
+    },
     Stop,
     Health(Health),
     Destroy,
@@ -138,7 +151,7 @@ impl EventKind {
             "start" => EventKind::Start,
             "die" => EventKind::Die,
             "oom" => EventKind::Oom,
-            "kill" => EventKind::Kill,
+            "kill" => EventKind::Kill { signal: None },
             "stop" => EventKind::Stop,
             "destroy" => EventKind::Destroy,
             "rename" => EventKind::Rename,
@@ -151,6 +164,8 @@ impl EventKind {
 #[derive(Clone)]
 pub struct Engine {
     docker: Docker,
+    host: DockerHost,
+    request_timeout: Duration,
 }
 
 impl Engine {
@@ -179,7 +194,11 @@ impl Engine {
         }
         .map_err(unreachable)?;
         let docker = docker.negotiate_version().await.map_err(unreachable)?;
-        Ok(Engine { docker })
+        Ok(Engine {
+            docker,
+            host: host.clone(),
+            request_timeout,
+        })
     }
 
     /// The API version in use after negotiation, e.g. `1.41`.
@@ -188,7 +207,7 @@ impl Engine {
     }
 
     /// Every container on the engine, running or not, in one call.
-    pub async fn list(&self) -> Result<Vec<Listed>, EngineError> {
+    async fn list_all(&self) -> Result<Vec<Listed>, EngineError> {
         self.list_filtered(HashMap::new()).await
     }
 
@@ -196,7 +215,7 @@ impl Engine {
     /// check that fails or has not passed yet. Two calls, since the engine ANDs different
     /// filter keys; while all is well both answer with (almost) nothing, however many
     /// containers there are.
-    pub async fn list_unwell(&self) -> Result<Vec<Listed>, EngineError> {
+    async fn list_unwell(&self) -> Result<Vec<Listed>, EngineError> {
         let not_running = HashMap::from([(
             "status",
             vec![
@@ -231,7 +250,7 @@ impl Engine {
     }
 
     /// The container's current state, or `None` if it no longer exists.
-    pub async fn inspect(&self, c: &ContainerRef) -> Result<Option<Snapshot>, EngineError> {
+    async fn inspect_container(&self, c: &ContainerRef) -> Result<Option<Snapshot>, EngineError> {
         match self.docker.inspect_container(&c.id, None).await {
             Ok(r) => Ok(Some(snapshot(c, r))),
             Err(e) => {
@@ -245,17 +264,38 @@ impl Engine {
         }
     }
 
-    pub async fn start(&self, c: &ContainerRef) -> Result<(), EngineError> {
-        self.docker
-            .start_container(&c.id, None)
-            .await
-            .map_err(EngineError::call(format!("starting container {}", c.name)))
+    /// Starts the container. bollard answers a 304 ("already started") as a success, but a
+    /// second healthther must not record as its own a start that someone else made, so this
+    /// one call is made by hand: a single HTTP/1.1 request on a connection of its own.
+    async fn start_container(&self, c: &ContainerRef) -> Result<Started, EngineError> {
+        let doing = format!("starting container {}", c.name);
+        let path = format!(
+            "/v{}/containers/{}/start",
+            self.docker.client_version(),
+            c.id
+        );
+        let call = raw_post(&self.host, &path);
+        let (status, body) = match tokio::time::timeout(self.request_timeout, call).await {
+            Ok(Ok(reply)) => reply,
+            Ok(Err(err)) => return Err(EngineError::call(doing)(BollardError::IOError { err })),
+            Err(_) => {
+                let err = std::io::Error::new(std::io::ErrorKind::TimedOut, "no answer in time");
+                return Err(EngineError::call(doing)(BollardError::IOError { err }));
+            }
+        };
+        match status {
+            200..=299 => Ok(Started::Now),
+            304 => Ok(Started::Already),
+            status_code => Err(EngineError::call(doing)(
+                BollardError::DockerResponseServerError {
+                    status_code,
+                    message: error_message(&body),
+                },
+            )),
+        }
     }
 
-    /// Stops (waiting up to `stop_timeout`, then killing) and starts again. Two calls, not
-    /// the engine's restart: both are idempotent, so two healthther replicas acting on the same
-    /// unhealthy target at once stop it once and start it once.
-    pub async fn restart(
+    async fn stop_container(
         &self,
         c: &ContainerRef,
         stop_timeout: Duration,
@@ -265,13 +305,12 @@ impl Engine {
         self.docker
             .stop_container(&c.id, Some(options))
             .await
-            .map_err(EngineError::call(format!("stopping container {}", c.name)))?;
-        self.start(c).await
+            .map_err(EngineError::call(format!("stopping container {}", c.name)))
     }
 
     /// Container events from `since` on, then live. Asking for a moment in the past makes the
     /// engine replay what it buffered, so nothing falls between subscribing and listing.
-    pub fn events(
+    fn event_stream(
         &self,
         since: SystemTime,
     ) -> impl Stream<Item = Result<Event, EngineError>> + Send + 'static {
@@ -299,6 +338,113 @@ impl Engine {
     }
 }
 
+impl crate::watch::Docker for Engine {
+    async fn list(&self, full: bool) -> Result<Vec<Listed>, EngineError> {
+        if full {
+            self.list_all().await
+        } else {
+            self.list_unwell().await
+        }
+    }
+
+    async fn inspect(&self, c: &ContainerRef) -> Result<Option<Snapshot>, EngineError> {
+        self.inspect_container(c).await
+    }
+
+    async fn start(&self, c: &ContainerRef) -> Result<Started, EngineError> {
+        self.start_container(c).await
+    }
+
+    async fn stop(&self, c: &ContainerRef, timeout: Duration) -> Result<(), EngineError> {
+        self.stop_container(c, timeout).await
+    }
+
+    fn events(
+        &self,
+        since: SystemTime,
+    ) -> impl Stream<Item = Result<Event, EngineError>> + Send + 'static {
+        self.event_stream(since)
+    }
+}
+
+/// POSTs an empty body to `path` on the engine and returns the status and the body.
+async fn raw_post(host: &DockerHost, path: &str) -> std::io::Result<(u16, Vec<u8>)> {
+    let request = format!(
+        "POST {path} HTTP/1.1\r\nHost: docker\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    );
+    let reply = match host {
+        DockerHost::Unix(socket) => {
+            exchange(tokio::net::UnixStream::connect(socket).await?, &request).await?
+        }
+        DockerHost::Tcp(url) => {
+            let authority = url
+                .split_once("://")
+                .map_or(url.as_str(), |(_, rest)| rest)
+                .trim_end_matches('/');
+            exchange(tokio::net::TcpStream::connect(authority).await?, &request).await?
+        }
+    };
+    let bad = || std::io::Error::new(std::io::ErrorKind::InvalidData, "not an HTTP reply");
+    let status_line = reply.split(|b| *b == b'\n').next().ok_or_else(bad)?;
+    let status = std::str::from_utf8(status_line)
+        .ok()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|code| code.parse().ok())
+        .ok_or_else(bad)?;
+    let body = reply
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|at| reply[at + 4..].to_vec())
+        .unwrap_or_default();
+    Ok((status, body))
+}
+
+/// Sends `request` and reads the reply: its head, and a body as long as it says, or to the
+/// end of the connection when it does not say.
+async fn exchange(
+    mut stream: impl tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    request: &str,
+) -> std::io::Result<Vec<u8>> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // An error reply is a line of JSON; more than this is not the engine talking.
+    const LIMIT: usize = 64 * 1024;
+    stream.write_all(request.as_bytes()).await?;
+    let mut reply = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        if let Some(head_end) = reply.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&reply[..head_end]).to_ascii_lowercase();
+            let length = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse::<usize>().ok());
+            if let Some(length) = length {
+                if reply.len() >= head_end + 4 + length.min(LIMIT) {
+                    return Ok(reply);
+                }
+            }
+        }
+        let n = stream.read(&mut buf).await?;
+        if n == 0 || reply.len() >= LIMIT {
+            return Ok(reply);
+        }
+        reply.extend_from_slice(&buf[..n]);
+    }
+}
+
+/// The engine's `{"message": ...}`, or the body as it is (a proxy's page, a chunked body).
+fn error_message(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let json = match (text.find('{'), text.rfind('}')) {
+        (Some(a), Some(b)) if a < b => &text[a..=b],
+        _ => "",
+    };
+    serde_json::from_str::<serde_json::Value>(json)
+        .ok()
+        .and_then(|v| v.get("message")?.as_str().map(str::to_string))
+        .unwrap_or_else(|| text.trim().chars().take(200).collect())
+}
+
 fn name_of(raw: &str) -> String {
     raw.strip_prefix('/').unwrap_or(raw).to_string()
 }
@@ -307,10 +453,8 @@ fn listed(s: ContainerSummary) -> Option<Listed> {
     let id = s.id?;
     // A container has one name; older engines also listed link aliases ("/a/b"), never first.
     let name = name_of(s.names.as_deref()?.first()?);
-    let service = s
-        .labels
-        .as_ref()
-        .and_then(|l| l.get(COMPOSE_SERVICE_LABEL).cloned());
+    let label = |key: &str| s.labels.as_ref().and_then(|l| l.get(key).cloned());
+    let (project, service) = (label(COMPOSE_PROJECT_LABEL), label(COMPOSE_SERVICE_LABEL));
     // bollard's enums print the engine's own names.
     let status = Status::from_engine(s.state.as_ref().map_or("", |st| st.as_ref()));
     let health = match s.health.and_then(|h| h.status) {
@@ -319,7 +463,12 @@ fn listed(s: ContainerSummary) -> Option<Listed> {
         None => health_from_status_text(s.status.as_deref().unwrap_or("")),
     };
     Some(Listed {
-        container: ContainerRef { id, name, service },
+        container: ContainerRef {
+            id,
+            name,
+            project,
+            service,
+        },
         status,
         health,
     })
@@ -345,15 +494,13 @@ fn snapshot(c: &ContainerRef, r: ContainerInspectResponse) -> Snapshot {
         .as_deref()
         .map(name_of)
         .unwrap_or_else(|| c.name.clone());
-    let service = r
-        .config
-        .and_then(|cfg| cfg.labels)
-        .and_then(|l| l.get(COMPOSE_SERVICE_LABEL).cloned());
+    let labels = r.config.and_then(|cfg| cfg.labels).unwrap_or_default();
     Snapshot {
         container: ContainerRef {
             id: r.id.unwrap_or_else(|| c.id.clone()),
             name,
-            service,
+            project: labels.get(COMPOSE_PROJECT_LABEL).cloned(),
+            service: labels.get(COMPOSE_SERVICE_LABEL).cloned(),
         },
         status,
         health,
@@ -381,13 +528,27 @@ fn event(msg: EventMessage) -> Option<Event> {
     let id = actor.id?;
     let attributes = actor.attributes.unwrap_or_default();
     let name = name_of(attributes.get("name")?);
+    let kind = match EventKind::from_action(msg.action.as_deref().unwrap_or("")) {
+        EventKind::Kill { .. } => EventKind::Kill {
+            signal: attributes.get("signal").and_then(|s| s.parse().ok()),
+        },
+        kind => kind,
+    };
+    // The engine gives nanoseconds since the epoch; an engine that gives none is taken as now.
+    let time = msg
+        .time_nano
+        .and_then(|n| u64::try_from(n).ok())
+        .map(|n| UNIX_EPOCH + Duration::from_nanos(n))
+        .unwrap_or_else(SystemTime::now);
     Some(Event {
-        kind: EventKind::from_action(msg.action.as_deref().unwrap_or("")),
+        kind,
         container: ContainerRef {
             id,
             name,
+            project: attributes.get(COMPOSE_PROJECT_LABEL).cloned(),
             service: attributes.get(COMPOSE_SERVICE_LABEL).cloned(),
         },
+        time,
     })
 }
 
@@ -433,6 +594,42 @@ mod tests {
             Health::Unhealthy
         );
         assert_eq!(Health::from_engine(H::NONE.as_ref()), Health::None);
+    }
+
+    #[tokio::test]
+    async fn a_reply_is_read_as_far_as_it_says_even_if_the_connection_stays_open() {
+        let (ours, mut theirs) = tokio::io::duplex(4096);
+        let engine = tokio::spawn(async move {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            let mut request = [0u8; 256];
+            let n = theirs.read(&mut request).await.expect("request");
+            assert!(String::from_utf8_lossy(&request[..n]).starts_with("POST /v1.41/"));
+            let body = r#"{"message":"injected failure"}"#;
+            let reply = format!(
+                "HTTP/1.1 500 Injected\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            );
+            theirs.write_all(reply.as_bytes()).await.expect("reply");
+            // Held open, as a proxy may.
+            theirs
+        });
+        let reply = exchange(ours, "POST /v1.41/containers/x/start HTTP/1.1\r\n\r\n")
+            .await
+            .expect("a reply");
+        let text = String::from_utf8_lossy(&reply);
+        assert!(text.starts_with("HTTP/1.1 500"), "{text}");
+        let body = &reply[reply.len() - 30..];
+        assert_eq!(error_message(body), "injected failure");
+        drop(engine.await);
+    }
+
+    #[test]
+    fn error_messages_fall_back_to_the_text() {
+        assert_eq!(
+            error_message(b"<html>403 Forbidden</html>\n"),
+            "<html>403 Forbidden</html>"
+        );
+        assert_eq!(error_message(b""), "");
     }
 
     #[test]

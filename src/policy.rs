@@ -8,8 +8,7 @@ use serde::Serialize;
 use crate::targets::ContainerRef;
 
 /// The engine's lifecycle state of a container.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Status {
     Created,
     Running,
@@ -84,9 +83,8 @@ pub struct Listed {
 }
 
 /// What an inspect call tells: everything a decision and its record need.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Snapshot {
-    #[serde(skip)]
     pub container: ContainerRef,
     pub status: Status,
     pub health: Health,
@@ -95,22 +93,17 @@ pub struct Snapshot {
     /// Whether the container was ever started (a `created` one that never ran is not ours).
     pub has_run: bool,
     /// When its current or last run started, as the engine wrote it; identifies the run.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub started_at: Option<String>,
     /// When its last run ended, for a container that is not running.
-    #[serde(skip)]
     pub finished_at: Option<std::time::SystemTime>,
     /// The engine's own error for the last start, e.g. a missing entrypoint.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     /// The output of the last health check, trimmed, when the container is unhealthy.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub health_output: Option<String>,
 }
 
 /// What to do about a container.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Verdict {
     /// Running, healthy or without a healthcheck.
     Fine,
@@ -242,7 +235,7 @@ mod tests {
             container: ContainerRef {
                 id: "id".into(),
                 name: "nodo_1".into(),
-                service: None,
+                ..ContainerRef::default()
             },
             status,
             health,

@@ -1,7 +1,6 @@
-//! Manual mode's decisions, as plain data: the operator's answers, the queue of open prompts, and
-//! the standing choices (`always`, `never`, a declined failure). No I/O here.
+//! Manual mode's words, as plain data: the operator's answers and how a prompt reads. The queue
+//! of open prompts and the standing choices live with each container in the watch core.
 
-use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
@@ -21,6 +20,17 @@ pub enum Answer {
     Always,
     /// Never ask about this target again, until healthther restarts.
     Never,
+}
+
+impl Answer {
+    pub fn word(self) -> &'static str {
+        match self {
+            Answer::Yes => "yes",
+            Answer::No => "no",
+            Answer::Always => "always",
+            Answer::Never => "never",
+        }
+    }
 }
 
 pub const CHOICES: &str = "[y]es / [n]o / [a]lways / ne[v]er";
@@ -103,142 +113,6 @@ pub fn ago(d: Duration) -> String {
     }
 }
 
-/// What to do about a failure seen in manual mode.
-#[derive(Debug, PartialEq, Eq)]
-pub enum OnFailure {
-    /// The operator said `always` for this target: act without asking.
-    Act,
-    /// The operator said `never` for this target.
-    Ignore,
-    /// The operator declined this very failure already.
-    Declined,
-    /// A prompt for this container is open already.
-    AlreadyQueued,
-    /// A new prompt; `front` when it is the one to show now.
-    Queued { front: bool },
-}
-
-/// An answer, applied.
-#[derive(Debug, PartialEq, Eq)]
-pub struct Answered {
-    pub answer: Answer,
-    pub prompt: Pending,
-    /// Other open prompts of the same target that the answer settles too: approved by
-    /// `always`, dropped by `never`.
-    pub also: Vec<Pending>,
-}
-
-#[derive(Debug, PartialEq, Eq)]
-pub enum AnswerError {
-    NothingOpen,
-    NoPromptFor(String),
-}
-
-/// The open prompts, oldest first, and the operator's standing choices.
-#[derive(Debug, Default)]
-pub struct Prompts {
-    queue: VecDeque<Pending>,
-    always: HashSet<TargetName>,
-    never: HashSet<TargetName>,
-    /// Container id → the run whose failure the operator declined.
-    declined: HashMap<String, String>,
-}
-
-impl Prompts {
-    pub fn on_failure(&mut self, p: Pending) -> OnFailure {
-        if self.always.contains(&p.target) {
-            return OnFailure::Act;
-        }
-        if self.never.contains(&p.target) {
-            return OnFailure::Ignore;
-        }
-        if self.declined.get(&p.container.id) == Some(&p.run) {
-            return OnFailure::Declined;
-        }
-        if self.queue.iter().any(|q| q.container.id == p.container.id) {
-            return OnFailure::AlreadyQueued;
-        }
-        // Oldest failure first, even when a later one was noticed a moment earlier.
-        let at = self
-            .queue
-            .iter()
-            .position(|q| q.since > p.since)
-            .unwrap_or(self.queue.len());
-        self.queue.insert(at, p);
-        OnFailure::Queued { front: at == 0 }
-    }
-
-    /// The container is well again: its open prompt, if any, is dropped and returned, and a
-    /// declined failure is forgotten so its next failure is asked about.
-    pub fn resolved(&mut self, container_id: &str) -> Option<Pending> {
-        self.declined.remove(container_id);
-        let i = self
-            .queue
-            .iter()
-            .position(|q| q.container.id == container_id)?;
-        self.queue.remove(i)
-    }
-
-    /// The prompt to show now.
-    pub fn front(&self) -> Option<&Pending> {
-        self.queue.front()
-    }
-
-    pub fn open(&self) -> impl Iterator<Item = &Pending> {
-        self.queue.iter()
-    }
-
-    /// Applies `answer` to the oldest open prompt of `target`, or to the front prompt when
-    /// `target` is `None` (the terminal answers what it shows).
-    pub fn answer(
-        &mut self,
-        target: Option<&str>,
-        answer: Answer,
-    ) -> Result<Answered, AnswerError> {
-        let i = match target {
-            None => (!self.queue.is_empty()).then_some(0),
-            Some(t) => self.queue.iter().position(|q| {
-                q.target.as_str() == t || q.container.name == t || q.container.id == t
-            }),
-        };
-        let Some(i) = i else {
-            return Err(match target {
-                Some(t) => AnswerError::NoPromptFor(t.to_string()),
-                None => AnswerError::NothingOpen,
-            });
-        };
-        let Some(prompt) = self.queue.remove(i) else {
-            return Err(AnswerError::NothingOpen);
-        };
-        let mut also = Vec::new();
-        match answer {
-            Answer::Yes => {}
-            Answer::No => {
-                self.declined
-                    .insert(prompt.container.id.clone(), prompt.run.clone());
-            }
-            Answer::Always | Answer::Never => {
-                if answer == Answer::Always {
-                    self.always.insert(prompt.target.clone());
-                } else {
-                    self.never.insert(prompt.target.clone());
-                }
-                let (same, rest): (Vec<_>, Vec<_>) = self
-                    .queue
-                    .drain(..)
-                    .partition(|q| q.target == prompt.target);
-                self.queue = rest.into();
-                also = same;
-            }
-        }
-        Ok(Answered {
-            answer,
-            prompt,
-            also,
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -254,7 +128,7 @@ mod tests {
             container: ContainerRef {
                 id: id.into(),
                 name: t.into(),
-                service: None,
+                ..ContainerRef::default()
             },
             seen: "exited (code 137)".into(),
             verdict: Verdict::Start,
@@ -321,142 +195,6 @@ mod tests {
         for (s, want) in cases {
             assert_eq!(ago(Duration::from_secs(s)), want);
         }
-    }
-
-    #[test]
-    fn queues_oldest_first_once_per_container() {
-        let mut prompts = Prompts::default();
-        assert_eq!(
-            prompts.on_failure(pending("a1", "ida", "r")),
-            OnFailure::Queued { front: true }
-        );
-        assert_eq!(
-            prompts.on_failure(pending("b1", "idb", "r")),
-            OnFailure::Queued { front: false }
-        );
-        assert_eq!(
-            prompts.on_failure(pending("a1", "ida", "r")),
-            OnFailure::AlreadyQueued
-        );
-        assert_eq!(prompts.front().unwrap().target.as_str(), "a1");
-        let answered = prompts.answer(None, Answer::Yes).unwrap();
-        assert_eq!(answered.prompt.target.as_str(), "a1");
-        assert_eq!(prompts.front().unwrap().target.as_str(), "b1");
-    }
-
-    #[test]
-    fn an_older_failure_noticed_later_goes_first() {
-        let mut prompts = Prompts::default();
-        let at = |s| SystemTime::UNIX_EPOCH + Duration::from_secs(s);
-        let later = Pending {
-            since: at(20),
-            ..pending("b1", "idb", "r")
-        };
-        let older = Pending {
-            since: at(10),
-            ..pending("a1", "ida", "r")
-        };
-        let newest = Pending {
-            since: at(30),
-            ..pending("c1", "idc", "r")
-        };
-        assert_eq!(prompts.on_failure(later), OnFailure::Queued { front: true });
-        assert_eq!(
-            prompts.on_failure(newest),
-            OnFailure::Queued { front: false }
-        );
-        assert_eq!(prompts.on_failure(older), OnFailure::Queued { front: true });
-        let order: Vec<&str> = prompts.open().map(|p| p.target.as_str()).collect();
-        assert_eq!(order, ["a1", "b1", "c1"]);
-    }
-
-    #[test]
-    fn no_declines_this_failure_only() {
-        let mut prompts = Prompts::default();
-        prompts.on_failure(pending("a1", "ida", "run1"));
-        prompts.answer(Some("a1"), Answer::No).unwrap();
-        assert_eq!(
-            prompts.on_failure(pending("a1", "ida", "run1")),
-            OnFailure::Declined
-        );
-        // It ran again and failed again: a new failure.
-        assert_eq!(
-            prompts.on_failure(pending("a1", "ida", "run2")),
-            OnFailure::Queued { front: true }
-        );
-    }
-
-    #[test]
-    fn declined_is_forgotten_when_well_again() {
-        let mut prompts = Prompts::default();
-        prompts.on_failure(pending("a1", "ida", "run1"));
-        prompts.answer(None, Answer::No).unwrap();
-        assert_eq!(prompts.resolved("ida"), None);
-        assert_eq!(
-            prompts.on_failure(pending("a1", "ida", "run1")),
-            OnFailure::Queued { front: true }
-        );
-    }
-
-    #[test]
-    fn always_and_never_stand_for_the_target() {
-        let mut prompts = Prompts::default();
-        prompts.on_failure(pending("a1", "ida", "r"));
-        prompts.on_failure(pending("b1", "idb", "r"));
-        let replica = Pending {
-            container: ContainerRef {
-                id: "ida2".into(),
-                name: "p-a1-2".into(),
-                service: Some("a1".into()),
-            },
-            ..pending("a1", "ida2", "r")
-        };
-        prompts.on_failure(replica);
-
-        let answered = prompts.answer(Some("a1"), Answer::Always).unwrap();
-        assert_eq!(
-            answered.also.len(),
-            1,
-            "the replica's prompt is settled too"
-        );
-        assert_eq!(
-            prompts.on_failure(pending("a1", "ida", "r2")),
-            OnFailure::Act
-        );
-
-        let answered = prompts.answer(Some("b1"), Answer::Never).unwrap();
-        assert!(answered.also.is_empty());
-        assert_eq!(
-            prompts.on_failure(pending("b1", "idb", "r2")),
-            OnFailure::Ignore
-        );
-        assert!(prompts.front().is_none());
-    }
-
-    #[test]
-    fn resolved_drops_the_open_prompt() {
-        let mut prompts = Prompts::default();
-        prompts.on_failure(pending("a1", "ida", "r"));
-        prompts.on_failure(pending("b1", "idb", "r"));
-        assert_eq!(prompts.resolved("ida").unwrap().target.as_str(), "a1");
-        assert_eq!(prompts.front().unwrap().target.as_str(), "b1");
-        assert_eq!(prompts.resolved("ida"), None);
-    }
-
-    #[test]
-    fn answering_what_is_not_open() {
-        let mut prompts = Prompts::default();
-        assert_eq!(
-            prompts.answer(None, Answer::Yes),
-            Err(AnswerError::NothingOpen)
-        );
-        prompts.on_failure(pending("a1", "ida", "r"));
-        assert_eq!(
-            prompts.answer(Some("zz"), Answer::Yes),
-            Err(AnswerError::NoPromptFor("zz".into()))
-        );
-        // By container name works too.
-        assert!(prompts.answer(Some("a1"), Answer::Yes).is_ok());
     }
 }
 

@@ -2,19 +2,35 @@
 //!
 //! Docker's own `name=` filter is an unanchored regex and its events filter matches by prefix,
 //! so neither is used to decide what we may touch: `nodo_1` must never match `nodo_10`.
+//!
+//! The rules, in order (the README's "Which container is a target" says the same):
+//! 1. A container compose is replacing is no target: during a recreate compose renames a
+//!    container to `<12 hex digits>_<name>` (v1 the old one, v2 the new one until it is ready).
+//! 2. A bare target `nodo_1` matches the container named exactly `nodo_1`.
+//! 3. A target `project/service` matches the containers of that compose project and service.
+//! 4. If no container is named `nodo_1`, the bare target matches the containers of the compose
+//!    service `nodo_1`: of healthther's own compose project when it has that service, else of
+//!    the one project that has it. When several projects have it and none is ours it matches
+//!    none of them ([`Resolution::Ambiguous`]), and `project/service` says which.
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 use std::fmt;
 
 use thiserror::Error;
 
-/// A validated target name from `HEALTH_TARGETS`.
+/// A validated target from `HEALTH_TARGETS`: a container or service name, or
+/// `project/service`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TargetName(String);
 
 impl TargetName {
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// `(project, service)` for a target written `project/service`.
+    fn scoped(&self) -> Option<(&str, &str)> {
+        self.0.split_once('/')
     }
 }
 
@@ -25,12 +41,31 @@ impl fmt::Display for TargetName {
 }
 
 /// A container as far as matching needs it: its id, its name (without Docker's leading `/`) and
-/// its compose service label, if any.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// its compose project and service labels, if any.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ContainerRef {
     pub id: String,
     pub name: String,
+    pub project: Option<String>,
     pub service: Option<String>,
+}
+
+impl ContainerRef {
+    /// Whether compose is in the middle of replacing this container (see the module's rule 1).
+    pub fn is_compose_transient(&self) -> bool {
+        let b = self.name.as_bytes();
+        self.service.is_some()
+            && b.len() > 13
+            && b[12] == b'_'
+            && b[..12]
+                .iter()
+                .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(c))
+    }
+
+    /// The same container as far as being a target goes: name, project and service.
+    pub fn same_identity(&self, other: &ContainerRef) -> bool {
+        self.name == other.name && self.project == other.project && self.service == other.service
+    }
 }
 
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -42,29 +77,65 @@ pub enum TargetError {
     Empty,
     #[error(
         "HEALTH_TARGETS: {0:?} is not a valid container name: a name starts with a letter or digit \
-         and continues with letters, digits, '_', '.' or '-' (at least 2 characters)"
+         and continues with letters, digits, '_', '.' or '-' (at least 2 characters); a compose \
+         service of one project is written project/service"
     )]
     InvalidName(String),
+    #[error(
+        "HEALTH_TARGETS: {0:?} is not a valid project/service: the project is lowercase letters, \
+         digits, '_' or '-', the service letters, digits, '_', '.' or '-', each starting with a \
+         letter or digit"
+    )]
+    InvalidScoped(String),
 }
 
 /// The set of targets, in the order the user gave them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Targets(Vec<TargetName>);
 
-/// The names of all containers, to tell whether a target name is taken by a container.
-type Names<'c> = HashSet<&'c str>;
+/// What a container is, as far as the targets go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resolution<'t> {
+    Target(&'t TargetName),
+    /// Its compose service is a bare target that several projects have, none of them ours.
+    Ambiguous(&'t TargetName),
+    None,
+}
+
+impl<'t> Resolution<'t> {
+    pub fn target(self) -> Option<&'t TargetName> {
+        match self {
+            Resolution::Target(t) => Some(t),
+            _ => None,
+        }
+    }
+}
+
+/// What matching needs to know about the rest of the engine's containers.
+pub trait Neighbours {
+    /// Whether some container has exactly this name.
+    fn name_taken(&self, name: &str) -> bool;
+    /// The compose projects (`""` for none) that have a container of `service` that compose is
+    /// not in the middle of replacing.
+    fn projects_with_service(&self, service: &str) -> BTreeSet<String>;
+}
 
 impl Targets {
     /// Parses `HEALTH_TARGETS`: comma-separated, spaces around names ignored, duplicates dropped,
-    /// empty items (a trailing comma) ignored. Every name must be one Docker would accept.
+    /// empty items (a trailing comma) ignored. Every name must be one Docker would accept, or
+    /// `project/service`.
     pub fn parse(raw: &str) -> Result<Targets, TargetError> {
         let mut seen = HashSet::new();
         let mut names = Vec::new();
         for item in raw.split(',').map(str::trim).filter(|s| !s.is_empty()) {
             // Docker shows names with a leading '/', and users copy them from `docker inspect`.
             let name = item.strip_prefix('/').unwrap_or(item);
-            if !is_valid_container_name(name) {
-                return Err(TargetError::InvalidName(item.to_string()));
+            if !is_valid_target(name) {
+                return Err(if name.contains('/') {
+                    TargetError::InvalidScoped(item.to_string())
+                } else {
+                    TargetError::InvalidName(item.to_string())
+                });
             }
             if seen.insert(name.to_string()) {
                 names.push(TargetName(name.to_string()));
@@ -88,75 +159,125 @@ impl Targets {
         self.0.is_empty()
     }
 
-    fn find(&self, name: &str) -> Option<&TargetName> {
+    /// The target written exactly `name`, if any.
+    pub fn get(&self, name: &str) -> Option<&TargetName> {
         self.0.iter().find(|t| t.0 == name)
     }
 
-    /// The target `container` belongs to, given every container the engine has (`all`, which
-    /// may include `container` itself).
-    ///
-    /// A name matches the container with exactly that name. Only if no container has that name
-    /// does it match the containers whose compose service label equals it, so `nodo_1` finds
-    /// `myproject-nodo_1-1` and every replica of a scaled service.
-    pub fn target_of<'a, 'c>(
-        &'a self,
-        container: &ContainerRef,
-        all: impl IntoIterator<Item = &'c ContainerRef>,
-    ) -> Option<&'a TargetName> {
-        let names: Names = all.into_iter().map(|c| c.name.as_str()).collect();
-        self.matching(container, &names)
-    }
-
-    fn matching(&self, container: &ContainerRef, names: &Names) -> Option<&TargetName> {
-        if let Some(t) = self.find(&container.name) {
-            return Some(t);
+    /// What `c` is, given its neighbours and healthther's own compose project (`own`).
+    pub fn resolve<'t>(
+        &'t self,
+        c: &ContainerRef,
+        others: &impl Neighbours,
+        own: Option<&str>,
+    ) -> Resolution<'t> {
+        if c.is_compose_transient() {
+            return Resolution::None;
         }
-        // The container does not have the name itself, so if any has, another one does.
-        let target = self.find(container.service.as_deref()?)?;
-        (!names.contains(target.as_str())).then_some(target)
-    }
-
-    /// Every target with the containers it matches among `all`; a target with none is listed
-    /// with an empty vector, so the caller can report it missing.
-    pub fn resolve<'a, 'c>(
-        &'a self,
-        all: &'c [ContainerRef],
-    ) -> Vec<(&'a TargetName, Vec<&'c ContainerRef>)> {
-        let names: Names = all.iter().map(|c| c.name.as_str()).collect();
-        let mut matched: Vec<(&TargetName, Vec<&ContainerRef>)> =
-            self.0.iter().map(|t| (t, Vec::new())).collect();
-        for c in all {
-            if let Some(t) = self.matching(c, &names) {
-                if let Some((_, list)) = matched.iter_mut().find(|(m, _)| *m == t) {
-                    list.push(c);
+        if let Some(t) = self
+            .0
+            .iter()
+            .find(|t| t.scoped().is_none() && t.0 == c.name)
+        {
+            return Resolution::Target(t);
+        }
+        let Some(service) = c.service.as_deref() else {
+            return Resolution::None;
+        };
+        let project = c.project.as_deref().unwrap_or("");
+        let scoped = self
+            .0
+            .iter()
+            .find(|t| t.scoped() == Some((project, service)));
+        if let Some(t) = scoped {
+            return Resolution::Target(t);
+        }
+        let Some(bare) = self.get(service) else {
+            return Resolution::None;
+        };
+        // A container has that name, so the target means it, not this service.
+        if others.name_taken(service) {
+            return Resolution::None;
+        }
+        let projects = others.projects_with_service(service);
+        match own {
+            Some(own) if projects.contains(own) => {
+                if project == own {
+                    Resolution::Target(bare)
+                } else {
+                    Resolution::None
                 }
             }
+            _ if projects.len() > 1 => Resolution::Ambiguous(bare),
+            _ => Resolution::Target(bare),
         }
-        matched
+    }
+}
+
+/// A container name, or `project/service`.
+pub fn is_valid_target(name: &str) -> bool {
+    match name.split_once('/') {
+        Some((project, service)) => is_valid_project(project) && is_valid_service(service),
+        None => is_valid_container_name(name),
     }
 }
 
 /// Docker's rule for container names: `[a-zA-Z0-9][a-zA-Z0-9_.-]+`.
 pub fn is_valid_container_name(name: &str) -> bool {
+    name.len() >= 2 && is_valid_service(name)
+}
+
+/// A compose service name: `[a-zA-Z0-9][a-zA-Z0-9_.-]*`.
+fn is_valid_service(name: &str) -> bool {
     let mut chars = name.chars();
-    let Some(first) = chars.next() else {
-        return false;
-    };
-    first.is_ascii_alphanumeric()
-        && name.len() >= 2
+    chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
         && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+}
+
+/// A compose project name: `[a-z0-9][a-z0-9_-]*`.
+fn is_valid_project(name: &str) -> bool {
+    let lower_or_digit = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit();
+    let mut chars = name.chars();
+    chars.next().is_some_and(lower_or_digit)
+        && chars.all(|c| lower_or_digit(c) || matches!(c, '_' | '-'))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn c(id: &str, name: &str, service: Option<&str>) -> ContainerRef {
+    fn c(id: &str, name: &str, project: Option<&str>, service: Option<&str>) -> ContainerRef {
         ContainerRef {
             id: id.into(),
             name: name.into(),
+            project: project.map(Into::into),
             service: service.map(Into::into),
         }
+    }
+
+    /// The engine's containers, as matching sees them.
+    struct All<'a>(&'a [ContainerRef]);
+
+    impl Neighbours for All<'_> {
+        fn name_taken(&self, name: &str) -> bool {
+            self.0.iter().any(|c| c.name == name)
+        }
+        fn projects_with_service(&self, service: &str) -> BTreeSet<String> {
+            self.0
+                .iter()
+                .filter(|c| c.service.as_deref() == Some(service) && !c.is_compose_transient())
+                .map(|c| c.project.clone().unwrap_or_default())
+                .collect()
+        }
+    }
+
+    /// The ids among `all` that `target` matches, with healthther in project `own`.
+    fn matched(raw: &str, all: &[ContainerRef], own: Option<&str>) -> Vec<String> {
+        let targets = Targets::parse(raw).unwrap();
+        all.iter()
+            .filter(|x| targets.resolve(x, &All(all), own).target().is_some())
+            .map(|x| x.id.clone())
+            .collect()
     }
 
     fn names(t: &Targets) -> Vec<&str> {
@@ -173,6 +294,10 @@ mod tests {
             ("nodo_1,", &["nodo_1"]),
             ("/nodo_1", &["nodo_1"]),
             ("a.b-c_d,9x", &["a.b-c_d", "9x"]),
+            (
+                "shop/web,shop-2/db.1,p/a",
+                &["shop/web", "shop-2/db.1", "p/a"],
+            ),
         ];
         for (raw, want) in cases {
             let got = Targets::parse(raw).unwrap_or_else(|e| panic!("{raw:?}: {e}"));
@@ -191,6 +316,9 @@ mod tests {
             ("nodo_1;rm", TargetError::InvalidName("nodo_1;rm".into())),
             ("nodo.*", TargetError::InvalidName("nodo.*".into())),
             ("nödo", TargetError::InvalidName("nödo".into())),
+            ("Shop/web", TargetError::InvalidScoped("Shop/web".into())),
+            ("shop/", TargetError::InvalidScoped("shop/".into())),
+            ("a/b/c", TargetError::InvalidScoped("a/b/c".into())),
         ];
         for (raw, want) in cases {
             assert_eq!(Targets::parse(raw).as_ref(), Err(want), "{raw:?}");
@@ -208,63 +336,83 @@ mod tests {
 
     #[test]
     fn matches_exactly_never_by_prefix_or_regex() {
-        let targets = Targets::parse("nodo_1").unwrap();
         let all = [
-            c("1", "nodo_1", None),
-            c("2", "nodo_10", None),
-            c("3", "xnodo_1", None),
-            c("4", "nodo_1x", None),
-            c("5", "nodo-1", None),
+            c("1", "nodo_1", None, None),
+            c("2", "nodo_10", None, None),
+            c("3", "xnodo_1", None, None),
+            c("4", "nodo_1x", None, None),
+            c("5", "nodo-1", None, None),
         ];
-        let resolved = targets.resolve(&all);
-        assert_eq!(resolved.len(), 1);
-        let ids: Vec<_> = resolved[0].1.iter().map(|c| c.id.as_str()).collect();
-        assert_eq!(ids, ["1"]);
+        assert_eq!(matched("nodo_1", &all, None), ["1"]);
     }
 
     #[test]
     fn matches_compose_service_only_when_no_container_has_the_name() {
-        let targets = Targets::parse("nodo_1").unwrap();
         let replicas = [
-            c("a", "proj-nodo_1-1", Some("nodo_1")),
-            c("b", "proj-nodo_1-2", Some("nodo_1")),
-            c("c", "proj-nodo_10-1", Some("nodo_10")),
+            c("a", "proj-nodo_1-1", Some("proj"), Some("nodo_1")),
+            c("b", "proj-nodo_1-2", Some("proj"), Some("nodo_1")),
+            c("c", "proj-nodo_10-1", Some("proj"), Some("nodo_10")),
         ];
-        let ids = |all: &[ContainerRef]| -> Vec<String> {
-            targets.resolve(all)[0]
-                .1
-                .iter()
-                .map(|c| c.id.clone())
-                .collect()
-        };
-        assert_eq!(ids(&replicas), ["a", "b"]);
+        assert_eq!(matched("nodo_1", &replicas, None), ["a", "b"]);
 
         let mut with_exact = replicas.to_vec();
-        with_exact.push(c("d", "nodo_1", None));
-        assert_eq!(ids(&with_exact), ["d"]);
+        with_exact.push(c("d", "nodo_1", None, None));
+        assert_eq!(matched("nodo_1", &with_exact, None), ["d"]);
     }
 
     #[test]
-    fn target_of_single_container() {
-        let targets = Targets::parse("nodo_1,web").unwrap();
-        let cases: &[(ContainerRef, Option<&str>)] = &[
-            (c("1", "nodo_1", None), Some("nodo_1")),
-            (c("1", "nodo_1", Some("other")), Some("nodo_1")),
-            (c("1", "nodo_10", None), None),
-            (c("1", "p-web-1", Some("web")), Some("web")),
-            (c("1", "p-web-1", Some("webx")), None),
-            (c("1", "p-x-1", None), None),
+    fn a_bare_service_of_several_projects_is_ambiguous_unless_one_is_ours() {
+        let all = [
+            c("1", "p1-svc-1", Some("p1"), Some("svc")),
+            c("2", "p2-svc-1", Some("p2"), Some("svc")),
+            c("3", "p2-svc-2", Some("p2"), Some("svc")),
         ];
-        for (container, want) in cases {
-            let got = targets.target_of(container, [container]);
-            assert_eq!(got.map(TargetName::as_str), *want, "{container:?}");
-        }
+        let targets = Targets::parse("svc").unwrap();
+        let r = targets.resolve(&all[0], &All(&all), None);
+        assert_eq!(r, Resolution::Ambiguous(targets.get("svc").unwrap()));
+        assert!(matched("svc", &all, None).is_empty());
+        assert!(matched("svc", &all, Some("p3")).is_empty());
+        assert_eq!(matched("svc", &all, Some("p2")), ["2", "3"]);
+        assert_eq!(matched("p1/svc", &all, None), ["1"]);
+        assert_eq!(matched("p2/svc", &all, Some("p1")), ["2", "3"]);
+        // One project only: that one, whichever is ours.
+        assert_eq!(matched("svc", &all[..1], Some("mine")), ["1"]);
     }
 
     #[test]
-    fn missing_target_resolves_to_nothing() {
-        let targets = Targets::parse("ghost_1").unwrap();
-        let all = [c("1", "ghost_10", None)];
-        assert!(targets.resolve(&all)[0].1.is_empty());
+    fn a_container_compose_is_replacing_is_no_target() {
+        let all = [
+            // v1: the old container, renamed; v2: the new one, under a temporary name.
+            c("1", "21ba94b0f938_nodo_1", Some("p"), Some("nodo_1")),
+            c("2", "21ba94b0f938_p-web-1", Some("p"), Some("web")),
+            c("3", "p-web-1", Some("p"), Some("web")),
+            // Not compose's: no labels.
+            c("4", "21ba94b0f938_other", None, None),
+        ];
+        assert!(matched("nodo_1", &all, None).is_empty());
+        assert!(matched("p/nodo_1", &all, None).is_empty());
+        assert_eq!(matched("web", &all, None), ["3"]);
+        assert_eq!(matched("21ba94b0f938_other", &all, None), ["4"]);
+        assert!(!c("5", "21ba94b0f93_nodo_1", Some("p"), Some("s")).is_compose_transient());
+        assert!(!c("6", "21BA94B0F938_nodo", Some("p"), Some("s")).is_compose_transient());
+    }
+
+    #[test]
+    fn scoped_targets_never_match_by_name() {
+        let all = [
+            c("1", "shop/web", None, None),
+            c("2", "web", None, None),
+            c("3", "x", Some("shop"), Some("web")),
+        ];
+        assert_eq!(matched("shop/web", &all, None), ["3"]);
+    }
+
+    #[test]
+    fn labels_without_a_project_count_as_one_project() {
+        let all = [
+            c("a", "a-1", None, Some("web")),
+            c("b", "a-2", None, Some("web")),
+        ];
+        assert_eq!(matched("web", &all, None), ["a", "b"]);
     }
 }

@@ -1,35 +1,104 @@
-//! The watch loop: connect, subscribe to events, list, and hand each target that may need help
-//! to a task; decide with the restart policy whether to act now, later or not at all, and in
-//! manual mode ask the operator first. Reconnects with a capped back-off when the engine goes
-//! away.
+//! The watch loop. The shell here does the I/O: it connects to the engine, follows its event
+//! stream, runs list, inspect and act calls as tasks, keeps the timers, and hands everything
+//! that happens to the core (`core.rs`), which decides without I/O and answers with commands.
+//!
+//! # One state machine per container
+//!
+//! The core keeps one record per container the engine has (by id): its name and compose
+//! labels, whether it is a target *now*, its revival history, its open prompt, and its phase:
+//!
+//! ```text
+//!            die, unhealthy, a pass finds it unwell, an operator's answer
+//!   Idle ─────────────────────────────────────────────────────────────► Looking
+//!    ▲                                                                    │ ▲
+//!    │  the inspect answers: well, not a target, asked (manual),          │ │ an event
+//!    ├──── quarantined, left to the engine ◄──────────────────────────────┤ │ meanwhile:
+//!    │                                                                    │ │ look again
+//!    │                                   a target that needs a revival,   │ │
+//!    │  the action's result ◄── Acting ◄── allowed (auto, always, yes) ◄──┤─┘
+//!    │  (recorded)                                                        │
+//!    │                        back-off after failed revivals, or a stop   │
+//!    └── someone started it ◄── Waiting ◄── asked through the API ◄───────┘
+//!                                  │
+//!                                  └── the wait ends ─────────────────► Looking
+//!
+//!   A die that follows a stop asked through the API goes from Idle to Waiting directly.
+//!   Due: a look is wanted while the engine is away; the first pass after it returns looks.
+//!   Destroyed: the record goes, with its prompt.
+//! ```
+//!
+//! Invariants, each kept in one place in the core:
+//! - Nothing is started or restarted unless the inspect that immediately precedes it shows a
+//!   target (`decide`); a rename, create or destroy re-decides every container's target at
+//!   once (`retarget`), and one that stops being a target loses its back-off, prompt and
+//!   schedule.
+//! - A look is never answered by a stale inspect: an event about the container while the
+//!   inspect was out sends another one first (`Looking { again }`).
+//! - A stop asked through the API (`docker stop`, `docker restart`, compose's `down` and
+//!   recreate) gives whoever asked [`core::STOP_SETTLE`] (and, for compose, until the rest of
+//!   its project has stopped) to start, rename or remove it before a revival.
+//! - A removed container takes its record with it; an action's record is written from what
+//!   the action carried, whatever became of the container.
 
-mod operator;
+mod core;
 mod task;
 
-use std::collections::{HashMap, HashSet};
+use std::future::Future;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
-use futures_util::StreamExt;
-use tokio::sync::{mpsc, Semaphore};
-use tokio::task::{JoinError, JoinSet};
-use tokio::time::MissedTickBehavior;
+use futures_util::stream::BoxStream;
+use futures_util::{Stream, StreamExt};
+use tokio::sync::{mpsc, oneshot, Semaphore};
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, error, info, warn};
+use tracing::{debug, info, warn};
 
-use crate::audit::{now_rfc3339, Audit, EventRecord};
-use crate::backoff::{History, Plan, GRACE};
-use crate::config::{Config, Mode};
-use crate::control::Input;
-use crate::engine::{Engine, EngineError, Event, EventKind};
-use crate::policy::{describe, needs_inspection, ran_for, Health, Snapshot, Verdict};
-use crate::prompt::{Pending, Prompts};
-use crate::targets::{ContainerRef, TargetName};
-use task::{Approval, Done, Outcome, Tasks};
+pub use self::core::{Act, ActResult, Acted, Action, Approval, Command, Core, Input, Now};
+use crate::audit::{self, Audit};
+use crate::backoff::Backoff;
+use crate::config::Config;
+use crate::control;
+use crate::engine::{Engine, EngineError, Event};
+use crate::policy::{Listed, Snapshot};
+use crate::targets::ContainerRef;
 
-/// Reconnect delays after the engine is lost: doubling from the first to the cap.
-const RECONNECT_FIRST: Duration = Duration::from_millis(250);
-const RECONNECT_CAP: Duration = Duration::from_secs(30);
+/// What the watch loop needs of the engine, and no more.
+pub trait Docker: Clone + Send + Sync + 'static {
+    /// Every container (`full`), or only those that may need attention.
+    fn list(&self, full: bool) -> impl Future<Output = Result<Vec<Listed>, EngineError>> + Send;
+    /// The container's state, or `None` if it no longer exists.
+    fn inspect(
+        &self,
+        c: &ContainerRef,
+    ) -> impl Future<Output = Result<Option<Snapshot>, EngineError>> + Send;
+    fn start(&self, c: &ContainerRef) -> impl Future<Output = Result<Started, EngineError>> + Send;
+    /// Stops it, waiting up to `timeout` before killing it.
+    fn stop(
+        &self,
+        c: &ContainerRef,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<(), EngineError>> + Send;
+    /// Container events from `since` on, then live.
+    fn events(
+        &self,
+        since: SystemTime,
+    ) -> impl Stream<Item = Result<Event, EngineError>> + Send + 'static;
+}
+
+/// What a start call did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Started {
+    Now,
+    /// Nothing: it was running already (the engine's 304).
+    Already,
+}
+
+/// Reconnecting after the engine is lost, and asking again for a lost event stream.
+const RECONNECT: Backoff = Backoff {
+    first: Duration::from_millis(250),
+    cap: Duration::from_secs(30),
+};
 /// A session that lasted this long was a real one; the next outage starts its back-off afresh.
 const SESSION_STABLE: Duration = Duration::from_secs(10);
 /// How far back the event subscription asks the engine to replay, to cover the moment between
@@ -43,654 +112,404 @@ const PARALLEL_CALLS: usize = 8;
 
 /// Where the operator's words come from.
 pub struct Operator {
-    pub inputs: mpsc::Receiver<Input>,
+    pub inputs: mpsc::Receiver<control::Input>,
     /// Whether a terminal is there to answer prompts on.
     pub terminal: bool,
 }
 
-/// Watches the targets until `cancel` fires, then lets in-flight actions finish.
+/// Watches the targets until `cancel` fires, then lets actions under way finish and records
+/// them.
 pub async fn run(
     config: Arc<Config>,
     audit: Arc<Audit>,
     operator: Operator,
     cancel: CancellationToken,
 ) {
-    let mut watch = Watch::new(config, audit, operator);
-    watch.run(&cancel).await;
+    let core = Core::new(Arc::clone(&config), operator.terminal);
+    let shell = Shell {
+        core,
+        config,
+        audit,
+        inputs: operator.inputs,
+        link: Link::Down {
+            retry_at: tokio::time::Instant::now(),
+            failures: 0,
+            outage: None,
+        },
+        looks: JoinSet::new(),
+        actions: JoinSet::new(),
+        calls: Arc::new(Semaphore::new(PARALLEL_CALLS)),
+        listing: false,
+        next_poll: None,
+        announced_connection: false,
+        flaps: 0,
+        told_stream_lost: false,
+    };
+    shell.run(cancel).await;
 }
 
-struct Watch {
+/// The connection to the engine.
+enum Link {
+    Down {
+        retry_at: tokio::time::Instant,
+        failures: u32,
+        /// Why it is unreachable, said once until it changes or the engine returns.
+        outage: Option<String>,
+    },
+    Connecting {
+        failures: u32,
+        outage: Option<String>,
+    },
+    Up(Session),
+}
+
+struct Session {
+    engine: Engine,
+    since: tokio::time::Instant,
+    events: Option<BoxStream<'static, Result<Event, EngineError>>>,
+    resubscribe_at: Option<tokio::time::Instant>,
+    stream_failures: u32,
+}
+
+/// What a task brings back.
+enum Done {
+    Connected(Result<Engine, EngineError>),
+    Listed {
+        full: bool,
+        result: Result<Vec<Listed>, EngineError>,
+    },
+    OwnProject(Option<String>),
+    Core(Box<Input>),
+}
+
+struct Shell {
+    core: Core,
     config: Arc<Config>,
     audit: Arc<Audit>,
-    operator: Operator,
-    /// The engine of the current session; `None` while it is unreachable.
-    engine: Option<Engine>,
+    inputs: mpsc::Receiver<control::Input>,
+    link: Link,
+    /// Connecting, listing and inspecting: dropped at shutdown.
+    looks: JoinSet<Done>,
+    /// Starts and restarts: finished and recorded at shutdown.
+    actions: JoinSet<Done>,
     calls: Arc<Semaphore>,
-    /// Every container of the engine by id: from the last list, kept current by events.
-    known: HashMap<String, ContainerRef>,
-    /// Targets reported missing, so that is said once.
-    missing: HashSet<TargetName>,
-    /// The last verdict that was reported for a container without action, so it is said once.
-    reported: HashMap<String, Verdict>,
-    /// Containers with a task under way, with the check to run after it when a failure was
-    /// seen (or an answer given) meanwhile.
-    in_flight: HashMap<String, Option<Option<Approval>>>,
-    tasks: JoinSet<Done>,
-    /// Re-checks waiting out a back-off, by container id.
-    scheduled: HashSet<String>,
-    timers: JoinSet<(ContainerRef, TargetName)>,
-    /// Revival histories by container id: back-off and quarantine.
-    histories: HashMap<String, History>,
-    prompts: Prompts,
-    /// The container whose prompt is on the console now.
-    shown: Option<String>,
-    /// The container an operator's approval is being carried out on: the next prompt waits
-    /// for its outcome, so the terminal reads answer, outcome, next question.
-    awaiting_outcome: Option<String>,
-    /// When the last reconciliation pass completed: the loop's pulse, for `healthther probe`.
-    last_pass: Option<Instant>,
-    /// Whether the operator was told how to answer without a terminal.
-    told_how_to_answer: bool,
-    announced: bool,
+    listing: bool,
+    next_poll: Option<tokio::time::Instant>,
+    announced_connection: bool,
+    /// Sessions in a row that ended soon after they began: the reconnect back-off grows.
+    flaps: u32,
+    /// Whether the loss of the event stream was said, so it is said once until it is back.
+    told_stream_lost: bool,
 }
 
-impl Watch {
-    fn new(config: Arc<Config>, audit: Arc<Audit>, operator: Operator) -> Watch {
-        Watch {
-            config,
-            audit,
-            operator,
-            engine: None,
-            calls: Arc::new(Semaphore::new(PARALLEL_CALLS)),
-            known: HashMap::new(),
-            missing: HashSet::new(),
-            reported: HashMap::new(),
-            in_flight: HashMap::new(),
-            tasks: JoinSet::new(),
-            scheduled: HashSet::new(),
-            timers: JoinSet::new(),
-            histories: HashMap::new(),
-            prompts: Prompts::default(),
-            shown: None,
-            awaiting_outcome: None,
-            last_pass: None,
-            told_how_to_answer: false,
-            announced: false,
-        }
-    }
-
-    async fn run(&mut self, cancel: &CancellationToken) {
-        let host = self.config.docker_host.clone();
-        let request_timeout = self.config.stop_timeout + REQUEST_SLACK;
-        let mut delay = RECONNECT_FIRST;
-        // The reason the engine is unreachable, said once until it changes or the engine returns.
-        let mut outage: Option<String> = None;
+impl Shell {
+    async fn run(mut self, cancel: CancellationToken) {
         loop {
-            let connected = tokio::select! {
-                _ = cancel.cancelled() => break,
-                r = Engine::connect(&host, request_timeout) => r,
+            let alarm = self.alarm();
+            let next_event = async {
+                match &mut self.link {
+                    Link::Up(Session {
+                        events: Some(stream),
+                        ..
+                    }) => stream.next().await,
+                    _ => std::future::pending().await,
+                }
             };
-            let started = Instant::now();
-            match connected {
-                Ok(engine) => {
-                    if outage.take().is_some() {
-                        info!(docker_host = %host, "the Docker engine answers again; resynchronising");
-                    } else {
-                        info!(docker_host = %host, api = %engine.api_version(), "connected to the Docker engine");
-                    }
-                    self.engine = Some(engine.clone());
-                    let ended = self.session(&engine, cancel).await;
-                    self.engine = None;
-                    match ended {
-                        Ok(()) => break,
-                        Err(e) => {
-                            warn!(error = %e, "lost the Docker engine; reconnecting");
-                            outage = Some(e.to_string());
-                        }
-                    }
-                }
-                Err(e) => {
-                    let reason = e.to_string();
-                    if outage.as_deref() != Some(reason.as_str()) {
-                        warn!(
-                            "{reason}; retrying, at most every {}s",
-                            RECONNECT_CAP.as_secs()
-                        );
-                        outage = Some(reason);
-                    }
-                }
+            tokio::select! {
+                _ = cancel.cancelled() => break,
+                Some(done) = self.looks.join_next() => self.on_done(done),
+                Some(done) = self.actions.join_next() => self.on_done(done),
+                item = next_event => self.on_event_item(item),
+                Some(input) = self.inputs.recv() => self.on_operator(input),
+                _ = sleep_until(alarm) => self.on_alarm(),
             }
-            if started.elapsed() > SESSION_STABLE {
-                delay = RECONNECT_FIRST;
-            }
-            let wait = tokio::time::sleep(delay);
-            tokio::pin!(wait);
-            loop {
-                tokio::select! {
-                    _ = cancel.cancelled() => break,
-                    _ = &mut wait => break,
-                    Some(done) = self.tasks.join_next() => self.finished(done),
-                    Some(input) = self.operator.inputs.recv() => self.on_input(input),
-                }
-            }
-            if cancel.is_cancelled() {
-                break;
-            }
-            delay = (delay * 2).min(RECONNECT_CAP);
         }
-        self.timers.abort_all();
-        if !self.tasks.is_empty() {
+        self.looks.abort_all();
+        if !self.actions.is_empty() {
             info!(
-                count = self.tasks.len(),
+                count = self.actions.len(),
                 "stopping: letting in-flight actions finish"
             );
         }
-        while let Some(done) = self.tasks.join_next().await {
-            self.finished(done);
+        while let Some(done) = self.actions.join_next().await {
+            self.on_done(done);
         }
         info!("stopped");
     }
 
-    /// One connection's worth of watching. Returns `Ok` when cancelled, `Err` when the engine is
-    /// lost.
-    async fn session(
-        &mut self,
-        engine: &Engine,
-        cancel: &CancellationToken,
-    ) -> Result<(), EngineError> {
-        // Subscribe first, then list: the replay covers whatever happens in between. The
-        // engine keeps only 256 past events, so after a lost connection we re-list, not replay.
-        let mut events = Some(engine.events(SystemTime::now() - REPLAY).boxed());
-        self.reconcile(engine, cancel, true).await?;
-        if !self.announced {
-            self.announce();
-        }
-        let period = self.config.poll_interval;
-        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
-        tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        // When the event stream is lost while the engine still answers, polling carries on and
-        // the stream is asked for again after a growing delay.
-        let mut resubscribe = RECONNECT_FIRST;
-        let mut resubscribe_at: Option<tokio::time::Instant> = None;
-        loop {
-            let next_event = async {
-                match events.as_mut() {
-                    Some(stream) => stream.next().await,
-                    None => std::future::pending().await,
-                }
-            };
-            let resubscribe_due = async {
-                match resubscribe_at {
-                    Some(at) => tokio::time::sleep_until(at).await,
-                    None => std::future::pending().await,
-                }
-            };
-            tokio::select! {
-                _ = cancel.cancelled() => return Ok(()),
-                Some(done) = self.tasks.join_next() => self.finished(done),
-                Some(due) = self.timers.join_next() => {
-                    if let Ok((container, target)) = due {
-                        self.scheduled.remove(&container.id);
-                        self.check(container, target, None);
-                    }
-                }
-                item = next_event => match item {
-                    Some(Ok(event)) => {
-                        resubscribe = RECONNECT_FIRST;
-                        self.on_event(event);
-                    }
-                    ended => {
-                        let why = match ended {
-                            Some(Err(e)) => e,
-                            _ => EngineError::StreamEnded,
-                        };
-                        events = None;
-                        // Is it the engine that is gone, or only the stream? A list tells, and
-                        // brings back what the stream would have said.
-                        self.reconcile(engine, cancel, true).await?;
-                        if resubscribe == RECONNECT_FIRST {
-                            warn!(error = %why, "lost the event stream; watching by polling \
-                                every {}s until it is back", period.as_secs_f32());
-                        } else {
-                            debug!(error = %why, "the event stream is still away");
-                        }
-                        resubscribe_at = Some(tokio::time::Instant::now() + resubscribe);
-                        resubscribe = (resubscribe * 2).min(RECONNECT_CAP);
-                    }
-                },
-                _ = resubscribe_due => {
-                    resubscribe_at = None;
-                    events = Some(engine.events(SystemTime::now() - REPLAY).boxed());
-                }
-                Some(input) = self.operator.inputs.recv() => self.on_input(input),
-                _ = tick.tick() => self.reconcile(engine, cancel, false).await?,
-            }
-        }
-    }
-
-    fn announce(&mut self) {
-        self.announced = true;
-        let names: Vec<&str> = self.config.targets.iter().map(TargetName::as_str).collect();
-        info!(
-            targets = %names.join(","),
-            mode = %self.config.mode,
-            poll_interval = ?self.config.poll_interval,
-            "watching"
-        );
-        if self.config.mode == Mode::Manual && !self.operator.terminal {
-            self.tell_how_to_answer("stdin is not a terminal");
-        }
-    }
-
-    /// One list call for all targets; containers that may need help are checked.
-    /// A reconciliation pass: one list call (`full`, at the start of a session) of every
-    /// container, or two small calls of only those that may need attention. Targets among
-    /// them are checked.
-    async fn reconcile(
-        &mut self,
-        engine: &Engine,
-        cancel: &CancellationToken,
-        full: bool,
-    ) -> Result<(), EngineError> {
-        let listed = tokio::select! {
-            _ = cancel.cancelled() => return Ok(()),
-            r = async { if full { engine.list().await } else { engine.list_unwell().await } } => r?,
+    /// The earliest moment something is due: a core timer, a reconnect, a resubscribe, a pass.
+    fn alarm(&self) -> Option<tokio::time::Instant> {
+        let core = self.core.next_timer().map(tokio::time::Instant::from_std);
+        let link = match &self.link {
+            Link::Down { retry_at, .. } => Some(*retry_at),
+            Link::Connecting { .. } => None,
+            Link::Up(s) => s.resubscribe_at,
         };
-        debug!(containers = listed.len(), full, "reconcile pass");
-        self.last_pass = Some(Instant::now());
-        if full {
-            self.known.clear();
-        }
-        for l in &listed {
-            self.known
-                .insert(l.container.id.clone(), l.container.clone());
-        }
-        if full {
-            self.reported.retain(|id, _| self.known.contains_key(id));
-            self.histories.retain(|id, _| self.known.contains_key(id));
-            let all: Vec<ContainerRef> = self.known.values().cloned().collect();
-            let config = Arc::clone(&self.config);
-            for (target, matched) in config.targets.resolve(&all) {
-                if matched.is_empty() {
-                    self.report_missing(target);
-                } else if self.missing.remove(target) {
-                    info!(target = %target, "target found");
-                }
-            }
-        }
-        let mut unwell = HashSet::new();
-        for l in listed.iter().filter(|l| needs_inspection(l)) {
-            if let Some(target) = self.target_of(&l.container) {
-                unwell.insert(l.container.id.clone());
-                self.check(l.container.clone(), target, None);
-            }
-        }
-        // Targets we are following (something was said, asked or done about them) are looked
-        // at again even when the list left them out: the list may predate their failure, so
-        // only a fresh look tells that they are well (and, after a revival, well for long
-        // enough that their history can go).
-        let followed: HashSet<String> = self
-            .known
-            .keys()
-            .filter(|id| self.is_followed(id) && !unwell.contains(*id))
-            .cloned()
-            .collect();
-        for id in followed {
-            let Some(c) = self.known.get(&id).cloned() else {
-                continue;
-            };
-            if let Some(target) = self.target_of(&c) {
-                self.check(c, target, None);
-            }
-        }
-        Ok(())
+        [core, link, self.next_poll].into_iter().flatten().min()
     }
 
-    /// Whether something was said, asked or done about the container that a look at it
-    /// may end.
-    fn is_followed(&self, id: &str) -> bool {
-        self.reported.contains_key(id)
-            || self.histories.contains_key(id)
-            || self.prompts.open().any(|p| p.container.id == id)
-    }
-
-    fn target_of(&self, c: &ContainerRef) -> Option<TargetName> {
-        self.config
-            .targets
-            .target_of(c, self.known.values())
-            .cloned()
-    }
-
-    fn report_missing(&mut self, target: &TargetName) {
-        if self.missing.insert(target.clone()) {
-            warn!(
-                target = %target,
-                "target not found: no container has this name or compose service; \
-                 it will be watched as soon as it is created"
-            );
+    fn on_alarm(&mut self) {
+        let now = tokio::time::Instant::now();
+        if self
+            .core
+            .next_timer()
+            .is_some_and(|t| tokio::time::Instant::from_std(t) <= now)
+        {
+            self.feed(Input::Tick);
         }
-    }
-
-    fn on_event(&mut self, event: Event) {
-        let Event { kind, container } = event;
-        if kind == EventKind::Destroy {
-            self.known.remove(&container.id);
-            self.reported.remove(&container.id);
-            self.histories.remove(&container.id);
-        } else {
-            self.known.insert(container.id.clone(), container.clone());
-        }
-        let Some(target) = self.target_of(&container) else {
-            return;
-        };
-        debug!(target = %target, container = %container.name, event = ?kind, "event");
-        match kind {
-            EventKind::Die | EventKind::Health(Health::Unhealthy) => {
-                self.check(container, target, None)
+        match &mut self.link {
+            Link::Down {
+                retry_at,
+                failures,
+                outage,
+            } if *retry_at <= now => {
+                let (failures, outage) = (*failures, outage.take());
+                self.link = Link::Connecting { failures, outage };
+                let host = self.config.docker_host.clone();
+                let timeout = self.config.stop_timeout + REQUEST_SLACK;
+                self.looks
+                    .spawn(async move { Done::Connected(Engine::connect(&host, timeout).await) });
             }
-            EventKind::Oom => {
-                warn!(target = %target, container = %container.name, "out of memory")
-            }
-            EventKind::Create if self.missing.remove(&target) => {
-                info!(target = %target, container = %container.name, "target found");
-            }
-            EventKind::Destroy => {
-                warn!(target = %target, container = %container.name, "target container removed");
-                self.drop_prompt(&container.id, "the container was removed");
-                let all: Vec<ContainerRef> = self.known.values().cloned().collect();
-                let left = all
-                    .iter()
-                    .any(|c| self.config.targets.target_of(c, &all) == Some(&target));
-                if !left {
-                    self.report_missing(&target);
-                }
-            }
-            // Only a fresh look tells it is well: a health check that was under way when the
-            // container died may still report healthy after the die.
-            EventKind::Health(Health::Healthy) | EventKind::Start
-                if self.is_followed(&container.id) =>
-            {
-                self.check(container, target, None)
+            Link::Up(s) if s.resubscribe_at.is_some_and(|t| t <= now) => {
+                s.resubscribe_at = None;
+                s.events = Some(s.engine.events(SystemTime::now() - REPLAY).boxed());
             }
             _ => {}
         }
-    }
-
-    fn tasks(&self) -> Option<Tasks> {
-        Some(Tasks {
-            engine: self.engine.clone()?,
-            audit: Arc::clone(&self.audit),
-            mode: self.config.mode,
-            stop_timeout: self.config.stop_timeout,
-            calls: Arc::clone(&self.calls),
-        })
-    }
-
-    /// Starts a check of `container` unless a task is under way for it; then it is checked
-    /// again after (keeping an operator's approval).
-    fn check(&mut self, container: ContainerRef, target: TargetName, approval: Option<Approval>) {
-        let approval = approval.or_else(|| self.auto_approval());
-        if let Some(next) = self.in_flight.get_mut(&container.id) {
-            if next.as_ref().is_none_or(|a| a.is_none()) {
-                *next = Some(approval);
-            }
-            return;
+        if self.next_poll.is_some_and(|t| t <= now) {
+            self.next_poll = Some(now + self.config.poll_interval);
+            self.list(false);
         }
-        // While the engine is away there is nothing to do; the pass after it returns checks
-        // every target.
-        let Some(tasks) = self.tasks() else {
+    }
+
+    /// Spawns a list call, unless one is under way.
+    fn list(&mut self, full: bool) {
+        let Link::Up(s) = &self.link else {
             return;
         };
-        self.in_flight.insert(container.id.clone(), None);
-        self.tasks.spawn(tasks.inspect(container, target, approval));
-    }
-
-    fn auto_approval(&self) -> Option<Approval> {
-        (self.config.mode == Mode::Auto).then_some(Approval::Auto)
-    }
-
-    fn finished(&mut self, done: Result<Done, JoinError>) {
-        let done = match done {
-            Ok(d) => d,
-            Err(e) => {
-                // Only a bug can get here; say so loudly and keep watching.
-                error!(error = %e, "a task failed");
-                return;
-            }
-        };
-        let Done {
-            container,
-            target,
-            approval,
-            outcome,
-        } = done;
-        let next = self.in_flight.remove(&container.id).flatten();
-        match outcome {
-            Outcome::Gone => {
-                debug!(target = %target, container = %container.name, "container is gone");
-                self.histories.remove(&container.id);
-                self.drop_prompt(&container.id, "the container was removed");
-            }
-            Outcome::Failed(e) => {
-                warn!(target = %target, container = %container.name, error = %e, "check failed")
-            }
-            Outcome::Acted { call_failed } => {
-                self.reported.remove(&container.id);
-                if call_failed {
-                    // No die event will follow a refused start: retry under the back-off.
-                    let h = self.histories.entry(container.id.clone()).or_default();
-                    h.revival_failed(Instant::now());
-                    self.check(container.clone(), target.clone(), None);
-                }
-            }
-            // An approval arrived while this look was under way: the check that carries it
-            // runs next and decides; asking now would ask about an answered failure.
-            Outcome::Seen(_, verdict)
-                if verdict.acts() && approval.is_none() && matches!(next, Some(Some(_))) => {}
-            Outcome::Seen(s, verdict) if verdict.acts() => {
-                self.decide(&target, s, verdict, approval)
-            }
-            Outcome::Seen(s, verdict) => {
-                if matches!(approval, Some(Approval::Operator { .. })) {
-                    info!(target = %target, container = %container.name, seen = %describe(&s),
-                        "nothing to revive any more");
-                }
-                self.settle(&target, &s);
-                self.report(&target, &s, verdict);
-            }
-        }
-        match next {
-            Some(approval) => self.check(container, target, approval),
-            None if self.awaiting_outcome.as_deref() == Some(container.id.as_str())
-                && !self.in_flight.contains_key(&container.id) =>
-            {
-                self.awaiting_outcome = None;
-                self.show_front();
-            }
-            None => {}
-        }
-    }
-
-    /// A target needs action: act now, later, never, or ask.
-    fn decide(
-        &mut self,
-        target: &TargetName,
-        s: Snapshot,
-        verdict: Verdict,
-        approval: Option<Approval>,
-    ) {
-        let now = Instant::now();
-        let limits = self.config.limits;
-        let id = s.container.id.clone();
-        let plan = {
-            let h = self.histories.entry(id.clone()).or_default();
-            let run = s.started_at.clone().unwrap_or_default();
-            h.failure(now, &run, ran_for(&s, SystemTime::now()), &limits);
-            match &approval {
-                None => None,
-                // An answer to this very prompt is a person deciding: no back-off.
-                Some(Approval::Operator { .. }) => Some(Plan::Revive),
-                // Right after our own restart the engine may report the state from before.
-                Some(_) if verdict == Verdict::Restart && h.in_grace(now) => {
-                    Some(Plan::Wait(GRACE))
-                }
-                Some(_) => Some(h.plan(now, &limits)),
-            }
-        };
-        let (Some(plan), Some(approval)) = (plan, approval) else {
-            // Manual mode: the operator decides, unless they decided for good already.
-            self.ask(target, &s, verdict);
-            return;
-        };
-        match plan {
-            Plan::Revive => {}
-            Plan::Wait(d) => {
-                info!(target = %target, container = %s.container.name, seen = %describe(&s),
-                    wait_ms = u64::try_from(d.as_millis()).unwrap_or(u64::MAX),
-                    "backing off before the next revival");
-                self.schedule(&s.container, target, d);
-                return;
-            }
-            Plan::Quarantine { newly } => {
-                if newly {
-                    self.quarantined(target, &s);
-                }
-                return;
-            }
-        }
-        let Some(tasks) = self.tasks() else {
-            return;
-        };
-        if let Some(h) = self.histories.get_mut(&id) {
-            h.revived(now);
-        }
-        self.in_flight.insert(id, None);
-        self.tasks
-            .spawn(tasks.act(target.clone(), s, verdict, approval));
-    }
-
-    fn schedule(&mut self, c: &ContainerRef, target: &TargetName, after: Duration) {
-        if self.scheduled.insert(c.id.clone()) {
-            let due = (c.clone(), target.clone());
-            self.timers.spawn(async move {
-                tokio::time::sleep(after).await;
-                due
-            });
-        }
-    }
-
-    fn quarantined(&mut self, target: &TargetName, s: &Snapshot) {
-        let limits = self.config.limits;
-        let note = format!(
-            "{} revivals failed within {}: not reviving it any more. It is released when it \
-             runs well for {} again, or with `healthther release {}`",
-            limits.quarantine_after,
-            humantime::format_duration(limits.window),
-            humantime::format_duration(limits.reset_after),
-            target
-        );
-        error!(target = %target, container = %s.container.name, seen = %describe(s),
-            "QUARANTINED: {note}");
-        self.record_event(
-            "quarantine",
-            target,
-            &s.container,
-            &describe(s),
-            Some(&note),
-        );
-    }
-
-    /// A target runs: if long enough, its revival history is over.
-    fn settle(&mut self, target: &TargetName, s: &Snapshot) {
-        let limits = self.config.limits;
-        let Some(h) = self.histories.get_mut(&s.container.id) else {
-            return;
-        };
-        let ran = ran_for(s, SystemTime::now());
-        let was_quarantined = h.running(ran, &limits);
-        if ran >= limits.reset_after {
-            self.histories.remove(&s.container.id);
-        }
-        if was_quarantined {
-            info!(target = %target, container = %s.container.name,
-                "released from quarantine: it runs well again");
-            self.record_event(
-                "release",
-                target,
-                &s.container,
-                &describe(s),
-                Some("runs well again"),
-            );
-        }
-    }
-
-    /// A target's container is running well: whatever was said about it is over.
-    fn well_again(&mut self, target: &TargetName, c: &ContainerRef) {
-        if self.reported.remove(&c.id).is_some() {
-            info!(target = %target, container = %c.name, "running again");
-        }
-        self.drop_prompt(&c.id, "it runs again without us");
-    }
-
-    /// Says once what was seen about a target that is not being acted on.
-    fn report(&mut self, target: &TargetName, s: &Snapshot, verdict: Verdict) {
-        let id = &s.container.id;
-        if matches!(verdict, Verdict::Fine | Verdict::Wait) {
-            // A health check in its start period is the normal course after any start.
-            self.well_again(target, &s.container);
+        if self.listing && !full {
             return;
         }
-        if self.reported.get(id) == Some(&verdict) {
-            return;
-        }
-        self.reported.insert(id.clone(), verdict);
-        let seen = describe(s);
-        let container = &s.container.name;
-        match verdict {
-            Verdict::LeaveToEngine => info!(target = %target, container = %container, seen = %seen,
-                "the engine's restart policy is at work; leaving it"),
-            _ => warn!(target = %target, container = %container, seen = %seen,
-                "not acting on this state"),
-        }
-    }
-
-    fn record_event(
-        &self,
-        event: &'static str,
-        target: &TargetName,
-        c: &ContainerRef,
-        seen: &str,
-        note: Option<&str>,
-    ) {
-        self.audit.record(&EventRecord {
-            time: now_rfc3339(),
-            event,
-            target: target.as_str(),
-            container: &c.name,
-            container_id: &c.id,
-            seen,
-            answer: None,
-            by: None,
-            note,
+        self.listing = true;
+        let engine = s.engine.clone();
+        self.looks.spawn(async move {
+            Done::Listed {
+                full,
+                result: engine.list(full).await,
+            }
         });
     }
 
-    /// The pending-prompt form of a failure.
-    fn pending(&self, target: &TargetName, s: &Snapshot, verdict: Verdict) -> Pending {
-        Pending {
-            target: target.clone(),
-            container: s.container.clone(),
-            seen: describe(s),
-            verdict,
-            since: match s.status {
-                crate::policy::Status::Running => SystemTime::now(),
-                _ => s.finished_at.unwrap_or_else(SystemTime::now),
-            },
-            run: s.started_at.clone().unwrap_or_default(),
-            failed_revivals: self
-                .histories
-                .get(&s.container.id)
-                .map_or(0, History::recent_failures),
+    fn on_done(&mut self, done: Result<Done, tokio::task::JoinError>) {
+        let done = match done {
+            Ok(done) => done,
+            // Aborted at shutdown; a panic is caught inside each task (see `task.rs`).
+            Err(_) => return,
+        };
+        match done {
+            Done::Core(input) => self.feed(*input),
+            Done::OwnProject(project) => self.feed(Input::OwnProject(project)),
+            Done::Connected(Ok(engine)) => self.connected(engine),
+            Done::Connected(Err(e)) => {
+                let Link::Connecting { failures, outage } = &self.link else {
+                    return;
+                };
+                let reason = e.to_string();
+                let failures = failures + 1;
+                let outage = if outage.as_deref() != Some(reason.as_str()) {
+                    warn!(
+                        "{reason}; retrying, at most every {}s",
+                        RECONNECT.cap.as_secs()
+                    );
+                    Some(reason)
+                } else {
+                    outage.clone()
+                };
+                self.link = Link::Down {
+                    retry_at: tokio::time::Instant::now() + RECONNECT.after(failures),
+                    failures,
+                    outage,
+                };
+            }
+            Done::Listed { full, result } => {
+                self.listing = false;
+                match result {
+                    Ok(containers) => self.feed(Input::Listed { full, containers }),
+                    Err(e) => self.lost(e),
+                }
+            }
         }
+    }
+
+    fn connected(&mut self, engine: Engine) {
+        let (failures, outage) = match &self.link {
+            Link::Connecting { failures, outage } => (*failures, outage.clone()),
+            _ => (0, None),
+        };
+        let host = &self.config.docker_host;
+        if outage.is_some() || self.announced_connection {
+            info!(docker_host = %host, "the Docker engine answers again; resynchronising");
+        } else {
+            info!(docker_host = %host, api = %engine.api_version(), "connected to the Docker engine");
+        }
+        let _ = failures;
+        // Subscribe first, then list: the replay covers whatever happens in between. The
+        // engine keeps only 256 past events, so after a lost connection we re-list, not replay.
+        let session_start = SystemTime::now();
+        let events = engine.events(session_start - REPLAY).boxed();
+        self.link = Link::Up(Session {
+            engine: engine.clone(),
+            since: tokio::time::Instant::now(),
+            events: Some(events),
+            resubscribe_at: None,
+            stream_failures: 0,
+        });
+        self.feed(Input::Connected { session_start });
+        self.list(true);
+        self.next_poll = Some(tokio::time::Instant::now() + self.config.poll_interval);
+        if !self.announced_connection {
+            self.announced_connection = true;
+            self.looks
+                .spawn(async move { Done::OwnProject(task::own_project(&engine).await) });
+        }
+    }
+
+    /// The engine stopped answering: reconnect under the back-off.
+    fn lost(&mut self, e: EngineError) {
+        let Link::Up(s) = &self.link else {
+            return;
+        };
+        warn!(error = %e, "lost the Docker engine; reconnecting");
+        self.flaps = if s.since.elapsed() > SESSION_STABLE {
+            0
+        } else {
+            self.flaps + 1
+        };
+        let failures = 1 + self.flaps;
+        self.link = Link::Down {
+            retry_at: tokio::time::Instant::now() + RECONNECT.after(failures),
+            failures,
+            outage: Some(e.to_string()),
+        };
+        self.listing = false;
+        self.next_poll = None;
+        self.feed(Input::Lost);
+    }
+
+    fn on_event_item(&mut self, item: Option<Result<Event, EngineError>>) {
+        let Link::Up(s) = &mut self.link else {
+            return;
+        };
+        match item {
+            Some(Ok(event)) => {
+                s.stream_failures = 0;
+                self.told_stream_lost = false;
+                self.feed(Input::Event(event));
+            }
+            ended => {
+                let why = match ended {
+                    Some(Err(e)) => e,
+                    _ => EngineError::StreamEnded,
+                };
+                s.events = None;
+                s.stream_failures += 1;
+                s.resubscribe_at =
+                    Some(tokio::time::Instant::now() + RECONNECT.after(s.stream_failures));
+                if !std::mem::replace(&mut self.told_stream_lost, true) {
+                    warn!(error = %why, "lost the event stream; watching by polling \
+                        every {}s until it is back", self.config.poll_interval.as_secs_f32());
+                } else {
+                    debug!(error = %why, "the event stream is still away");
+                }
+                // Is it the engine that is gone, or only the stream? A list tells, and brings
+                // back what the stream would have said.
+                self.list(true);
+            }
+        }
+    }
+
+    fn on_operator(&mut self, input: control::Input) {
+        match input {
+            control::Input::Line(line) => self.feed(Input::Line(line)),
+            control::Input::TerminalClosed => self.feed(Input::TerminalClosed),
+            control::Input::Request {
+                request,
+                peer,
+                reply,
+            } => {
+                let commands = self
+                    .core
+                    .handle(Input::Request { request, by: peer }, Now::current());
+                self.carry_out(commands, Some(reply));
+            }
+        }
+    }
+
+    fn feed(&mut self, input: Input) {
+        let commands = self.core.handle(input, Now::current());
+        self.carry_out(commands, None);
+    }
+
+    fn carry_out(
+        &mut self,
+        commands: Vec<Command>,
+        mut reply: Option<oneshot::Sender<control::Reply>>,
+    ) {
+        for command in commands {
+            match command {
+                Command::Record(record) => self.audit.record(&record),
+                Command::Print(text) => audit::print_line(&text),
+                Command::Reply(r) => {
+                    if let Some(tx) = reply.take() {
+                        // The client may have gone; nothing to do about that.
+                        let _ = tx.send(r);
+                    }
+                }
+                Command::Inspect(c) => {
+                    let Link::Up(s) = &self.link else {
+                        // The engine went away in the meantime: the core learns it from
+                        // the failed look and looks again when it is back.
+                        self.looks.spawn(async move {
+                            Done::Core(Box::new(Input::Inspected {
+                                container: c,
+                                result: Err("the Docker engine is unreachable".into()),
+                            }))
+                        });
+                        continue;
+                    };
+                    let engine = s.engine.clone();
+                    let calls = Arc::clone(&self.calls);
+                    self.looks
+                        .spawn(task::guarded(c.id.clone(), task::inspect(engine, calls, c)));
+                }
+                Command::Act(act) => {
+                    let Link::Up(s) = &self.link else {
+                        let took = Duration::ZERO;
+                        let result = ActResult::Failed {
+                            error: "the Docker engine is unreachable".into(),
+                            denied: false,
+                        };
+                        self.actions.spawn(async move {
+                            Done::Core(Box::new(Input::Acted(Acted { act, result, took })))
+                        });
+                        continue;
+                    };
+                    let engine = s.engine.clone();
+                    let calls = Arc::clone(&self.calls);
+                    let id = act.seen.container.id.clone();
+                    self.actions.spawn(task::guarded(
+                        id,
+                        task::act(engine, calls, self.config.stop_timeout, act),
+                    ));
+                }
+            }
+        }
+    }
+}
+
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }

@@ -1,173 +1,139 @@
-//! The work the loop hands out: inspect a container, or act on it. Each runs as a task of its
-//! own so the loop never waits on the engine, and reports back what it found or did.
+//! The work the shell hands out: inspect a container, or act on it. Each runs as a task of its
+//! own so the loop never waits on the engine, and brings back an input for the core.
 
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures_util::FutureExt;
 use tokio::sync::Semaphore;
-use tracing::{info, warn};
 
-use crate::audit::{now_rfc3339, ActionRecord, Audit};
-use crate::config::Mode;
-use crate::engine::{Engine, EngineError};
-use crate::policy::{classify, describe, Snapshot, Status, Verdict};
-use crate::prompt::Answer;
-use crate::targets::{ContainerRef, TargetName};
+use super::{Act, ActResult, Acted, Action, Docker, Done, Input, Started};
+use crate::policy::{describe, Status};
+use crate::targets::ContainerRef;
 
-/// Who allowed an action.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Approval {
-    /// MODE=auto.
-    Auto,
-    /// The operator once answered `always` for this target.
-    Always,
-    /// The operator answered this very prompt.
-    Operator { answer: Answer, by: String },
-}
-
-impl Approval {
-    /// For the logs and the audit file's `by`.
-    pub fn by(&self) -> String {
-        match self {
-            Approval::Auto => "auto".into(),
-            Approval::Always => "operator: always".into(),
-            Approval::Operator { answer, by } => {
-                let word = match answer {
-                    Answer::Yes => "yes",
-                    Answer::No => "no",
-                    Answer::Always => "always",
-                    Answer::Never => "never",
-                };
-                format!("operator: {word} ({by})")
-            }
-        }
+/// Runs a task so that whatever becomes of it, the core hears about its container: a panic (a
+/// bug) comes back as [`Input::TaskLost`] instead of leaving the container waiting forever.
+pub(super) async fn guarded(container_id: String, task: impl Future<Output = Input>) -> Done {
+    match AssertUnwindSafe(task).catch_unwind().await {
+        Ok(input) => Done::Core(Box::new(input)),
+        Err(_) => Done::Core(Box::new(Input::TaskLost { container_id })),
     }
 }
 
-/// What a task found or did.
-pub struct Done {
-    pub container: ContainerRef,
-    pub target: TargetName,
-    pub approval: Option<Approval>,
-    pub outcome: Outcome,
+pub(super) async fn inspect(
+    engine: impl Docker,
+    calls: Arc<Semaphore>,
+    container: ContainerRef,
+) -> Input {
+    // The semaphore is never closed, so acquiring only waits.
+    let _permit = calls.acquire().await;
+    let began = Instant::now();
+    let result = engine.inspect(&container).await;
+    // How long the engine took: after a die it holds the container while it finishes the
+    // exit, and the benchmark tells that apart from our own time.
+    let took_us = u64::try_from(began.elapsed().as_micros()).unwrap_or(u64::MAX);
+    tracing::debug!(container = %container.name, took_us, "inspected");
+    Input::Inspected {
+        container,
+        result: result.map_err(|e| e.to_string()),
+    }
 }
 
-pub enum Outcome {
-    /// The container no longer exists.
-    Gone,
-    /// Looked at it.
-    Seen(Snapshot, Verdict),
-    /// Acted on it (logged and recorded already); `call_failed` when the engine refused.
-    Acted { call_failed: bool },
-    /// The engine did not answer the inspect call.
-    Failed(EngineError),
+/// Starts or restarts the container, and looks whether it runs again.
+pub(super) async fn act(
+    engine: impl Docker,
+    calls: Arc<Semaphore>,
+    stop_timeout: Duration,
+    act: Act,
+) -> Input {
+    let _permit = calls.acquire().await;
+    let began = Instant::now();
+    let result = carry_out(&engine, stop_timeout, &act).await;
+    Input::Acted(Acted {
+        act,
+        result,
+        took: began.elapsed(),
+    })
 }
 
-/// What tasks share: the engine, the audit file, and a bound on engine calls at once, so that
-/// twenty targets dying together are revived in parallel without a storm of requests.
-#[derive(Clone)]
-pub struct Tasks {
-    pub engine: Engine,
-    pub audit: Arc<Audit>,
-    pub mode: Mode,
-    pub stop_timeout: Duration,
-    pub calls: Arc<Semaphore>,
-}
-
-impl Tasks {
-    pub async fn inspect(
-        self,
-        container: ContainerRef,
-        target: TargetName,
-        approval: Option<Approval>,
-    ) -> Done {
-        let outcome = {
-            // The semaphore is never closed, so acquiring only waits.
-            let _permit = self.calls.acquire().await;
-            let began = Instant::now();
-            let inspected = self.engine.inspect(&container).await;
-            // How long the engine took: after a die it holds the container while it finishes
-            // the exit, and the benchmark tells that apart from our own time.
-            let took_us = u64::try_from(began.elapsed().as_micros()).unwrap_or(u64::MAX);
-            tracing::debug!(container = %container.name, took_us, "inspected");
-            match inspected {
-                Ok(None) => Outcome::Gone,
-                Err(e) => Outcome::Failed(e),
-                Ok(Some(snapshot)) => {
-                    let verdict = classify(&snapshot);
-                    Outcome::Seen(snapshot, verdict)
+async fn carry_out(engine: &impl Docker, stop_timeout: Duration, act: &Act) -> ActResult {
+    let c = &act.seen.container;
+    let failed = |e: crate::engine::EngineError| ActResult::Failed {
+        denied: e.is_permission_denied(),
+        error: e.docker_text(),
+    };
+    if act.action == Action::Restart {
+        if let Err(e) = engine.stop(c, stop_timeout).await {
+            return failed(e);
+        }
+        // Compose may have renamed it for a recreate while it stopped: then it is compose's.
+        match engine.inspect(c).await {
+            Ok(Some(now)) if !now.container.same_identity(c) => {
+                return ActResult::LeftStopped {
+                    now: format!("{} ({})", now.container.name, describe(&now)),
                 }
             }
-        };
-        Done {
-            container,
-            target,
-            approval,
-            outcome,
+            Ok(None) => return ActResult::Removed,
+            _ => {}
         }
     }
+    match engine.start(c).await {
+        Err(e) => return failed(e),
+        Ok(Started::Already) => return ActResult::AlreadyRunning,
+        Ok(Started::Now) => {}
+    }
+    match engine.inspect(c).await {
+        Ok(Some(after)) if after.status == Status::Running => ActResult::Running,
+        Ok(Some(after)) => ActResult::NotRunning {
+            seen: describe(&after),
+            error: after.error.clone(),
+        },
+        Ok(None) => ActResult::Removed,
+        Err(e) => ActResult::Unknown {
+            error: e.docker_text(),
+        },
+    }
+}
 
-    /// Starts or restarts the container, checks that it runs again, and records it.
-    pub async fn act(
-        self,
-        target: TargetName,
-        s: Snapshot,
-        verdict: Verdict,
-        approval: Approval,
-    ) -> Done {
-        let _permit = self.calls.acquire().await;
-        let c = &s.container;
-        let seen = describe(&s);
-        let by = approval.by();
-        info!(target = %target, container = %c.name, seen = %seen, decision = %verdict, by = %by, "reviving");
-        let began = Instant::now();
-        let done = match verdict {
-            Verdict::Restart => self.engine.restart(c, self.stop_timeout).await,
-            _ => self.engine.start(c).await,
-        };
-        let call_failed = done.is_err();
-        let (result, error) = match done {
-            Err(e) => ("failed".to_string(), Some(e.docker_text())),
-            Ok(()) => match self.engine.inspect(c).await {
-                Ok(Some(after)) if after.status == Status::Running => ("running".to_string(), None),
-                Ok(Some(after)) => (describe(&after), after.error.clone()),
-                Ok(None) => ("removed".to_string(), None),
-                Err(e) => ("unknown".to_string(), Some(e.docker_text())),
-            },
-        };
-        let took_ms = u64::try_from(began.elapsed().as_millis()).unwrap_or(u64::MAX);
-        match &error {
-            None if result == "running" => {
-                info!(target = %target, container = %c.name, took_ms, "revived: running again")
-            }
-            _ => warn!(
-                target = %target, container = %c.name, result = %result,
-                error = error.as_deref().unwrap_or(""), "revival did not bring it back"
-            ),
-        }
-        self.audit.record(&ActionRecord {
-            time: now_rfc3339(),
-            event: "action",
-            target: target.as_str(),
-            container: &c.name,
-            container_id: &c.id,
-            mode: match self.mode {
-                Mode::Auto => "auto",
-                Mode::Manual => "manual",
-            },
-            by: &by,
-            seen,
-            state: &s,
-            decision: verdict,
-            result,
-            error,
-            took_ms,
-        });
-        Done {
-            container: c.clone(),
-            target,
-            approval: Some(approval),
-            outcome: Outcome::Acted { call_failed },
-        }
+/// healthther's own compose project, when it runs in a container of one: the container's id
+/// is in the paths of the files the engine mounts into it (`/etc/hostname` and the like).
+pub(super) async fn own_project(engine: &impl Docker) -> Option<String> {
+    // A small file of the kernel's, read at once: no need to leave the runtime thread.
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    let id = own_container_id(&mountinfo)?;
+    let me = ContainerRef {
+        id,
+        ..ContainerRef::default()
+    };
+    let snapshot = engine.inspect(&me).await.ok()??;
+    snapshot.container.project
+}
+
+/// The 64-hex-digit container id in `/var/lib/docker/containers/<id>/hostname`-like mount
+/// sources, if any.
+fn own_container_id(mountinfo: &str) -> Option<String> {
+    mountinfo.lines().find_map(|line| {
+        let (_, rest) = line.split_once("/containers/")?;
+        let id: String = rest.chars().take_while(char::is_ascii_hexdigit).collect();
+        (id.len() == 64 && rest[64..].starts_with('/')).then_some(id)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_its_own_container_id() {
+        let id = "4f0c2d1e".repeat(8);
+        let inside = format!(
+            "612 590 254:1 /var/lib/docker/containers/{id}/hostname /etc/hostname rw - ext4 /dev/vda rw\n"
+        );
+        assert_eq!(own_container_id(&inside), Some(id));
+        let host = "25 1 254:1 / / rw,relatime - ext4 /dev/vda rw\n";
+        assert_eq!(own_container_id(host), None);
+        assert_eq!(own_container_id("1 2 3:4 /containers/abc/x /y rw"), None);
     }
 }

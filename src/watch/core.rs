@@ -1,0 +1,2088 @@
+//! The watch core: every decision about every container, without I/O. The shell around it
+//! (`watch.rs`) feeds in what happened as an [`Input`] with the time, and carries out the
+//! [`Command`]s that come back. The state machine is described at the top of `watch.rs`.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use tracing::{debug, error, info, warn};
+
+use crate::audit::{self, Record, RecordEvent};
+use crate::backoff::{History, Plan, GRACE};
+use crate::config::{Config, Mode};
+use crate::control::{Reply, Request};
+use crate::engine::{Event, EventKind};
+use crate::policy::{
+    classify, describe, needs_inspection, ran_for, Health, Listed, Snapshot, Status, Verdict,
+};
+use crate::prompt::{self, Answer, Pending};
+use crate::targets::{ContainerRef, Neighbours, Resolution, TargetName};
+
+/// After a stop asked through the API (`docker stop`, `docker restart`, compose taking a
+/// container down or recreating it), whoever asked gets this long to go on (start it again,
+/// rename it, remove it) before a revival.
+pub const STOP_SETTLE: Duration = Duration::from_secs(2);
+/// How late the last pass may be, beyond two poll periods, for `probe` to call the loop alive.
+const PROBE_SLACK: Duration = Duration::from_secs(10);
+/// SIGKILL: a `kill` event with it is a kill, not the first step of a stop.
+const SIGKILL: i32 = 9;
+
+/// The time, as the core sees it: monotonic for waits, wall clock for the engine's timestamps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Now {
+    pub at: Instant,
+    pub wall: SystemTime,
+}
+
+impl Now {
+    pub fn current() -> Now {
+        Now {
+            at: Instant::now(),
+            wall: SystemTime::now(),
+        }
+    }
+}
+
+/// Who allowed an action.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Approval {
+    /// MODE=auto.
+    Auto,
+    /// The operator once answered `always` for this target.
+    Always,
+    /// The operator answered this very prompt.
+    Operator { answer: Answer, by: String },
+}
+
+impl Approval {
+    /// For the logs and the audit file's `by`.
+    pub fn by(&self) -> String {
+        match self {
+            Approval::Auto => "auto".into(),
+            Approval::Always => "operator: always".into(),
+            Approval::Operator { answer, by } => format!("operator: {} ({by})", answer.word()),
+        }
+    }
+}
+
+/// What the core is told.
+#[derive(Debug)]
+pub enum Input {
+    /// The engine answers (again); events from before `session_start` are the engine's replay.
+    Connected {
+        session_start: SystemTime,
+    },
+    /// The engine stopped answering.
+    Lost,
+    /// healthther's own compose project, learnt from its own container's labels.
+    OwnProject(Option<String>),
+    /// A list call's answer: every container (`full`), or only those that may need attention.
+    Listed {
+        full: bool,
+        containers: Vec<Listed>,
+    },
+    Event(Event),
+    /// An inspect's answer: the state, `None` if the container is gone, or the engine's error.
+    Inspected {
+        container: ContainerRef,
+        result: Result<Option<Snapshot>, String>,
+    },
+    Acted(Acted),
+    /// A task about this container ended without an answer (a bug: it panicked).
+    TaskLost {
+        container_id: String,
+    },
+    /// A wait may have ended: see [`Core::next_timer`].
+    Tick,
+    /// A line typed at the terminal.
+    Line(String),
+    TerminalClosed,
+    /// A request on the control socket, from `by`.
+    Request {
+        request: Request,
+        by: String,
+    },
+}
+
+/// What the core asks the shell to do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    Inspect(ContainerRef),
+    Act(Act),
+    Record(Record),
+    /// A line for the operator on the console (a prompt).
+    Print(String),
+    /// The answer to the [`Input::Request`] just handled.
+    Reply(Reply),
+}
+
+/// A start or restart to carry out: everything its record needs travels with it, so the
+/// record is written whatever became of the container meanwhile.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Act {
+    pub target: TargetName,
+    /// What the look before the action saw, the container's identity included.
+    pub seen: Snapshot,
+    pub action: Action,
+    pub approval: Approval,
+    pub mode: Mode,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Start,
+    /// Stop (waiting the stop timeout) and start, for a running container that is unhealthy.
+    Restart,
+}
+
+impl Action {
+    fn word(self) -> &'static str {
+        match self {
+            Action::Start => "start",
+            Action::Restart => "restart",
+        }
+    }
+}
+
+/// An action carried out, and what came of it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Acted {
+    pub act: Act,
+    pub result: ActResult,
+    pub took: Duration,
+}
+
+/// What came of an action.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ActResult {
+    /// It runs again.
+    Running,
+    /// The engine did nothing: it was running already (someone else started it first).
+    AlreadyRunning,
+    /// Started, but a look right after found it so (the engine's error, if it gave one).
+    NotRunning { seen: String, error: Option<String> },
+    /// It was removed meanwhile.
+    Removed,
+    /// Stopped for a restart, then not started: it was renamed or relabelled meanwhile, so it
+    /// may be no target any more.
+    LeftStopped { now: String },
+    /// The engine refused the call; `denied` when it said 401 or 403 (a socket proxy's rules).
+    Failed { error: String, denied: bool },
+    /// The call went through, but the look after it failed.
+    Unknown { error: String },
+}
+
+impl ActResult {
+    fn word(&self) -> String {
+        match self {
+            ActResult::Running => "running".into(),
+            ActResult::AlreadyRunning => "already_running".into(),
+            ActResult::NotRunning { seen, .. } => seen.clone(),
+            ActResult::Removed => "removed".into(),
+            ActResult::LeftStopped { .. } => "left_stopped".into(),
+            ActResult::Failed { .. } => "failed".into(),
+            ActResult::Unknown { .. } => "unknown".into(),
+        }
+    }
+
+    fn error(&self) -> Option<String> {
+        match self {
+            ActResult::NotRunning { error, .. } => error.clone(),
+            ActResult::Failed { error, .. } | ActResult::Unknown { error } => Some(error.clone()),
+            ActResult::LeftStopped { now } => Some(format!(
+                "renamed or relabelled while it stopped; now {now}; not started"
+            )),
+            _ => None,
+        }
+    }
+}
+
+/// Where a container stands with us. Each container is in exactly one phase.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Phase {
+    /// Nothing under way.
+    Idle,
+    /// A look is wanted as soon as the engine answers again.
+    Due { approval: Option<Approval> },
+    /// An inspect is under way; `again` when something happened meanwhile, so its answer may
+    /// be stale and another look follows before any decision.
+    Looking {
+        approval: Option<Approval>,
+        again: bool,
+    },
+    /// A start or restart is under way.
+    Acting { again: bool, by_operator: bool },
+    /// Waiting until `until`, then a look.
+    Waiting {
+        until: Instant,
+        why: Why,
+        approval: Option<Approval>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Why {
+    /// The restart policy's back-off after failed revivals.
+    Backoff,
+    /// A stop asked through the API: see [`STOP_SETTLE`].
+    Settle,
+}
+
+/// Everything about one container.
+#[derive(Debug)]
+struct Watched {
+    container: ContainerRef,
+    target: Option<TargetName>,
+    phase: Phase,
+    /// Revivals and failures: back-off and quarantine. `None` until it first fails as a target.
+    history: Option<History>,
+    /// The last state said about it without acting, so it is said once.
+    reported: Option<Verdict>,
+    /// Its open prompt, with the order it was queued in.
+    prompt: Option<(Pending, u64)>,
+    /// The run whose failure the operator answered `no` to.
+    declined: Option<String>,
+    /// A stop was asked through the API and it has not died yet.
+    stopping: bool,
+    /// It died from a stop asked through the API: no revival before this.
+    settle_until: Option<Instant>,
+}
+
+impl Watched {
+    fn new(container: ContainerRef) -> Watched {
+        Watched {
+            container,
+            target: None,
+            phase: Phase::Idle,
+            history: None,
+            reported: None,
+            prompt: None,
+            declined: None,
+            stopping: false,
+            settle_until: None,
+        }
+    }
+
+    /// Whether something was said, asked or done about it that a look may end.
+    fn is_followed(&self) -> bool {
+        self.reported.is_some() || self.history.is_some() || self.prompt.is_some()
+    }
+
+    fn operator_action_under_way(&self) -> bool {
+        match &self.phase {
+            Phase::Acting { by_operator, .. } => *by_operator,
+            Phase::Looking { approval, .. } | Phase::Due { approval } => {
+                matches!(approval, Some(Approval::Operator { .. }))
+            }
+            _ => false,
+        }
+    }
+}
+
+/// What was last said about what a target resolves to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Said {
+    Missing,
+    Found,
+    Ambiguous(BTreeSet<String>),
+}
+
+/// The names and compose services of the engine's containers, for matching.
+struct View {
+    names: HashSet<String>,
+    services: HashMap<String, BTreeSet<String>>,
+}
+
+impl Neighbours for View {
+    fn name_taken(&self, name: &str) -> bool {
+        self.names.contains(name)
+    }
+
+    fn projects_with_service(&self, service: &str) -> BTreeSet<String> {
+        self.services.get(service).cloned().unwrap_or_default()
+    }
+}
+
+pub struct Core {
+    config: Arc<Config>,
+    /// Whether a terminal is there to answer prompts on.
+    terminal: bool,
+    /// Every container the engine has, as far as we know, by id.
+    records: HashMap<String, Watched>,
+    own_project: Option<String>,
+    engine_up: bool,
+    /// Events from before this are the engine's replay of what the first list shows anyway.
+    session_start: SystemTime,
+    /// When the last list answered: the loop's pulse, for `probe`.
+    last_pass: Option<Instant>,
+    /// Whether a whole list has been seen, so that missing targets can be told.
+    listed: bool,
+    said: HashMap<TargetName, Said>,
+    always: HashSet<TargetName>,
+    never: HashSet<TargetName>,
+    /// The order prompts were queued in, for prompts of the same moment.
+    prompt_seq: u64,
+    /// The container whose prompt is on the console now.
+    shown: Option<String>,
+    told_how_to_answer: bool,
+}
+
+impl Core {
+    pub fn new(config: Arc<Config>, terminal: bool) -> Core {
+        Core {
+            config,
+            terminal,
+            records: HashMap::new(),
+            own_project: None,
+            engine_up: false,
+            session_start: SystemTime::UNIX_EPOCH,
+            last_pass: None,
+            listed: false,
+            said: HashMap::new(),
+            always: HashSet::new(),
+            never: HashSet::new(),
+            prompt_seq: 0,
+            shown: None,
+            told_how_to_answer: false,
+        }
+    }
+
+    /// When the next wait ends, for [`Input::Tick`].
+    pub fn next_timer(&self) -> Option<Instant> {
+        self.records
+            .values()
+            .filter_map(|r| match r.phase {
+                Phase::Waiting { until, .. } => Some(until),
+                _ => None,
+            })
+            .min()
+    }
+
+    /// Takes one input at `now`; returns what to do.
+    pub fn handle(&mut self, input: Input, now: Now) -> Vec<Command> {
+        let mut out = Vec::new();
+        match input {
+            Input::Connected { session_start } => {
+                self.engine_up = true;
+                self.session_start = session_start;
+            }
+            Input::Lost => self.engine_up = false,
+            Input::OwnProject(project) => {
+                if let Some(p) = &project {
+                    info!(project = %p, "healthther runs in compose project {p}: a bare service name means this project's service first");
+                }
+                self.own_project = project;
+                self.retarget(now, &mut out);
+            }
+            Input::Listed { full, containers } => self.on_listed(full, containers, now, &mut out),
+            Input::Event(event) => self.on_event(event, now, &mut out),
+            Input::Inspected { container, result } => {
+                self.on_inspected(container, result, now, &mut out)
+            }
+            Input::Acted(acted) => self.on_acted(acted, now, &mut out),
+            Input::TaskLost { container_id } => {
+                error!(container_id = %container_id, "a task failed; looking at the container again on the next pass");
+                if let Some(r) = self.records.get_mut(&container_id) {
+                    r.phase = Phase::Due { approval: None };
+                }
+            }
+            Input::Tick => self.on_tick(now, &mut out),
+            Input::Line(line) => self.on_line(&line, now, &mut out),
+            Input::TerminalClosed => {
+                if self.config.mode == Mode::Manual {
+                    self.tell_how_to_answer("the terminal closed");
+                }
+            }
+            Input::Request { request, by } => {
+                let reply = self.on_request(request, &by, now, &mut out);
+                out.push(Command::Reply(reply));
+            }
+        }
+        self.show_front(now, &mut out);
+        out
+    }
+
+    // --- What the engine says -----------------------------------------------------------
+
+    fn on_listed(&mut self, full: bool, listed: Vec<Listed>, now: Now, out: &mut Vec<Command>) {
+        debug!(containers = listed.len(), full, "reconcile pass");
+        self.last_pass = Some(now.at);
+        if full {
+            let present: HashSet<&str> = listed.iter().map(|l| l.container.id.as_str()).collect();
+            let gone: Vec<String> = self
+                .records
+                .keys()
+                .filter(|id| !present.contains(id.as_str()))
+                .cloned()
+                .collect();
+            for id in gone {
+                self.remove(&id, now, out);
+            }
+        }
+        for l in &listed {
+            self.upsert(&l.container);
+            if let Some(r) = self.records.get_mut(&l.container.id) {
+                if l.status != Status::Running {
+                    r.stopping = false;
+                }
+            }
+        }
+        if full && !self.listed {
+            self.listed = true;
+            self.announce();
+        }
+        self.retarget(now, out);
+        let unwell: HashSet<&str> = listed
+            .iter()
+            .filter(|l| needs_inspection(l))
+            .map(|l| l.container.id.as_str())
+            .collect();
+        // Unwell targets, and those we follow even when the list left them out: the list may
+        // predate their failure, so only a fresh look tells that they are well (and, after a
+        // revival, well for long enough that their history can go).
+        let to_look: Vec<String> = self
+            .records
+            .iter()
+            .filter(|(id, r)| {
+                r.target.is_some()
+                    && (unwell.contains(id.as_str())
+                        || r.is_followed()
+                        || matches!(r.phase, Phase::Due { .. }))
+            })
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in to_look {
+            self.look(&id, None, out);
+        }
+    }
+
+    fn on_event(&mut self, event: Event, now: Now, out: &mut Vec<Command>) {
+        let Event {
+            kind,
+            container,
+            time,
+        } = event;
+        let replay = time < self.session_start;
+        if kind == EventKind::Destroy {
+            if let Some(r) = self.records.get(&container.id) {
+                if let (Some(t), false) = (&r.target, replay) {
+                    warn!(target = %t, container = %r.container.name, "target container removed");
+                }
+            }
+            self.remove(&container.id, now, out);
+            self.retarget(now, out);
+            return;
+        }
+        let changed = self.upsert(&container);
+        if changed {
+            if let Some(r) = self.records.get_mut(&container.id) {
+                if let Phase::Looking { again, .. } | Phase::Acting { again, .. } = &mut r.phase {
+                    // What the look or action under way went by is no longer so.
+                    *again = true;
+                }
+            }
+            self.retarget(now, out);
+        }
+        let Some(r) = self.records.get_mut(&container.id) else {
+            return;
+        };
+        // Every container's stops count, targets or not: compose stops a whole project.
+        match kind {
+            EventKind::Kill { signal } if signal != Some(SIGKILL) => r.stopping = true,
+            EventKind::Die if std::mem::replace(&mut r.stopping, false) => {
+                r.settle_until = Some(now.at + STOP_SETTLE);
+            }
+            EventKind::Start => {
+                r.stopping = false;
+                r.settle_until = None;
+            }
+            _ => {}
+        }
+        let Some(target) = r.target.clone() else {
+            return;
+        };
+        debug!(target = %target, container = %r.container.name, event = ?kind, "event");
+        match kind {
+            EventKind::Die => match (r.settle_until, &r.phase) {
+                (Some(until), Phase::Idle | Phase::Due { .. }) => {
+                    debug!(target = %target, container = %r.container.name,
+                        "stopped through the API; giving whoever stopped it a moment");
+                    r.phase = Phase::Waiting {
+                        until,
+                        why: Why::Settle,
+                        approval: None,
+                    };
+                }
+                _ => self.look(&container.id, None, out),
+            },
+            EventKind::Oom => {
+                warn!(target = %target, container = %r.container.name, "out of memory")
+            }
+            EventKind::Start => {
+                let was_waiting = matches!(r.phase, Phase::Waiting { .. });
+                if was_waiting {
+                    // Someone else started it: whatever we were waiting for is moot.
+                    r.phase = Phase::Idle;
+                }
+                if was_waiting || r.is_followed() {
+                    self.look(&container.id, None, out);
+                }
+            }
+            EventKind::Health(Health::Unhealthy) => self.look(&container.id, None, out),
+            // Only a fresh look tells it is well: a health check that was under way when the
+            // container died may still report healthy after the die.
+            EventKind::Health(Health::Healthy) if r.is_followed() => {
+                self.look(&container.id, None, out)
+            }
+            _ => {}
+        }
+    }
+
+    fn on_inspected(
+        &mut self,
+        container: ContainerRef,
+        result: Result<Option<Snapshot>, String>,
+        now: Now,
+        out: &mut Vec<Command>,
+    ) {
+        let id = container.id.clone();
+        let snapshot = match result {
+            Ok(Some(s)) => s,
+            Ok(None) => {
+                debug!(container = %container.name, "container is gone");
+                self.remove(&id, now, out);
+                self.retarget(now, out);
+                return;
+            }
+            Err(e) => {
+                warn!(container = %container.name, error = %e, "check failed; looking again on the next pass");
+                if let Some(r) = self.records.get_mut(&id) {
+                    let approval = match &r.phase {
+                        Phase::Looking { approval, .. } => approval.clone(),
+                        _ => None,
+                    };
+                    r.phase = Phase::Due { approval };
+                }
+                return;
+            }
+        };
+        if self.upsert(&snapshot.container) {
+            self.retarget(now, out);
+        }
+        let Some(r) = self.records.get_mut(&id) else {
+            return;
+        };
+        let approval = match &mut r.phase {
+            Phase::Looking {
+                approval,
+                again: true,
+            } => {
+                // Something happened while we looked: look again before deciding.
+                let approval = approval.take();
+                r.phase = Phase::Looking {
+                    approval,
+                    again: false,
+                };
+                out.push(Command::Inspect(r.container.clone()));
+                return;
+            }
+            Phase::Looking { approval, .. } => approval.take(),
+            // An answer to a look we no longer wait for (the container was forgotten and
+            // found again meanwhile): decide on it all the same, it is the freshest we have.
+            Phase::Idle | Phase::Due { .. } => None,
+            Phase::Acting { .. } | Phase::Waiting { .. } => return,
+        };
+        r.phase = Phase::Idle;
+        self.decide(&id, snapshot, approval, now, out);
+    }
+
+    fn on_acted(&mut self, acted: Acted, now: Now, out: &mut Vec<Command>) {
+        let Acted { act, result, took } = acted;
+        let c = &act.seen.container;
+        let took_ms = u64::try_from(took.as_millis()).unwrap_or(u64::MAX);
+        match &result {
+            ActResult::Running => {
+                info!(target = %act.target, container = %c.name, took_ms, "revived: running again")
+            }
+            ActResult::AlreadyRunning => {
+                info!(target = %act.target, container = %c.name, "already running: someone else started it first")
+            }
+            other => warn!(
+                target = %act.target, container = %c.name, result = %other.word(),
+                error = other.error().as_deref().unwrap_or(""), "revival did not bring it back"
+            ),
+        }
+        let mut record = Record::new(
+            RecordEvent::Action,
+            now.wall,
+            act.target.as_str(),
+            c,
+            describe(&act.seen),
+        );
+        record.mode = Some(mode_word(act.mode));
+        record.by = Some(act.approval.by());
+        record.state = Some(audit::State::from(&act.seen));
+        record.decision = Some(act.action.word());
+        record.result = Some(result.word());
+        record.error = result.error();
+        record.took_ms = Some(took_ms);
+        out.push(Command::Record(record));
+
+        let Some(r) = self.records.get_mut(&c.id) else {
+            return;
+        };
+        r.reported = None;
+        let again = matches!(r.phase, Phase::Acting { again: true, .. });
+        r.phase = Phase::Idle;
+        match result {
+            // A refusal by a socket proxy's rules says nothing about the container: it is
+            // tried again at the back-off's cap, and never counts toward quarantine.
+            ActResult::Failed {
+                denied: true,
+                error,
+            } => {
+                let cap = self.config.limits.cap;
+                error!(target = %act.target, container = %c.name, error = %error,
+                    "the engine refused to {} it (permission denied): allow POST /containers/{{id}}/{} \
+                     where healthther reaches the engine (a socket proxy's CONTAINERS=1 and POST=1); \
+                     trying again every {}",
+                    act.action.word(), act.action.word(), humantime::format_duration(cap));
+                r.phase = Phase::Waiting {
+                    until: now.at + cap,
+                    why: Why::Backoff,
+                    approval: None,
+                };
+            }
+            // No die event follows a refused start: look again, under the back-off.
+            ActResult::Failed { .. } => {
+                r.history
+                    .get_or_insert_with(History::default)
+                    .revival_failed(now.at);
+                self.look(&c.id, None, out);
+            }
+            _ if again => self.look(&c.id, None, out),
+            _ => {}
+        }
+    }
+
+    fn on_tick(&mut self, now: Now, out: &mut Vec<Command>) {
+        let due: Vec<(String, Why)> = self
+            .records
+            .iter()
+            .filter_map(|(id, r)| match r.phase {
+                Phase::Waiting { until, why, .. } if until <= now.at => Some((id.clone(), why)),
+                _ => None,
+            })
+            .collect();
+        for (id, why) in due {
+            if why == Why::Settle && self.project_is_stopping(&id) {
+                // Compose stops a whole project before removing any of it: wait for the rest.
+                if let Some(r) = self.records.get_mut(&id) {
+                    let until = now.at + STOP_SETTLE;
+                    r.settle_until = Some(until);
+                    if let Phase::Waiting { until: u, .. } = &mut r.phase {
+                        *u = until;
+                    }
+                }
+                continue;
+            }
+            let approval = match self.records.get_mut(&id).map(|r| &mut r.phase) {
+                Some(Phase::Waiting { approval, .. }) => approval.take(),
+                _ => None,
+            };
+            if let Some(r) = self.records.get_mut(&id) {
+                r.phase = Phase::Idle;
+            }
+            self.look(&id, approval, out);
+        }
+    }
+
+    /// Whether another container of `id`'s compose project is being stopped through the API.
+    fn project_is_stopping(&self, id: &str) -> bool {
+        let Some(project) = self
+            .records
+            .get(id)
+            .and_then(|r| r.container.project.as_deref())
+        else {
+            return false;
+        };
+        self.records.iter().any(|(other, r)| {
+            other != id && r.stopping && r.container.project.as_deref() == Some(project)
+        })
+    }
+
+    // --- Identity ---------------------------------------------------------------------
+
+    /// Takes in what the engine says a container is called and labelled; returns whether that
+    /// changed anything (or the container is new to us).
+    fn upsert(&mut self, c: &ContainerRef) -> bool {
+        match self.records.get_mut(&c.id) {
+            Some(r) if r.container.same_identity(c) => false,
+            Some(r) => {
+                r.container = c.clone();
+                true
+            }
+            None => {
+                self.records.insert(c.id.clone(), Watched::new(c.clone()));
+                true
+            }
+        }
+    }
+
+    /// Forgets a container that is gone, with its prompt.
+    fn remove(&mut self, id: &str, now: Now, out: &mut Vec<Command>) {
+        if let Some(mut r) = self.records.remove(id) {
+            self.drop_prompt(&mut r, "the container was removed", now, out);
+        }
+    }
+
+    /// Decides again which containers are targets, after names or labels changed. A container
+    /// that stopped being one loses its back-off, prompt and schedule.
+    fn retarget(&mut self, now: Now, out: &mut Vec<Command>) {
+        let mut view = View {
+            names: HashSet::new(),
+            services: HashMap::new(),
+        };
+        for r in self.records.values() {
+            view.names.insert(r.container.name.clone());
+            if let (Some(s), false) = (&r.container.service, r.container.is_compose_transient()) {
+                view.services
+                    .entry(s.clone())
+                    .or_default()
+                    .insert(r.container.project.clone().unwrap_or_default());
+            }
+        }
+        let targets = &self.config.targets;
+        let own = self.own_project.as_deref();
+        let mut ambiguous: HashMap<TargetName, BTreeSet<String>> = HashMap::new();
+        let mut found: HashSet<TargetName> = HashSet::new();
+        let mut changes = Vec::new();
+        for (id, r) in &self.records {
+            let now_target = match targets.resolve(&r.container, &view, own) {
+                Resolution::Target(t) => {
+                    found.insert(t.clone());
+                    Some(t.clone())
+                }
+                Resolution::Ambiguous(t) => {
+                    ambiguous
+                        .entry(t.clone())
+                        .or_default()
+                        .insert(r.container.project.clone().unwrap_or_default());
+                    None
+                }
+                Resolution::None => None,
+            };
+            if now_target != r.target {
+                changes.push((id.clone(), now_target));
+            }
+        }
+        for (id, now_target) in changes {
+            let Some(mut r) = self.records.remove(&id) else {
+                continue;
+            };
+            match (&r.target, &now_target) {
+                (Some(was), None) => {
+                    info!(target = %was, container = %r.container.name,
+                        "{} is no longer a target (it was {was}); forgetting its back-off, prompt and schedule",
+                        r.container.name);
+                    r.history = None;
+                    r.reported = None;
+                    r.declined = None;
+                    self.drop_prompt(&mut r, "it is no longer a target", now, out);
+                    if matches!(r.phase, Phase::Waiting { .. } | Phase::Due { .. }) {
+                        r.phase = Phase::Idle;
+                    }
+                }
+                (_, Some(t)) => {
+                    debug!(target = %t, container = %r.container.name, "a container of this target")
+                }
+                (None, None) => {}
+            }
+            r.target = now_target;
+            self.records.insert(id, r);
+        }
+        if !self.listed {
+            return;
+        }
+        for t in self.config.targets.iter() {
+            let said = if found.contains(t) {
+                Said::Found
+            } else if let Some(projects) = ambiguous.remove(t) {
+                Said::Ambiguous(projects)
+            } else {
+                Said::Missing
+            };
+            let before = self.said.insert(t.clone(), said.clone());
+            if before.as_ref() == Some(&said) {
+                continue;
+            }
+            match said {
+                Said::Found if before.is_some() => info!(target = %t, "target found"),
+                Said::Found => {}
+                Said::Missing => warn!(
+                    target = %t,
+                    "target not found: no container has this name or compose service; \
+                     it will be watched as soon as it is created"
+                ),
+                Said::Ambiguous(projects) => {
+                    let list: Vec<&str> = projects.iter().map(String::as_str).collect();
+                    let spelled: Vec<String> = list.iter().map(|p| format!("{p}/{t}")).collect();
+                    warn!(
+                        target = %t,
+                        "target {t} is ambiguous: compose projects {} each have a service {t}, \
+                         and healthther runs in none of them, so it acts on none; write {} in \
+                         HEALTH_TARGETS to choose",
+                        list.join(", "),
+                        spelled.join(" or ")
+                    );
+                }
+            }
+        }
+    }
+
+    // --- Deciding ---------------------------------------------------------------------
+
+    /// Looks at a container: an inspect now, or as soon as the engine answers. A look under
+    /// way is followed by another; an operator's approval is kept for the look that decides.
+    fn look(&mut self, id: &str, approval: Option<Approval>, out: &mut Vec<Command>) {
+        let Some(r) = self.records.get_mut(id) else {
+            return;
+        };
+        match &mut r.phase {
+            Phase::Looking {
+                approval: kept,
+                again,
+            } => {
+                *again = true;
+                if approval.is_some() {
+                    *kept = approval;
+                }
+                return;
+            }
+            Phase::Acting { again, .. } => {
+                *again = true;
+                return;
+            }
+            // The wait ends with a look; only an operator's answer cuts it short.
+            Phase::Waiting { .. } if approval.is_none() => return,
+            _ => {}
+        }
+        let approval = match std::mem::replace(&mut r.phase, Phase::Idle) {
+            Phase::Due { approval: kept } | Phase::Waiting { approval: kept, .. } => {
+                approval.or(kept)
+            }
+            _ => approval,
+        };
+        if self.engine_up {
+            r.phase = Phase::Looking {
+                approval,
+                again: false,
+            };
+            out.push(Command::Inspect(r.container.clone()));
+        } else {
+            r.phase = Phase::Due { approval };
+        }
+    }
+
+    /// A fresh look at a container: act now, later, never, or ask.
+    fn decide(
+        &mut self,
+        id: &str,
+        s: Snapshot,
+        approval: Option<Approval>,
+        now: Now,
+        out: &mut Vec<Command>,
+    ) {
+        let verdict = classify(&s);
+        let limits = self.config.limits;
+        let mode = self.config.mode;
+        let Some(r) = self.records.get_mut(id) else {
+            return;
+        };
+        let Some(target) = r.target.clone() else {
+            if verdict.acts() && (approval.is_some() || mode == Mode::Auto) {
+                info!(container = %s.container.name, seen = %describe(&s),
+                    "not acting: {} is no longer a target", s.container.name);
+                let mut record = Record::new(
+                    RecordEvent::Skipped,
+                    now.wall,
+                    "",
+                    &s.container,
+                    describe(&s),
+                );
+                record.mode = Some(mode_word(mode));
+                record.by = Some(approval.unwrap_or(Approval::Auto).by());
+                record.state = Some(audit::State::from(&s));
+                record.decision = Some("none");
+                record.result = Some("not_a_target".into());
+                out.push(Command::Record(record));
+            }
+            return;
+        };
+        if !verdict.acts() {
+            if matches!(approval, Some(Approval::Operator { .. })) {
+                info!(target = %target, container = %s.container.name, seen = %describe(&s),
+                    "nothing to revive any more");
+            }
+            self.settle(id, &target, &s, now, out);
+            self.report(id, &target, &s, verdict, now, out);
+            return;
+        }
+        let by_operator = matches!(approval, Some(Approval::Operator { .. }));
+        if let Some(until) = r.settle_until.filter(|t| *t > now.at && !by_operator) {
+            // It was stopped through the API a moment ago (the look was under way already).
+            r.phase = Phase::Waiting {
+                until,
+                why: Why::Settle,
+                approval,
+            };
+            return;
+        }
+        let history = r.history.get_or_insert_with(History::default);
+        let run = s.started_at.clone().unwrap_or_default();
+        history.failure(now.at, &run, ran_for(&s, now.wall), &limits);
+        let approval = approval.or_else(|| match mode {
+            Mode::Auto => Some(Approval::Auto),
+            Mode::Manual if self.always.contains(&target) => Some(Approval::Always),
+            Mode::Manual => None,
+        });
+        let Some(approval) = approval else {
+            self.ask(id, &target, &s, verdict, now, out);
+            return;
+        };
+        let plan = match approval {
+            // An answer to this very prompt is a person deciding: no back-off.
+            Approval::Operator { .. } => Plan::Revive,
+            // Right after our own restart the engine may report the state from before.
+            _ if verdict == Verdict::Restart && history.in_grace(now.at) => Plan::Wait(GRACE),
+            _ => history.plan(now.at, &limits),
+        };
+        match plan {
+            Plan::Revive => {
+                history.revived(now.at);
+                let by_operator = matches!(approval, Approval::Operator { .. });
+                info!(target = %target, container = %s.container.name, seen = %describe(&s),
+                    decision = %verdict, by = %approval.by(), "reviving");
+                r.phase = Phase::Acting {
+                    again: false,
+                    by_operator,
+                };
+                out.push(Command::Act(Act {
+                    target,
+                    action: if verdict == Verdict::Restart {
+                        Action::Restart
+                    } else {
+                        Action::Start
+                    },
+                    seen: s,
+                    approval,
+                    mode,
+                }));
+            }
+            Plan::Wait(d) => {
+                info!(target = %target, container = %s.container.name, seen = %describe(&s),
+                    wait_ms = u64::try_from(d.as_millis()).unwrap_or(u64::MAX),
+                    "backing off before the next revival");
+                r.phase = Phase::Waiting {
+                    until: now.at + d,
+                    why: Why::Backoff,
+                    approval: None,
+                };
+            }
+            Plan::Quarantine { newly: false } => {}
+            Plan::Quarantine { newly: true } => {
+                let note = format!(
+                    "{} revivals failed within {}: not reviving it any more. It is released when \
+                     it runs well for {} again, or with `healthther release {}`",
+                    limits.quarantine_after,
+                    humantime::format_duration(limits.window),
+                    humantime::format_duration(limits.reset_after),
+                    target
+                );
+                error!(target = %target, container = %s.container.name, seen = %describe(&s),
+                    "QUARANTINED: {note}");
+                let mut record = Record::new(
+                    RecordEvent::Quarantine,
+                    now.wall,
+                    target.as_str(),
+                    &s.container,
+                    describe(&s),
+                );
+                record.note = Some(note);
+                out.push(Command::Record(record));
+            }
+        }
+    }
+
+    /// A target runs: if long enough, its revival history is over.
+    fn settle(
+        &mut self,
+        id: &str,
+        target: &TargetName,
+        s: &Snapshot,
+        now: Now,
+        out: &mut Vec<Command>,
+    ) {
+        let limits = self.config.limits;
+        let Some(r) = self.records.get_mut(id) else {
+            return;
+        };
+        let Some(h) = r.history.as_mut() else {
+            return;
+        };
+        let ran = ran_for(s, now.wall);
+        let was_quarantined = h.running(ran, &limits);
+        if ran >= limits.reset_after {
+            r.history = None;
+        }
+        if was_quarantined {
+            info!(target = %target, container = %s.container.name,
+                "released from quarantine: it runs well again");
+            let mut record = Record::new(
+                RecordEvent::Release,
+                now.wall,
+                target.as_str(),
+                &s.container,
+                describe(s),
+            );
+            record.note = Some("runs well again".into());
+            out.push(Command::Record(record));
+        }
+    }
+
+    /// Says once what was seen about a target that is not being acted on.
+    fn report(
+        &mut self,
+        id: &str,
+        target: &TargetName,
+        s: &Snapshot,
+        verdict: Verdict,
+        now: Now,
+        out: &mut Vec<Command>,
+    ) {
+        let Some(mut r) = self.records.remove(id) else {
+            return;
+        };
+        if matches!(verdict, Verdict::Fine | Verdict::Wait) {
+            // A health check in its start period is the normal course after any start.
+            if r.reported.take().is_some() {
+                info!(target = %target, container = %s.container.name, "running again");
+            }
+            r.declined = None;
+            self.drop_prompt(&mut r, "it runs again without us", now, out);
+        } else if r.reported.replace(verdict) != Some(verdict) {
+            let seen = describe(s);
+            match verdict {
+                Verdict::LeaveToEngine => info!(target = %target, container = %s.container.name,
+                    seen = %seen, "the engine's restart policy is at work; leaving it"),
+                _ => warn!(target = %target, container = %s.container.name, seen = %seen,
+                    "not acting on this state"),
+            }
+        }
+        self.records.insert(id.to_string(), r);
+    }
+
+    // --- The operator -----------------------------------------------------------------
+
+    fn announce(&mut self) {
+        let names: Vec<&str> = self.config.targets.iter().map(TargetName::as_str).collect();
+        info!(
+            targets = %names.join(","),
+            mode = %self.config.mode,
+            poll_interval = ?self.config.poll_interval,
+            "watching"
+        );
+        if self.config.mode == Mode::Manual && !self.terminal {
+            self.tell_how_to_answer("stdin is not a terminal");
+        }
+    }
+
+    fn tell_how_to_answer(&mut self, why: &str) {
+        if std::mem::replace(&mut self.told_how_to_answer, true) {
+            return;
+        }
+        warn!(
+            "{why}, so prompts cannot be answered here. Attach a terminal (`docker attach \
+             healthther`, with tty: true and stdin_open: true), or answer with `healthther \
+             answer TARGET yes|no|always|never` (list them with `healthther pending`; in the \
+             sidecar: `docker exec healthther healthther pending`). Prompts stay queued."
+        );
+    }
+
+    /// A target needs action that nobody allowed yet: open a prompt, unless the operator said
+    /// `never` for it, or `no` to this very failure.
+    fn ask(
+        &mut self,
+        id: &str,
+        target: &TargetName,
+        s: &Snapshot,
+        verdict: Verdict,
+        now: Now,
+        out: &mut Vec<Command>,
+    ) {
+        let Some(r) = self.records.get_mut(id) else {
+            return;
+        };
+        let run = s.started_at.clone().unwrap_or_default();
+        if self.never.contains(target) {
+            if r.reported.replace(verdict) != Some(verdict) {
+                info!(target = %target, container = %s.container.name, seen = %describe(s),
+                    "not asking: the operator said never for this target");
+            }
+            return;
+        }
+        if r.declined.as_deref() == Some(run.as_str()) || r.prompt.is_some() {
+            return;
+        }
+        let pending = Pending {
+            target: target.clone(),
+            container: s.container.clone(),
+            seen: describe(s),
+            verdict,
+            since: match s.status {
+                Status::Running => now.wall,
+                _ => s.finished_at.unwrap_or(now.wall),
+            },
+            run,
+            failed_revivals: r.history.as_ref().map_or(0, History::recent_failures),
+        };
+        let text = prompt::render(&pending, now.wall);
+        let mut record = Record::new(
+            RecordEvent::Prompt,
+            now.wall,
+            target.as_str(),
+            &s.container,
+            pending.seen.clone(),
+        );
+        record.note = Some(text.clone());
+        out.push(Command::Record(record));
+        info!(target: audit::FILE_ONLY, target = %target, container = %s.container.name,
+            seen = %pending.seen, "asking the operator: {text}");
+        self.prompt_seq += 1;
+        r.prompt = Some((pending, self.prompt_seq));
+        if self.front().map(|p| p.container.id.as_str()) != Some(id) {
+            let waiting = self.records.values().filter(|r| r.prompt.is_some()).count();
+            info!(target = %target, seen = %describe(s), waiting, "queued a prompt behind the open one");
+        }
+    }
+
+    fn drop_prompt(&mut self, r: &mut Watched, why: &str, now: Now, out: &mut Vec<Command>) {
+        let Some((p, _)) = r.prompt.take() else {
+            return;
+        };
+        info!(target = %p.target, container = %p.container.name, "dropping the prompt: {why}");
+        let mut record = Record::new(
+            RecordEvent::PromptDropped,
+            now.wall,
+            p.target.as_str(),
+            &p.container,
+            p.seen.clone(),
+        );
+        record.note = Some(why.to_string());
+        out.push(Command::Record(record));
+    }
+
+    /// The oldest open prompt: the one the terminal answers.
+    fn front(&self) -> Option<&Pending> {
+        self.open_prompts().into_iter().next()
+    }
+
+    /// Open prompts, oldest failure first.
+    fn open_prompts(&self) -> Vec<&Pending> {
+        let mut open: Vec<(&Pending, u64)> = self
+            .records
+            .values()
+            .filter_map(|r| r.prompt.as_ref().map(|(p, seq)| (p, *seq)))
+            .collect();
+        open.sort_by(|a, b| a.0.since.cmp(&b.0.since).then(a.1.cmp(&b.1)));
+        open.into_iter().map(|(p, _)| p).collect()
+    }
+
+    /// Shows the oldest open prompt, unless it is on the console already or an approved
+    /// action is still under way: the terminal reads answer, outcome, next question.
+    fn show_front(&mut self, now: Now, out: &mut Vec<Command>) {
+        if self
+            .records
+            .values()
+            .any(Watched::operator_action_under_way)
+        {
+            return;
+        }
+        let front = self
+            .front()
+            .map(|p| (p.container.id.clone(), prompt::render(p, now.wall)));
+        let id = front.as_ref().map(|(id, _)| id.clone());
+        if id != self.shown {
+            self.shown = id;
+            if let Some((_, text)) = front {
+                out.push(Command::Print(text));
+            }
+        }
+    }
+
+    fn on_line(&mut self, line: &str, now: Now, out: &mut Vec<Command>) {
+        if self.config.mode != Mode::Manual {
+            return;
+        }
+        let Some(front) = self.front() else {
+            if !line.trim().is_empty() {
+                out.push(Command::Print(
+                    "Nothing to answer: no prompt is open.".into(),
+                ));
+            }
+            return;
+        };
+        let again = prompt::render(front, now.wall);
+        if line.trim().is_empty() {
+            out.push(Command::Print(again));
+            return;
+        }
+        let Some(answer) = prompt::parse_answer(line) else {
+            out.push(Command::Print(prompt::hint(front.target.as_str())));
+            out.push(Command::Print(again));
+            return;
+        };
+        if let Err(e) = self.apply_answer(None, answer, "terminal", now, out) {
+            out.push(Command::Print(e));
+            out.push(Command::Print(again));
+        }
+    }
+
+    fn on_request(
+        &mut self,
+        request: Request,
+        by: &str,
+        now: Now,
+        out: &mut Vec<Command>,
+    ) -> Reply {
+        match request {
+            Request::Pending => self.pending_list(now),
+            Request::Probe => self.probe(now),
+            Request::Release { target } => self.release(&target, by, now, out),
+            Request::Answer { target, answer } => {
+                if self.config.mode != Mode::Manual {
+                    return Reply::error("nothing to answer: MODE=auto revives without asking");
+                }
+                let Some(answer) = prompt::parse_answer(&answer) else {
+                    return Reply::error(format!(
+                        "{answer:?} is not an answer; use yes, no, always or never"
+                    ));
+                };
+                match self.apply_answer(Some(&target), answer, by, now, out) {
+                    Ok(text) => Reply::ok(text),
+                    Err(e) => Reply::error(e),
+                }
+            }
+        }
+    }
+
+    fn pending_list(&self, now: Now) -> Reply {
+        let lines: Vec<String> = self
+            .open_prompts()
+            .into_iter()
+            .map(|p| {
+                let age = prompt::ago(now.wall.duration_since(p.since).unwrap_or_default());
+                format!("{}\t{}\t{} ago", p.who(), p.seen, age)
+            })
+            .collect();
+        if !lines.is_empty() {
+            return Reply::ok(lines.join("\n"));
+        }
+        Reply::ok(match self.config.mode {
+            Mode::Manual => "no open prompts",
+            Mode::Auto => "no open prompts (MODE=auto revives without asking)",
+        })
+    }
+
+    /// Alive when a pass completed within two poll periods (and some slack for a slow engine).
+    fn probe(&self, now: Now) -> Reply {
+        let limit = self.config.poll_interval * 2 + PROBE_SLACK;
+        match self.last_pass.map(|t| now.at.saturating_duration_since(t)) {
+            Some(age) if age <= limit => {
+                Reply::ok(format!("alive: last pass {}ms ago", age.as_millis()))
+            }
+            Some(age) => Reply::error(format!(
+                "no pass for {}s (limit {}s): the Docker engine is not answering",
+                age.as_secs(),
+                limit.as_secs()
+            )),
+            None => Reply::error("no pass yet: the Docker engine has not answered"),
+        }
+    }
+
+    /// Lifts the quarantine of every container of `target` and looks at them at once.
+    fn release(&mut self, target: &str, by: &str, now: Now, out: &mut Vec<Command>) -> Reply {
+        let mut released = Vec::new();
+        for (id, r) in self.records.iter_mut() {
+            let Some(t) = &r.target else {
+                continue;
+            };
+            if t.as_str() != target && r.container.name != target {
+                continue;
+            }
+            if r.history.as_mut().is_some_and(History::release) {
+                released.push((id.clone(), t.clone(), r.container.clone()));
+            }
+        }
+        if released.is_empty() {
+            return Reply::error(format!("{target} is not quarantined"));
+        }
+        let mut names = Vec::new();
+        for (id, t, c) in released {
+            info!(target = %t, container = %c.name, by = %by, "released from quarantine");
+            let mut record = Record::new(
+                RecordEvent::Release,
+                now.wall,
+                t.as_str(),
+                &c,
+                String::new(),
+            );
+            record.note = Some(format!("released by {by}"));
+            out.push(Command::Record(record));
+            names.push(c.name.clone());
+            self.look(&id, None, out);
+        }
+        Reply::ok(format!("released {}; checking it now", names.join(", ")))
+    }
+
+    /// Applies an operator's answer to the oldest open prompt of `target` (the front one when
+    /// `None`), and says what will happen.
+    fn apply_answer(
+        &mut self,
+        target: Option<&str>,
+        answer: Answer,
+        by: &str,
+        now: Now,
+        out: &mut Vec<Command>,
+    ) -> Result<String, String> {
+        let open = self.open_prompts();
+        let chosen = match target {
+            None => open.first(),
+            Some(t) => open
+                .iter()
+                .find(|p| p.target.as_str() == t || p.container.name == t || p.container.id == t),
+        };
+        let Some(chosen) = chosen else {
+            return Err(match target {
+                None => "no prompt is open".to_string(),
+                Some(t) if open.is_empty() => format!("no open prompt for {t}: no prompt is open"),
+                Some(t) => {
+                    let names: Vec<String> = open.iter().map(|p| p.who()).collect();
+                    format!("no open prompt for {t}; open: {}", names.join(", "))
+                }
+            });
+        };
+        let id = chosen.container.id.clone();
+        let target = chosen.target.clone();
+        // `always` and `never` settle the target's other open prompts too.
+        let mut settled = vec![id.clone()];
+        if matches!(answer, Answer::Always | Answer::Never) {
+            settled.extend(
+                open.iter()
+                    .filter(|p| p.target == target && p.container.id != id)
+                    .map(|p| p.container.id.clone()),
+            );
+        }
+        let mut who = String::new();
+        for (i, sid) in settled.iter().enumerate() {
+            let Some(r) = self.records.get_mut(sid) else {
+                continue;
+            };
+            let Some((p, _)) = r.prompt.take() else {
+                continue;
+            };
+            if i == 0 {
+                who = p.who();
+            }
+            if answer == Answer::No {
+                r.declined = Some(p.run.clone());
+            }
+            let mut record = Record::new(
+                RecordEvent::Answer,
+                now.wall,
+                p.target.as_str(),
+                &p.container,
+                p.seen.clone(),
+            );
+            record.answer = Some(answer);
+            record.by = Some(by.to_string());
+            if i > 0 {
+                record.note = Some("same target".into());
+            }
+            out.push(Command::Record(record));
+        }
+        match answer {
+            Answer::Always => {
+                self.always.insert(target.clone());
+            }
+            Answer::Never => {
+                self.never.insert(target.clone());
+            }
+            Answer::Yes | Answer::No => {}
+        }
+        let later = if self.engine_up {
+            ""
+        } else {
+            " as soon as the Docker engine answers again (it is unreachable right now)"
+        };
+        let what = match answer {
+            Answer::Yes => format!("reviving {who}{later}"),
+            Answer::Always => format!(
+                "reviving {who}{later}, and from now on without asking (until healthther restarts)"
+            ),
+            Answer::No => format!("leaving {who} as it is; asking again if it fails again"),
+            Answer::Never => format!(
+                "leaving {who} and never asking about {target} again (until healthther restarts)"
+            ),
+        };
+        info!(target = %target, by = %by, "operator answered: {what}");
+        if matches!(answer, Answer::Yes | Answer::Always) {
+            let approval = Approval::Operator {
+                answer,
+                by: by.to_string(),
+            };
+            for sid in &settled {
+                self.look(sid, Some(approval.clone()), out);
+            }
+        }
+        self.shown = None;
+        Ok(what)
+    }
+}
+
+fn mode_word(mode: Mode) -> &'static str {
+    match mode {
+        Mode::Auto => "auto",
+        Mode::Manual => "manual",
+    }
+}
+
+/// The core driven by scripted inputs and a clock that only moves when told: every race the
+/// project has met, replayed in its bad order.
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Args;
+    use clap::Parser;
+
+    const MS: Duration = Duration::from_millis(1);
+
+    struct Script {
+        core: Core,
+        t0: Instant,
+        elapsed: Duration,
+    }
+
+    fn config(mode: &str, targets: &str) -> Arc<Config> {
+        let args = Args::try_parse_from(["healthther", "--targets", targets, "--mode", mode])
+            .expect("valid test arguments");
+        Arc::new(Config::from_args(args).expect("valid test configuration"))
+    }
+
+    fn c(id: &str, name: &str, project: Option<&str>, service: Option<&str>) -> ContainerRef {
+        ContainerRef {
+            id: id.into(),
+            name: name.into(),
+            project: project.map(Into::into),
+            service: service.map(Into::into),
+        }
+    }
+
+    fn listed(c: &ContainerRef, status: Status) -> Listed {
+        Listed {
+            container: c.clone(),
+            status,
+            health: Health::None,
+        }
+    }
+
+    impl Script {
+        fn new(mode: &str, targets: &str) -> Script {
+            Script {
+                core: Core::new(config(mode, targets), false),
+                t0: Instant::now(),
+                elapsed: Duration::ZERO,
+            }
+        }
+
+        fn now(&self) -> Now {
+            Now {
+                at: self.t0 + self.elapsed,
+                wall: SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000) + self.elapsed,
+            }
+        }
+
+        fn feed(&mut self, input: Input) -> Vec<Command> {
+            let now = self.now();
+            self.core.handle(input, now)
+        }
+
+        /// Moves the clock on and lets every wait that ended go off.
+        fn advance(&mut self, d: Duration) -> Vec<Command> {
+            self.elapsed += d;
+            self.feed(Input::Tick)
+        }
+
+        /// Connects and lists `running` containers; returns what that asked for.
+        fn start(&mut self, running: &[&ContainerRef]) -> Vec<Command> {
+            let session_start = self.now().wall;
+            self.feed(Input::Connected { session_start });
+            let containers = running.iter().map(|c| listed(c, Status::Running)).collect();
+            self.feed(Input::Listed {
+                full: true,
+                containers,
+            })
+        }
+
+        fn event(&mut self, kind: EventKind, c: &ContainerRef) -> Vec<Command> {
+            let time = self.now().wall;
+            self.feed(Input::Event(Event {
+                kind,
+                container: c.clone(),
+                time,
+            }))
+        }
+
+        /// The inspect's answer: `c` in `status`, its run started `run` ms into the script.
+        fn inspected(&mut self, c: &ContainerRef, status: Status, run: u64) -> Vec<Command> {
+            let started = self.now().wall - self.elapsed + Duration::from_millis(run);
+            let s = snapshot(c, status, started, self.now().wall);
+            self.feed(Input::Inspected {
+                container: c.clone(),
+                result: Ok(Some(s)),
+            })
+        }
+
+        fn answer(&mut self, target: &str, answer: &str) -> (Reply, Vec<Command>) {
+            let mut out = self.feed(Input::Request {
+                request: Request::Answer {
+                    target: target.into(),
+                    answer: answer.into(),
+                },
+                by: "test".into(),
+            });
+            let at = out
+                .iter()
+                .position(|c| matches!(c, Command::Reply(_)))
+                .expect("a reply");
+            let Command::Reply(reply) = out.remove(at) else {
+                unreachable!("found above")
+            };
+            (reply, out)
+        }
+    }
+
+    fn snapshot(
+        c: &ContainerRef,
+        status: Status,
+        started: SystemTime,
+        now: SystemTime,
+    ) -> Snapshot {
+        Snapshot {
+            container: c.clone(),
+            health: Health::None,
+            exit_code: (status != Status::Running).then_some(137),
+            oom_killed: false,
+            has_run: true,
+            started_at: Some(humantime::format_rfc3339_nanos(started).to_string()),
+            finished_at: (status != Status::Running).then_some(now),
+            error: None,
+            health_output: None,
+            status,
+        }
+    }
+
+    fn inspects(out: &[Command]) -> Vec<&str> {
+        out.iter()
+            .filter_map(|c| match c {
+                Command::Inspect(c) => Some(c.id.as_str()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn acts(out: &[Command]) -> Vec<&Act> {
+        out.iter()
+            .filter_map(|c| match c {
+                Command::Act(a) => Some(a),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn records(out: &[Command]) -> Vec<&audit::Record> {
+        out.iter()
+            .filter_map(|c| match c {
+                Command::Record(r) => Some(r),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn acted(act: &Act, result: ActResult) -> Input {
+        Input::Acted(Acted {
+            act: act.clone(),
+            result,
+            took: MS,
+        })
+    }
+
+    const TERM: EventKind = EventKind::Kill { signal: Some(15) };
+    const KILL: EventKind = EventKind::Kill { signal: Some(9) };
+
+    #[test]
+    fn a_killed_target_is_looked_at_then_started() {
+        let node = c("1", "nodo_1", None, None);
+        let mut s = Script::new("auto", "nodo_1");
+        s.start(&[&node]);
+        s.event(KILL, &node);
+        assert_eq!(inspects(&s.event(EventKind::Die, &node)), ["1"]);
+        let out = s.inspected(&node, Status::Exited, 100);
+        let act = acts(&out)[0].clone();
+        assert_eq!(act.action, Action::Start);
+        let out = s.feed(acted(&act, ActResult::Running));
+        let r = records(&out);
+        assert_eq!(r.len(), 1);
+        assert_eq!(
+            (r[0].event, r[0].result.as_deref()),
+            (RecordEvent::Action, Some("running"))
+        );
+        assert_eq!(r[0].v, 1);
+    }
+
+    #[test]
+    fn lookalikes_and_others_are_never_looked_at() {
+        let mut s = Script::new("auto", "nodo_1");
+        let others = [c("2", "nodo_10", None, None), c("3", "xnodo_1", None, None)];
+        s.start(&[&others[0], &others[1]]);
+        for o in &others {
+            assert!(s.event(EventKind::Die, o).is_empty());
+        }
+    }
+
+    #[test]
+    fn compose_v1_recreate_is_left_to_compose() {
+        // The order compose 1.29 does it in (see tests/tests/identity.rs).
+        let old = c("old", "p_web_1", Some("p"), Some("web"));
+        let renamed = c("old", "0123456789ab_p_web_1", Some("p"), Some("web"));
+        let new = c("new", "p_web_1", Some("p"), Some("web"));
+        let mut s = Script::new("auto", "web");
+        s.start(&[&old]);
+        let mut out = s.event(TERM, &old);
+        out.extend(s.event(EventKind::Die, &old));
+        out.extend(s.event(EventKind::Stop, &old));
+        out.extend(s.advance(100 * MS));
+        out.extend(s.event(EventKind::Rename, &renamed));
+        out.extend(s.event(EventKind::Create, &new));
+        out.extend(s.event(EventKind::Start, &new));
+        out.extend(s.event(EventKind::Destroy, &renamed));
+        out.extend(s.advance(STOP_SETTLE * 2));
+        assert!(
+            inspects(&out).is_empty() && acts(&out).is_empty(),
+            "{out:?}"
+        );
+    }
+
+    #[test]
+    fn compose_v2_recreate_is_left_to_compose() {
+        let old = c("old", "p-web-1", Some("p"), Some("web"));
+        let temp = c("new", "0123456789ab_p-web-1", Some("p"), Some("web"));
+        let new = c("new", "p-web-1", Some("p"), Some("web"));
+        let mut s = Script::new("auto", "p/web");
+        s.start(&[&old]);
+        let mut out = s.event(EventKind::Create, &temp);
+        out.extend(s.event(TERM, &old));
+        out.extend(s.event(EventKind::Die, &old));
+        out.extend(s.event(EventKind::Stop, &old));
+        out.extend(s.event(EventKind::Destroy, &old));
+        out.extend(s.event(EventKind::Rename, &new));
+        out.extend(s.advance(300 * MS));
+        out.extend(s.event(EventKind::Start, &new));
+        out.extend(s.advance(STOP_SETTLE * 2));
+        assert!(acts(&out).is_empty(), "{out:?}");
+    }
+
+    #[test]
+    fn compose_down_waits_for_the_whole_project_to_stop() {
+        let a = c("a", "p-aa-1", Some("p"), Some("aa"));
+        let b = c("b", "p-bb-1", Some("p"), Some("bb"));
+        let mut s = Script::new("auto", "aa,bb");
+        s.start(&[&a, &b]);
+        let mut out = s.event(TERM, &a);
+        out.extend(s.event(TERM, &b));
+        out.extend(s.event(EventKind::Die, &a));
+        // b is stubborn: it takes the whole stop timeout.
+        out.extend(s.advance(STOP_SETTLE * 4));
+        out.extend(s.event(EventKind::Die, &b));
+        out.extend(s.event(EventKind::Destroy, &a));
+        out.extend(s.event(EventKind::Destroy, &b));
+        out.extend(s.advance(STOP_SETTLE * 2));
+        assert!(
+            inspects(&out).is_empty() && acts(&out).is_empty(),
+            "{out:?}"
+        );
+    }
+
+    #[test]
+    fn someone_elses_restart_is_left_alone() {
+        let node = c("1", "nodo_1", None, None);
+        let mut s = Script::new("auto", "nodo_1");
+        s.start(&[&node]);
+        let mut out = s.event(TERM, &node);
+        out.extend(s.event(EventKind::Die, &node));
+        out.extend(s.event(EventKind::Stop, &node));
+        out.extend(s.advance(200 * MS));
+        out.extend(s.event(EventKind::Start, &node));
+        out.extend(s.advance(STOP_SETTLE * 2));
+        assert!(acts(&out).is_empty(), "{out:?}");
+    }
+
+    #[test]
+    fn a_plain_docker_stop_is_revived_after_the_settle() {
+        let node = c("1", "nodo_1", None, None);
+        let mut s = Script::new("auto", "nodo_1");
+        s.start(&[&node]);
+        s.event(TERM, &node);
+        assert!(s.event(EventKind::Die, &node).is_empty(), "not at once");
+        s.event(EventKind::Stop, &node);
+        assert!(s.advance(STOP_SETTLE / 2).is_empty());
+        assert_eq!(inspects(&s.advance(STOP_SETTLE)), ["1"]);
+        assert_eq!(acts(&s.inspected(&node, Status::Exited, 100)).len(), 1);
+    }
+
+    #[test]
+    fn a_stop_while_a_look_is_out_still_settles() {
+        let a = c("a", "p-aa-1", Some("p"), Some("aa"));
+        let mut s = Script::new("auto", "aa");
+        s.start(&[&a]);
+        assert_eq!(
+            inspects(&s.event(EventKind::Health(Health::Unhealthy), &a)),
+            ["a"]
+        );
+        s.event(TERM, &a);
+        s.event(EventKind::Die, &a);
+        assert_eq!(inspects(&s.inspected(&a, Status::Running, 0)), ["a"]);
+        let out = s.inspected(&a, Status::Exited, 0);
+        assert!(
+            acts(&out).is_empty(),
+            "compose may be taking it down: {out:?}"
+        );
+        let out = s.event(EventKind::Destroy, &a);
+        assert!(inspects(&out).is_empty());
+        assert_eq!(s.core.next_timer(), None);
+    }
+
+    #[test]
+    fn a_target_renamed_during_its_back_off_is_not_started() {
+        let node = c("1", "nodo_1", None, None);
+        let mut s = Script::new("auto", "nodo_1");
+        s.start(&[&node]);
+        // Revived once, and it dies again at once: a failed revival, so a back-off.
+        s.event(EventKind::Die, &node);
+        let act = acts(&s.inspected(&node, Status::Exited, 100))[0].clone();
+        s.feed(acted(&act, ActResult::Running));
+        s.advance(500 * MS);
+        s.event(EventKind::Die, &node);
+        let out = s.inspected(&node, Status::Exited, 101);
+        assert!(acts(&out).is_empty(), "backing off: {out:?}");
+        assert!(s.core.next_timer().is_some());
+        s.event(EventKind::Rename, &c("1", "kept_for_forensics", None, None));
+        assert_eq!(s.core.next_timer(), None, "its schedule is gone");
+        let out = s.advance(Duration::from_secs(600));
+        assert!(
+            inspects(&out).is_empty() && acts(&out).is_empty(),
+            "{out:?}"
+        );
+    }
+
+    #[test]
+    fn an_answer_racing_a_rename_starts_nothing() {
+        let node = c("1", "nodo_1", None, None);
+        let renamed = c("1", "kept_for_forensics", None, None);
+        let mut s = Script::new("manual", "nodo_1");
+        s.start(&[&node]);
+        s.event(EventKind::Die, &node);
+        let out = s.inspected(&node, Status::Exited, 100);
+        assert_eq!(records(&out)[0].event, RecordEvent::Prompt);
+        let (reply, out) = s.answer("nodo_1", "yes");
+        assert!(reply.ok, "{reply:?}");
+        assert_eq!(inspects(&out), ["1"]);
+        // The rename lands while that look is out, and the look still saw the old name.
+        s.event(EventKind::Rename, &renamed);
+        let out = s.inspected(&node, Status::Exited, 100);
+        assert_eq!(inspects(&out), ["1"], "a stale look is looked at again");
+        let out = s.inspected(&renamed, Status::Exited, 100);
+        assert!(acts(&out).is_empty(), "{out:?}");
+        let r = records(&out);
+        assert_eq!(r[0].event, RecordEvent::Skipped);
+        assert_eq!(r[0].result.as_deref(), Some("not_a_target"));
+    }
+
+    #[test]
+    fn a_rename_drops_the_open_prompt() {
+        let node = c("1", "nodo_1", None, None);
+        let mut s = Script::new("manual", "nodo_1");
+        s.start(&[&node]);
+        s.event(EventKind::Die, &node);
+        s.inspected(&node, Status::Exited, 100);
+        let out = s.event(EventKind::Rename, &c("1", "elsewhere", None, None));
+        assert_eq!(records(&out)[0].event, RecordEvent::PromptDropped);
+        let (reply, out) = s.answer("nodo_1", "yes");
+        assert!(
+            !reply.ok && reply.text.contains("no open prompt"),
+            "{reply:?}"
+        );
+        assert!(inspects(&out).is_empty());
+    }
+
+    #[test]
+    fn a_bare_service_of_two_projects_is_acted_on_for_neither_unless_one_is_ours() {
+        let p1 = c("1", "p1-svc-1", Some("p1"), Some("svc"));
+        let p2 = c("2", "p2-svc-1", Some("p2"), Some("svc"));
+        let mut s = Script::new("auto", "svc");
+        s.start(&[&p1, &p2]);
+        assert!(s.event(EventKind::Die, &p1).is_empty());
+        assert!(s.event(EventKind::Die, &p2).is_empty());
+        s.feed(Input::OwnProject(Some("p2".into())));
+        assert!(s.event(EventKind::Die, &p1).is_empty());
+        assert_eq!(inspects(&s.event(EventKind::Die, &p2)), ["2"]);
+    }
+
+    #[test]
+    fn a_lost_task_is_looked_at_again_on_the_next_pass() {
+        let node = c("1", "nodo_1", None, None);
+        let mut s = Script::new("auto", "nodo_1");
+        s.start(&[&node]);
+        assert_eq!(inspects(&s.event(EventKind::Die, &node)), ["1"]);
+        s.feed(Input::TaskLost {
+            container_id: "1".into(),
+        });
+        let out = s.feed(Input::Listed {
+            full: false,
+            containers: vec![],
+        });
+        assert_eq!(inspects(&out), ["1"]);
+    }
+
+    #[test]
+    fn an_approval_given_while_the_engine_is_away_is_kept() {
+        let node = c("1", "nodo_1", None, None);
+        let mut s = Script::new("manual", "nodo_1");
+        s.start(&[&node]);
+        s.event(EventKind::Die, &node);
+        s.inspected(&node, Status::Exited, 100);
+        s.feed(Input::Lost);
+        let (reply, out) = s.answer("nodo_1", "yes");
+        assert!(reply.ok && reply.text.contains("as soon as"), "{reply:?}");
+        assert!(inspects(&out).is_empty());
+        let session_start = s.now().wall;
+        s.feed(Input::Connected { session_start });
+        let out = s.feed(Input::Listed {
+            full: true,
+            containers: vec![listed(&node, Status::Exited)],
+        });
+        assert_eq!(inspects(&out), ["1"]);
+        let out = s.inspected(&node, Status::Exited, 100);
+        let a = acts(&out);
+        assert!(matches!(a[0].approval, Approval::Operator { .. }), "{a:?}");
+    }
+
+    #[test]
+    fn a_removed_container_takes_its_prompt_with_it() {
+        let node = c("1", "nodo_1", None, None);
+        let mut s = Script::new("manual", "nodo_1");
+        s.start(&[&node]);
+        s.event(EventKind::Die, &node);
+        s.inspected(&node, Status::Exited, 100);
+        let out = s.event(EventKind::Destroy, &node);
+        assert_eq!(records(&out)[0].event, RecordEvent::PromptDropped);
+        let out = s.feed(Input::Request {
+            request: Request::Pending,
+            by: "test".into(),
+        });
+        assert_eq!(out, [Command::Reply(Reply::ok("no open prompts"))]);
+    }
+
+    #[test]
+    fn an_event_while_a_look_is_out_means_another_look() {
+        let node = c("1", "nodo_1", None, None);
+        let mut s = Script::new("auto", "nodo_1");
+        s.start(&[&node]);
+        s.event(EventKind::Die, &node);
+        assert!(
+            s.event(EventKind::Die, &node).is_empty(),
+            "one look at a time"
+        );
+        assert_eq!(inspects(&s.inspected(&node, Status::Running, 100)), ["1"]);
+        assert_eq!(acts(&s.inspected(&node, Status::Exited, 100)).len(), 1);
+    }
+
+    #[test]
+    fn a_late_healthy_event_is_not_taken_for_its_word() {
+        let node = c("1", "nodo_1", None, None);
+        let mut s = Script::new("manual", "nodo_1");
+        s.start(&[&node]);
+        s.event(EventKind::Die, &node);
+        s.inspected(&node, Status::Exited, 100);
+        // A check under way when it died reports healthy after the die.
+        let out = s.event(EventKind::Health(Health::Healthy), &node);
+        assert_eq!(inspects(&out), ["1"]);
+        let out = s.inspected(&node, Status::Exited, 100);
+        assert!(records(&out).is_empty(), "the prompt stays: {out:?}");
+    }
+
+    #[test]
+    fn a_refused_start_backs_off_once() {
+        let node = c("1", "nodo_1", None, None);
+        let mut s = Script::new("auto", "nodo_1");
+        s.start(&[&node]);
+        s.event(EventKind::Die, &node);
+        let act = acts(&s.inspected(&node, Status::Exited, 100))[0].clone();
+        let failed = ActResult::Failed {
+            error: "injected (HTTP 500)".into(),
+            denied: false,
+        };
+        let out = s.feed(acted(&act, failed));
+        assert_eq!(records(&out)[0].result.as_deref(), Some("failed"));
+        assert_eq!(inspects(&out), ["1"]);
+        let out = s.inspected(&node, Status::Exited, 100);
+        assert!(acts(&out).is_empty());
+        // The default back-off starts at 1s: counted once, not twice.
+        assert_eq!(
+            s.core.next_timer(),
+            Some(s.now().at + Duration::from_secs(1))
+        );
+    }
+
+    #[test]
+    fn a_denied_start_never_leads_to_quarantine() {
+        let node = c("1", "nodo_1", None, None);
+        let mut s = Script::new("auto", "nodo_1");
+        s.start(&[&node]);
+        s.event(EventKind::Die, &node);
+        for _ in 0..20 {
+            let out = s.inspected(&node, Status::Exited, 100);
+            let act = acts(&out)[0].clone();
+            let denied = ActResult::Failed {
+                error: "forbidden (HTTP 403)".into(),
+                denied: true,
+            };
+            s.feed(acted(&act, denied));
+            let wait = s.core.next_timer().expect("tried again later") - s.now().at;
+            assert_eq!(wait, Duration::from_secs(300), "at the back-off's cap");
+            assert_eq!(inspects(&s.advance(wait)), ["1"]);
+        }
+    }
+
+    #[test]
+    fn an_answer_during_a_look_is_not_asked_again() {
+        let node = c("1", "nodo_1", None, None);
+        let mut s = Script::new("manual", "nodo_1");
+        s.start(&[&node]);
+        s.event(EventKind::Die, &node);
+        s.inspected(&node, Status::Exited, 0);
+        // A pass looks at it again (it is followed), and the answer comes while that look is out.
+        let out = s.feed(Input::Listed {
+            full: false,
+            containers: vec![listed(&node, Status::Exited)],
+        });
+        assert_eq!(inspects(&out), ["1"]);
+        let (reply, out) = s.answer("nodo_1", "yes");
+        assert!(reply.ok && inspects(&out).is_empty(), "{out:?}");
+        let out = s.inspected(&node, Status::Exited, 0);
+        assert_eq!(inspects(&out), ["1"], "the look that carries the answer");
+        let out = s.inspected(&node, Status::Exited, 0);
+        assert!(records(&out).is_empty(), "not asked again: {out:?}");
+        assert!(matches!(acts(&out)[0].approval, Approval::Operator { .. }));
+    }
+
+    #[test]
+    fn an_unhealthy_report_right_after_our_restart_waits_for_a_fresh_one() {
+        let node = c("1", "nodo_1", None, None);
+        let mut s = Script::new("auto", "nodo_1");
+        s.start(&[&node]);
+        s.event(EventKind::Health(Health::Unhealthy), &node);
+        let mut sick = snapshot(&node, Status::Running, s.now().wall, s.now().wall);
+        sick.health = Health::Unhealthy;
+        let out = s.feed(Input::Inspected {
+            container: node.clone(),
+            result: Ok(Some(sick.clone())),
+        });
+        let act = acts(&out)[0].clone();
+        assert_eq!(act.action, Action::Restart);
+        s.feed(acted(&act, ActResult::Running));
+        s.advance(Duration::from_secs(1));
+        // The engine still reports the health from before the restart.
+        s.event(EventKind::Health(Health::Unhealthy), &node);
+        let out = s.feed(Input::Inspected {
+            container: node.clone(),
+            result: Ok(Some(sick)),
+        });
+        assert!(acts(&out).is_empty(), "{out:?}");
+        assert_eq!(s.core.next_timer(), Some(s.now().at + GRACE));
+    }
+
+    #[test]
+    fn a_start_someone_else_made_first_is_recorded_as_theirs() {
+        let node = c("1", "nodo_1", None, None);
+        let mut s = Script::new("auto", "nodo_1");
+        s.start(&[&node]);
+        s.event(EventKind::Die, &node);
+        let act = acts(&s.inspected(&node, Status::Exited, 100))[0].clone();
+        let out = s.feed(acted(&act, ActResult::AlreadyRunning));
+        assert_eq!(records(&out)[0].result.as_deref(), Some("already_running"));
+    }
+
+    #[test]
+    fn prompts_are_asked_oldest_first_one_at_a_time() {
+        let a = c("a", "a1", None, None);
+        let b = c("b", "b1", None, None);
+        let mut s = Script::new("manual", "a1,b1");
+        s.start(&[&a, &b]);
+        s.event(EventKind::Die, &b);
+        let out = s.inspected(&b, Status::Exited, 100);
+        let printed = |out: &[Command]| {
+            out.iter()
+                .filter(|c| matches!(c, Command::Print(_)))
+                .count()
+        };
+        assert_eq!(printed(&out), 1);
+        s.elapsed += MS;
+        s.event(EventKind::Die, &a);
+        let out = s.inspected(&a, Status::Exited, 100);
+        assert_eq!(printed(&out), 0, "queued behind the open one");
+        let (_, out) = s.answer("b1", "yes");
+        assert_eq!(printed(&out), 0, "not until b's outcome is known");
+        let act = acts(&s.inspected(&b, Status::Exited, 100))[0].clone();
+        let out = s.feed(acted(&act, ActResult::Running));
+        assert_eq!(printed(&out), 1, "then a's prompt");
+    }
+
+    #[test]
+    fn no_declines_this_failure_and_always_stands_for_the_target() {
+        let a = c("a", "a1", None, None);
+        let mut s = Script::new("manual", "a1");
+        s.start(&[&a]);
+        s.event(EventKind::Die, &a);
+        s.inspected(&a, Status::Exited, 100);
+        assert!(s.answer("a1", "no").0.ok);
+        // The same failure, seen again: not asked again.
+        s.feed(Input::Listed {
+            full: false,
+            containers: vec![listed(&a, Status::Exited)],
+        });
+        assert!(records(&s.inspected(&a, Status::Exited, 100)).is_empty());
+        // It ran again and failed again: a new failure, asked; `always` revives from then on.
+        let out = s.inspected(&a, Status::Exited, 200);
+        assert_eq!(records(&out)[0].event, RecordEvent::Prompt);
+        let (_, out) = s.answer("a1", "always");
+        assert_eq!(inspects(&out), ["a"]);
+        let act = acts(&s.inspected(&a, Status::Exited, 200))[0].clone();
+        s.feed(acted(&act, ActResult::Running));
+        s.advance(Duration::from_secs(60));
+        s.event(EventKind::Die, &a);
+        let a2 = acts(&s.inspected(&a, Status::Exited, 300))[0].clone();
+        assert_eq!(a2.approval, Approval::Always);
+    }
+}
