@@ -101,6 +101,12 @@ pub enum RecordEvent {
     PromptDropped,
     Quarantine,
     Release,
+    /// `MODE=observe` (or the label) saw what it would have acted on.
+    Observed,
+    /// A target held: by the operator, or stopped through the API under `HEALTH_ON_STOP=hold`.
+    Hold,
+    /// A hold ended.
+    Resume,
 }
 
 /// A container's state as the audit file writes it.

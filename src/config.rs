@@ -42,14 +42,25 @@ pub struct Args {
     #[arg(long, env = "HEALTH_TARGETS", value_name = "NAMES")]
     pub targets: Option<String>,
 
-    /// auto: revive failed targets at once. manual: ask an operator first
+    /// auto: revive failed targets at once. manual: ask an operator first. observe: detect,
+    /// log and record, never act
     #[arg(
         long,
         env = "MODE",
-        value_name = "auto|manual",
+        value_name = "auto|manual|observe",
         default_value = "manual"
     )]
     pub mode: String,
+
+    /// What a target stopped through the engine's API (docker stop) means: revive it (after a
+    /// moment for whoever stopped it), or hold it until someone starts it again
+    #[arg(
+        long,
+        env = "HEALTH_ON_STOP",
+        value_name = "revive|hold",
+        default_value = "revive"
+    )]
+    pub on_stop: String,
 
     /// The Docker engine: unix:///path/to/docker.sock or tcp://host:port
     #[arg(
@@ -170,6 +181,29 @@ pub enum Command {
         /// The target (or container) to release
         target: String,
     },
+    /// Show each target: the containers it resolves to, their state, the last action, back-off,
+    /// quarantine, holds and prompts
+    Status {
+        /// Print a JSON array for scripts (the fields are listed in the README)
+        #[arg(long)]
+        json: bool,
+    },
+    /// Take no action on TARGET and ask nothing about it, for DURATION (e.g. 30m) or until
+    /// `healthther resume TARGET`
+    Hold {
+        /// The target, as written in HEALTH_TARGETS
+        target: String,
+        /// How long, e.g. 30m or 2h; without it, until resumed
+        duration: Option<String>,
+        /// Why, for the log, the audit file and `status`
+        #[arg(long, value_name = "TEXT")]
+        reason: Option<String>,
+    },
+    /// End the hold on TARGET and look at it at once
+    Resume {
+        /// The target, as written in HEALTH_TARGETS
+        target: String,
+    },
     /// Answer the open prompt of TARGET, by telling the running daemon over its control socket
     Answer {
         /// The target (or container) the prompt is about
@@ -192,6 +226,38 @@ pub enum Invocation {
 pub enum Mode {
     Auto,
     Manual,
+    /// Detect, log and record, never act: to try healthther on a live system.
+    Observe,
+}
+
+impl Mode {
+    pub fn parse(raw: &str) -> Option<Mode> {
+        match raw.trim().to_ascii_lowercase().as_str() {
+            "auto" => Some(Mode::Auto),
+            "manual" => Some(Mode::Manual),
+            "observe" => Some(Mode::Observe),
+            _ => None,
+        }
+    }
+}
+
+/// What a stop asked through the engine's API (`docker stop`) means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnStop {
+    /// A failure like any other, revived (after a moment for whoever stopped it).
+    Revive,
+    /// Maintenance: hold the container until someone starts it again.
+    Hold,
+}
+
+impl OnStop {
+    pub fn parse(raw: &str) -> Option<OnStop> {
+        match raw.trim().to_ascii_lowercase().as_str() {
+            "revive" => Some(OnStop::Revive),
+            "hold" => Some(OnStop::Hold),
+            _ => None,
+        }
+    }
 }
 
 impl fmt::Display for Mode {
@@ -199,6 +265,7 @@ impl fmt::Display for Mode {
         f.write_str(match self {
             Mode::Auto => "auto",
             Mode::Manual => "manual",
+            Mode::Observe => "observe",
         })
     }
 }
@@ -225,6 +292,7 @@ impl fmt::Display for DockerHost {
 pub struct Config {
     pub targets: Targets,
     pub mode: Mode,
+    pub on_stop: OnStop,
     pub docker_host: DockerHost,
     pub poll_interval: Duration,
     pub stop_timeout: Duration,
@@ -245,8 +313,10 @@ pub enum ConfigError {
     EnvFile { path: String, reason: String },
     #[error(transparent)]
     Targets(#[from] TargetError),
-    #[error("MODE (--mode): {0:?} is not a mode; use auto or manual")]
+    #[error("MODE (--mode): {0:?} is not a mode; use auto, manual or observe")]
     Mode(String),
+    #[error("HEALTH_ON_STOP (--on-stop): {0:?} is not understood; use revive or hold")]
+    OnStop(String),
     #[error(
         "DOCKER_HOST (--docker-host): {0:?} is not supported; use unix:///path/to/docker.sock \
          or tcp://host:port"
@@ -331,6 +401,27 @@ impl Config {
             Some(Command::Probe) => Request::Probe,
             Some(Command::Release { target }) => Request::Release { target },
             Some(Command::Answer { target, answer }) => Request::Answer { target, answer },
+            Some(Command::Status { json }) => Request::Status { json },
+            Some(Command::Resume { target }) => Request::Resume { target },
+            Some(Command::Hold {
+                target,
+                duration,
+                reason,
+            }) => Request::Hold {
+                target,
+                duration: duration
+                    .map(|d| {
+                        parse_duration(
+                            "DURATION",
+                            "hold",
+                            &d,
+                            Duration::from_secs(1),
+                            Duration::from_secs(366 * 24 * 3600),
+                        )
+                    })
+                    .transpose()?,
+                reason,
+            },
         };
         Ok(Invocation::Client {
             socket: args.control_socket,
@@ -340,10 +431,11 @@ impl Config {
 
     pub fn from_args(args: Args) -> Result<Config, ConfigError> {
         let targets = Targets::parse(args.targets.as_deref().unwrap_or(""))?;
-        let mode = match args.mode.trim().to_ascii_lowercase().as_str() {
-            "auto" => Mode::Auto,
-            "manual" => Mode::Manual,
-            _ => return Err(ConfigError::Mode(args.mode)),
+        let Some(mode) = Mode::parse(&args.mode) else {
+            return Err(ConfigError::Mode(args.mode));
+        };
+        let Some(on_stop) = OnStop::parse(&args.on_stop) else {
+            return Err(ConfigError::OnStop(args.on_stop));
         };
         let docker_host = parse_docker_host(&args.docker_host)?;
         let poll_interval = parse_duration(
@@ -405,6 +497,7 @@ impl Config {
         Ok(Config {
             targets,
             mode,
+            on_stop,
             docker_host,
             poll_interval,
             stop_timeout,

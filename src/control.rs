@@ -37,10 +37,28 @@ pub enum Request {
     /// Is the watch loop alive and recent? (the container's HEALTHCHECK)
     Probe,
     /// Lift the quarantine of `target`.
-    Release { target: String },
+    Release {
+        target: String,
+    },
     /// Answer the open prompt of `target`; `answer` as typed, so the daemon can say what is
     /// wrong with it.
-    Answer { target: String, answer: String },
+    Answer {
+        target: String,
+        answer: String,
+    },
+    /// Where each target stands; as JSON for scripts.
+    Status {
+        json: bool,
+    },
+    /// Take no action on `target` and ask nothing about it, for `duration` or until resumed.
+    Hold {
+        target: String,
+        duration: Option<Duration>,
+        reason: Option<String>,
+    },
+    Resume {
+        target: String,
+    },
 }
 
 impl Request {
@@ -50,6 +68,25 @@ impl Request {
             Request::Probe => "probe\n".into(),
             Request::Release { target } => format!("release {target}\n"),
             Request::Answer { target, answer } => format!("answer {target} {answer}\n"),
+            Request::Status { json: false } => "status\n".into(),
+            Request::Status { json: true } => "status --json\n".into(),
+            Request::Hold {
+                target,
+                duration,
+                reason,
+            } => {
+                let duration = match duration {
+                    Some(d) => humantime::format_duration(*d).to_string().replace(' ', ""),
+                    None => "-".into(),
+                };
+                // The reason is the rest of the line, spaces and all, but one line.
+                let reason = reason.as_deref().unwrap_or("").replace(['\n', '\r'], " ");
+                format!("hold {target} {duration} {reason}")
+                    .trim_end()
+                    .to_string()
+                    + "\n"
+            }
+            Request::Resume { target } => format!("resume {target}\n"),
         }
     }
 
@@ -65,8 +102,36 @@ impl Request {
                 target: (*target).to_string(),
                 answer: (*answer).to_string(),
             }),
+            ["status"] => Ok(Request::Status { json: false }),
+            ["status", "--json"] => Ok(Request::Status { json: true }),
+            ["resume", target] => Ok(Request::Resume {
+                target: (*target).to_string(),
+            }),
+            ["hold", target, duration, ..] => {
+                let duration = match *duration {
+                    "-" => None,
+                    d => Some(
+                        humantime::parse_duration(d)
+                            .map_err(|_| format!("hold: {d:?} is not a duration; write e.g. 30m or 2h"))?,
+                    ),
+                };
+                // Everything after the duration, as written.
+                let reason = line
+                    .trim()
+                    .splitn(4, char::is_whitespace)
+                    .nth(3)
+                    .map(str::trim)
+                    .filter(|r| !r.is_empty())
+                    .map(str::to_string);
+                Ok(Request::Hold {
+                    target: (*target).to_string(),
+                    duration,
+                    reason,
+                })
+            }
             _ => Err(format!(
-                "unknown request {:?}; expected `pending`, `probe`, `release TARGET` or `answer TARGET ANSWER`",
+                "unknown request {:?}; expected `pending`, `probe`, `status [--json]`, `release TARGET`, \
+                 `answer TARGET ANSWER`, `hold TARGET DURATION|- [REASON]` or `resume TARGET`",
                 line.trim()
             )),
         }

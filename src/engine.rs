@@ -1,7 +1,7 @@
 //! The Docker engine adapter: the one module that imports bollard. It turns bollard's models into
 //! our own small types, so that a change of bollard's API touches this file only.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bollard::errors::Error as BollardError;
@@ -445,6 +445,15 @@ fn error_message(body: &[u8]) -> String {
         .unwrap_or_else(|| text.trim().chars().take(200).collect())
 }
 
+/// The `healthther.*` labels among a container's labels.
+fn ours(labels: &HashMap<String, String>) -> BTreeMap<String, String> {
+    labels
+        .iter()
+        .filter(|(k, _)| k.starts_with(crate::overrides::PREFIX))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
 fn name_of(raw: &str) -> String {
     raw.strip_prefix('/').unwrap_or(raw).to_string()
 }
@@ -453,7 +462,8 @@ fn listed(s: ContainerSummary) -> Option<Listed> {
     let id = s.id?;
     // A container has one name; older engines also listed link aliases ("/a/b"), never first.
     let name = name_of(s.names.as_deref()?.first()?);
-    let label = |key: &str| s.labels.as_ref().and_then(|l| l.get(key).cloned());
+    let labels = s.labels.unwrap_or_default();
+    let label = |key: &str| labels.get(key).cloned();
     let (project, service) = (label(COMPOSE_PROJECT_LABEL), label(COMPOSE_SERVICE_LABEL));
     // bollard's enums print the engine's own names.
     let status = Status::from_engine(s.state.as_ref().map_or("", |st| st.as_ref()));
@@ -468,6 +478,7 @@ fn listed(s: ContainerSummary) -> Option<Listed> {
             name,
             project,
             service,
+            labels: ours(&labels),
         },
         status,
         health,
@@ -501,6 +512,7 @@ fn snapshot(c: &ContainerRef, r: ContainerInspectResponse) -> Snapshot {
             name,
             project: labels.get(COMPOSE_PROJECT_LABEL).cloned(),
             service: labels.get(COMPOSE_SERVICE_LABEL).cloned(),
+            labels: ours(&labels),
         },
         status,
         health,
@@ -547,6 +559,8 @@ fn event(msg: EventMessage) -> Option<Event> {
             name,
             project: attributes.get(COMPOSE_PROJECT_LABEL).cloned(),
             service: attributes.get(COMPOSE_SERVICE_LABEL).cloned(),
+            // An event's attributes hold the container's labels.
+            labels: ours(&attributes),
         },
         time,
     })

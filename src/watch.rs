@@ -41,6 +41,7 @@
 //!   the action carried, whatever became of the container.
 
 mod core;
+mod status;
 mod task;
 
 use std::future::Future;
@@ -61,6 +62,7 @@ use crate::config::Config;
 use crate::control;
 use crate::engine::{Engine, EngineError, Event};
 use crate::policy::{Listed, Snapshot};
+use crate::state;
 use crate::targets::ContainerRef;
 
 /// What the watch loop needs of the engine, and no more.
@@ -125,8 +127,16 @@ pub async fn run(
     operator: Operator,
     cancel: CancellationToken,
 ) {
-    let core = Core::new(Arc::clone(&config), operator.terminal);
+    let mut core = Core::new(Arc::clone(&config), operator.terminal, Now::current());
+    let state_file = state::path_in(&config.log_dir);
+    match state::load(&state_file) {
+        Ok(Some(saved)) => drop(core.handle(Input::Restored(saved), Now::current())),
+        Ok(None) => {}
+        Err(e) => warn!("{e}"),
+    }
     let shell = Shell {
+        state_file,
+        told_save_failed: false,
         core,
         config,
         audit,
@@ -184,6 +194,9 @@ enum Done {
 
 struct Shell {
     core: Core,
+    state_file: std::path::PathBuf,
+    /// Whether a failure to write the state file was said, so it is said once until it works.
+    told_save_failed: bool,
     config: Arc<Config>,
     audit: Arc<Audit>,
     inputs: mpsc::Receiver<control::Input>,
@@ -458,6 +471,14 @@ impl Shell {
         for command in commands {
             match command {
                 Command::Record(record) => self.audit.record(&record),
+                // A small file, written whole and renamed: quick enough for this thread.
+                Command::Save(saved) => match state::save(&self.state_file, &saved) {
+                    Ok(()) => self.told_save_failed = false,
+                    Err(e) if !std::mem::replace(&mut self.told_save_failed, true) => {
+                        warn!("{e}")
+                    }
+                    Err(_) => {}
+                },
                 Command::Print(text) => audit::print_line(&text),
                 Command::Reply(r) => {
                     if let Some(tx) = reply.take() {
@@ -497,10 +518,8 @@ impl Shell {
                     let engine = s.engine.clone();
                     let calls = Arc::clone(&self.calls);
                     let id = act.seen.container.id.clone();
-                    self.actions.spawn(task::guarded(
-                        id,
-                        task::act(engine, calls, self.config.stop_timeout, act),
-                    ));
+                    self.actions
+                        .spawn(task::guarded(id, task::act(engine, calls, act)));
                 }
             }
         }

@@ -42,15 +42,10 @@ pub(super) async fn inspect(
 }
 
 /// Starts or restarts the container, and looks whether it runs again.
-pub(super) async fn act(
-    engine: impl Docker,
-    calls: Arc<Semaphore>,
-    stop_timeout: Duration,
-    act: Act,
-) -> Input {
+pub(super) async fn act(engine: impl Docker, calls: Arc<Semaphore>, act: Act) -> Input {
     let _permit = calls.acquire().await;
     let began = Instant::now();
-    let result = carry_out(&engine, stop_timeout, &act).await;
+    let result = carry_out(&engine, act.stop_timeout, &act).await;
     Input::Acted(Acted {
         act,
         result,
