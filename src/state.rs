@@ -127,6 +127,63 @@ pub fn save(path: &Path, saved: &Saved) -> Result<(), StateError> {
     std::fs::rename(&temp, path).map_err(fail)
 }
 
+/// Writes the state on a thread of its own, so a slow disk (the write ends with an fsync) never
+/// holds up the watch loop; when several states queue up, only the newest is written.
+pub struct Writer {
+    tx: Option<std::sync::mpsc::Sender<Saved>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Writer {
+    pub fn spawn(path: PathBuf) -> Writer {
+        let (tx, rx) = std::sync::mpsc::channel::<Saved>();
+        let thread = std::thread::Builder::new()
+            .name("state".into())
+            .spawn(move || {
+                let mut told = false;
+                while let Ok(mut saved) = rx.recv() {
+                    while let Ok(newer) = rx.try_recv() {
+                        saved = newer;
+                    }
+                    match save(&path, &saved) {
+                        Ok(()) => told = false,
+                        // Said once until it works again.
+                        Err(e) if !std::mem::replace(&mut told, true) => tracing::warn!("{e}"),
+                        Err(_) => {}
+                    }
+                }
+            });
+        match thread {
+            Ok(thread) => Writer {
+                tx: Some(tx),
+                thread: Some(thread),
+            },
+            Err(e) => {
+                tracing::error!("cannot start the state writer ({e}); holds, quarantines and answers will not survive a restart");
+                Writer {
+                    tx: None,
+                    thread: None,
+                }
+            }
+        }
+    }
+
+    pub fn write(&self, saved: Saved) {
+        if let Some(tx) = &self.tx {
+            // The thread ends only when this sender is dropped.
+            let _ = tx.send(saved);
+        }
+    }
+
+    /// Writes what is queued and waits for it: at exit, so the last state is on disk.
+    pub fn finish(mut self) {
+        self.tx = None;
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

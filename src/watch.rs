@@ -135,8 +135,7 @@ pub async fn run(
         Err(e) => warn!("{e}"),
     }
     let shell = Shell {
-        state_file,
-        told_save_failed: false,
+        state: state::Writer::spawn(state_file),
         core,
         config,
         audit,
@@ -194,9 +193,7 @@ enum Done {
 
 struct Shell {
     core: Core,
-    state_file: std::path::PathBuf,
-    /// Whether a failure to write the state file was said, so it is said once until it works.
-    told_save_failed: bool,
+    state: state::Writer,
     config: Arc<Config>,
     audit: Arc<Audit>,
     inputs: mpsc::Receiver<control::Input>,
@@ -247,6 +244,7 @@ impl Shell {
         while let Some(done) = self.actions.join_next().await {
             self.on_done(done);
         }
+        self.state.finish();
         info!("stopped");
     }
 
@@ -471,14 +469,7 @@ impl Shell {
         for command in commands {
             match command {
                 Command::Record(record) => self.audit.record(&record),
-                // A small file, written whole and renamed: quick enough for this thread.
-                Command::Save(saved) => match state::save(&self.state_file, &saved) {
-                    Ok(()) => self.told_save_failed = false,
-                    Err(e) if !std::mem::replace(&mut self.told_save_failed, true) => {
-                        warn!("{e}")
-                    }
-                    Err(_) => {}
-                },
+                Command::Save(saved) => self.state.write(saved),
                 Command::Print(text) => audit::print_line(&text),
                 Command::Reply(r) => {
                     if let Some(tx) = reply.take() {

@@ -49,9 +49,16 @@ fn a_crash_loop_backs_off_then_is_quarantined_until_released() {
     wait_until("a revival after the release", || {
         events(&daemon.audit(), "action").len() >= 4
     });
-    let (code, _, err) = client(daemon.dir.path(), &["release", "nodo_nobody"]);
+    let (code, _, err) = client(daemon.dir.path(), &["release", &node.name]);
     assert_eq!(code, Some(1));
     assert!(err.contains("is not quarantined"), "{err}");
+    // A name that is no target is told so, with the targets.
+    let (code, _, err) = client(daemon.dir.path(), &["release", "nodo_nobody"]);
+    assert_eq!(code, Some(1));
+    assert!(
+        err.contains("not a target") && err.contains(&node.name),
+        "{err}"
+    );
 }
 
 #[test]
