@@ -27,6 +27,9 @@ fn main() -> ExitCode {
         Ok(audit) => audit,
         Err(e) => return fail(EXIT_CONFIG, &e),
     };
+    for warning in &config.warnings {
+        tracing::warn!("{warning}");
+    }
     // One thread is plenty: the work is waiting on the engine.
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
