@@ -23,8 +23,10 @@ fn main() -> ExitCode {
         Err(ConfigError::Cli(e)) if !e.use_stderr() => e.exit(),
         Err(e) => return fail(EXIT_CONFIG, &e),
     };
-    let audit = match audit::init(&config.log_dir, &config.log_filter) {
-        Ok(audit) => audit,
+    let color = audit::console_color(std::env::var_os("NO_COLOR").as_deref());
+    // The guard lives to the end of main, after the runtime: the last lines are flushed.
+    let (audit, _log_guard) = match audit::init(&config.log_dir, &config.log_filter, color) {
+        Ok(logging) => logging,
         Err(e) => return fail(EXIT_CONFIG, &e),
     };
     for warning in &config.warnings {

@@ -1,0 +1,190 @@
+//! What broke when we tried to break it (issue 10): the log directory removed or full while
+//! running, a console nobody reads, the control socket, a proxy's refusals, a second instance.
+
+use std::io::Read;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use crate::harness::*;
+
+/// A tmpfs mounted over `path`, unmounted when dropped.
+struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    fn mount(path: &std::path::Path, size: &str) -> Tmpfs {
+        std::fs::create_dir_all(path).expect("mkdir for tmpfs");
+        let mounted = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(path)
+            .status()
+            .expect("run mount");
+        assert!(mounted.success(), "this test mounts a tmpfs and needs root");
+        Tmpfs(path.to_path_buf())
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// The actions of the audit files in `logs`, and the torn lines set aside.
+fn actions_and_torn(logs: &std::path::Path) -> (Vec<serde_json::Value>, Vec<String>) {
+    let log = healthther::audit::read(logs).unwrap_or_default();
+    let actions = log
+        .records
+        .into_iter()
+        .filter(|r| r["event"] == "action")
+        .collect();
+    (actions, log.torn)
+}
+
+#[test]
+fn a_removed_log_directory_is_made_again_and_no_record_is_lost() {
+    let node = Node::start(&unique("rmlogs"), &[]);
+    let mut daemon = Daemon::watching(&auto_env(&[&node.name]));
+    let before = node.started_at();
+    node.kill();
+    node.wait_restarted_since(&before);
+    daemon.wait_audit(1);
+
+    std::fs::remove_dir_all(daemon.log_dir()).expect("rm -rf logs");
+    let before = node.started_at();
+    node.kill();
+    node.wait_restarted_since(&before);
+    wait_until("the record of the second revival", || {
+        daemon.log_dir().is_dir() && events(&daemon.audit(), "action").len() == 1
+    });
+    daemon.wait_log("the audit file had been removed");
+    daemon.signal("TERM");
+    assert_eq!(daemon.wait_exit(Duration::from_secs(30)).code(), Some(0));
+    let audit = daemon.audit();
+    let actions = events(&audit, "action");
+    assert_eq!(actions.len(), 1, "{audit:?}");
+    assert_eq!(actions[0]["result"], "running");
+    assert!(
+        daemon.human_log().contains("stopped"),
+        "the human log was made again too:\n{}",
+        daemon.human_log()
+    );
+    assert_eq!(
+        daemon
+            .output()
+            .matches("the audit file had been removed")
+            .count(),
+        1,
+        "said once:\n{}",
+        daemon.output()
+    );
+}
+
+#[test]
+fn a_record_cut_short_by_a_full_disk_does_not_swallow_the_next_one() {
+    let node = Node::start(&unique("enospc"), &[]);
+    let (mut cmd, workdir) = command(&auto_env(&[&node.name]));
+    let logs = workdir.path().join("logs");
+    let _fs = Tmpfs::mount(&logs, "64k");
+    // An audit file whose last page has about a hundred bytes left: the next record (several
+    // hundred) is cut short when no further page can be had.
+    let today = &healthther::audit::now_rfc3339()[..10];
+    let pad = "x".repeat(4096 - 100 - r#"{"event":"pad","x":""}"#.len() - 1);
+    std::fs::write(
+        logs.join(format!("audit.{today}.jsonl")),
+        format!("{{\"event\":\"pad\",\"x\":\"{pad}\"}}\n"),
+    )
+    .expect("write audit file");
+    cmd.env("HEALTH_LOG_DIR", &logs);
+    let daemon = Daemon::spawn(cmd, workdir);
+    daemon.wait_log("watching");
+
+    // Fill the rest to the last page.
+    let filler = logs.join("filler");
+    let mut out = std::io::BufWriter::new(std::fs::File::create(&filler).expect("filler"));
+    let block = vec![b'x'; 4096];
+    while std::io::Write::write_all(&mut out, &block).is_ok() {}
+    drop(out);
+
+    let before = node.started_at();
+    node.kill();
+    node.wait_restarted_since(&before);
+    daemon.wait_log("cannot write the audit file");
+    let (actions, torn) = actions_and_torn(&logs);
+    assert!(actions.is_empty(), "{actions:?}");
+    assert_eq!(torn.len(), 1, "the record was cut short: {torn:?}");
+
+    // Space returns; the next record must be whole, not glued onto the torn one.
+    std::fs::remove_file(&filler).expect("rm filler");
+    let before = node.started_at();
+    node.kill();
+    node.wait_restarted_since(&before);
+    wait_until("a whole record after the torn one", || {
+        !actions_and_torn(&logs).0.is_empty()
+    });
+    let (actions, torn) = actions_and_torn(&logs);
+    assert_eq!(actions.len(), 1, "{actions:?}");
+    assert_eq!(torn.len(), 1, "{torn:?}");
+}
+
+/// The daemon with its stdout a pipe nobody reads: once the pipe's 64 KiB are full, every
+/// write to stdout would wait forever.
+struct Unread {
+    child: Child,
+    dir: tempfile::TempDir,
+}
+
+impl Drop for Unread {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn a_console_nobody_reads_does_not_stop_revivals() {
+    let node = Node::start(&unique("stdout"), &[]);
+    // Two thousand targets that do not exist, each reported on a line of its own: far more
+    // than a pipe holds, before the watch loop has even started.
+    let mut targets: Vec<String> = (0..2000).map(|i| unique(&format!("absent{i}"))).collect();
+    targets.push(node.name.clone());
+    let env = format!(
+        "HEALTH_TARGETS={}\nMODE=auto\nHEALTH_POLL_INTERVAL=100ms\nRUST_LOG=debug\n",
+        targets.join(",")
+    );
+    let (mut cmd, dir) = command(&env);
+    let child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start healthther");
+    let daemon = Unread { child, dir };
+    let logs = daemon.dir.path().join("logs");
+    let human = || {
+        std::fs::read_dir(&logs)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with("healthther."))
+            .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
+            .collect::<String>()
+    };
+    wait_until("the daemon to watch", || human().contains("watching"));
+    let before = node.started_at();
+    node.kill();
+    node.wait_restarted_since(&before);
+    wait_until("the revival's record", || {
+        !events(&read_audit(daemon.dir.path()), "action").is_empty()
+    });
+    // Nobody read it; it still holds what it could take.
+    let mut child = daemon;
+    let mut stdout = child.child.stdout.take().expect("stdout pipe");
+    let _ = child.child.kill();
+    let mut buf = Vec::new();
+    let _ = stdout.read_to_end(&mut buf);
+    // Whole lines up to the pipe's 64 KiB: it was full.
+    assert!(
+        buf.len() > 60 * 1024,
+        "the pipe was full: {} bytes",
+        buf.len()
+    );
+}
