@@ -2,7 +2,11 @@
 //! running, a console nobody reads, the control socket, a proxy's refusals, a second instance.
 
 use std::io::Read;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixStream;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::harness::*;
@@ -187,4 +191,147 @@ fn a_console_nobody_reads_does_not_stop_revivals() {
         "the pipe was full: {} bytes",
         buf.len()
     );
+}
+
+/// The binary in `dir` with `.env` text `dotenv`, started by a shell that first runs `setup`
+/// (a umask, a file limit).
+fn through_shell(dotenv: &str, setup: &str) -> (Command, tempfile::TempDir) {
+    let (_, dir) = command(dotenv);
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c")
+        .arg(format!("{setup} && exec \"$0\""))
+        .arg(env!("CARGO_BIN_EXE_healthther"))
+        .current_dir(dir.path())
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("DOCKER_HOST", docker_host())
+        .stdin(Stdio::null());
+    (cmd, dir)
+}
+
+#[test]
+fn the_control_socket_is_owner_only_from_its_first_moment() {
+    // With a umask that lets everyone in, a socket made in place and chmod-ed after would be
+    // open to all for a moment; watch the path from before the daemon starts.
+    for _ in 0..5 {
+        let (cmd, dir) = through_shell("HEALTH_TARGETS=nodo_1\nMODE=auto\n", "umask 000");
+        let socket = dir.path().join("healthther.sock");
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let watcher = {
+            let (socket, seen, stop) = (socket.clone(), Arc::clone(&seen), Arc::clone(&stop));
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::SeqCst) {
+                    if let Ok(m) = std::fs::symlink_metadata(&socket) {
+                        seen.lock().unwrap().push(m.permissions().mode() & 0o777);
+                    }
+                }
+            })
+        };
+        let daemon = Daemon::spawn(cmd, dir);
+        daemon.wait_log("watching");
+        stop.store(true, Ordering::SeqCst);
+        watcher.join().expect("watcher");
+        let seen = seen.lock().unwrap().clone();
+        assert!(!seen.is_empty(), "the socket was never seen");
+        assert!(
+            seen.iter().all(|m| *m == 0o600),
+            "modes seen: {:o}",
+            seen.iter().fold(0, |a, m| a | m)
+        );
+    }
+}
+
+#[test]
+fn a_control_socket_path_that_is_not_a_socket_is_left_alone() {
+    let (mut cmd, dir) = command("HEALTH_TARGETS=nodo_1\nMODE=auto\n");
+    cmd.args(["--control-socket", ".env"]);
+    let daemon = Daemon::spawn(cmd, dir);
+    daemon.wait_log("is not a socket");
+    daemon.wait_log("watching");
+    let env = std::fs::read_to_string(daemon.dir.path().join(".env")).expect(".env is still there");
+    assert!(env.contains("HEALTH_TARGETS=nodo_1"), "{env}");
+}
+
+#[test]
+fn a_second_manual_instance_without_a_terminal_is_refused_at_start() {
+    let first = Daemon::watching(&manual_env(&["nodo_1"]));
+    let (mut cmd, unused) = command(&manual_env(&["nodo_1"]));
+    cmd.current_dir(first.dir.path());
+    let mut second = Daemon::spawn(cmd, unused);
+    let status = second.wait_exit(Duration::from_secs(30));
+    assert_eq!(status.code(), Some(2), "{}", second.output());
+    let out = second.output();
+    assert_eq!(out.trim().lines().count(), 1, "{out}");
+    assert!(out.contains("another healthther already answers"), "{out}");
+
+    // In auto mode a warning is enough. (It reads the first one's .env: auto by flag.)
+    let (mut cmd, unused) = command("");
+    cmd.current_dir(first.dir.path()).args(["--mode", "auto"]);
+    let mut third = Daemon::spawn(cmd, unused);
+    third.wait_log("another healthther already answers");
+    third.wait_log("watching");
+    assert!(third.is_running());
+    let (code, _, err) = client(first.dir.path(), &["pending"]);
+    assert_eq!(code, Some(0), "the first still answers: {err}");
+}
+
+/// Holds `n` idle connections to the socket at `path` open, opening new ones as the daemon
+/// closes old ones, until dropped.
+struct Flood {
+    stop: Arc<AtomicBool>,
+}
+
+impl Flood {
+    fn start(path: std::path::PathBuf, n: usize) -> Flood {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
+        std::thread::spawn(move || {
+            let mut conns: Vec<UnixStream> = Vec::new();
+            while !flag.load(Ordering::SeqCst) {
+                conns.retain(|c| {
+                    let mut b = [0u8; 1];
+                    matches!((&*c).read(&mut b), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+                });
+                while conns.len() < n && !flag.load(Ordering::SeqCst) {
+                    match UnixStream::connect(&path) {
+                        Ok(c) => {
+                            let _ = c.set_nonblocking(true);
+                            conns.push(c);
+                        }
+                        Err(_) => break,
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        });
+        Flood { stop }
+    }
+}
+
+impl Drop for Flood {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn a_flood_of_idle_control_connections_neither_exhausts_files_nor_delays_a_revival() {
+    let node = Node::start(&unique("flood"), &[]);
+    let (cmd, dir) = through_shell(&auto_env(&[&node.name]), "ulimit -n 512");
+    let daemon = Daemon::spawn(cmd, dir);
+    daemon.wait_log("watching");
+    let _flood = Flood::start(daemon.dir.path().join("healthther.sock"), 3000);
+    std::thread::sleep(Duration::from_secs(2));
+    let open_files = || {
+        std::fs::read_dir(format!("/proc/{}/fd", daemon.pid()))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    };
+    assert!(open_files() < 200, "{} files open", open_files());
+    let before = node.started_at();
+    node.kill();
+    node.wait_restarted_since(&before);
+    assert_eq!(events(&daemon.wait_audit(1), "action").len(), 1);
+    assert!(open_files() < 200, "{} files open", open_files());
 }
