@@ -54,6 +54,8 @@ fn main() -> ExitCode {
         }
         match ControlSocket::bind(&config.control_socket) {
             Ok(socket) => drop(tokio::spawn(socket.serve(inputs_tx, cancel.clone()))),
+            // Manual mode without a terminal has no other way to be answered.
+            Err(e) if config.mode == Mode::Manual && !terminal => return fail(EXIT_CONFIG, &e),
             Err(e) => tracing::warn!("{e}"),
         }
         let operator = Operator { inputs, terminal };
