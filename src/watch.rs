@@ -81,6 +81,9 @@ struct Watch {
     timers: JoinSet<(ContainerRef, TargetName)>,
     /// Revival histories by container id: back-off and quarantine.
     histories: HashMap<String, History>,
+    /// Containers whose last start or restart the engine's endpoint refused as not allowed
+    /// (401/403), with when to try again: the back-off cap, never counted toward quarantine.
+    denied: HashMap<String, Instant>,
     prompts: Prompts,
     /// The container whose prompt is on the console now.
     shown: Option<String>,
@@ -110,6 +113,7 @@ impl Watch {
             scheduled: HashSet::new(),
             timers: JoinSet::new(),
             histories: HashMap::new(),
+            denied: HashMap::new(),
             prompts: Prompts::default(),
             shown: None,
             awaiting_outcome: None,
@@ -308,6 +312,7 @@ impl Watch {
         if full {
             self.reported.retain(|id, _| self.known.contains_key(id));
             self.histories.retain(|id, _| self.known.contains_key(id));
+            self.denied.retain(|id, _| self.known.contains_key(id));
             let all: Vec<ContainerRef> = self.known.values().cloned().collect();
             let config = Arc::clone(&self.config);
             for (target, matched) in config.targets.resolve(&all) {
@@ -377,6 +382,7 @@ impl Watch {
             self.known.remove(&container.id);
             self.reported.remove(&container.id);
             self.histories.remove(&container.id);
+            self.denied.remove(&container.id);
         } else {
             self.known.insert(container.id.clone(), container.clone());
         }
@@ -469,14 +475,28 @@ impl Watch {
             Outcome::Gone => {
                 debug!(target = %target, container = %container.name, "container is gone");
                 self.histories.remove(&container.id);
+                self.denied.remove(&container.id);
                 self.drop_prompt(&container.id, "the container was removed");
             }
             Outcome::Failed(e) => {
                 warn!(target = %target, container = %container.name, error = %e, "check failed")
             }
-            Outcome::Acted { call_failed } => {
+            Outcome::Acted {
+                call_failed,
+                denied,
+            } => {
                 self.reported.remove(&container.id);
-                if call_failed {
+                if !denied {
+                    self.denied.remove(&container.id);
+                }
+                if denied {
+                    // A permission problem (a proxy's 403), not a failed revival: it does not
+                    // count toward quarantine, and is tried again at the back-off cap.
+                    let cap = self.config.limits.cap;
+                    self.denied
+                        .insert(container.id.clone(), Instant::now() + cap);
+                    self.schedule(&container, &target, cap);
+                } else if call_failed {
                     // No die event will follow a refused start: retry under the back-off.
                     let h = self.histories.entry(container.id.clone()).or_default();
                     h.revival_failed(Instant::now());
@@ -522,6 +542,16 @@ impl Watch {
         let now = Instant::now();
         let limits = self.config.limits;
         let id = s.container.id.clone();
+        if !matches!(approval, Some(Approval::Operator { .. })) {
+            if let Some(left) = self
+                .denied
+                .get(&id)
+                .and_then(|t| t.checked_duration_since(now))
+            {
+                self.schedule(&s.container, target, left);
+                return;
+            }
+        }
         let plan = {
             let h = self.histories.entry(id.clone()).or_default();
             let run = s.started_at.clone().unwrap_or_default();

@@ -57,8 +57,9 @@ pub enum Outcome {
     Gone,
     /// Looked at it.
     Seen(Snapshot, Verdict),
-    /// Acted on it (logged and recorded already); `call_failed` when the engine refused.
-    Acted { call_failed: bool },
+    /// Acted on it (logged and recorded already); `call_failed` when the engine refused,
+    /// `denied` when it refused as not allowed (HTTP 401/403: a permission problem).
+    Acted { call_failed: bool, denied: bool },
     /// The engine did not answer the inspect call.
     Failed(EngineError),
 }
@@ -126,6 +127,7 @@ impl Tasks {
             _ => self.engine.start(c).await,
         };
         let call_failed = done.is_err();
+        let denied = done.as_ref().is_err_and(EngineError::is_permission_denied);
         let (result, error) = match done {
             Err(e) => ("failed".to_string(), Some(e.docker_text())),
             Ok(()) => match self.engine.inspect(c).await {
@@ -167,7 +169,10 @@ impl Tasks {
             container: c.clone(),
             target,
             approval: Some(approval),
-            outcome: Outcome::Acted { call_failed },
+            outcome: Outcome::Acted {
+                call_failed,
+                denied,
+            },
         }
     }
 }

@@ -335,3 +335,48 @@ fn a_flood_of_idle_control_connections_neither_exhausts_files_nor_delays_a_reviv
     assert_eq!(events(&daemon.wait_audit(1), "action").len(), 1);
     assert!(open_files() < 200, "{} files open", open_files());
 }
+
+#[test]
+fn a_proxy_refusing_starts_is_a_permission_problem_not_a_crash_loop() {
+    let node = Node::start(&unique("denied"), &[]);
+    let proxy = Proxy::in_temp_dir();
+    let env = format!(
+        "{}HEALTH_BACKOFF_INITIAL=200ms\nHEALTH_BACKOFF_MAX=1s\nHEALTH_QUARANTINE_AFTER=2\n",
+        auto_env(&[&node.name])
+    );
+    let (mut cmd, workdir) = command(&env);
+    cmd.env("DOCKER_HOST", proxy.url());
+    let mut daemon = Daemon::spawn(cmd, workdir);
+    daemon.wait_log("watching");
+    proxy.set_faults(Faults {
+        answer: vec![(
+            "POST",
+            "/start",
+            403,
+            "<html><body><h1>403 Forbidden</h1>Request forbidden by administrative rules.</body></html>",
+        )],
+        ..Faults::default()
+    });
+    let before = node.started_at();
+    node.kill();
+    wait_until("four refused starts", || {
+        events(&daemon.audit(), "action").len() >= 4
+    });
+    let audit = daemon.audit();
+    assert!(events(&audit, "quarantine").is_empty(), "{audit:?}");
+    for action in events(&audit, "action") {
+        let error = action["error"].as_str().unwrap_or("");
+        assert!(
+            error.contains("HTTP 403") && error.contains("ALLOW_START") && !error.contains("<html"),
+            "{error}"
+        );
+    }
+    assert!(
+        !daemon.output().contains("QUARANTINED"),
+        "{}",
+        daemon.output()
+    );
+    proxy.set_faults(Faults::default());
+    node.wait_restarted_since(&before);
+    assert!(daemon.is_running());
+}
