@@ -39,7 +39,7 @@ const WATCHED_EVENTS: &[&str] = &[
 pub enum EngineError {
     #[error("cannot reach the Docker engine at {host}: {reason}")]
     Unreachable { host: String, reason: String },
-    #[error("{doing}: {}", docker_text(.source))]
+    #[error("{doing}: {}", call_text(.doing, .source))]
     Call {
         doing: String,
         #[source]
@@ -59,9 +59,16 @@ impl EngineError {
     /// context.
     pub fn docker_text(&self) -> String {
         match self {
-            EngineError::Call { source, .. } => docker_text(source),
+            EngineError::Call { doing, source } => call_text(doing, source),
             other => other.to_string(),
         }
+    }
+
+    /// Whether the engine's endpoint refused the call as not allowed (HTTP 401 or 403): a
+    /// docker-socket-proxy that does not allow it, or an authorization plugin. Trying again
+    /// soon cannot help, and the container is not to blame.
+    pub fn is_permission_denied(&self) -> bool {
+        matches!(self.status_code(), Some(401 | 403))
     }
 
     fn status_code(&self) -> Option<u16> {
@@ -72,11 +79,6 @@ impl EngineError {
             } => Some(*status_code),
             _ => None,
         }
-    }
-
-    /// Whether the engine (or a socket proxy in front of it) refused the call as not allowed.
-    pub fn is_permission_denied(&self) -> bool {
-        matches!(self.status_code(), Some(401 | 403))
     }
 
     /// Whether the engine answered that the container does not exist (it was removed).
@@ -93,6 +95,35 @@ fn docker_text(e: &BollardError) -> String {
             message,
         } => format!("{message} (HTTP {status_code})"),
         other => error_chain(other),
+    }
+}
+
+/// The engine's words for a failed call; for a refusal (401, 403) one line naming the call
+/// and the docker-socket-proxy setting that allows it, instead of the proxy's HTML page.
+fn call_text(doing: &str, e: &BollardError) -> String {
+    match e {
+        BollardError::DockerResponseServerError {
+            status_code: code @ (401 | 403),
+            ..
+        } => format!(
+            "permission denied (HTTP {code}): the engine's endpoint does not allow {doing}; \
+             behind a docker-socket-proxy allow it with {}",
+            proxy_setting(doing)
+        ),
+        other => docker_text(other),
+    }
+}
+
+/// The docker-socket-proxy settings that allow a call, by what the call was doing.
+fn proxy_setting(doing: &str) -> &'static str {
+    if doing.starts_with("starting") {
+        "POST=1 and ALLOW_START=1"
+    } else if doing.starts_with("stopping") {
+        "POST=1 and ALLOW_STOP=1 (or ALLOW_RESTARTS=1)"
+    } else if doing.contains("event stream") {
+        "EVENTS=1"
+    } else {
+        "CONTAINERS=1"
     }
 }
 

@@ -772,11 +772,9 @@ impl Core {
                 error,
             } => {
                 let cap = self.config.limits.cap;
-                error!(target = %act.target, container = %c.name, error = %error,
-                    "the engine refused to {} it (permission denied): allow POST /containers/{{id}}/{} \
-                     where healthther reaches the engine (a socket proxy's CONTAINERS=1 and POST=1); \
-                     trying again every {}",
-                    act.action.word(), act.action.word(), humantime::format_duration(cap));
+                error!(target = %act.target, container = %c.name,
+                    "{error}; trying again every {} (this counts toward no back-off or quarantine)",
+                    humantime::format_duration(cap));
                 r.phase = Phase::Waiting {
                     until: now.at + cap,
                     why: Why::Backoff,

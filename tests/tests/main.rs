@@ -5,6 +5,7 @@ mod harness;
 
 mod cli;
 mod faults;
+mod hardening;
 mod identity;
 mod lifecycle;
 mod manual;
