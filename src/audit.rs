@@ -96,6 +96,9 @@ pub struct Record {
     /// `start`, `restart`, or `none` when nothing was done.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub decision: Option<&'static str>,
+    /// Why it went down: `api_kill`, `api_stop`, `crash`, `oom` or `unhealthy`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cause: Option<&'static str>,
     /// `running` when the container runs again; `already_running` when someone else started it
     /// first; `not_a_target` when it was no target any more at the last look; else what it is
     /// now, `removed`, `left_stopped`, `unknown` or `failed`.
@@ -185,6 +188,7 @@ impl Record {
             by: None,
             state: None,
             decision: None,
+            cause: None,
             result: None,
             error: None,
             took_ms: None,

@@ -136,6 +136,40 @@ pub struct Act {
     pub mode: Mode,
     /// How long a restart waits for it to stop.
     pub stop_timeout: Duration,
+    pub cause: Cause,
+}
+
+/// Why a target went down, from the engine's own events and state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cause {
+    /// Killed through the API (`docker kill`): a chaos test, an operator. Not its fault.
+    ApiKill,
+    /// Stopped through the API (`docker stop`, compose): not its fault either.
+    ApiStop,
+    /// It exited or died by itself: a crash, an exit, a kill from the host.
+    Crash,
+    /// The kernel killed it for memory.
+    Oom,
+    /// Its health check failed.
+    Unhealthy,
+}
+
+impl Cause {
+    pub fn word(self) -> &'static str {
+        match self {
+            Cause::ApiKill => "api_kill",
+            Cause::ApiStop => "api_stop",
+            Cause::Crash => "crash",
+            Cause::Oom => "oom",
+            Cause::Unhealthy => "unhealthy",
+        }
+    }
+
+    /// Whether the container itself failed: only such failures count toward back-off and
+    /// quarantine. A death someone caused through the API says nothing about the container.
+    pub fn is_its_own(self) -> bool {
+        !matches!(self, Cause::ApiKill | Cause::ApiStop)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -268,6 +302,20 @@ struct Watched {
     state: Option<SeenState>,
     /// The last action taken on it, for `status`.
     last_action: Option<LastAction>,
+    /// Signals sent to it through the API since it last started (`kill` events), and whether
+    /// the engine called it a stop: a death that follows is someone else's doing.
+    api_kill: Option<ApiKill>,
+    /// The kernel killed it for memory since it last started.
+    oom: bool,
+    /// Why it went down last, for `status`.
+    last_cause: Option<Cause>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct ApiKill {
+    /// Any signal other than SIGKILL was among them: the first step of a stop.
+    graceful: bool,
+    stopped: bool,
 }
 
 /// A container's state as last seen, for `status`.
@@ -312,6 +360,9 @@ impl Watched {
             overrides: Overrides::default(),
             state: None,
             last_action: None,
+            api_kill: None,
+            oom: false,
+            last_cause: None,
         }
     }
 
@@ -573,7 +624,23 @@ impl Core {
         };
         // Every container's stops count, targets or not: compose stops a whole project.
         match kind {
-            EventKind::Kill { signal } if signal != Some(SIGKILL) => r.stopping = true,
+            EventKind::Kill { signal } => {
+                let graceful = signal != Some(SIGKILL);
+                let k = r.api_kill.get_or_insert(ApiKill {
+                    graceful: false,
+                    stopped: false,
+                });
+                k.graceful |= graceful;
+                if graceful {
+                    r.stopping = true;
+                }
+            }
+            EventKind::Stop => {
+                if let Some(k) = r.api_kill.as_mut() {
+                    k.stopped = true;
+                }
+            }
+            EventKind::Oom => r.oom = true,
             EventKind::Die if std::mem::replace(&mut r.stopping, false) => {
                 r.settle_until = Some(now.at + STOP_SETTLE);
             }
@@ -581,6 +648,8 @@ impl Core {
                 r.stopping = false;
                 r.settle_until = None;
                 r.unhealthy_since = None;
+                r.api_kill = None;
+                r.oom = false;
             }
             EventKind::Health(Health::Unhealthy) => {
                 r.unhealthy_since.get_or_insert(now.at);
@@ -748,6 +817,7 @@ impl Core {
         record.by = Some(act.approval.by());
         record.state = Some(audit::State::from(&act.seen));
         record.decision = Some(act.action.word());
+        record.cause = Some(act.cause.word());
         record.result = Some(result.word());
         record.error = result.error();
         record.took_ms = Some(took_ms);
@@ -1161,9 +1231,25 @@ impl Core {
             };
             return;
         }
+        let cause = if verdict == Verdict::Restart {
+            Cause::Unhealthy
+        } else if s.oom_killed || r.oom {
+            Cause::Oom
+        } else {
+            match r.api_kill {
+                Some(ApiKill { stopped: true, .. } | ApiKill { graceful: true, .. }) => {
+                    Cause::ApiStop
+                }
+                Some(_) => Cause::ApiKill,
+                None => Cause::Crash,
+            }
+        };
+        r.last_cause = Some(cause);
         let history = r.history.get_or_insert_with(History::default);
         let run = s.started_at.clone().unwrap_or_default();
-        history.failure(now.at, &run, ran_for(&s, now.wall), &limits);
+        if cause.is_its_own() {
+            history.failure(now.at, &run, ran_for(&s, now.wall), &limits);
+        }
         let approval = approval.or_else(|| match mode {
             Mode::Auto => Some(Approval::Auto),
             Mode::Manual if self.always.contains(&target) => Some(Approval::Always),
@@ -1179,6 +1265,9 @@ impl Core {
             Approval::Operator { .. } => Plan::Revive,
             // Right after our own restart the engine may report the state from before.
             _ if verdict == Verdict::Restart && history.in_grace(now.at) => Plan::Wait(GRACE),
+            // Someone else's doing is undone at once however often it happens; only a
+            // quarantine (the container's own failures) still stands.
+            _ if !cause.is_its_own() && !history.is_quarantined() => Plan::Revive,
             _ => history.plan(now.at, &limits),
         };
         match plan {
@@ -1186,7 +1275,7 @@ impl Core {
                 history.revived(now.at);
                 let by_operator = matches!(approval, Approval::Operator { .. });
                 info!(target = %target, container = %s.container.name, seen = %describe(&s),
-                    decision = %verdict, by = %approval.by(), "reviving");
+                    cause = cause.word(), decision = %verdict, by = %approval.by(), "reviving");
                 r.phase = Phase::Acting {
                     again: false,
                     by_operator,
@@ -1202,6 +1291,7 @@ impl Core {
                     approval,
                     mode,
                     stop_timeout,
+                    cause,
                 }));
             }
             Plan::Wait(d) => {
@@ -1844,6 +1934,7 @@ impl Core {
                 quarantined: r.history.as_ref().is_some_and(History::is_quarantined),
                 prompt_open: r.prompt.is_some(),
                 held_by_stop: r.held_by_stop,
+                last_cause: r.last_cause.map(Cause::word),
             })
             .collect();
         containers.sort_by(|a, b| a.name.cmp(&b.name));
@@ -2484,6 +2575,51 @@ mod tests {
             reply.text
         );
         assert!(lines[2].contains("unresolved"), "{}", reply.text);
+    }
+
+    #[test]
+    fn api_kills_are_revived_at_once_however_often_and_never_add_up() {
+        let node = c("1", "nodo_1", None, None);
+        let mut s = Script::new("auto", "nodo_1");
+        s.start(&[&node]);
+        for round in 0..8u64 {
+            s.event(KILL, &node);
+            assert_eq!(
+                inspects(&s.event(EventKind::Die, &node)),
+                ["1"],
+                "round {round}"
+            );
+            let out = s.inspected(&node, Status::Exited, round * 2000);
+            let act = acts(&out)[0].clone();
+            assert_eq!(act.cause, Cause::ApiKill);
+            s.feed(acted(&act, ActResult::Running));
+            s.event(EventKind::Start, &node);
+            s.inspected(&node, Status::Running, round * 2000 + 1);
+            // Two seconds of running: well inside the reset window.
+            s.advance(Duration::from_secs(2));
+        }
+        assert_eq!(s.core.next_timer(), None, "never backed off");
+    }
+
+    #[test]
+    fn its_own_crashes_still_back_off_and_oom_is_told_apart() {
+        let node = c("1", "nodo_1", None, None);
+        let mut s = Script::new("auto", "nodo_1");
+        s.start(&[&node]);
+        s.event(EventKind::Die, &node);
+        let act = acts(&s.inspected(&node, Status::Exited, 0))[0].clone();
+        assert_eq!(act.cause, Cause::Crash);
+        s.feed(acted(&act, ActResult::Running));
+        s.event(EventKind::Start, &node);
+        s.inspected(&node, Status::Running, 100);
+        s.advance(Duration::from_millis(500));
+        s.event(EventKind::Oom, &node);
+        s.event(EventKind::Die, &node);
+        let out = s.inspected(&node, Status::Exited, 100);
+        assert!(acts(&out).is_empty(), "a failed revival backs off: {out:?}");
+        assert_eq!(inspects(&s.advance(Duration::from_secs(1))), ["1"]);
+        let act = acts(&s.inspected(&node, Status::Exited, 100))[0].clone();
+        assert_eq!(act.cause, Cause::Oom);
     }
 
     #[test]

@@ -49,6 +49,8 @@ pub struct ContainerStatus {
     pub prompt_open: bool,
     /// Stopped through the engine's API under `HEALTH_ON_STOP=hold`.
     pub held_by_stop: bool,
+    /// Why it went down last: `api_kill`, `api_stop`, `crash`, `oom` or `unhealthy`.
+    pub last_cause: Option<&'static str>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
