@@ -1813,7 +1813,6 @@ impl Core {
             &ContainerRef::default(),
             String::new(),
         );
-        record.container = String::new();
         record.by = Some(by.to_string());
         record.note = Some(format!("{reason} ({how_long})"));
         out.push(Command::Record(record));
@@ -2219,21 +2218,11 @@ mod tests {
         }
 
         fn answer(&mut self, target: &str, answer: &str) -> (Reply, Vec<Command>) {
-            let mut out = self.feed(Input::Request {
-                request: Request::Answer {
-                    target: target.into(),
-                    answer: answer.into(),
-                },
-                by: "test".into(),
-            });
-            let at = out
-                .iter()
-                .position(|c| matches!(c, Command::Reply(_)))
-                .expect("a reply");
-            let Command::Reply(reply) = out.remove(at) else {
-                unreachable!("found above")
+            let answer = Request::Answer {
+                target: target.into(),
+                answer: answer.into(),
             };
-            (reply, out)
+            request(self, answer)
         }
     }
 
