@@ -8,6 +8,7 @@ mod faults;
 mod identity;
 mod lifecycle;
 mod manual;
+mod notify;
 mod operator;
 mod restarts;
 mod revive;
