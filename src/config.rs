@@ -738,6 +738,20 @@ mod tests {
         assert_eq!(c.docker_host, DockerHost::Tcp("tcp://proxy:2375".into()));
         assert_eq!(c.poll_interval, Duration::from_millis(500));
         assert_eq!(c.stop_timeout, Duration::ZERO);
+        assert!(c.notify.channels.is_empty());
+        assert_eq!(c.notify.remind, Duration::from_secs(15 * 60));
+        assert_eq!(c.metrics_addr, None);
+
+        let c = args(&[
+            "--targets=a1",
+            "--notify=ntfy://ntfy.sh/a,discord://t@1",
+            "--notify-host=box1",
+            "--metrics-addr=:9102",
+        ])
+        .unwrap();
+        assert_eq!(c.notify.channels.len(), 2);
+        assert_eq!(c.notify.host, "box1");
+        assert_eq!(c.metrics_addr, Some("0.0.0.0:9102".parse().unwrap()));
     }
 
     #[test]
@@ -808,6 +822,27 @@ mod tests {
             (
                 &["--targets", "a1", "--log-level", "info,=="],
                 &["RUST_LOG", "\"info,==\""],
+            ),
+            (
+                &[
+                    "--targets",
+                    "a1",
+                    "--notify",
+                    "ntfy://h/t discord://NoSeCrEt",
+                ],
+                &["HEALTH_NOTIFY", "discord://", "token"],
+            ),
+            (
+                &["--targets", "a1", "--notify-remind", "1s"],
+                &["HEALTH_NOTIFY_REMIND", "out of range"],
+            ),
+            (
+                &["--targets", "a1", "--notify-api-base", "ftp://x"],
+                &["HEALTH_NOTIFY_API_BASE", "\"ftp://x\""],
+            ),
+            (
+                &["--targets", "a1", "--metrics-addr", "anywhere:80"],
+                &["HEALTH_METRICS_ADDR", "\"anywhere:80\""],
             ),
         ];
         for (argv, needles) in cases {
