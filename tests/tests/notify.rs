@@ -350,9 +350,10 @@ fn a_channel_that_never_answers_delays_no_revival_and_no_other_channel() {
     let node = Node::start(&unique("dead"), &[]);
     let dead_url = format!("generic+http://127.0.0.1:{hole}/hangs");
     let urls = format!("{dead_url} generic+http://127.0.0.1:{}/alive", server.port);
+    // Kills in quick succession are no crash loop here: no back-off to blur the timings.
     let daemon = Daemon::watching(&env_with(
         &auto_env(&[&node.name]),
-        &[("HEALTH_NOTIFY", &urls)],
+        &[("HEALTH_NOTIFY", &urls), ("HEALTH_BACKOFF_RESET", "0s")],
     ));
     // Revivals go on while the dead channel's first send still hangs (it waits 10 s a try).
     for round in 1..=3 {
