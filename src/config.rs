@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 use std::ffi::OsString;
 use std::fmt;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -14,6 +15,7 @@ use thiserror::Error;
 
 use crate::backoff::Limits;
 use crate::control::Request;
+use crate::notify;
 use crate::targets::{TargetError, Targets};
 
 const DEFAULT_ENV_FILE: &str = ".env";
@@ -166,6 +168,42 @@ pub struct Args {
     /// Log level or tracing filter, e.g. info, debug, healthther=trace
     #[arg(long, env = "RUST_LOG", value_name = "FILTER", default_value = "info")]
     pub log_level: String,
+
+    /// Where to tell people what happens: URLs separated by spaces or commas, in shoutrrr's
+    /// forms (generic://, generic+http://, ntfy://, slack://, discord://, telegram://,
+    /// gotify://, smtp://, alertmanager://host:port)
+    #[arg(long, env = "HEALTH_NOTIFY", value_name = "URLS", global = true)]
+    pub notify: Option<String>,
+
+    /// Remind of a prompt left unanswered this long (and again as often)
+    #[arg(
+        long,
+        env = "HEALTH_NOTIFY_REMIND",
+        value_name = "DURATION",
+        default_value = "15m",
+        allow_hyphen_values = true,
+        global = true
+    )]
+    pub notify_remind: String,
+
+    /// The host name every notification carries (default: this machine's hostname)
+    #[arg(long, env = "HEALTH_NOTIFY_HOST", value_name = "NAME", global = true)]
+    pub notify_host: Option<String>,
+
+    /// For tests and egress proxies: send Slack, Discord and Telegram requests to this base URL
+    /// instead of their hosted APIs
+    #[arg(
+        long,
+        env = "HEALTH_NOTIFY_API_BASE",
+        value_name = "URL",
+        global = true
+    )]
+    pub notify_api_base: Option<String>,
+
+    /// Serve Prometheus metrics (GET /metrics, read-only) on this address, e.g. 0.0.0.0:9102
+    /// or :9102 (default: off)
+    #[arg(long, env = "HEALTH_METRICS_ADDR", value_name = "ADDR")]
+    pub metrics_addr: Option<String>,
 }
 
 /// Without a command, healthther runs the daemon.
@@ -205,6 +243,9 @@ pub enum Command {
         /// The target, as written in HEALTH_TARGETS
         target: String,
     },
+    /// Send a test message through every channel of HEALTH_NOTIFY and print one line per
+    /// channel: ok, or the error (needs no running daemon)
+    NotifyTest,
     /// Answer the open prompt of TARGET, by telling the running daemon over its control socket
     Answer {
         /// The target (or container) the prompt is about
@@ -218,9 +259,11 @@ pub enum Command {
 #[derive(Debug)]
 pub enum Invocation {
     /// Run the daemon.
-    Daemon(Config),
+    Daemon(Box<Config>),
     /// Ask the running daemon something over its control socket.
     Client { socket: PathBuf, request: Request },
+    /// `healthther notify-test`.
+    NotifyTest(notify::Settings),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -303,6 +346,9 @@ pub struct Config {
     pub log_filter: String,
     /// Said once logging runs: settings that were ignored (a misspelt key in `.env`).
     pub warnings: Vec<String>,
+    pub notify: notify::Settings,
+    /// Where `GET /metrics` is served; `None`: not at all.
+    pub metrics_addr: Option<SocketAddr>,
 }
 
 #[derive(Debug, Error)]
@@ -342,6 +388,16 @@ pub enum ConfigError {
         "RUST_LOG (--log-level): {value:?} is not a log filter ({reason}); use e.g. info or debug"
     )]
     LogFilter { value: String, reason: String },
+    /// The URL is redacted: no token or password reaches the console.
+    #[error("HEALTH_NOTIFY (--notify): {0}")]
+    Notify(#[from] notify::UrlError),
+    #[error("HEALTH_NOTIFY_API_BASE (--notify-api-base): {0:?} is not an http:// or https:// URL")]
+    ApiBase(String),
+    #[error(
+        "HEALTH_METRICS_ADDR (--metrics-addr): {0:?} is not an address to listen on; use e.g. \
+         127.0.0.1:9102, 0.0.0.0:9102 or :9102"
+    )]
+    MetricsAddr(String),
 }
 
 /// clap's error, which names the flag, on one line like every other error: without its usage
@@ -432,7 +488,10 @@ impl Config {
             None => {
                 let mut config = Config::from_args(args)?;
                 config.warnings = warnings;
-                return Ok(Invocation::Daemon(config));
+                return Ok(Invocation::Daemon(Box::new(config)));
+            }
+            Some(Command::NotifyTest) => {
+                return Ok(Invocation::NotifyTest(notify_settings(&args)?))
             }
             Some(Command::Pending) => Request::Pending,
             Some(Command::Probe) => Request::Probe,
@@ -531,7 +590,15 @@ impl Config {
                 reason: e.to_string(),
             });
         }
+        let notify = notify_settings(&args)?;
+        let metrics_addr = args
+            .metrics_addr
+            .as_deref()
+            .map(parse_metrics_addr)
+            .transpose()?;
         Ok(Config {
+            notify,
+            metrics_addr,
             targets,
             mode,
             on_stop,
@@ -545,6 +612,44 @@ impl Config {
             warnings: Vec::new(),
         })
     }
+}
+
+/// The notification settings alone: `notify-test` needs no targets.
+pub fn notify_settings(args: &Args) -> Result<notify::Settings, ConfigError> {
+    let channels = notify::channel::parse_list(args.notify.as_deref().unwrap_or(""))?;
+    let remind = parse_duration(
+        "HEALTH_NOTIFY_REMIND",
+        "notify-remind",
+        &args.notify_remind,
+        Duration::from_secs(10),
+        Duration::from_secs(7 * 24 * 3600),
+    )?;
+    let api_base = match args.notify_api_base.as_deref().map(str::trim) {
+        Some(b) if b.starts_with("http://") || b.starts_with("https://") => Some(b),
+        Some(b) => return Err(ConfigError::ApiBase(b.to_string())),
+        None => None,
+    };
+    let host = match args.notify_host.as_deref().map(str::trim) {
+        Some(h) if !h.is_empty() => h.to_string(),
+        _ => notify::hostname(),
+    };
+    Ok(notify::Settings {
+        channels,
+        remind,
+        host,
+        bases: notify::Bases::new(api_base),
+    })
+}
+
+/// `host:port` with an IP address, or `:port` for every interface.
+pub fn parse_metrics_addr(raw: &str) -> Result<SocketAddr, ConfigError> {
+    let text = raw.trim();
+    let text = match text.strip_prefix(':') {
+        Some(port) => format!("0.0.0.0:{port}"),
+        None => text.replace("localhost:", "127.0.0.1:"),
+    };
+    text.parse()
+        .map_err(|_| ConfigError::MetricsAddr(raw.to_string()))
 }
 
 /// Every setting read from the environment: (clap's argument id, variable).
@@ -887,6 +992,20 @@ mod tests {
         assert_eq!(c.docker_host, DockerHost::Tcp("tcp://proxy:2375".into()));
         assert_eq!(c.poll_interval, Duration::from_millis(500));
         assert_eq!(c.stop_timeout, Duration::ZERO);
+        assert!(c.notify.channels.is_empty());
+        assert_eq!(c.notify.remind, Duration::from_secs(15 * 60));
+        assert_eq!(c.metrics_addr, None);
+
+        let c = args(&[
+            "--targets=a1",
+            "--notify=ntfy://ntfy.sh/a,discord://t@1",
+            "--notify-host=box1",
+            "--metrics-addr=:9102",
+        ])
+        .unwrap();
+        assert_eq!(c.notify.channels.len(), 2);
+        assert_eq!(c.notify.host, "box1");
+        assert_eq!(c.metrics_addr, Some("0.0.0.0:9102".parse().unwrap()));
     }
 
     #[test]
@@ -957,6 +1076,27 @@ mod tests {
             (
                 &["--targets", "a1", "--log-level", "info,=="],
                 &["RUST_LOG", "\"info,==\""],
+            ),
+            (
+                &[
+                    "--targets",
+                    "a1",
+                    "--notify",
+                    "ntfy://h/t discord://NoSeCrEt",
+                ],
+                &["HEALTH_NOTIFY", "discord://", "token"],
+            ),
+            (
+                &["--targets", "a1", "--notify-remind", "1s"],
+                &["HEALTH_NOTIFY_REMIND", "out of range"],
+            ),
+            (
+                &["--targets", "a1", "--notify-api-base", "ftp://x"],
+                &["HEALTH_NOTIFY_API_BASE", "\"ftp://x\""],
+            ),
+            (
+                &["--targets", "a1", "--metrics-addr", "anywhere:80"],
+                &["HEALTH_METRICS_ADDR", "\"anywhere:80\""],
             ),
         ];
         for (argv, needles) in cases {

@@ -2,16 +2,20 @@
 //!
 //! Data flows `config` → `audit` (logging) → `watch`, which reads the engine through `engine`,
 //! decides with `policy`, matches names with `targets`, and in manual mode asks the operator
-//! (`prompt` decides, `control` carries the terminal and the control socket).
+//! (`prompt` decides, `control` carries the terminal and the control socket). `tap` lets every
+//! record out to `metrics` and `notify`.
 
 pub mod audit;
 pub mod backoff;
 pub mod config;
 pub mod control;
 pub mod engine;
+pub mod metrics;
+pub mod notify;
 pub mod overrides;
 pub mod policy;
 pub mod prompt;
 pub mod state;
+pub mod tap;
 pub mod targets;
 pub mod watch;

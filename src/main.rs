@@ -5,6 +5,9 @@ use std::sync::Arc;
 use healthther::audit;
 use healthther::config::{Config, ConfigError, Invocation, Mode};
 use healthther::control::{self, ControlSocket};
+use healthther::metrics::{self, Metrics};
+use healthther::notify;
+use healthther::tap::Tap;
 use healthther::watch::{self, Operator};
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
@@ -17,8 +20,9 @@ const EXIT_FAILURE: u8 = 1;
 
 fn main() -> ExitCode {
     let config = match Config::load(std::env::args_os()) {
-        Ok(Invocation::Daemon(config)) => config,
+        Ok(Invocation::Daemon(config)) => *config,
         Ok(Invocation::Client { socket, request }) => return client(&socket, &request),
+        Ok(Invocation::NotifyTest(settings)) => return notify_test(&settings),
         // clap prints help and version itself.
         Err(ConfigError::Cli(e)) if !e.use_stderr() => e.exit(),
         Err(e) => return fail(EXIT_CONFIG, &e),
@@ -59,9 +63,70 @@ fn main() -> ExitCode {
             Err(e) => tracing::warn!("{e}"),
         }
         let operator = Operator { inputs, terminal };
-        watch::run(Arc::new(config), Arc::new(audit), operator, cancel).await;
+        let tap = tap(&config, &cancel).await;
+        watch::run(Arc::new(config), Arc::new(audit), operator, tap, cancel).await;
         ExitCode::SUCCESS
     })
+}
+
+/// Metrics (when `HEALTH_METRICS_ADDR` is set) and notifications (when `HEALTH_NOTIFY` is).
+async fn tap(config: &Config, cancel: &CancellationToken) -> Tap {
+    let mut asks = None;
+    let metrics = config.metrics_addr.map(|_| Arc::new(Metrics::new()));
+    if let (Some(addr), Some(m)) = (config.metrics_addr, &metrics) {
+        // Healing goes on without metrics: a taken port is said loudly, and Prometheus's own
+        // `up` shows the scrape failing.
+        match metrics::bind(addr).await {
+            Ok(listener) => {
+                let (tx, rx) = mpsc::channel(4);
+                asks = Some(rx);
+                tokio::spawn(metrics::serve(listener, Arc::clone(m), tx, cancel.clone()));
+            }
+            Err(e) => tracing::error!("{e}; running without metrics"),
+        }
+    }
+    let notifier = notify::start(config.notify.clone(), metrics.clone());
+    if !config.notify.channels.is_empty() {
+        let shown: Vec<&str> = config
+            .notify
+            .channels
+            .iter()
+            .map(|c| c.shown.as_str())
+            .collect();
+        tracing::info!(host = %config.notify.host, "notifying through {}", shown.join(", "));
+    }
+    Tap::new(notifier, metrics, asks)
+}
+
+/// `healthther notify-test`: one line per channel, ok or the error; exit 1 if any failed.
+fn notify_test(settings: &notify::Settings) -> ExitCode {
+    if settings.channels.is_empty() {
+        eprintln!("healthther: no channel to test: set HEALTH_NOTIFY (--notify)");
+        return ExitCode::from(EXIT_FAILURE);
+    }
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => return fail(EXIT_FAILURE, &e),
+    };
+    let results = runtime.block_on(notify::test_all(settings));
+    let mut failed = false;
+    for (shown, result) in results {
+        match result {
+            Ok(()) => println!("ok      {shown}"),
+            Err(e) => {
+                failed = true;
+                println!("failed  {shown}: {e}");
+            }
+        }
+    }
+    if failed {
+        ExitCode::from(EXIT_FAILURE)
+    } else {
+        ExitCode::SUCCESS
+    }
 }
 
 /// `healthther pending` and `healthther answer`: one request to the running daemon.

@@ -56,6 +56,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 pub use self::core::{Act, ActResult, Acted, Action, Approval, Command, Core, Input, Now};
+pub use self::status::{ContainerStatus, TargetStatus};
 use crate::audit::{self, Audit};
 use crate::backoff::Backoff;
 use crate::config::Config;
@@ -63,6 +64,7 @@ use crate::control;
 use crate::engine::{Engine, EngineError, Event};
 use crate::policy::{Listed, Snapshot};
 use crate::state;
+use crate::tap::Tap;
 use crate::targets::ContainerRef;
 
 /// What the watch loop needs of the engine, and no more.
@@ -125,6 +127,7 @@ pub async fn run(
     config: Arc<Config>,
     audit: Arc<Audit>,
     operator: Operator,
+    tap: Tap,
     cancel: CancellationToken,
 ) {
     let mut core = Core::new(Arc::clone(&config), operator.terminal, Now::current());
@@ -153,6 +156,7 @@ pub async fn run(
         announced_connection: false,
         flaps: 0,
         told_stream_lost: false,
+        tap,
     };
     shell.run(cancel).await;
 }
@@ -210,6 +214,8 @@ struct Shell {
     flaps: u32,
     /// Whether the loss of the event stream was said, so it is said once until it is back.
     told_stream_lost: bool,
+    /// Records and the engine's comings and goings, out to metrics and notifications.
+    tap: Tap,
 }
 
 impl Shell {
@@ -231,6 +237,10 @@ impl Shell {
                 Some(done) = self.actions.join_next() => self.on_done(done),
                 item = next_event => self.on_event_item(item),
                 Some(input) = self.inputs.recv() => self.on_operator(input),
+                ask = self.tap.next_ask() => {
+                    // The scrape may have given up waiting; nothing to do about that.
+                    let _ = ask.send(self.core.target_rows(Now::current()));
+                }
                 _ = sleep_until(alarm) => self.on_alarm(),
             }
         }
@@ -332,6 +342,7 @@ impl Shell {
                         "{reason}; retrying, at most every {}s",
                         RECONNECT.cap.as_secs()
                     );
+                    self.tap.engine(Some(reason.clone()));
                     Some(reason)
                 } else {
                     outage.clone()
@@ -364,6 +375,7 @@ impl Shell {
             info!(docker_host = %host, api = %engine.api_version(), "connected to the Docker engine");
         }
         let _ = failures;
+        self.tap.engine(None);
         // Subscribe first, then list: the replay covers whatever happens in between. The
         // engine keeps only 256 past events, so after a lost connection we re-list, not replay.
         let session_start = SystemTime::now();
@@ -391,6 +403,7 @@ impl Shell {
             return;
         };
         warn!(error = %e, "lost the Docker engine; reconnecting");
+        self.tap.engine(Some(e.to_string()));
         self.flaps = if s.since.elapsed() > SESSION_STABLE {
             0
         } else {
@@ -468,7 +481,10 @@ impl Shell {
     ) {
         for command in commands {
             match command {
-                Command::Record(record) => self.audit.record(&record),
+                Command::Record(record) => {
+                    self.audit.record(&record);
+                    self.tap.record(&record);
+                }
                 Command::Save(saved) => self.state.write(saved),
                 Command::Print(text) => audit::print_line(&text),
                 Command::Reply(r) => {

@@ -1884,14 +1884,19 @@ impl Core {
         }
     }
 
-    /// `healthther status`: one entry per target, in the order of `HEALTH_TARGETS`.
-    fn status(&self, json: bool, now: Now) -> Reply {
-        let rows: Vec<TargetStatus> = self
-            .config
+    /// Where each target stands, in the order of `HEALTH_TARGETS`: `status`'s rows, and the
+    /// metrics' gauges.
+    pub fn target_rows(&self, now: Now) -> Vec<TargetStatus> {
+        self.config
             .targets
             .iter()
             .map(|t| self.target_status(t, now))
-            .collect();
+            .collect()
+    }
+
+    /// `healthther status`: one entry per target, in the order of `HEALTH_TARGETS`.
+    fn status(&self, json: bool, now: Now) -> Reply {
+        let rows = self.target_rows(now);
         if json {
             match serde_json::to_string_pretty(&rows) {
                 Ok(text) => Reply::ok(text),

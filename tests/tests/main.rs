@@ -9,6 +9,7 @@ mod hardening;
 mod identity;
 mod lifecycle;
 mod manual;
+mod notify;
 mod operator;
 mod restarts;
 mod revive;

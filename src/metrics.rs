@@ -1,0 +1,466 @@
+//! Prometheus metrics on `HEALTH_METRICS_ADDR`: `GET /metrics` and nothing else. The listener
+//! only reads: no request on it changes state, and it never reaches the Docker API.
+//!
+//! Counters are fed from the audit records as they are written, gauges from a status snapshot
+//! the watch loop answers at each scrape (the same rows `healthther status` shows).
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use http_body_util::Full;
+use hyper::body::Bytes;
+use hyper::{Method, Request, Response, StatusCode};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+use thiserror::Error;
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info};
+
+use crate::audit::{Record, RecordEvent};
+use crate::watch::TargetStatus;
+
+/// A scrape's question to the watch loop: where each target stands now.
+pub type StatusAsk = oneshot::Sender<Vec<TargetStatus>>;
+
+/// How long a scrape waits for the watch loop's answer before serving the counters alone.
+const ASK_TIMEOUT: Duration = Duration::from_secs(2);
+/// A client must send its request head within this.
+const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, Error)]
+#[error("cannot listen for metrics on {addr} (HEALTH_METRICS_ADDR, --metrics-addr): {source}")]
+pub struct BindError {
+    addr: SocketAddr,
+    #[source]
+    source: std::io::Error,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TargetLabel {
+    target: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ContainerLabels {
+    target: String,
+    container: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FailureLabels {
+    target: String,
+    kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ActionLabels {
+    target: String,
+    action: String,
+    result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ChannelLabels {
+    channel: String,
+    result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct VersionLabel {
+    version: String,
+}
+
+pub struct Metrics {
+    registry: Registry,
+    target_up: Family<ContainerLabels, Gauge>,
+    failures: Family<FailureLabels, Counter>,
+    actions: Family<ActionLabels, Counter>,
+    recovery: Histogram,
+    quarantined: Family<TargetLabel, Gauge>,
+    held: Family<TargetLabel, Gauge>,
+    prompts_pending: Gauge,
+    engine_up: Gauge,
+    notifications: Family<ChannelLabels, Counter>,
+    /// When each container (by id) was first seen down and not yet back, for the recovery
+    /// histogram.
+    down_since: Mutex<HashMap<String, SystemTime>>,
+}
+
+impl Default for Metrics {
+    fn default() -> Metrics {
+        Metrics::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("healthther");
+        let m = Metrics {
+            target_up: Family::default(),
+            failures: Family::default(),
+            actions: Family::default(),
+            // 50 ms to about 7 hours: an immediate revival to a prompt answered next morning.
+            recovery: Histogram::new(exponential_buckets(0.05, 2.0, 20)),
+            quarantined: Family::default(),
+            held: Family::default(),
+            prompts_pending: Gauge::default(),
+            engine_up: Gauge::default(),
+            notifications: Family::default(),
+            down_since: Mutex::new(HashMap::new()),
+            registry: Registry::default(),
+        };
+        registry.register(
+            "target_up",
+            "1 when the target's container runs and is not unhealthy",
+            m.target_up.clone(),
+        );
+        registry.register(
+            "failures",
+            "Failures seen that led to an action, a prompt or an observation, by kind (exited, oom, dead, unhealthy)",
+            m.failures.clone(),
+        );
+        registry.register(
+            "actions",
+            "Starts and restarts, by result",
+            m.actions.clone(),
+        );
+        registry.register(
+            "recovery_seconds",
+            "From a failure's first record (or the revival itself) to running again",
+            m.recovery.clone(),
+        );
+        registry.register(
+            "quarantined",
+            "1 while a container of the target is quarantined",
+            m.quarantined.clone(),
+        );
+        registry.register(
+            "held",
+            "1 while the target is held (by an operator, or stopped under HEALTH_ON_STOP=hold)",
+            m.held.clone(),
+        );
+        registry.register(
+            "prompts_pending",
+            "Prompts waiting for an operator's answer",
+            m.prompts_pending.clone(),
+        );
+        registry.register(
+            "engine_up",
+            "1 while the Docker engine answers",
+            m.engine_up.clone(),
+        );
+        registry.register(
+            "notifications",
+            "Notifications sent, by channel and result (ok, failed, dropped)",
+            m.notifications.clone(),
+        );
+        let build = Family::<VersionLabel, Gauge>::default();
+        build
+            .get_or_create(&VersionLabel {
+                version: env!("CARGO_PKG_VERSION").to_string(),
+            })
+            .set(1);
+        registry.register("build_info", "healthther's version", build);
+        Metrics { registry, ..m }
+    }
+
+    /// Counts what an audit record tells.
+    pub fn observe(&self, r: &Record) {
+        let at = humantime::parse_rfc3339(&r.time).unwrap_or_else(|_| SystemTime::now());
+        // A poisoned lock only means a panic elsewhere mid-update; the map is still usable.
+        let mut down = self.down_since.lock().unwrap_or_else(|p| p.into_inner());
+        match r.event {
+            RecordEvent::Action => {
+                let result = action_result(r.result.as_deref());
+                self.actions
+                    .get_or_create(&ActionLabels {
+                        target: r.target.clone(),
+                        action: r.decision.unwrap_or("none").to_string(),
+                        result: result.to_string(),
+                    })
+                    .inc();
+                // An action an operator answered for was counted as a failure at its prompt.
+                let answered =
+                    r.by.as_deref()
+                        .is_some_and(|b| b.starts_with("operator: ") && b.ends_with(')'));
+                if !answered && !down.contains_key(&r.container_id) {
+                    self.failure(r);
+                }
+                if result == "running" {
+                    let took = Duration::from_millis(r.took_ms.unwrap_or(0));
+                    let since = down.remove(&r.container_id);
+                    let recovery = since
+                        .and_then(|s| at.duration_since(s).ok())
+                        .map_or(took, |d| d.max(took));
+                    self.recovery.observe(recovery.as_secs_f64());
+                } else if result != "already_running" {
+                    down.entry(r.container_id.clone()).or_insert(at);
+                } else {
+                    down.remove(&r.container_id);
+                }
+            }
+            RecordEvent::Prompt | RecordEvent::Observed => {
+                if !down.contains_key(&r.container_id) {
+                    self.failure(r);
+                }
+                down.entry(r.container_id.clone()).or_insert(at);
+            }
+            RecordEvent::Quarantine => {
+                down.entry(r.container_id.clone()).or_insert(at);
+            }
+            RecordEvent::Answer
+            | RecordEvent::PromptDropped
+            | RecordEvent::Hold
+            | RecordEvent::Release
+            | RecordEvent::Skipped
+            | RecordEvent::Resume => {}
+        }
+    }
+
+    fn failure(&self, r: &Record) {
+        let kind = match &r.state {
+            Some(s) if s.oom_killed => "oom",
+            Some(s) if s.status == "dead" => "dead",
+            Some(s) if s.status == "running" => "unhealthy",
+            _ => "exited",
+        };
+        self.failures
+            .get_or_create(&FailureLabels {
+                target: r.target.clone(),
+                kind: kind.to_string(),
+            })
+            .inc();
+    }
+
+    pub fn engine(&self, up: bool) {
+        self.engine_up.set(i64::from(up));
+    }
+
+    pub fn notification(&self, channel: &str, result: &str) {
+        self.notifications
+            .get_or_create(&ChannelLabels {
+                channel: channel.to_string(),
+                result: result.to_string(),
+            })
+            .inc();
+    }
+
+    /// Sets the gauges from where each target stands now.
+    pub fn snapshot(&self, rows: &[TargetStatus]) {
+        self.target_up.clear();
+        self.quarantined.clear();
+        self.held.clear();
+        let mut prompts = 0;
+        for t in rows {
+            let target = TargetLabel {
+                target: t.target.clone(),
+            };
+            let quarantined = t.containers.iter().any(|c| c.quarantined);
+            let held = t.held.is_some() || t.containers.iter().any(|c| c.held_by_stop);
+            self.quarantined
+                .get_or_create(&target)
+                .set(i64::from(quarantined));
+            self.held.get_or_create(&target).set(i64::from(held));
+            if t.containers.is_empty() {
+                self.target_up
+                    .get_or_create(&ContainerLabels {
+                        target: t.target.clone(),
+                        container: String::new(),
+                    })
+                    .set(0);
+            }
+            for c in &t.containers {
+                prompts += i64::from(c.prompt_open);
+                let up = c.state.as_deref() == Some("running")
+                    && c.health.as_deref() != Some("unhealthy");
+                self.target_up
+                    .get_or_create(&ContainerLabels {
+                        target: t.target.clone(),
+                        container: c.name.clone(),
+                    })
+                    .set(i64::from(up));
+            }
+        }
+        self.prompts_pending.set(prompts);
+    }
+
+    /// The Prometheus text format (0.0.4), which every scraper and `promtool check metrics`
+    /// read.
+    pub fn encode(&self) -> String {
+        let mut open = String::new();
+        // Writing to a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut open, &self.registry);
+        openmetrics_to_text(&open)
+    }
+}
+
+/// The result words an action's metric is labelled with: a fixed few, whatever the engine said.
+fn action_result(result: Option<&str>) -> &'static str {
+    match result {
+        Some("running") => "running",
+        Some("already_running") => "already_running",
+        Some("removed") => "removed",
+        Some("left_stopped") => "left_stopped",
+        Some("failed") => "failed",
+        Some("unknown") | None => "unknown",
+        Some(_) => "not_running",
+    }
+}
+
+/// prometheus-client writes OpenMetrics; the classic text format differs in three ways for
+/// what we expose: no `# EOF`, no `# UNIT`, and a counter's family is named with its `_total`.
+fn openmetrics_to_text(open: &str) -> String {
+    let mut counters = std::collections::HashSet::new();
+    for line in open.lines() {
+        if let Some(name) = line
+            .strip_prefix("# TYPE ")
+            .and_then(|l| l.strip_suffix(" counter"))
+        {
+            counters.insert(name.to_string());
+        }
+    }
+    let mut out = String::new();
+    for line in open.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        let renamed = ["# TYPE ", "# HELP "].iter().find_map(|prefix| {
+            let rest = line.strip_prefix(prefix)?;
+            let (name, tail) = rest.split_once(' ')?;
+            counters
+                .contains(name)
+                .then(|| format!("{prefix}{name}_total {tail}"))
+        });
+        out.push_str(renamed.as_deref().unwrap_or(line));
+        out.push('\n');
+    }
+    out
+}
+
+/// Binds the metrics listener; a failure names the setting.
+pub async fn bind(addr: SocketAddr) -> Result<TcpListener, BindError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| BindError { addr, source })
+}
+
+/// Serves `GET /metrics` until `cancel`.
+pub async fn serve(
+    listener: TcpListener,
+    metrics: Arc<Metrics>,
+    asks: mpsc::Sender<StatusAsk>,
+    cancel: CancellationToken,
+) {
+    if let Ok(addr) = listener.local_addr() {
+        info!("serving metrics on http://{addr}/metrics");
+    }
+    loop {
+        let (stream, peer) = tokio::select! {
+            _ = cancel.cancelled() => return,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait rather than spin.
+                    debug!(error = %e, "metrics: accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let (metrics, asks) = (Arc::clone(&metrics), asks.clone());
+        let service = hyper::service::service_fn(move |req| {
+            let (metrics, asks) = (Arc::clone(&metrics), asks.clone());
+            async move { Ok::<_, Infallible>(answer(req, &metrics, &asks).await) }
+        });
+        tokio::spawn(async move {
+            let served = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(HEAD_TIMEOUT)
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                .await;
+            if let Err(e) = served {
+                debug!(%peer, error = %e, "metrics: connection ended with an error");
+            }
+        });
+    }
+}
+
+async fn answer<B>(
+    req: Request<B>,
+    metrics: &Metrics,
+    asks: &mpsc::Sender<StatusAsk>,
+) -> Response<Full<Bytes>> {
+    let reply = |status: StatusCode, body: String| {
+        let mut r = Response::new(Full::new(Bytes::from(body)));
+        *r.status_mut() = status;
+        r
+    };
+    if req.uri().path() != "/metrics" {
+        return reply(StatusCode::NOT_FOUND, "only /metrics is here\n".into());
+    }
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        let mut r = reply(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "GET /metrics only: nothing here changes state\n".into(),
+        );
+        r.headers_mut().insert(
+            hyper::header::ALLOW,
+            hyper::header::HeaderValue::from_static("GET, HEAD"),
+        );
+        return r;
+    }
+    let (tx, rx) = oneshot::channel();
+    if asks.try_send(tx).is_ok() {
+        if let Ok(Ok(rows)) = tokio::time::timeout(ASK_TIMEOUT, rx).await {
+            metrics.snapshot(&rows);
+        }
+    }
+    let mut r = reply(StatusCode::OK, metrics.encode());
+    r.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::notify::message::tests::record;
+
+    #[test]
+    fn counts_actions_failures_and_recoveries() {
+        let m = Metrics::new();
+        m.observe(&record(RecordEvent::Action, "nodo_1", Some("running")));
+        m.observe(&record(
+            RecordEvent::Action,
+            "nodo_1",
+            Some("exited (code 1)"),
+        ));
+        m.engine(true);
+        m.notification("slack", "ok");
+        let text = m.encode();
+        for want in [
+            "healthther_actions_total{target=\"nodo_1\",action=\"start\",result=\"running\"} 1",
+            "healthther_actions_total{target=\"nodo_1\",action=\"start\",result=\"not_running\"} 1",
+            "healthther_failures_total{target=\"nodo_1\",kind=\"exited\"} 2",
+            "healthther_recovery_seconds_count 1",
+            "healthther_engine_up 1",
+            "healthther_notifications_total{channel=\"slack\",result=\"ok\"} 1",
+            "healthther_build_info{version=\"",
+            "# TYPE healthther_actions_total counter",
+        ] {
+            assert!(text.contains(want), "{want} not in:\n{text}");
+        }
+        assert!(!text.contains("# EOF"));
+    }
+}

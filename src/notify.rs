@@ -1,0 +1,315 @@
+//! Notifications: what healthther does, told through the channels people already use.
+//!
+//! The watch loop only [`Notifier::tell`]s, a `try_send` into a bounded queue that never waits.
+//! A grouping task gathers what comes within [`QUIET`] of each other (at most [`GROUP_MAX`])
+//! into one message, so a storm of 20 deaths is one message, not 20; it also reminds of
+//! prompts left unanswered. Each channel then has a task of its own (`send.rs`).
+
+pub mod alert;
+pub mod channel;
+pub mod message;
+pub mod request;
+pub mod send;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tracing::warn;
+
+pub use self::channel::{Configured, UrlError};
+pub use self::message::{Message, Note};
+pub use self::request::Bases;
+use self::send::{Batch, SendError, Shared};
+use crate::audit::RecordEvent;
+use crate::metrics::Metrics;
+
+/// A group closes when nothing more came for this long...
+pub const QUIET: Duration = Duration::from_secs(2);
+/// ...or when it has been open this long, so a long storm still reaches people.
+pub const GROUP_MAX: Duration = Duration::from_secs(10);
+/// Notes waiting to be grouped; past it notes are dropped (and counted), never waited for.
+const QUEUE: usize = 1024;
+/// Messages waiting for one channel; a dead channel loses the oldest news first.
+const CHANNEL_QUEUE: usize = 32;
+
+/// Everything notifications need, from `HEALTH_NOTIFY*`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    pub channels: Vec<Configured>,
+    /// Remind of a prompt unanswered this long, and again as often.
+    pub remind: Duration,
+    /// Named in every message, so a fleet's messages can be told apart.
+    pub host: String,
+    pub bases: Bases,
+}
+
+/// The name of this machine: `/proc/sys/kernel/hostname` (the container's name in a sidecar
+/// whose compose file gives it a `hostname`, else its short id).
+pub fn hostname() -> String {
+    ["/proc/sys/kernel/hostname", "/etc/hostname"]
+        .iter()
+        .find_map(|p| std::fs::read_to_string(p).ok())
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "unknown-host".into())
+}
+
+/// The watch loop's handle on notifications.
+#[derive(Clone)]
+pub struct Notifier {
+    tx: mpsc::Sender<Note>,
+    metrics: Option<Arc<Metrics>>,
+    told_full: Arc<AtomicBool>,
+}
+
+impl Notifier {
+    /// Hands `note` over without waiting: a full queue drops it (said once, and counted).
+    pub fn tell(&self, note: Note) {
+        match self.tx.try_send(note) {
+            Ok(()) => self.told_full.store(false, Ordering::Relaxed),
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                if let Some(m) = &self.metrics {
+                    m.notification("queue", "dropped");
+                }
+                if !self.told_full.swap(true, Ordering::Relaxed) {
+                    warn!("notifications are behind: dropping news until they catch up");
+                }
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {}
+        }
+    }
+}
+
+/// The `channel` label of each channel: its kind, numbered from the second of a kind on.
+pub fn labels(channels: &[Configured]) -> Vec<String> {
+    let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
+    channels
+        .iter()
+        .map(|c| {
+            let n = seen.entry(c.channel.kind()).or_insert(0);
+            *n += 1;
+            match *n {
+                1 => c.channel.kind().to_string(),
+                n => format!("{}#{n}", c.channel.kind()),
+            }
+        })
+        .collect()
+}
+
+/// Starts the grouping task and one task per channel; `None` when no channel is configured.
+/// Must be called within a tokio runtime.
+pub fn start(settings: Settings, metrics: Option<Arc<Metrics>>) -> Option<Notifier> {
+    if settings.channels.is_empty() {
+        return None;
+    }
+    let shared = Arc::new(Shared {
+        client: send::client(),
+        bases: settings.bases.clone(),
+        host: settings.host.clone(),
+        metrics: metrics.clone(),
+    });
+    let mut outlets = Vec::new();
+    for (c, label) in settings
+        .channels
+        .iter()
+        .cloned()
+        .zip(labels(&settings.channels))
+    {
+        let (tx, rx) = mpsc::channel(CHANNEL_QUEUE);
+        tokio::spawn(send::run(c, label.clone(), rx, Arc::clone(&shared)));
+        outlets.push((label, tx));
+    }
+    let (tx, rx) = mpsc::channel(QUEUE);
+    tokio::spawn(group(settings, rx, outlets, metrics.clone()));
+    Some(Notifier {
+        tx,
+        metrics,
+        told_full: Arc::new(AtomicBool::new(false)),
+    })
+}
+
+/// A prompt that waits for an answer, for reminders.
+struct Open {
+    target: String,
+    container: String,
+    seen: String,
+    since: Instant,
+    next: Instant,
+}
+
+/// Keeps the open prompts, by container id, from the records that open and close them.
+fn track(open: &mut BTreeMap<String, Open>, note: &Note, remind: Duration, now: Instant) {
+    let Note::Record(r) = note else { return };
+    match r.event {
+        RecordEvent::Prompt => {
+            open.insert(
+                r.container_id.clone(),
+                Open {
+                    target: r.target.clone(),
+                    container: r.container.clone(),
+                    seen: r.seen.clone(),
+                    since: now,
+                    next: now + remind,
+                },
+            );
+        }
+        RecordEvent::Answer | RecordEvent::PromptDropped | RecordEvent::Action => {
+            open.remove(&r.container_id);
+        }
+        RecordEvent::Hold => open.retain(|_, o| o.target != r.target),
+        _ => {}
+    }
+}
+
+async fn group(
+    settings: Settings,
+    mut rx: mpsc::Receiver<Note>,
+    outlets: Vec<(String, mpsc::Sender<Arc<Batch>>)>,
+    metrics: Option<Arc<Metrics>>,
+) {
+    let mut batch: Vec<Note> = Vec::new();
+    let mut opened: Option<Instant> = None;
+    let mut flush_at: Option<Instant> = None;
+    let mut open: BTreeMap<String, Open> = BTreeMap::new();
+    loop {
+        let reminder = open.values().map(|o| o.next).min();
+        let wake = [flush_at, reminder].into_iter().flatten().min();
+        let sleep = async {
+            match wake {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
+        let now = tokio::select! {
+            note = rx.recv() => {
+                let now = Instant::now();
+                let Some(note) = note else {
+                    flush(&settings, &mut batch, &outlets, metrics.as_deref());
+                    return;
+                };
+                track(&mut open, &note, settings.remind, now);
+                batch.push(note);
+                let first = *opened.get_or_insert(now);
+                flush_at = Some((now + QUIET).min(first + GROUP_MAX));
+                continue;
+            }
+            _ = sleep => Instant::now(),
+        };
+        for o in open.values_mut().filter(|o| o.next <= now) {
+            o.next = now + settings.remind;
+            let waited = Duration::from_secs(now.duration_since(o.since).as_secs());
+            batch.push(Note::Reminder {
+                target: o.target.clone(),
+                container: o.container.clone(),
+                seen: o.seen.clone(),
+                waited: humantime::format_duration(waited).to_string(),
+            });
+            flush_at.get_or_insert(now);
+        }
+        if flush_at.is_some_and(|t| t <= now) {
+            flush(&settings, &mut batch, &outlets, metrics.as_deref());
+            opened = None;
+            flush_at = None;
+        }
+    }
+}
+
+fn flush(
+    settings: &Settings,
+    batch: &mut Vec<Note>,
+    outlets: &[(String, mpsc::Sender<Arc<Batch>>)],
+    metrics: Option<&Metrics>,
+) {
+    if batch.is_empty() {
+        return;
+    }
+    let notes = std::mem::take(batch);
+    let message = message::compose(&settings.host, &notes);
+    let batch = Arc::new(Batch { notes, message });
+    for (label, tx) in outlets {
+        if tx.try_send(Arc::clone(&batch)).is_err() {
+            if let Some(m) = metrics {
+                m.notification(label, "dropped");
+            }
+        }
+    }
+}
+
+/// `healthther notify-test`: a test message through every channel, one try each; one line
+/// per channel, ok or the error.
+pub async fn test_all(settings: &Settings) -> Vec<(String, Result<(), SendError>)> {
+    let shared = Shared {
+        client: send::client(),
+        bases: settings.bases.clone(),
+        host: settings.host.clone(),
+        metrics: None,
+    };
+    let message = message::compose(&settings.host, &[Note::Test]);
+    let mut out = Vec::new();
+    for c in &settings.channels {
+        out.push((c.shown.clone(), send::deliver(c, &message, &shared).await));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::notify::message::tests::record;
+
+    #[test]
+    fn prompts_are_tracked_until_answered() {
+        let mut open = BTreeMap::new();
+        let now = Instant::now();
+        let remind = Duration::from_secs(900);
+        let prompt = Note::Record(Box::new(record(RecordEvent::Prompt, "a", None)));
+        track(&mut open, &prompt, remind, now);
+        assert_eq!(open.len(), 1);
+        let answer = Note::Record(Box::new(record(RecordEvent::Answer, "a", None)));
+        track(&mut open, &answer, remind, now);
+        assert!(open.is_empty());
+    }
+
+    #[test]
+    fn labels_number_channels_of_one_kind() {
+        let c = channel::parse_list("ntfy://h/a ntfy://h/b discord://t@1").unwrap();
+        assert_eq!(labels(&c), ["ntfy", "ntfy#2", "discord"]);
+    }
+
+    /// Paused time: a storm within the quiet window is one message; a prompt left alone is
+    /// reminded of after `remind`.
+    #[tokio::test(start_paused = true)]
+    async fn storms_are_grouped_and_prompts_reminded() {
+        let settings = Settings {
+            channels: vec![],
+            remind: Duration::from_secs(60),
+            host: "h".into(),
+            bases: Bases::new(None),
+        };
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let (out_tx, mut out) = mpsc::channel(CHANNEL_QUEUE);
+        tokio::spawn(group(settings, rx, vec![("x".into(), out_tx)], None));
+        for i in 0..20 {
+            let r = record(RecordEvent::Action, &format!("n{i}"), Some("running"));
+            tx.send(Note::Record(Box::new(r))).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let first = out.recv().await.unwrap();
+        assert_eq!(first.notes.len(), 20);
+        tx.send(Note::Record(Box::new(record(
+            RecordEvent::Prompt,
+            "p",
+            None,
+        ))))
+        .await
+        .unwrap();
+        assert_eq!(out.recv().await.unwrap().notes.len(), 1);
+        let reminder = out.recv().await.unwrap();
+        assert!(matches!(&reminder.notes[0], Note::Reminder { target, .. } if target == "p"));
+        assert!(reminder.message.message.contains("healthther answer p yes"));
+    }
+}

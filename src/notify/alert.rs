@@ -1,0 +1,208 @@
+//! Alertmanager wants state, not messages: an alert per target that is down, posted again while
+//! it lasts (Alertmanager resolves an alert it has not heard of for its `resolve_timeout`), and
+//! posted with `endsAt` when the target is back. The book keeps that state, without I/O.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use super::message::{Message, Note};
+use crate::audit::{Record, RecordEvent};
+
+/// The alert a target that is down raises.
+pub const TARGET_DOWN: &str = "HealththerTargetDown";
+pub const ENGINE_DOWN: &str = "HealththerEngineDown";
+pub const TEST: &str = "HealththerTest";
+
+/// One alert as Alertmanager's `POST /api/v2/alerts` takes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Alert {
+    pub labels: BTreeMap<String, String>,
+    pub annotations: BTreeMap<String, String>,
+    pub starts_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ends_at: Option<String>,
+}
+
+/// The alerts that fire now, by their labels.
+#[derive(Debug, Default)]
+pub struct Book {
+    firing: BTreeMap<BTreeMap<String, String>, Alert>,
+}
+
+/// What a record means for its target's alert.
+enum Effect {
+    Fire { severity: &'static str },
+    Resolve,
+    None,
+}
+
+fn effect(r: &Record) -> Effect {
+    match r.event {
+        RecordEvent::Action => match r.result.as_deref() {
+            Some("running" | "already_running") => Effect::Resolve,
+            // Removed or no target any more: nothing left to be down.
+            Some("removed" | "left_stopped") => Effect::Resolve,
+            _ => Effect::Fire {
+                severity: "warning",
+            },
+        },
+        RecordEvent::Prompt => Effect::Fire {
+            severity: "warning",
+        },
+        RecordEvent::Quarantine => Effect::Fire {
+            severity: "critical",
+        },
+        // Someone decided (no, never), it resolved itself, or it is held on purpose.
+        RecordEvent::Answer if matches!(r.answer.map(|a| a.word()), Some("no" | "never")) => {
+            Effect::Resolve
+        }
+        RecordEvent::PromptDropped | RecordEvent::Release | RecordEvent::Hold => Effect::Resolve,
+        _ => Effect::None,
+    }
+}
+
+impl Book {
+    /// Takes in a message's notes; returns the alerts to post now (fired, changed, resolved).
+    pub fn apply(&mut self, host: &str, notes: &[Note], message: &Message) -> Vec<Alert> {
+        let mut post: BTreeMap<BTreeMap<String, String>, Alert> = BTreeMap::new();
+        for note in notes {
+            let (labels, effect, time, summary) = match note {
+                Note::Record(r) => (
+                    labels(
+                        TARGET_DOWN,
+                        host,
+                        &[("target", &r.target), ("container", &r.container)],
+                    ),
+                    effect(r),
+                    r.time.clone(),
+                    format!("{} on {host}: {}", r.target, r.seen),
+                ),
+                Note::Engine { up, why, time } => (
+                    labels(ENGINE_DOWN, host, &[]),
+                    if *up {
+                        Effect::Resolve
+                    } else {
+                        Effect::Fire {
+                            severity: "critical",
+                        }
+                    },
+                    time.clone(),
+                    format!(
+                        "healthther on {host} lost the Docker engine: {}",
+                        why.as_deref().unwrap_or("no answer")
+                    ),
+                ),
+                Note::Test => (
+                    labels(TEST, host, &[]),
+                    Effect::Fire { severity: "info" },
+                    crate::audit::now_rfc3339(),
+                    format!("healthther on {host}: a test alert from `healthther notify-test`"),
+                ),
+                Note::Reminder { .. } => continue,
+            };
+            match effect {
+                Effect::Fire { severity } => {
+                    let starts_at = self
+                        .firing
+                        .get(&labels)
+                        .map_or(time, |a| a.starts_at.clone());
+                    let alert = Alert {
+                        labels: labels.clone(),
+                        annotations: BTreeMap::from([
+                            ("summary".to_string(), summary),
+                            ("description".to_string(), message.message.clone()),
+                            ("severity".to_string(), severity.to_string()),
+                        ]),
+                        starts_at,
+                        ends_at: None,
+                    };
+                    if !matches!(note, Note::Test) {
+                        self.firing.insert(labels.clone(), alert.clone());
+                    }
+                    post.insert(labels, alert);
+                }
+                Effect::Resolve => {
+                    if let Some(mut alert) = self.firing.remove(&labels) {
+                        alert.ends_at = Some(time);
+                        post.insert(labels, alert);
+                    } else if post.get(&labels).is_some_and(|a| a.ends_at.is_none()) {
+                        // Fired and resolved within one message.
+                        if let Some(a) = post.get_mut(&labels) {
+                            a.ends_at = Some(time);
+                        }
+                    }
+                }
+                Effect::None => {}
+            }
+        }
+        post.into_values().collect()
+    }
+
+    /// Every alert that fires now, to post again before Alertmanager times it out.
+    pub fn firing(&self) -> Vec<Alert> {
+        self.firing.values().cloned().collect()
+    }
+}
+
+fn labels(name: &str, host: &str, extra: &[(&str, &str)]) -> BTreeMap<String, String> {
+    let mut l = BTreeMap::from([
+        ("alertname".to_string(), name.to_string()),
+        ("instance".to_string(), host.to_string()),
+        ("service".to_string(), "healthther".to_string()),
+    ]);
+    for (k, v) in extra {
+        l.insert((*k).to_string(), (*v).to_string());
+    }
+    l
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::notify::message::compose;
+    use crate::notify::message::tests::record;
+
+    fn apply(book: &mut Book, notes: Vec<Note>) -> Vec<Alert> {
+        let m = compose("h", &notes);
+        book.apply("h", &notes, &m)
+    }
+
+    #[test]
+    fn fires_while_down_and_resolves_when_back() {
+        let mut book = Book::default();
+        let rec = |e, res| Note::Record(Box::new(record(e, "nodo_1", res)));
+        // A revival that works at once raises nothing.
+        assert!(apply(&mut book, vec![rec(RecordEvent::Action, Some("running"))]).is_empty());
+        let fired = apply(&mut book, vec![rec(RecordEvent::Prompt, None)]);
+        assert_eq!(fired.len(), 1);
+        assert_eq!(fired[0].labels["alertname"], TARGET_DOWN);
+        assert_eq!(fired[0].labels["target"], "nodo_1");
+        assert_eq!(fired[0].ends_at, None);
+        assert_eq!(book.firing().len(), 1);
+        let resolved = apply(&mut book, vec![rec(RecordEvent::Action, Some("running"))]);
+        assert_eq!(resolved.len(), 1);
+        assert!(resolved[0].ends_at.is_some());
+        assert!(book.firing().is_empty());
+    }
+
+    #[test]
+    fn the_engine_has_an_alert_of_its_own() {
+        let mut book = Book::default();
+        let t = "2026-01-01T00:00:00Z".to_string();
+        let lost = Note::Engine {
+            up: false,
+            why: Some("socket gone".into()),
+            time: t.clone(),
+        };
+        let fired = apply(&mut book, vec![lost]);
+        assert_eq!(fired[0].labels["alertname"], ENGINE_DOWN);
+        let back = Note::Engine {
+            up: true,
+            why: None,
+            time: t,
+        };
+        assert!(apply(&mut book, vec![back])[0].ends_at.is_some());
+    }
+}

@@ -1,0 +1,347 @@
+//! The translation of a message into the HTTP requests each service's documented API expects:
+//! plain data, no I/O, so each channel's request is a table test.
+
+use base64::Engine as _;
+use serde_json::json;
+
+use super::alert::Alert;
+use super::channel::{Basic, Channel};
+use super::message::Message;
+
+/// The hosted services' addresses, overridable for tests and for egress proxies
+/// (`HEALTH_NOTIFY_API_BASE`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bases {
+    pub slack: String,
+    pub discord: String,
+    pub telegram: String,
+}
+
+impl Bases {
+    pub fn new(over: Option<&str>) -> Bases {
+        match over {
+            Some(b) => {
+                let b = b.trim_end_matches('/');
+                Bases {
+                    slack: b.into(),
+                    discord: b.into(),
+                    telegram: b.into(),
+                }
+            }
+            None => Bases {
+                slack: "https://hooks.slack.com".into(),
+                discord: "https://discord.com".into(),
+                telegram: "https://api.telegram.org".into(),
+            },
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpRequest {
+    pub method: &'static str,
+    pub url: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+/// Discord cuts nothing for you: it refuses content over 2000 characters.
+const DISCORD_MAX: usize = 2000;
+/// Telegram refuses texts over 4096 characters.
+const TELEGRAM_MAX: usize = 4096;
+
+fn cut(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_string();
+    }
+    let mut t: String = text.chars().take(max - 4).collect();
+    t.push_str(" ...");
+    t
+}
+
+fn basic_header(b: &Basic) -> (String, String) {
+    let raw = format!("{}:{}", b.user, b.password.expose());
+    (
+        "Authorization".into(),
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(raw)
+        ),
+    )
+}
+
+fn json_post(
+    url: String,
+    body: &serde_json::Value,
+    mut headers: Vec<(String, String)>,
+) -> HttpRequest {
+    headers.insert(0, ("Content-Type".into(), "application/json".into()));
+    HttpRequest {
+        method: "POST",
+        url,
+        headers,
+        body: body.to_string().into_bytes(),
+    }
+}
+
+/// The requests that deliver `m` through `channel` (one per chat for Telegram; none for SMTP,
+/// which is not HTTP, and for Alertmanager, which takes alerts: see [`alerts`]).
+pub fn request(channel: &Channel, m: &Message, bases: &Bases) -> Vec<HttpRequest> {
+    let text = format!("{}\n{}", m.title, m.message);
+    match channel {
+        Channel::Generic {
+            url,
+            basic,
+            headers,
+        } => {
+            let mut h: Vec<(String, String)> = basic.iter().map(basic_header).collect();
+            h.extend(
+                headers
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.expose().to_string())),
+            );
+            let body = serde_json::to_value(m).unwrap_or_else(|_| json!({"message": text}));
+            vec![json_post(url.clone(), &body, h)]
+        }
+        Channel::Ntfy {
+            base,
+            topic,
+            auth,
+            priority,
+            tags,
+        } => {
+            let mut headers = vec![
+                (
+                    "Content-Type".to_string(),
+                    "text/plain; charset=utf-8".to_string(),
+                ),
+                ("Title".to_string(), ascii(&m.title)),
+            ];
+            if let Some(p) = priority {
+                headers.push(("Priority".into(), p.clone()));
+            }
+            if let Some(t) = tags {
+                headers.push(("Tags".into(), t.clone()));
+            }
+            match auth {
+                // ntfy's access tokens go as a bearer token: ntfy://:tk_xxx@host/topic.
+                Some(b) if b.user.is_empty() => headers.push((
+                    "Authorization".into(),
+                    format!("Bearer {}", b.password.expose()),
+                )),
+                Some(b) => headers.push(basic_header(b)),
+                None => {}
+            }
+            vec![HttpRequest {
+                method: "POST",
+                url: format!("{base}/{topic}"),
+                headers,
+                body: m.message.clone().into_bytes(),
+            }]
+        }
+        Channel::Slack { token, username } => {
+            let mut body = json!({ "text": format!("*{}*\n{}", m.title, m.message) });
+            if let Some(u) = username {
+                body["username"] = json!(u);
+            }
+            vec![json_post(
+                format!("{}/services/{}", bases.slack, token.expose()),
+                &body,
+                vec![],
+            )]
+        }
+        Channel::Discord {
+            id,
+            token,
+            username,
+        } => {
+            let mut body = json!({
+                "content": cut(&format!("**{}**\n{}", m.title, m.message), DISCORD_MAX)
+            });
+            if let Some(u) = username {
+                body["username"] = json!(u);
+            }
+            vec![json_post(
+                format!("{}/api/webhooks/{id}/{}", bases.discord, token.expose()),
+                &body,
+                vec![],
+            )]
+        }
+        Channel::Telegram { token, chats } => chats
+            .iter()
+            .map(|chat| {
+                json_post(
+                    format!("{}/bot{}/sendMessage", bases.telegram, token.expose()),
+                    &json!({
+                        "chat_id": chat,
+                        "text": cut(&text, TELEGRAM_MAX),
+                        "disable_web_page_preview": true,
+                    }),
+                    vec![],
+                )
+            })
+            .collect(),
+        Channel::Gotify {
+            base,
+            token,
+            priority,
+        } => {
+            let mut body = json!({ "title": m.title, "message": m.message });
+            if let Some(p) = priority {
+                body["priority"] = json!(p);
+            }
+            // The key goes in a header, not the URL, so no log of a URL can show it.
+            vec![json_post(
+                format!("{base}/message"),
+                &body,
+                vec![("X-Gotify-Key".into(), token.expose().to_string())],
+            )]
+        }
+        Channel::Smtp(_) | Channel::Alertmanager { .. } => vec![],
+    }
+}
+
+/// Alertmanager's `POST /api/v2/alerts` with `alerts`.
+pub fn alerts(base: &str, basic: Option<&Basic>, alerts: &[Alert]) -> HttpRequest {
+    let body = serde_json::to_value(alerts).unwrap_or_else(|_| json!([]));
+    json_post(
+        format!("{base}/api/v2/alerts"),
+        &body,
+        basic.map(basic_header).into_iter().collect(),
+    )
+}
+
+/// HTTP header values are ASCII here: anything else becomes `?`.
+fn ascii(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii() && !c.is_ascii_control() {
+                c
+            } else {
+                '?'
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::notify::channel::parse;
+
+    fn message() -> Message {
+        Message {
+            host: "box1".into(),
+            title: "healthther on box1: nodo_1 revived".into(),
+            message: "nodo_1: exited (code 137) -> start: running in 12 ms".into(),
+            records: vec![],
+            engine: None,
+            test: false,
+        }
+    }
+
+    fn header<'a>(r: &'a HttpRequest, name: &str) -> Option<&'a str> {
+        r.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// A URL, the request's URL, headers that must be there, what the body must be.
+    type Case<'a> = (&'a str, &'a str, Vec<(&'a str, &'a str)>, serde_json::Value);
+
+    #[test]
+    fn each_channel_makes_the_request_its_api_documents() {
+        let m = message();
+        let title_and_text = format!("{}\n{}", m.title, m.message);
+        let cases: Vec<Case> = vec![
+            (
+                "generic+http://127.0.0.1:8080/hook?@X-Token=abc",
+                "http://127.0.0.1:8080/hook",
+                vec![("Content-Type", "application/json"), ("X-Token", "abc")],
+                serde_json::to_value(&m).unwrap(),
+            ),
+            (
+                "generic://u:p@example.com/h",
+                "https://example.com/h",
+                vec![("Authorization", "Basic dTpw")],
+                serde_json::to_value(&m).unwrap(),
+            ),
+            (
+                "slack://bot@T000/B000/XXXX",
+                "https://hooks.slack.com/services/T000/B000/XXXX",
+                vec![("Content-Type", "application/json")],
+                json!({"text": format!("*{}*\n{}", m.title, m.message), "username": "bot"}),
+            ),
+            (
+                "discord://tok@123",
+                "https://discord.com/api/webhooks/123/tok",
+                vec![("Content-Type", "application/json")],
+                json!({"content": format!("**{}**\n{}", m.title, m.message)}),
+            ),
+            (
+                "telegram://1:abc@telegram?chats=@ops",
+                "https://api.telegram.org/bot1:abc/sendMessage",
+                vec![("Content-Type", "application/json")],
+                json!({"chat_id": "@ops", "text": title_and_text, "disable_web_page_preview": true}),
+            ),
+            (
+                "gotify://push.example.com/AbC?priority=8",
+                "https://push.example.com/message",
+                vec![("X-Gotify-Key", "AbC")],
+                json!({"title": m.title, "message": m.message, "priority": 8}),
+            ),
+        ];
+        for (raw, url, headers, body) in cases {
+            let c = parse(raw).unwrap().channel;
+            let reqs = request(&c, &m, &Bases::new(None));
+            assert_eq!(reqs.len(), 1, "{raw}");
+            let r = &reqs[0];
+            assert_eq!(r.method, "POST", "{raw}");
+            assert_eq!(r.url, url, "{raw}");
+            for (k, v) in headers {
+                assert_eq!(header(r, k), Some(v), "{raw}: header {k}");
+            }
+            let got: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+            assert_eq!(got, body, "{raw}");
+        }
+    }
+
+    #[test]
+    fn ntfy_posts_the_text_to_the_topic() {
+        let m = message();
+        let c = parse("ntfy://:tk_1@ntfy.example.com/alerts?priority=high&tags=warning")
+            .unwrap()
+            .channel;
+        let r = &request(&c, &m, &Bases::new(None))[0];
+        assert_eq!(r.url, "https://ntfy.example.com/alerts");
+        assert_eq!(header(r, "Title"), Some(m.title.as_str()));
+        assert_eq!(header(r, "Priority"), Some("high"));
+        assert_eq!(header(r, "Tags"), Some("warning"));
+        assert_eq!(header(r, "Authorization"), Some("Bearer tk_1"));
+        assert_eq!(r.body, m.message.as_bytes());
+    }
+
+    #[test]
+    fn telegram_sends_to_each_chat_and_bases_can_be_overridden() {
+        let c = parse("telegram://1:abc@telegram?chats=a,b")
+            .unwrap()
+            .channel;
+        let reqs = request(&c, &message(), &Bases::new(Some("http://127.0.0.1:9/")));
+        assert_eq!(reqs.len(), 2);
+        assert_eq!(reqs[1].url, "http://127.0.0.1:9/bot1:abc/sendMessage");
+    }
+
+    #[test]
+    fn discord_content_is_cut_to_its_limit() {
+        let mut m = message();
+        m.message = "x".repeat(5000);
+        let c = parse("discord://t@1").unwrap().channel;
+        let body: serde_json::Value =
+            serde_json::from_slice(&request(&c, &m, &Bases::new(None))[0].body).unwrap();
+        assert_eq!(
+            body["content"].as_str().unwrap().chars().count(),
+            DISCORD_MAX
+        );
+    }
+}

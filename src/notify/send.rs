@@ -1,0 +1,263 @@
+//! Delivery: one task per channel, each with its own bounded queue, so a dead channel holds up
+//! no other and nothing the watch loop does. Each send has a timeout and a few retries with
+//! back-off; a channel that fails is said once on the console, and once when it works again.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Tls, TlsParameters};
+use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
+use thiserror::Error;
+use tokio::sync::mpsc;
+use tracing::{info, warn};
+
+use super::alert::{self, Book};
+use super::channel::{Channel, Configured, Encryption, Smtp};
+use super::message::{Message, Note};
+use super::request::{self, Bases, HttpRequest};
+use crate::metrics::Metrics;
+
+/// One try at a send may take this long, connecting included.
+pub const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+/// Waits before the second and third tries.
+const RETRY_WAITS: [Duration; 2] = [Duration::from_secs(1), Duration::from_secs(5)];
+/// Firing alerts are posted again this often: Alertmanager resolves an alert it has not heard
+/// of for its `resolve_timeout` (5 minutes by default).
+const ALERT_REPOST: Duration = Duration::from_secs(60);
+/// How much of a refusing server's answer goes into the error.
+const BODY_SHOWN: usize = 200;
+
+/// Why a send failed. Its words never hold a secret of the channel.
+#[derive(Debug, Error)]
+pub enum SendError {
+    #[error("the server answered {status}: {body}")]
+    Status { status: u16, body: String },
+    #[error("{0}")]
+    Transport(String),
+    #[error("no answer within {}s", SEND_TIMEOUT.as_secs())]
+    Timeout,
+    #[error("email: {0}")]
+    Smtp(String),
+}
+
+/// What every channel's task shares.
+pub struct Shared {
+    pub client: reqwest::Client,
+    pub bases: Bases,
+    pub host: String,
+    pub metrics: Option<Arc<Metrics>>,
+}
+
+/// One group of notes, and the message they make.
+pub struct Batch {
+    pub notes: Vec<Note>,
+    pub message: Message,
+}
+
+/// An HTTP client for notifications. Redirects are not followed: a webhook that redirects is
+/// misconfigured, and following it could carry a token elsewhere.
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(SEND_TIMEOUT)
+        .connect_timeout(SEND_TIMEOUT)
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("healthther/", env!("CARGO_PKG_VERSION")))
+        .build()
+        // Only a TLS back-end that cannot start fails here; then every send reports it.
+        .unwrap_or_default()
+}
+
+/// Runs one channel until its queue closes.
+pub async fn run(
+    c: Configured,
+    label: String,
+    mut queue: mpsc::Receiver<Arc<Batch>>,
+    shared: Arc<Shared>,
+) {
+    let mut failing = false;
+    let mut book = Book::default();
+    let is_alertmanager = matches!(c.channel, Channel::Alertmanager { .. });
+    let mut repost = tokio::time::interval(ALERT_REPOST);
+    repost.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let alerts = tokio::select! {
+            batch = queue.recv() => {
+                let Some(batch) = batch else { return };
+                if !is_alertmanager {
+                    let result = with_retries(|| deliver(&c, &batch.message, &shared)).await;
+                    report(&c, &label, result, &mut failing, &shared);
+                    continue;
+                }
+                book.apply(&shared.host, &batch.notes, &batch.message)
+            }
+            _ = repost.tick(), if is_alertmanager => book.firing(),
+        };
+        if alerts.is_empty() {
+            continue;
+        }
+        let result = with_retries(|| post_alerts(&c, &alerts, &shared)).await;
+        report(&c, &label, result, &mut failing, &shared);
+    }
+}
+
+fn report(
+    c: &Configured,
+    label: &str,
+    result: Result<(), SendError>,
+    failing: &mut bool,
+    shared: &Shared,
+) {
+    let ok = result.is_ok();
+    if let Some(m) = &shared.metrics {
+        m.notification(label, if ok { "ok" } else { "failed" });
+    }
+    match result {
+        Ok(()) if std::mem::take(failing) => {
+            info!(channel = %c.shown, "notifications through {} work again", c.shown)
+        }
+        Ok(()) => {}
+        Err(e) if !std::mem::replace(failing, true) => warn!(
+            channel = %c.shown,
+            "notifications through {} fail: {}; trying again with the next message",
+            c.shown, c.channel.scrub(&e.to_string())
+        ),
+        Err(_) => {}
+    }
+}
+
+async fn with_retries<F, Fut>(mut send: F) -> Result<(), SendError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<(), SendError>>,
+{
+    let mut last = send().await;
+    for wait in RETRY_WAITS {
+        // A refusal for bad credentials or a bad request does not get better by asking again.
+        if matches!(
+            &last,
+            Ok(())
+                | Err(SendError::Status {
+                    status: 400..=499,
+                    ..
+                })
+        ) {
+            break;
+        }
+        tokio::time::sleep(wait).await;
+        last = send().await;
+    }
+    last
+}
+
+/// One try at delivering `m` through `c`.
+pub async fn deliver(c: &Configured, m: &Message, shared: &Shared) -> Result<(), SendError> {
+    let sent = tokio::time::timeout(SEND_TIMEOUT, async {
+        match &c.channel {
+            Channel::Smtp(s) => send_email(s, m).await,
+            Channel::Alertmanager { .. } => {
+                let notes = [Note::Test];
+                let alerts = Book::default().apply(&shared.host, &notes, m);
+                post_alerts(c, &alerts, shared).await
+            }
+            channel => {
+                for r in request::request(channel, m, &shared.bases) {
+                    send_http(&shared.client, r).await?;
+                }
+                Ok(())
+            }
+        }
+    })
+    .await
+    .unwrap_or(Err(SendError::Timeout));
+    sent.map_err(|e| scrub(c, e))
+}
+
+async fn post_alerts(
+    c: &Configured,
+    alerts: &[alert::Alert],
+    shared: &Shared,
+) -> Result<(), SendError> {
+    let Channel::Alertmanager { base, basic } = &c.channel else {
+        return Ok(());
+    };
+    let r = request::alerts(base, basic.as_ref(), alerts);
+    tokio::time::timeout(SEND_TIMEOUT, send_http(&shared.client, r))
+        .await
+        .unwrap_or(Err(SendError::Timeout))
+        .map_err(|e| scrub(c, e))
+}
+
+fn scrub(c: &Configured, e: SendError) -> SendError {
+    match e {
+        SendError::Status { status, body } => SendError::Status {
+            status,
+            body: c.channel.scrub(&body),
+        },
+        SendError::Transport(t) => SendError::Transport(c.channel.scrub(&t)),
+        SendError::Smtp(t) => SendError::Smtp(c.channel.scrub(&t)),
+        SendError::Timeout => SendError::Timeout,
+    }
+}
+
+async fn send_http(client: &reqwest::Client, r: HttpRequest) -> Result<(), SendError> {
+    let method = reqwest::Method::from_bytes(r.method.as_bytes())
+        .map_err(|e| SendError::Transport(e.to_string()))?;
+    let mut req = client.request(method, &r.url).body(r.body);
+    for (k, v) in &r.headers {
+        req = req.header(k, v);
+    }
+    // `without_url`: the URL may hold a token (Slack, Discord, Telegram put it in the path).
+    let resp = req
+        .send()
+        .await
+        .map_err(|e| SendError::Transport(crate::engine::error_chain(&e.without_url())))?;
+    let status = resp.status();
+    if status.is_success() {
+        return Ok(());
+    }
+    let body = resp.text().await.unwrap_or_default();
+    Err(SendError::Status {
+        status: status.as_u16(),
+        body: body
+            .chars()
+            .take(BODY_SHOWN)
+            .collect::<String>()
+            .trim()
+            .to_string(),
+    })
+}
+
+async fn send_email(s: &Smtp, m: &Message) -> Result<(), SendError> {
+    let err = |e: &dyn std::error::Error| SendError::Smtp(crate::engine::error_chain(e));
+    let mut email = lettre::Message::builder()
+        .from(s.from.parse().map_err(|e| err(&e))?)
+        .subject(m.title.clone());
+    for to in &s.to {
+        email = email.to(to.parse().map_err(|e| err(&e))?);
+    }
+    let email = email.body(m.message.clone()).map_err(|e| err(&e))?;
+    let params = || TlsParameters::new(s.host.clone()).map_err(|e| err(&e));
+    let tls = match s.encryption {
+        Encryption::None => Tls::None,
+        Encryption::Auto => Tls::Opportunistic(params()?),
+        Encryption::ExplicitTls => Tls::Required(params()?),
+        Encryption::ImplicitTls => Tls::Wrapper(params()?),
+    };
+    let mut transport = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&s.host)
+        .port(s.port)
+        .timeout(Some(SEND_TIMEOUT))
+        .tls(tls);
+    if let Some(b) = &s.auth {
+        transport = transport.credentials(Credentials::new(
+            b.user.clone(),
+            b.password.expose().to_string(),
+        ));
+    }
+    transport
+        .build()
+        .send(email)
+        .await
+        .map(drop)
+        .map_err(|e| err(&e))
+}

@@ -1,0 +1,652 @@
+//! Notifications and metrics against real servers: a local HTTP server standing in for each
+//! hosted service's API (checking the exact request), Prometheus scraping the daemon,
+//! Alertmanager delivering to its webhook receiver, and an SMTP server. Prometheus,
+//! Alertmanager and aiosmtpd are skipped with one line where they are not installed, except
+//! under `CI=true`, where that is a failure (`.ci/run` installs them). Every server binds
+//! 127.0.0.1 only.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::harness::*;
+
+/// One request a [`Capture`] server received.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub method: String,
+    pub path: String,
+    /// Lower-cased names.
+    pub headers: HashMap<String, String>,
+    pub body: Vec<u8>,
+}
+
+impl Seen {
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or(Value::Null)
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).to_string()
+    }
+}
+
+/// An HTTP server on loopback that records every request and answers 200.
+pub struct Capture {
+    pub port: u16,
+    seen: Arc<Mutex<Vec<Seen>>>,
+}
+
+impl Capture {
+    pub fn start() -> Capture {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+        let port = listener.local_addr().expect("address").port();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = Arc::clone(&seen);
+        thread::spawn(move || {
+            for stream in listener.incoming().map_while(Result::ok) {
+                let log = Arc::clone(&log);
+                thread::spawn(move || serve(stream, &log));
+            }
+        });
+        Capture { port, seen }
+    }
+
+    pub fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    pub fn on(&self, path_prefix: &str) -> Vec<Seen> {
+        self.seen()
+            .into_iter()
+            .filter(|s| s.path.starts_with(path_prefix))
+            .collect()
+    }
+
+    pub fn base(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+/// Reads requests off one connection (clients keep it alive) until it closes.
+fn serve(stream: TcpStream, log: &Mutex<Vec<Seen>>) {
+    let Ok(mut out) = stream.try_clone() else {
+        return;
+    };
+    let mut reader = BufReader::new(stream);
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            return;
+        }
+        let mut words = line.split_whitespace();
+        let (method, path) = (
+            words.next().unwrap_or("").to_string(),
+            words.next().unwrap_or("").to_string(),
+        );
+        let mut headers = HashMap::new();
+        loop {
+            let mut h = String::new();
+            if reader.read_line(&mut h).unwrap_or(0) == 0 {
+                return;
+            }
+            let h = h.trim_end();
+            if h.is_empty() {
+                break;
+            }
+            if let Some((k, v)) = h.split_once(':') {
+                headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
+            }
+        }
+        let len: usize = headers
+            .get("content-length")
+            .and_then(|l| l.parse().ok())
+            .unwrap_or(0);
+        let mut body = vec![0; len];
+        if reader.read_exact(&mut body).is_err() {
+            return;
+        }
+        log.lock().unwrap_or_else(|p| p.into_inner()).push(Seen {
+            method,
+            path,
+            headers,
+            body,
+        });
+        let reply = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 11\r\n\r\n{\"ok\":true}";
+        if out.write_all(reply.as_bytes()).is_err() {
+            return;
+        }
+    }
+}
+
+/// A TCP port that accepts connections and never answers: a channel that hangs.
+pub fn black_hole() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+    let port = listener.local_addr().expect("address").port();
+    thread::spawn(move || {
+        let mut held = Vec::new();
+        for s in listener.incoming().map_while(Result::ok) {
+            held.push(s);
+        }
+    });
+    port
+}
+
+/// A free loopback port (bound and let go).
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// A plain HTTP/1.1 GET on loopback; the status and the body.
+fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    let status = text.split_whitespace().nth(1)?.parse().ok()?;
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string())?;
+    Some((status, body))
+}
+
+/// Whether `component` is installed; if not, says so in one line, and under `CI=true` fails.
+fn have(component: &str, installed: bool) -> bool {
+    if !installed {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "{component} is not installed, and CI=true requires it (.ci/run installs it)"
+        );
+        eprintln!("skipped: {component} is not installed");
+    }
+    installed
+}
+
+fn on_path(program: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {program}")])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// A server process of the test's, killed when dropped.
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn spawn(cmd: &mut Command, log: &Path) -> Server {
+    let out = std::fs::File::create(log).expect("server log");
+    let err = out.try_clone().expect("server log");
+    Server(
+        cmd.stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}")),
+    )
+}
+
+fn env_with(base: &str, extra: &[(&str, &str)]) -> String {
+    let mut text = base.to_string();
+    for (k, v) in extra {
+        text.push_str(&format!("{k}=\"{v}\"\n"));
+    }
+    text
+}
+
+/// All the `records` the generic channel received, over all its messages.
+fn generic_records(seen: &[Seen]) -> Vec<Value> {
+    seen.iter()
+        .flat_map(|s| s.json()["records"].as_array().cloned().unwrap_or_default())
+        .collect()
+}
+
+#[test]
+fn hosted_services_get_the_requests_their_apis_document() {
+    let server = Capture::start();
+    let p = server.port;
+    let node = Node::start(&unique("ntf"), &[]);
+    let urls = [
+        format!("generic+http://127.0.0.1:{p}/hook?@X-Secret=HdrSeCrEt"),
+        format!("ntfy://127.0.0.1:{p}/ops-alerts?scheme=http&priority=high"),
+        "slack://hcbot@TSeCrEt/BSeCrEt/XSeCrEt".to_string(),
+        "discord://DiscSeCrEt@4242".to_string(),
+        "telegram://777:TgSeCrEt@telegram?chats=@ops".to_string(),
+        format!("gotify://127.0.0.1:{p}/GotSeCrEt?disabletls=yes"),
+    ];
+    let dotenv = env_with(
+        &auto_env(&[&node.name]),
+        &[
+            ("HEALTH_NOTIFY", &urls.join(" ")),
+            ("HEALTH_NOTIFY_API_BASE", &server.base()),
+            ("HEALTH_NOTIFY_HOST", "testbox"),
+        ],
+    );
+    let daemon = Daemon::watching(&dotenv);
+    let before = node.started_at();
+    node.kill();
+    node.wait_restarted_since(&before);
+    wait_until("a request on each of the six APIs", || {
+        [
+            "/hook",
+            "/ops-alerts",
+            "/services/",
+            "/api/webhooks/",
+            "/bot",
+            "/message",
+        ]
+        .iter()
+        .all(|p| !server.on(p).is_empty())
+    });
+    let name = node.name.as_str();
+    let title = format!("healthther on testbox: {name} revived");
+
+    let g = &server.on("/hook")[0];
+    assert_eq!(g.method, "POST");
+    assert_eq!(g.headers["content-type"], "application/json");
+    assert_eq!(g.headers["x-secret"], "HdrSeCrEt");
+    let body = g.json();
+    assert_eq!(body["host"], "testbox");
+    assert_eq!(body["title"], title.as_str());
+    assert_eq!(body["records"][0]["event"], "action");
+    assert_eq!(body["records"][0]["target"], name);
+    assert_eq!(body["records"][0]["result"], "running");
+    assert_eq!(body["records"][0]["v"], 1);
+
+    let n = &server.on("/ops-alerts")[0];
+    assert_eq!(
+        (n.method.as_str(), n.path.as_str()),
+        ("POST", "/ops-alerts")
+    );
+    assert_eq!(n.headers["title"], title.as_str());
+    assert_eq!(n.headers["priority"], "high");
+    assert!(n.text().contains(name), "{}", n.text());
+
+    let s = &server.on("/services/")[0];
+    assert_eq!(s.path, "/services/TSeCrEt/BSeCrEt/XSeCrEt");
+    assert_eq!(s.headers["content-type"], "application/json");
+    assert_eq!(s.json()["username"], "hcbot");
+    assert!(s.json()["text"]
+        .as_str()
+        .unwrap_or("")
+        .starts_with(&format!("*{title}*")));
+
+    let d = &server.on("/api/webhooks/")[0];
+    assert_eq!(d.path, "/api/webhooks/4242/DiscSeCrEt");
+    assert!(d.json()["content"].as_str().unwrap_or("").contains(name));
+
+    let t = &server.on("/bot")[0];
+    assert_eq!(t.path, "/bot777:TgSeCrEt/sendMessage");
+    assert_eq!(t.json()["chat_id"], "@ops");
+    assert!(t.json()["text"].as_str().unwrap_or("").contains(name));
+
+    let m = &server.on("/message")[0];
+    assert_eq!(m.headers["x-gotify-key"], "GotSeCrEt");
+    assert_eq!(m.json()["title"], title.as_str());
+    assert!(m.json()["message"].as_str().unwrap_or("").contains(name));
+
+    // No secret reaches the console or the logs.
+    let said = daemon.output() + &daemon.human_log();
+    assert!(said.contains("notifying through"), "{said}");
+    assert!(!said.contains("SeCrEt"), "a secret in the output:\n{said}");
+}
+
+#[test]
+fn a_storm_of_twenty_deaths_is_a_few_messages() {
+    let server = Capture::start();
+    let nodes: Vec<Node> = (0..20)
+        .map(|i| Node::start(&unique(&format!("storm{i}")), &[]))
+        .collect();
+    let names: Vec<&str> = nodes.iter().map(|n| n.name.as_str()).collect();
+    let url = format!("generic+http://127.0.0.1:{}/storm", server.port);
+    let daemon = Daemon::watching(&env_with(&auto_env(&names), &[("HEALTH_NOTIFY", &url)]));
+    let before: Vec<String> = nodes.iter().map(Node::started_at).collect();
+    let mut args = vec!["kill"];
+    args.extend(names.iter().copied());
+    docker_ok(&args);
+    for (n, b) in nodes.iter().zip(&before) {
+        n.wait_restarted_since(b);
+    }
+    daemon.wait_audit(20);
+    wait_until("the 20 revivals to be told", || {
+        generic_records(&server.seen()).len() >= 20
+    });
+    let messages = server.seen();
+    eprintln!("20 deaths made {} message(s)", messages.len());
+    assert!(
+        messages.len() <= 3,
+        "20 deaths within a moment are grouped: {} messages",
+        messages.len()
+    );
+    assert!(messages[0].json()["title"]
+        .as_str()
+        .unwrap_or("")
+        .contains("revived"));
+}
+
+#[test]
+fn a_channel_that_never_answers_delays_no_revival_and_no_other_channel() {
+    let server = Capture::start();
+    let hole = black_hole();
+    let node = Node::start(&unique("dead"), &[]);
+    let dead_url = format!("generic+http://127.0.0.1:{hole}/hangs");
+    let urls = format!("{dead_url} generic+http://127.0.0.1:{}/alive", server.port);
+    // Kills in quick succession are no crash loop here: no back-off to blur the timings.
+    let daemon = Daemon::watching(&env_with(
+        &auto_env(&[&node.name]),
+        &[("HEALTH_NOTIFY", &urls), ("HEALTH_BACKOFF_RESET", "0s")],
+    ));
+    // Revivals go on while the dead channel's first send still hangs (it waits 10 s a try).
+    for round in 1..=3 {
+        let before = node.started_at();
+        let killed = Instant::now();
+        node.kill();
+        node.wait_restarted_since(&before);
+        let took = daemon.wait_audit(round)[round - 1]["took_ms"].clone();
+        eprintln!(
+            "round {round}: running again {} ms after the kill (start took {took} ms) with a dead channel",
+            killed.elapsed().as_millis()
+        );
+    }
+    wait_until("the live channel to be told", || {
+        !server.on("/alive").is_empty()
+    });
+    // The dead channel is said once, by its redacted URL, when its tries run out.
+    daemon.wait_log(&format!("notifications through {dead_url} fail"));
+}
+
+#[test]
+fn notify_test_tries_every_channel_and_says_which_failed() {
+    let server = Capture::start();
+    let refused = free_port();
+    let urls = format!(
+        "ntfy://:TokSeCrEt@127.0.0.1:{}/t?scheme=http,generic+http://u:PwSeCrEt@127.0.0.1:{refused}/x",
+        server.port
+    );
+    let (mut cmd, _dir) = command(&format!("HEALTH_NOTIFY={urls}\n"));
+    let out = cmd.arg("notify-test").output().expect("run notify-test");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "one line per channel: {stdout}");
+    assert!(lines[0].starts_with("ok "), "{stdout}");
+    assert!(lines[1].starts_with("failed "), "{stdout}");
+    assert!(!stdout.contains("SeCrEt"), "{stdout}");
+    assert_eq!(out.status.code(), Some(1));
+    let t = &server.on("/t")[0];
+    assert_eq!(t.headers["authorization"], "Bearer TokSeCrEt");
+    assert!(
+        t.headers["title"].contains("test message"),
+        "{:?}",
+        t.headers
+    );
+}
+
+#[test]
+fn a_bad_notification_url_stops_the_start_naming_it_redacted() {
+    for (url, needle) in [
+        ("slack://xoxb:BotSeCrEt@channel", "bot token"),
+        ("nosuch://u:PwSeCrEt@host", "unknown kind"),
+        ("telegram://1:TgSeCrEt@telegram", "chat"),
+    ] {
+        let (mut cmd, _dir) = command(&format!("HEALTH_TARGETS=a1\nHEALTH_NOTIFY={url}\n"));
+        let out = cmd.output().expect("run healthther");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{url}: {stderr}");
+        assert_eq!(stderr.trim().lines().count(), 1, "{url}: {stderr}");
+        assert!(
+            stderr.contains("HEALTH_NOTIFY") && stderr.contains(needle),
+            "{stderr}"
+        );
+        assert!(!stderr.contains("SeCrEt"), "{stderr}");
+    }
+    let (mut cmd, _dir) = command("HEALTH_TARGETS=a1\nHEALTH_METRICS_ADDR=nowhere\n");
+    let out = cmd.output().expect("run healthther");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("HEALTH_METRICS_ADDR"));
+}
+
+#[test]
+fn prometheus_scrapes_the_actions_of_a_revived_target() {
+    if !have("prometheus", on_path("prometheus") && on_path("promtool")) {
+        return;
+    }
+    let node = Node::start(&unique("prom"), &[]);
+    let mport = free_port();
+    let daemon = Daemon::watching(&env_with(
+        &auto_env(&[&node.name]),
+        &[("HEALTH_METRICS_ADDR", &format!("127.0.0.1:{mport}"))],
+    ));
+    let before = node.started_at();
+    node.kill();
+    node.wait_restarted_since(&before);
+    daemon.wait_audit(1);
+
+    // The exposition is what promtool accepts.
+    let (status, text) = http_get(mport, "/metrics").expect("GET /metrics");
+    assert_eq!(status, 200);
+    assert!(text.contains("healthther_actions_total"), "{text}");
+    let mut check = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run promtool");
+    check
+        .stdin
+        .take()
+        .expect("promtool's stdin")
+        .write_all(text.as_bytes())
+        .expect("feed promtool");
+    let checked = check.wait_with_output().expect("promtool");
+    assert!(
+        checked.status.success(),
+        "promtool check metrics: {}{}",
+        String::from_utf8_lossy(&checked.stdout),
+        String::from_utf8_lossy(&checked.stderr)
+    );
+    // Nothing on the listener changes state.
+    assert_eq!(http_get(mport, "/").map(|r| r.0), Some(404));
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = dir.path().join("prometheus.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: healthther\n    \
+             static_configs:\n      - targets: ['127.0.0.1:{mport}']\n"
+        ),
+    )
+    .expect("write prometheus.yml");
+    let pport = free_port();
+    let _prometheus = spawn(
+        Command::new("prometheus")
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{pport}")),
+        &dir.path().join("prometheus.log"),
+    );
+    let query = format!(
+        "/api/v1/query?query=healthther_actions_total%7Btarget%3D%22{}%22%2Cresult%3D%22running%22%7D",
+        node.name
+    );
+    let mut last = String::new();
+    let start = Instant::now();
+    loop {
+        if let Some((200, body)) = http_get(pport, &query) {
+            let v: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+            if v["data"]["result"][0]["value"][1] == "1" {
+                break;
+            }
+            last = body;
+        }
+        assert!(
+            start.elapsed() < DEADLINE * 2,
+            "Prometheus never had healthther_actions_total for {}: {last}\n{}",
+            node.name,
+            std::fs::read_to_string(dir.path().join("prometheus.log")).unwrap_or_default()
+        );
+        thread::sleep(Duration::from_millis(500));
+    }
+}
+
+#[test]
+fn alertmanager_gets_the_alert_and_its_resolution() {
+    if !have(
+        "prometheus-alertmanager",
+        on_path("prometheus-alertmanager"),
+    ) {
+        return;
+    }
+    let hook = Capture::start();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = dir.path().join("alertmanager.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "route:\n  receiver: hook\n  group_by: ['alertname', 'target']\n  group_wait: 1s\n  \
+             group_interval: 1s\n  repeat_interval: 1h\nreceivers:\n  - name: hook\n    \
+             webhook_configs:\n      - url: http://127.0.0.1:{}/am\n        send_resolved: true\n",
+            hook.port
+        ),
+    )
+    .expect("write alertmanager.yml");
+    let aport = free_port();
+    let _am = spawn(
+        Command::new("prometheus-alertmanager")
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--storage.path={}",
+                dir.path().join("data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{aport}"))
+            // No gossip port on every interface: one Alertmanager, on loopback.
+            .arg("--cluster.listen-address="),
+        &dir.path().join("alertmanager.log"),
+    );
+    wait_until("Alertmanager to answer", || {
+        http_get(aport, "/-/ready").is_some_and(|r| r.0 == 200)
+    });
+
+    let node = Node::start(&unique("am"), &[]);
+    let url = format!("alertmanager://127.0.0.1:{aport}");
+    let daemon = Daemon::watching(&env_with(
+        &manual_env(&[&node.name]),
+        &[("HEALTH_NOTIFY", &url), ("HEALTH_NOTIFY_HOST", "ambox")],
+    ));
+    node.kill();
+    let for_node = |status: &str| {
+        hook.on("/am").into_iter().any(|s| {
+            let v = s.json();
+            v["status"] == status
+                && v["alerts"].as_array().is_some_and(|a| {
+                    a.iter().any(|a| {
+                        a["labels"]["target"] == node.name.as_str()
+                            && a["labels"]["alertname"] == "HealththerTargetDown"
+                            && a["labels"]["instance"] == "ambox"
+                            && a["status"] == status
+                    })
+                })
+        })
+    };
+    wait_until_long("Alertmanager's webhook to deliver the firing alert", || {
+        for_node("firing")
+    });
+    let (code, _, err) = client(daemon.dir.path(), &["answer", &node.name, "yes"]);
+    assert_eq!(code, Some(0), "{err}");
+    wait_until("the node to run again", || node.status() == "running");
+    wait_until_long("Alertmanager's webhook to deliver the resolution", || {
+        for_node("resolved")
+    });
+}
+
+#[test]
+fn an_smtp_server_receives_the_email() {
+    let aiosmtpd = Command::new("python3")
+        .args(["-c", "import aiosmtpd"])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !have("aiosmtpd (Python)", aiosmtpd) {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let sport = free_port();
+    let log = dir.path().join("smtp.log");
+    let _smtp = spawn(
+        Command::new("python3").args([
+            "-u",
+            "-m",
+            "aiosmtpd",
+            "-n",
+            "-l",
+            &format!("127.0.0.1:{sport}"),
+            "-c",
+            "aiosmtpd.handlers.Debugging",
+        ]),
+        &log,
+    );
+    wait_until("the SMTP server to listen", || {
+        TcpStream::connect(("127.0.0.1", sport)).is_ok()
+    });
+    let node = Node::start(&unique("mail"), &[]);
+    let url = format!(
+        "smtp://127.0.0.1:{sport}/?from=healthther@example.com&to=ops@example.com,oncall@example.com&encryption=none"
+    );
+    let _daemon = Daemon::watching(&env_with(
+        &auto_env(&[&node.name]),
+        &[("HEALTH_NOTIFY", &url), ("HEALTH_NOTIFY_HOST", "mailbox1")],
+    ));
+    let before = node.started_at();
+    node.kill();
+    node.wait_restarted_since(&before);
+    let mail = || std::fs::read_to_string(&log).unwrap_or_default();
+    wait_until("the email to arrive", || mail().contains(&node.name));
+    let mail = mail();
+    assert!(mail.contains("From: healthther@example.com"), "{mail}");
+    assert!(
+        mail.contains("ops@example.com") && mail.contains("oncall@example.com"),
+        "{mail}"
+    );
+    assert!(
+        mail.contains(&format!(
+            "Subject: healthther on mailbox1: {} revived",
+            node.name
+        )),
+        "{mail}"
+    );
+}
+
+/// Like [`wait_until`], for what another server delivers on its own schedule.
+fn wait_until_long(what: &str, mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(
+            start.elapsed() < DEADLINE * 2,
+            "timed out waiting for {what}"
+        );
+        thread::sleep(Duration::from_millis(200));
+    }
+}
