@@ -872,8 +872,8 @@ mod tests {
         argv.push(empty.display().to_string());
         argv.extend(extra.iter().map(|s| s.to_string()));
         match Config::load_with(argv, |_| None)? {
-            Invocation::Daemon(c) => Ok(c),
-            Invocation::Client { .. } => panic!("not a daemon invocation"),
+            Invocation::Daemon(c) => Ok(*c),
+            _ => panic!("not a daemon invocation"),
         }
     }
 
@@ -891,8 +891,8 @@ mod tests {
             .map(|(k, v)| (k.to_string(), OsString::from(v)))
             .collect();
         match Config::load_with(argv, |k| env.get(k).cloned())? {
-            Invocation::Daemon(c) => Ok(c),
-            Invocation::Client { .. } => panic!("not a daemon invocation"),
+            Invocation::Daemon(c) => Ok(*c),
+            _ => panic!("not a daemon invocation"),
         }
     }
 

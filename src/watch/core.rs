@@ -25,7 +25,7 @@ use crate::targets::{ContainerRef, Neighbours, Resolution, TargetName};
 /// After a stop asked through the API (`docker stop`, `docker restart`, compose taking a
 /// container down or recreating it), whoever asked gets this long to go on (start it again,
 /// rename it, remove it) before a revival.
-pub const STOP_SETTLE: Duration = Duration::from_secs(2);
+pub const STOP_SETTLE: Duration = Duration::from_secs(1);
 /// How late the last pass may be, beyond two poll periods, for `probe` to call the loop alive.
 const PROBE_SLACK: Duration = Duration::from_secs(10);
 /// SIGKILL: a `kill` event with it is a kill, not the first step of a stop.
