@@ -3,7 +3,7 @@
 
 N nodes (the fixture image, whose HEALTHCHECK runs every second and fails once the node is marked
 sick) are hit by a seeded random mix of faults, one every --interval seconds for --duration
-seconds:
+seconds, each kind equally often, in random order, on random nodes:
 
   crash   SIGKILL of the container's main process from the host (`docker inspect` for its pid):
           a crash, which the engine's restart policy undoes;
@@ -107,10 +107,14 @@ def log(msg):
 # --- the fault sequence ----------------------------------------------------------------------
 
 def schedule(seed, nodes, interval, duration, kinds):
-    """[(offset s, node index, kind)], from the seed alone: the same for every restarter."""
+    """[(offset s, node index, kind)], from the seed alone: the same for every restarter. Each
+    kind comes equally often (to within one), in a random order, so that a seed cannot make
+    the mix lopsided; each fault hits a node chosen at random."""
     rng = random.Random(seed)
     count = max(1, int(duration / interval))
-    return [((k + 0.5) * interval, rng.randrange(nodes), rng.choice(kinds)) for k in range(count)]
+    order = [kinds[k % len(kinds)] for k in range(count)]
+    rng.shuffle(order)
+    return [((k + 0.5) * interval, rng.randrange(nodes), kind) for k, kind in enumerate(order)]
 
 
 # --- live state of the nodes, from the event stream ------------------------------------------
