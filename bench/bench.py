@@ -46,8 +46,12 @@ PREFIX = f"hthb{os.getpid()}"
 SHIPPED_COPY = "COPY --from=build /out/healthther /usr/local/bin/healthther"
 
 
-def run(*args, check=True, env=None):
-    out = subprocess.run(args, check=False, capture_output=True, text=True, env=env)
+def run(*args, check=True, env=None, timeout=None):
+    try:
+        out = subprocess.run(args, check=False, capture_output=True, text=True, env=env,
+                             timeout=timeout)
+    except subprocess.TimeoutExpired:
+        sys.exit(f"bench: {' '.join(args)} timed out after {timeout} s")
     if check and out.returncode != 0:
         sys.exit(f"bench: {' '.join(args)} failed: {out.stderr.strip()}")
     return out.stdout.strip()
@@ -75,15 +79,24 @@ def build_image(tag, dockerfile, files):
         Path(ctx, "Dockerfile").write_text(dockerfile)
         for name, path in files:
             shutil.copy(path, Path(ctx, name))
-        run("docker", "build", "-q", "-t", tag, ctx)
+        run("docker", "build", "-q", "-t", tag, ctx, timeout=600)
 
 
-def build():
+def build_fixture():
+    """The fixture image (the static fixture binary FROM scratch, as the tests build it)."""
     out = cargo_static("-p", "fixture", "--bin", "fixture")
     build_image(FIXTURE, (ROOT / "fixture" / "Dockerfile").read_text(),
                 [("fixture", out / "fixture")])
-    out = cargo_static("--bin", "healthther")
-    binary = out / "healthther"
+
+
+def build_healthther():
+    """The release binary of healthther, static, as the runtime image ships it."""
+    return cargo_static("--bin", "healthther") / "healthther"
+
+
+def build():
+    build_fixture()
+    binary = build_healthther()
     dockerfile = (ROOT / "Dockerfile").read_text()
     stage = dockerfile[dockerfile.index("\nFROM scratch AS runtime"):]
     stage = stage.replace(SHIPPED_COPY, "COPY healthther /usr/local/bin/healthther")
@@ -94,12 +107,16 @@ def build():
 # --- the engine's events ---------------------------------------------------------------------
 
 class Events:
-    """Every container event, with the engine's own nanosecond timestamps."""
+    """Every container event, with the engine's own nanosecond timestamps. `filters` are more
+    `docker events --filter` values; `on_event(id, action, time_ns)`, if given, is called from
+    the reader thread for each event as it arrives."""
 
-    def __init__(self):
-        self.proc = subprocess.Popen(
-            ["docker", "events", "--format", "{{json .}}", "--filter", "type=container"],
-            stdout=subprocess.PIPE, text=True)
+    def __init__(self, filters=(), on_event=None):
+        args = ["docker", "events", "--format", "{{json .}}", "--filter", "type=container"]
+        for f in filters:
+            args += ["--filter", f]
+        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
+        self.on_event = on_event
         self.items = []
         self.cond = threading.Condition()
         threading.Thread(target=self._read, daemon=True).start()
@@ -114,6 +131,8 @@ class Events:
             with self.cond:
                 self.items.append(item)
                 self.cond.notify_all()
+            if self.on_event:
+                self.on_event(*item)
 
     def wait(self, cid, action, after_ns, timeout=60):
         """The time of the first `action` (a prefix) of `cid` after `after_ns`."""
@@ -130,6 +149,7 @@ class Events:
 
     def close(self):
         self.proc.kill()
+        self.proc.wait()
 
 
 # --- a counting proxy ------------------------------------------------------------------------
@@ -254,6 +274,17 @@ class Healthther:
 
 # --- containers ------------------------------------------------------------------------------
 
+def engine_post(path, timeout=30):
+    """POST `path` to the engine straight over its socket, as a bare client does (no CLI in
+    between); returns the HTTP status line."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(timeout)
+        sock.connect(docker_socket())
+        sock.sendall(f"POST {path} HTTP/1.1\r\nHost: docker\r\n"
+                     "Content-Length: 0\r\nConnection: close\r\n\r\n".encode())
+        return sock.recv(4096).split(b"\r\n", 1)[0].decode(errors="replace")
+
+
 def start(name, *options, command=()):
     return run("docker", "run", "-d", "--name", name, *options, FIXTURE, *command)
 
@@ -349,11 +380,7 @@ def bare_client_reaction(events, trials):
 
             def start_on_die():
                 events.wait(cid, "die", t0)
-                with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-                    sock.connect(docker_socket())
-                    sock.sendall(f"POST /containers/{cid}/start HTTP/1.1\r\nHost: docker\r\n"
-                                 "Content-Length: 0\r\nConnection: close\r\n\r\n".encode())
-                    sock.recv(4096)
+                engine_post(f"/containers/{cid}/start")
 
             starter = threading.Thread(target=start_on_die)
             starter.start()
