@@ -8,6 +8,7 @@ mod faults;
 mod identity;
 mod lifecycle;
 mod manual;
+mod podman;
 mod restarts;
 mod revive;
 mod scope;
