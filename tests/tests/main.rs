@@ -9,6 +9,7 @@ mod identity;
 mod lifecycle;
 mod manual;
 mod podman;
+mod proxies;
 mod restarts;
 mod revive;
 mod scope;
