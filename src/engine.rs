@@ -2,6 +2,7 @@
 //! our own small types, so that a change of bollard's API touches this file only.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bollard::errors::Error as BollardError;
@@ -174,6 +175,8 @@ pub struct Engine {
     request_timeout: Duration,
     /// Podman's Docker API, which refuses some of Docker's list filters.
     podman: bool,
+    /// For the calls made by hand to an engine reached over TLS: the same certificates.
+    tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl Engine {
@@ -184,21 +187,46 @@ impl Engine {
         host: &DockerHost,
         request_timeout: Duration,
     ) -> Result<Engine, EngineError> {
+        // Over TLS, whatever fails may be the certificates: say where they come from.
+        let tls_hint = match host {
+            DockerHost::Tls { cert_path, .. } => format!(
+                " (TLS with ca.pem, cert.pem and key.pem of DOCKER_CERT_PATH={})",
+                cert_path.display()
+            ),
+            _ => String::new(),
+        };
         let unreachable = |e: BollardError| EngineError::Unreachable {
             host: host.to_string(),
             reason: match e {
                 BollardError::SocketNotFoundError(path) => {
                     format!("no socket at {path} (is the Docker socket mounted, and is the engine running?)")
                 }
-                other => error_chain(&other),
+                other => format!("{}{tls_hint}", error_chain(&other)),
             },
         };
         let secs = request_timeout.as_secs().max(1);
+        let mut tls = None;
         let docker = match host {
             DockerHost::Unix(path) => {
                 Docker::connect_with_unix(&path.to_string_lossy(), secs, API_DEFAULT_VERSION)
             }
             DockerHost::Tcp(url) => Docker::connect_with_http(url, secs, API_DEFAULT_VERSION),
+            DockerHost::Tls { url, cert_path } => {
+                tls = Some(
+                    tls_config(cert_path).map_err(|reason| EngineError::Unreachable {
+                        host: host.to_string(),
+                        reason,
+                    })?,
+                );
+                Docker::connect_with_ssl(
+                    url,
+                    &cert_path.join("key.pem"),
+                    &cert_path.join("cert.pem"),
+                    &cert_path.join("ca.pem"),
+                    secs,
+                    API_DEFAULT_VERSION,
+                )
+            }
         }
         .map_err(unreachable)?;
         let docker = docker.negotiate_version().await.map_err(unreachable)?;
@@ -214,6 +242,7 @@ impl Engine {
             host: host.clone(),
             request_timeout,
             podman,
+            tls,
         })
     }
 
@@ -299,7 +328,7 @@ impl Engine {
         method: &str,
         path: &str,
     ) -> Result<Option<bytes::Bytes>, EngineError> {
-        let call = raw_request(&self.host, method, path);
+        let call = raw_request(&self.host, self.tls.as_ref(), method, path);
         let (status, body) = match tokio::time::timeout(self.request_timeout, call).await {
             Ok(Ok(reply)) => reply,
             Ok(Err(err)) => return Err(EngineError::call(doing)(BollardError::IOError { err })),
@@ -427,26 +456,81 @@ impl crate::watch::Docker for Engine {
 /// returns the status and the whole body.
 async fn raw_request(
     host: &DockerHost,
+    tls: Option<&Arc<rustls::ClientConfig>>,
     method: &str,
     path: &str,
 ) -> std::io::Result<(u16, bytes::Bytes)> {
-    match host {
-        DockerHost::Unix(socket) => {
+    let authority = |url: &str| {
+        url.split_once("://")
+            .map_or(url, |(_, rest)| rest)
+            .trim_end_matches('/')
+            .to_string()
+    };
+    match (host, tls) {
+        (DockerHost::Unix(socket), _) => {
             exchange(tokio::net::UnixStream::connect(socket).await?, method, path).await
         }
-        DockerHost::Tcp(url) => {
-            let authority = url
-                .split_once("://")
-                .map_or(url.as_str(), |(_, rest)| rest)
-                .trim_end_matches('/');
+        (DockerHost::Tls { url, .. }, Some(config)) => {
+            let authority = authority(url);
+            // The name the engine's certificate must carry: the host, without port or [].
+            let name = authority
+                .rsplit_once(':')
+                .map_or(authority.as_str(), |(h, _)| h)
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_string();
+            let name = rustls_pki_types::ServerName::try_from(name)
+                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+            let tcp = tokio::net::TcpStream::connect(&authority).await?;
+            let stream = tokio_rustls::TlsConnector::from(Arc::clone(config))
+                .connect(name, tcp)
+                .await?;
+            exchange(stream, method, path).await
+        }
+        (DockerHost::Tcp(url) | DockerHost::Tls { url, .. }, _) => {
             exchange(
-                tokio::net::TcpStream::connect(authority).await?,
+                tokio::net::TcpStream::connect(authority(url)).await?,
                 method,
                 path,
             )
             .await
         }
     }
+}
+
+/// The client side of TLS as the docker CLI sets it up from `DOCKER_CERT_PATH`: the engine
+/// must present a certificate of `ca.pem`; we present `cert.pem` with `key.pem`.
+fn tls_config(dir: &std::path::Path) -> Result<Arc<rustls::ClientConfig>, String> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let bad = |file: &str, e: &dyn std::fmt::Display| {
+        format!(
+            "{}: {e} (DOCKER_CERT_PATH holds ca.pem, cert.pem and key.pem)",
+            dir.join(file).display()
+        )
+    };
+    let certs = |file: &str| {
+        CertificateDer::pem_file_iter(dir.join(file))
+            .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| bad(file, &e))
+            .and_then(|certs| match certs.is_empty() {
+                true => Err(bad(file, &"no certificate in it")),
+                false => Ok(certs),
+            })
+    };
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in certs("ca.pem")? {
+        roots.add(cert).map_err(|e| bad("ca.pem", &e))?;
+    }
+    let key = PrivateKeyDer::from_pem_file(dir.join("key.pem")).map_err(|e| bad("key.pem", &e))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_client_auth_cert(certs("cert.pem")?, key)
+        .map_err(|e| bad("cert.pem", &e))?;
+    Ok(Arc::new(config))
 }
 
 /// One HTTP/1.1 request and its reply on `stream`; the reply is read as far as it says

@@ -14,3 +14,4 @@ mod restarts;
 mod revive;
 mod scope;
 mod sidecar;
+mod tls;

@@ -25,6 +25,10 @@ use std::time::{Duration, Instant};
 
 use crate::harness::*;
 
+/// The fixture needs no network; without one these tests do not depend on the engine's
+/// default bridge.
+const NO_NETWORK: &[&str] = &["--network", "none"];
+
 /// The API sections both proxies switch by a variable of the same name.
 const SECTIONS: &[(&str, &str)] = &[
     ("AUTH", "auth"),
@@ -322,7 +326,7 @@ fn dangerous_calls(proxy: &Haproxy, victim: &str) -> [u16; 3] {
 /// healthther behind `proxy`: a killed target comes back, and an unhealthy one is restarted
 /// (a stop and a start).
 fn revives_through(proxy: &Haproxy, label: &str) {
-    let node = Node::start(&format!("hhpod{}-{label}", unique("")), &[]);
+    let node = Node::start(&format!("hhpod{}-{label}", unique("")), NO_NETWORK);
     wait_until("the fixture to be healthy", || node.health() == "healthy");
     let (mut cmd, dir) = command(&auto_env(&[&node.name]));
     cmd.env("DOCKER_HOST", proxy.url());
@@ -352,7 +356,7 @@ fn linuxserver_least_privilege_revives_and_refuses_create_delete_exec() {
     }
     let proxy = Haproxy::start(Rules::Linuxserver, LINUXSERVER_LEAST, None);
     revives_through(&proxy, "lsio");
-    let victim = Node::start(&format!("hhpod{}", unique("victim")), &[]);
+    let victim = Node::start(&format!("hhpod{}", unique("victim")), NO_NETWORK);
     assert_eq!(dangerous_calls(&proxy, &victim.name), [403, 403, 403]);
     assert_eq!(
         victim.status(),
@@ -370,7 +374,7 @@ fn tecnativa_lets_create_delete_exec_through_whenever_healthther_can_start() {
     let proxy = Haproxy::start(Rules::Tecnativa, TECNATIVA_NEEDED, None);
     revives_through(&proxy, "tecn");
     // ...and lets the dangerous calls through: no 403 (the README says so).
-    let victim = Node::start(&format!("hhpod{}", unique("victim")), &[]);
+    let victim = Node::start(&format!("hhpod{}", unique("victim")), NO_NETWORK);
     let statuses = dangerous_calls(&proxy, &victim.name);
     assert!(
         statuses.iter().all(|s| *s != 403),
@@ -385,9 +389,9 @@ fn tecnativa_lets_create_delete_exec_through_whenever_healthther_can_start() {
         .chain([("ALLOW_START", "1"), ("ALLOW_STOP", "1")])
         .collect();
     let proxy = Haproxy::start(Rules::Tecnativa, &read_only, None);
-    let victim = Node::start(&format!("hhpod{}", unique("victim")), &[]);
+    let victim = Node::start(&format!("hhpod{}", unique("victim")), NO_NETWORK);
     assert_eq!(dangerous_calls(&proxy, &victim.name), [403, 403, 403]);
-    let node = Node::start(&format!("hhpod{}", unique("refused")), &[]);
+    let node = Node::start(&format!("hhpod{}", unique("refused")), NO_NETWORK);
     let (mut cmd, dir) = command(&auto_env(&[&node.name]));
     cmd.env("DOCKER_HOST", proxy.url());
     let daemon = Daemon::spawn(cmd, dir);
@@ -412,7 +416,7 @@ fn an_event_stream_cut_by_an_idle_timeout_is_asked_for_again_at_once() {
         LINUXSERVER_LEAST,
         Some(Duration::from_secs(1)),
     );
-    let node = Node::start(&format!("hhpod{}", unique("idle")), &[]);
+    let node = Node::start(&format!("hhpod{}", unique("idle")), NO_NETWORK);
     // A pass every 5 minutes: within the deadline only events can bring the target back.
     let env = format!(
         "{}HEALTH_POLL_INTERVAL=5m\nRUST_LOG=debug\n",
