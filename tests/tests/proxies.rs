@@ -146,37 +146,42 @@ impl Rules {
         }
     }
 
-    /// The whole configuration: listening on `port`, forwarding to the engine's socket. With
-    /// `idle`, quiet connections (the event stream among them) are cut after it, as the
-    /// upstream's 10-minute timeouts do, only sooner.
-    fn config(self, port: u16, idle: Option<Duration>) -> String {
+    /// The whole configuration: listening on `port`, forwarding to the engine's socket, with
+    /// an admin socket in `dir`. With `idle`, quiet connections (the event stream among them)
+    /// are cut after it, as the upstream's 10-minute timeouts do, only sooner.
+    fn config(self, port: u16, dir: &std::path::Path, idle: Option<Duration>) -> String {
         let socket = docker_socket();
         let timeout = idle.map_or("10m".to_string(), |d| format!("{}ms", d.as_millis()));
+        let admin = dir.join("admin.sock");
         let mut text = format!(
-            "global\n    maxconn 200\n\n\
+            "global\n    maxconn 200\n    stats socket {} level admin\n\n\
              defaults\n    mode http\n    option http-server-close\n    option redispatch\n    \
              retries 3\n    timeout http-request 10s\n    timeout queue 1m\n    \
              timeout connect 10s\n    timeout client {timeout}\n    timeout server {timeout}\n    \
              timeout http-keep-alive 10s\n\n\
-             backend engine\n    server socket {socket}\n\n"
+             backend engine\n    server socket {socket}\n\n",
+            admin.display()
         );
-        if let Rules::Tecnativa = self {
-            // Tecnativa's own backend for events: no server timeout.
-            text.push_str(&format!(
-                "backend engine-events\n    server socket {socket}\n    timeout server 0\n\n"
-            ));
-        }
+        // Tecnativa's own backend for events has no server timeout; linuxserver's events share
+        // the one backend, so a backend of the same settings is the same for them, and lets a
+        // test cut the event stream alone.
+        let events_timeout = match self {
+            Rules::Tecnativa => "0".to_string(),
+            Rules::Linuxserver => timeout,
+        };
+        text.push_str(&format!(
+            "backend engine-events\n    server socket {socket}\n    \
+             timeout server {events_timeout}\n\n"
+        ));
         text.push_str(&format!("frontend proxy\n    bind 127.0.0.1:{port}\n"));
         for rule in self.frontend() {
             text.push_str(&format!("    {rule}\n"));
         }
         text.push_str("    default_backend engine\n");
-        if let Rules::Tecnativa = self {
-            text.push_str(&format!(
-                "    use_backend engine-events if {}\n",
-                path_is("/events")
-            ));
-        }
+        text.push_str(&format!(
+            "    use_backend engine-events if {}\n",
+            path_is("/events")
+        ));
         text
     }
 }
@@ -221,7 +226,7 @@ impl Haproxy {
             .expect("a free loopback port")
             .port();
         let cfg = dir.path().join("haproxy.cfg");
-        std::fs::write(&cfg, rules.config(port, idle)).expect("write haproxy.cfg");
+        std::fs::write(&cfg, rules.config(port, dir.path(), idle)).expect("write haproxy.cfg");
         let child = Command::new("haproxy")
             .arg("-db")
             .arg("-f")
@@ -251,6 +256,17 @@ impl Haproxy {
 
     fn url(&self) -> String {
         format!("tcp://127.0.0.1:{}", self.port)
+    }
+
+    /// Cuts every event stream through the proxy, as its idle timeout does to a quiet one (a
+    /// busy engine's stream is never quiet long enough for a test to wait for that).
+    fn cut_event_streams(&self) {
+        use std::os::unix::net::UnixStream;
+        if let Ok(mut admin) = UnixStream::connect(self._dir.path().join("admin.sock")) {
+            let _ = admin.write_all(b"shutdown sessions server engine-events/socket\n");
+            let mut answer = String::new();
+            let _ = admin.read_to_string(&mut answer);
+        }
     }
 
     /// Sends one request through the proxy and returns the reply's status.
@@ -409,13 +425,24 @@ fn an_event_stream_cut_by_an_idle_timeout_is_asked_for_again_at_once() {
     if !haproxy_present("an_event_stream_cut_by_an_idle_timeout_is_asked_for_again_at_once") {
         return;
     }
-    // linuxserver's rules, whose event stream shares the backend's server timeout: here 1 s
-    // instead of 10 minutes, so a quiet stream is cut every second.
-    let proxy = Haproxy::start(
+    // linuxserver's rules, whose event stream shares the backend's server timeout: here 2 s
+    // instead of 10 minutes, and, since other tests keep the engine's stream busy, a cut every
+    // 3 s through haproxy's admin socket as well.
+    let proxy = std::sync::Arc::new(Haproxy::start(
         Rules::Linuxserver,
         LINUXSERVER_LEAST,
-        Some(Duration::from_secs(1)),
-    );
+        Some(Duration::from_secs(2)),
+    ));
+    // Holds the proxy weakly: when the test ends, however it ends, the proxy goes and so
+    // does this thread.
+    let weak = std::sync::Arc::downgrade(&proxy);
+    std::thread::spawn(move || loop {
+        std::thread::sleep(Duration::from_secs(3));
+        match weak.upgrade() {
+            Some(proxy) => proxy.cut_event_streams(),
+            None => return,
+        }
+    });
     let node = Node::start(&format!("hhpod{}", unique("idle")), NO_NETWORK);
     // A pass every 5 minutes: within the deadline only events can bring the target back.
     let env = format!(
