@@ -4,18 +4,17 @@
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 use std::time::SystemTime;
 
 use serde::Serialize;
 use thiserror::Error;
-use tracing_appender::rolling::{RollingFileAppender, Rotation};
+use tracing_appender::non_blocking::{NonBlocking, NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::filter::filter_fn;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
 
-use crate::engine::error_chain;
 use crate::policy::{Health, Snapshot};
 use crate::prompt::Answer;
 use crate::targets::ContainerRef;
@@ -24,12 +23,28 @@ use crate::targets::ContainerRef;
 pub const FILE_ONLY: &str = "healthther::file_only";
 
 /// Prints a line for the operator on the console: stdout, so `docker logs` keeps it. Prompts
-/// are whole lines too, since the engine's log copier holds back a line until it ends.
+/// are whole lines too, since the engine's log copier holds back a line until it ends. Goes
+/// through the same non-blocking writer as the log lines, so they keep their order and a
+/// stalled stdout (nobody reading the pipe, flow control under `docker attach`) never holds up
+/// the watch loop.
 pub fn print_line(text: &str) {
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{text}");
-    let _ = out.flush();
+    let line = format!("{text}\n");
+    match CONSOLE.get() {
+        // A whole line is one message to the writer's thread: lines are never interleaved.
+        Some(console) => {
+            let _ = console.clone().write_all(line.as_bytes());
+        }
+        // Before logging is set up there is no runtime to hold up.
+        None => {
+            let mut out = std::io::stdout().lock();
+            let _ = out.write_all(line.as_bytes());
+            let _ = out.flush();
+        }
+    }
 }
+
+/// The console's non-blocking writer, once [`init`] has set it up.
+static CONSOLE: OnceLock<NonBlocking> = OnceLock::new();
 
 /// Human-readable logs are kept this many days; the audit file is kept forever (it is small).
 const KEEP_LOG_DAYS: usize = 31;
@@ -42,7 +57,16 @@ pub enum AuditError {
 
 /// The audit file: one JSON object per line, one line per action.
 pub struct Audit {
-    file: Mutex<RollingFileAppender>,
+    file: Mutex<LogFile>,
+}
+
+/// Keeps the console's and the human log's writer threads alive; dropping it flushes what they
+/// still hold (waiting a second at most, so a stalled stdout cannot hold up the exit). Keep it
+/// until the process ends.
+#[must_use = "logging stops when the guard is dropped"]
+pub struct LogGuard {
+    _console: WorkerGuard,
+    _human: WorkerGuard,
 }
 
 /// The version of the audit file's format, the `v` of every record. Internal types may change
@@ -72,6 +96,9 @@ pub struct Record {
     /// `start`, `restart`, or `none` when nothing was done.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub decision: Option<&'static str>,
+    /// Why it went down: `api_kill`, `api_stop`, `crash`, `oom` or `unhealthy`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cause: Option<&'static str>,
     /// `running` when the container runs again; `already_running` when someone else started it
     /// first; `not_a_target` when it was no target any more at the last look; else what it is
     /// now, `removed`, `left_stopped`, `unknown` or `failed`.
@@ -101,6 +128,12 @@ pub enum RecordEvent {
     PromptDropped,
     Quarantine,
     Release,
+    /// `MODE=observe` (or the label) saw what it would have acted on.
+    Observed,
+    /// A target held: by the operator, or stopped through the API under `HEALTH_ON_STOP=hold`.
+    Hold,
+    /// A hold ended.
+    Resume,
 }
 
 /// A container's state as the audit file writes it.
@@ -155,6 +188,7 @@ impl Record {
             by: None,
             state: None,
             decision: None,
+            cause: None,
             result: None,
             error: None,
             took_ms: None,
@@ -168,9 +202,9 @@ pub fn now_rfc3339() -> String {
     humantime::format_rfc3339_millis(SystemTime::now()).to_string()
 }
 
-/// Sets up logging to the console and the log directory and opens the audit file. Fails, naming
-/// the path, when the directory cannot be created or written.
-pub fn init(dir: &Path, filter: &str) -> Result<Audit, AuditError> {
+/// Sets up logging to the console (colour when `color`) and the log directory, and opens the
+/// audit file. Fails, naming the path, when the directory cannot be created or written.
+pub fn init(dir: &Path, filter: &str, color: bool) -> Result<(Audit, LogGuard), AuditError> {
     let fail = |reason: String| AuditError::LogDir {
         path: dir.display().to_string(),
         reason,
@@ -180,46 +214,236 @@ pub fn init(dir: &Path, filter: &str) -> Result<Audit, AuditError> {
     }
     std::fs::create_dir_all(dir).map_err(|e| fail(e.to_string()))?;
     mend_torn_tail(dir).map_err(|e| fail(e.to_string()))?;
-    let human = appender(dir, "healthther", "log", Some(KEEP_LOG_DAYS)).map_err(&fail)?;
-    let audit = appender(dir, "audit", "jsonl", None).map_err(&fail)?;
+    let mut human = LogFile::new(dir, "healthther", "log", Some(KEEP_LOG_DAYS));
+    let mut audit = LogFile::new(dir, "audit", "jsonl", None);
+    // Open both now, so an unwritable directory is said at start.
+    human.open_today().map_err(|e| fail(e.to_string()))?;
+    audit.open_today().map_err(|e| fail(e.to_string()))?;
+
+    // Both writers hand each line to a thread of their own: the runtime's one thread never
+    // waits on stdout or the disk. Lossy: should a writer fall 128,000 lines behind, lines are
+    // dropped rather than the watch loop stopped.
+    let (console_writer, console_guard) = NonBlockingBuilder::default()
+        .lossy(true)
+        .thread_name("console")
+        .finish(std::io::stdout());
+    let (human_writer, human_guard) = NonBlockingBuilder::default()
+        .lossy(true)
+        .thread_name("log-file")
+        .finish(human);
+    let _ = CONSOLE.set(console_writer.clone());
 
     // Checked already in config; a filter that still fails falls back to info.
     let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info"));
     // Records of prompts go to the file only: the console shows the prompt itself.
     let console = tracing_subscriber::fmt::layer()
         .with_target(false)
-        .with_ansi(std::io::stdout().is_terminal())
-        .with_writer(std::io::stdout)
+        .with_ansi(color)
+        .with_writer(console_writer)
         .with_filter(filter_fn(|meta| meta.target() != FILE_ONLY));
     let file = tracing_subscriber::fmt::layer()
         .with_target(false)
         .with_ansi(false)
-        .with_writer(human);
+        .with_writer(human_writer);
     // Only fails if a global subscriber is already set, which nothing else in the binary does.
     let _ = tracing_subscriber::registry()
         .with(filter)
         .with(console)
         .with(file)
         .try_init();
-    Ok(Audit {
-        file: Mutex::new(audit),
-    })
+    let guard = LogGuard {
+        _console: console_guard,
+        _human: human_guard,
+    };
+    Ok((
+        Audit {
+            file: Mutex::new(audit),
+        },
+        guard,
+    ))
 }
 
-fn appender(
-    dir: &Path,
-    prefix: &str,
-    suffix: &str,
+/// Whether the console may use colour: a terminal, and no `NO_COLOR` (https://no-color.org:
+/// present and not empty disables it).
+pub fn console_color(no_color: Option<&std::ffi::OsStr>) -> bool {
+    std::io::stdout().is_terminal() && no_color.is_none_or(|v| v.is_empty())
+}
+
+/// A daily log file of the log directory, written one whole line at a time. Before each line
+/// it checks that its file is still the one at its path, so a log directory removed while we
+/// run (`rm -rf logs`) is made again and no line goes to an unlinked file; and after a write
+/// that failed or was cut short (a full disk) the next line starts on a line of its own.
+pub struct LogFile {
+    dir: PathBuf,
+    prefix: &'static str,
+    suffix: &'static str,
     keep: Option<usize>,
-) -> Result<RollingFileAppender, String> {
-    let mut builder = RollingFileAppender::builder()
-        .rotation(Rotation::DAILY)
-        .filename_prefix(prefix)
-        .filename_suffix(suffix);
-    if let Some(n) = keep {
-        builder = builder.max_log_files(n);
+    open: Option<OpenFile>,
+    /// The file may end in a line cut short: the next write begins with a newline.
+    torn: bool,
+}
+
+struct OpenFile {
+    date: String,
+    path: PathBuf,
+    file: std::fs::File,
+    dev: u64,
+    ino: u64,
+}
+
+/// What [`LogFile::write_line`] had to do.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Written {
+    Appended,
+    /// The file (or its directory) had gone and was made again at this path.
+    Recreated(PathBuf),
+}
+
+impl LogFile {
+    pub fn new(
+        dir: &Path,
+        prefix: &'static str,
+        suffix: &'static str,
+        keep: Option<usize>,
+    ) -> Self {
+        LogFile {
+            dir: dir.to_path_buf(),
+            prefix,
+            suffix,
+            keep,
+            open: None,
+            torn: false,
+        }
     }
-    builder.build(dir).map_err(|e| error_chain(&e))
+
+    /// Opens today's file (UTC, as the file names have always been), making the directory if
+    /// it is gone.
+    fn open_today(&mut self) -> std::io::Result<&mut OpenFile> {
+        use std::os::unix::fs::{FileExt, MetadataExt};
+        let date = now_rfc3339()[..10].to_string();
+        let rotated = self.open.as_ref().is_some_and(|o| o.date != date);
+        std::fs::create_dir_all(&self.dir)?;
+        let path = self
+            .dir
+            .join(format!("{}.{date}.{}", self.prefix, self.suffix));
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create(true)
+            .open(&path)?;
+        let meta = file.metadata()?;
+        // A file that ends mid-line (healthther killed while writing) is ended first.
+        let mut last = [0u8; 1];
+        self.torn =
+            meta.len() > 0 && file.read_at(&mut last, meta.len() - 1).is_ok() && last[0] != b'\n';
+        if rotated {
+            self.prune();
+        }
+        Ok(self.open.insert(OpenFile {
+            date,
+            path,
+            dev: meta.dev(),
+            ino: meta.ino(),
+            file,
+        }))
+    }
+
+    /// Whether the open file is still today's file at its path.
+    fn is_current(&self) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        let Some(open) = &self.open else {
+            return false;
+        };
+        open.date == now_rfc3339()[..10]
+            && std::fs::metadata(&open.path)
+                .is_ok_and(|m| m.dev() == open.dev && m.ino() == open.ino)
+    }
+
+    /// Appends `line` (which ends in a newline) in one write.
+    pub fn write_line(&mut self, line: &[u8]) -> std::io::Result<Written> {
+        let mut written = Written::Appended;
+        if !self.is_current() {
+            let replaced = self
+                .open
+                .as_ref()
+                .is_some_and(|o| o.date == now_rfc3339()[..10]);
+            let open = self.open_today()?;
+            if replaced {
+                written = Written::Recreated(open.path.clone());
+            }
+        }
+        let torn = self.torn;
+        let Some(open) = self.open.as_mut() else {
+            return Err(std::io::Error::other("the log file is not open"));
+        };
+        let mut buf = Vec::with_capacity(line.len() + 1);
+        if torn {
+            buf.push(b'\n');
+        }
+        buf.extend_from_slice(line);
+        let mut done = 0;
+        while done < buf.len() {
+            match open.file.write(&buf[done..]) {
+                Ok(0) => {
+                    self.torn |= done > 0;
+                    return Err(std::io::ErrorKind::WriteZero.into());
+                }
+                Ok(n) => done += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    // Part of the line is in the file: the next one must not run into it.
+                    self.torn |= done > 0;
+                    return Err(e);
+                }
+            }
+        }
+        self.torn = false;
+        Ok(written)
+    }
+
+    /// Removes the oldest files beyond `keep`.
+    fn prune(&self) {
+        let Some(keep) = self.keep else {
+            return;
+        };
+        let start = format!("{}.", self.prefix);
+        let end = format!(".{}", self.suffix);
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&self.dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| {
+                let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+                name.starts_with(&start) && name.ends_with(&end)
+            })
+            .collect();
+        files.sort();
+        let excess = files.len().saturating_sub(keep);
+        for old in &files[..excess] {
+            let _ = std::fs::remove_file(old);
+        }
+    }
+}
+
+/// The human log, written by its own thread through [`NonBlocking`]: each message is one whole
+/// line formatted by tracing.
+impl Write for LogFile {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if let Written::Recreated(path) = self.write_line(buf)? {
+            let note = format!(
+                "WARN the log file {} had been removed (or its directory); made it again",
+                path.display()
+            );
+            print_line(&note);
+            let _ = self.write_line(format!("{note}\n").as_bytes());
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 impl Audit {
@@ -236,11 +460,17 @@ impl Audit {
         line.push(b'\n');
         // A poisoned lock only means another writer panicked mid-write; the file is still usable.
         let mut file = self.file.lock().unwrap_or_else(|p| p.into_inner());
-        if let Err(e) = file.write_all(&line).and_then(|()| file.flush()) {
-            eprintln!(
+        match file.write_line(&line) {
+            Ok(Written::Appended) => {}
+            Ok(Written::Recreated(path)) => tracing::warn!(
+                path = %path.display(),
+                "the audit file had been removed (or its directory); made it again and wrote \
+                 the record there"
+            ),
+            Err(e) => print_line(&format!(
                 "healthther: cannot write the audit file: {e}; the record was: {}",
                 String::from_utf8_lossy(&line).trim_end()
-            );
+            )),
         }
     }
 }

@@ -9,7 +9,9 @@
 //! seen running well again or an operator releases it.
 
 use std::collections::VecDeque;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
+
+use serde::{Deserialize, Serialize};
 
 /// Doubling waits from `first` up to `cap`: the one back-off for reconnecting to the engine,
 /// asking for its event stream again, and reviving a target whose revivals keep failing.
@@ -183,6 +185,84 @@ impl History {
     /// Revivals that failed within the window, for the operator's prompt.
     pub fn recent_failures(&self) -> usize {
         self.failures.len()
+    }
+
+    /// The history with its moments as wall-clock times (`wall` turns an instant into one),
+    /// to be written down and read back by another process.
+    pub fn to_saved(&self, wall: impl Fn(Instant) -> SystemTime) -> SavedHistory {
+        SavedHistory {
+            streak: self.streak,
+            failures: self.failures.iter().map(|t| wall(*t)).collect(),
+            counted_run: self.counted_run.clone(),
+            failure_seen: self.failure_seen.map(&wall),
+            last_revival: self.last_revival.map(&wall),
+            quarantined: self.quarantined,
+        }
+    }
+
+    /// A history read back; `instant` turns a wall-clock time into an instant of this process.
+    pub fn from_saved(saved: &SavedHistory, instant: impl Fn(SystemTime) -> Instant) -> History {
+        History {
+            streak: saved.streak,
+            failures: saved.failures.iter().map(|t| instant(*t)).collect(),
+            counted_run: saved.counted_run.clone(),
+            failure_seen: saved.failure_seen.map(&instant),
+            last_revival: saved.last_revival.map(&instant),
+            quarantined: saved.quarantined,
+        }
+    }
+}
+
+/// A revival history as the state file keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SavedHistory {
+    pub streak: u32,
+    #[serde(with = "times")]
+    pub failures: Vec<SystemTime>,
+    pub counted_run: Option<String>,
+    #[serde(with = "time")]
+    pub failure_seen: Option<SystemTime>,
+    #[serde(with = "time")]
+    pub last_revival: Option<SystemTime>,
+    pub quarantined: bool,
+}
+
+/// Moments as RFC 3339 text, which people can read in the file.
+pub mod time {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::SystemTime;
+
+    pub fn serialize<S: Serializer>(t: &Option<SystemTime>, s: S) -> Result<S::Ok, S::Error> {
+        match t {
+            Some(t) => s.serialize_some(&humantime::format_rfc3339_millis(*t).to_string()),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SystemTime>, D::Error> {
+        let text: Option<String> = Option::deserialize(d)?;
+        text.map(|t| humantime::parse_rfc3339_weak(&t).map_err(serde::de::Error::custom))
+            .transpose()
+    }
+}
+
+mod times {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::SystemTime;
+
+    pub fn serialize<S: Serializer>(ts: &[SystemTime], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(
+            ts.iter()
+                .map(|t| humantime::format_rfc3339_millis(*t).to_string()),
+        )
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<SystemTime>, D::Error> {
+        let texts: Vec<String> = Vec::deserialize(d)?;
+        texts
+            .iter()
+            .map(|t| humantime::parse_rfc3339_weak(t).map_err(serde::de::Error::custom))
+            .collect()
     }
 }
 

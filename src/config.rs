@@ -3,6 +3,7 @@
 //! Two stages, as in ripgrep: clap only parses strings, then [`Config::from_args`] turns them
 //! into typed values. After that no mode is a string and no default is an `Option`.
 
+use std::collections::HashMap;
 use std::ffi::OsString;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -42,14 +43,25 @@ pub struct Args {
     #[arg(long, env = "HEALTH_TARGETS", value_name = "NAMES")]
     pub targets: Option<String>,
 
-    /// auto: revive failed targets at once. manual: ask an operator first
+    /// auto: revive failed targets at once. manual: ask an operator first. observe: detect,
+    /// log and record, never act
     #[arg(
         long,
         env = "MODE",
-        value_name = "auto|manual",
+        value_name = "auto|manual|observe",
         default_value = "manual"
     )]
     pub mode: String,
+
+    /// What a target stopped through the engine's API (docker stop) means: revive it (after a
+    /// moment for whoever stopped it), or hold it until someone starts it again
+    #[arg(
+        long,
+        env = "HEALTH_ON_STOP",
+        value_name = "revive|hold",
+        default_value = "revive"
+    )]
+    pub on_stop: String,
 
     /// The Docker engine: unix:///path/to/docker.sock or tcp://host:port
     #[arg(
@@ -184,6 +196,29 @@ pub enum Command {
         /// The target (or container) to release
         target: String,
     },
+    /// Show each target: the containers it resolves to, their state, the last action, back-off,
+    /// quarantine, holds and prompts
+    Status {
+        /// Print a JSON array for scripts (the fields are listed in the README)
+        #[arg(long)]
+        json: bool,
+    },
+    /// Take no action on TARGET and ask nothing about it, for DURATION (e.g. 30m) or until
+    /// `healthther resume TARGET`
+    Hold {
+        /// The target, as written in HEALTH_TARGETS
+        target: String,
+        /// How long, e.g. 30m or 2h; without it, until resumed
+        duration: Option<String>,
+        /// Why, for the log, the audit file and `status`
+        #[arg(long, value_name = "TEXT")]
+        reason: Option<String>,
+    },
+    /// End the hold on TARGET and look at it at once
+    Resume {
+        /// The target, as written in HEALTH_TARGETS
+        target: String,
+    },
     /// Answer the open prompt of TARGET, by telling the running daemon over its control socket
     Answer {
         /// The target (or container) the prompt is about
@@ -206,6 +241,38 @@ pub enum Invocation {
 pub enum Mode {
     Auto,
     Manual,
+    /// Detect, log and record, never act: to try healthther on a live system.
+    Observe,
+}
+
+impl Mode {
+    pub fn parse(raw: &str) -> Option<Mode> {
+        match raw.trim().to_ascii_lowercase().as_str() {
+            "auto" => Some(Mode::Auto),
+            "manual" => Some(Mode::Manual),
+            "observe" => Some(Mode::Observe),
+            _ => None,
+        }
+    }
+}
+
+/// What a stop asked through the engine's API (`docker stop`) means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnStop {
+    /// A failure like any other, revived (after a moment for whoever stopped it).
+    Revive,
+    /// Maintenance: hold the container until someone starts it again.
+    Hold,
+}
+
+impl OnStop {
+    pub fn parse(raw: &str) -> Option<OnStop> {
+        match raw.trim().to_ascii_lowercase().as_str() {
+            "revive" => Some(OnStop::Revive),
+            "hold" => Some(OnStop::Hold),
+            _ => None,
+        }
+    }
 }
 
 impl fmt::Display for Mode {
@@ -213,6 +280,7 @@ impl fmt::Display for Mode {
         f.write_str(match self {
             Mode::Auto => "auto",
             Mode::Manual => "manual",
+            Mode::Observe => "observe",
         })
     }
 }
@@ -245,6 +313,7 @@ impl fmt::Display for DockerHost {
 pub struct Config {
     pub targets: Targets,
     pub mode: Mode,
+    pub on_stop: OnStop,
     pub docker_host: DockerHost,
     pub poll_interval: Duration,
     pub stop_timeout: Duration,
@@ -252,6 +321,8 @@ pub struct Config {
     pub log_dir: PathBuf,
     pub control_socket: PathBuf,
     pub log_filter: String,
+    /// Said once logging runs: settings that were ignored (a misspelt key in `.env`).
+    pub warnings: Vec<String>,
 }
 
 #[derive(Debug, Error)]
@@ -265,11 +336,13 @@ pub enum ConfigError {
     EnvFile { path: String, reason: String },
     #[error(transparent)]
     Targets(#[from] TargetError),
-    #[error("MODE (--mode): {0:?} is not a mode; use auto or manual")]
+    #[error("MODE (--mode): {0:?} is not a mode; use auto, manual or observe")]
     Mode(String),
+    #[error("HEALTH_ON_STOP (--on-stop): {0:?} is not understood; use revive or hold")]
+    OnStop(String),
     #[error(
         "DOCKER_HOST (--docker-host): {0:?} is not supported; use unix:///path/to/docker.sock \
-         or tcp://host:port"
+         or tcp://host:port (an IPv4 address, a name or [IPv6], and a port from 1 to 65535)"
     )]
     DockerHost(String),
     #[error(
@@ -311,9 +384,23 @@ fn one_line(e: &clap::Error) -> String {
 }
 
 impl Config {
-    /// Loads `.env` (or `--env-file`) into the environment, then parses flags with the
-    /// environment as fallback, then validates.
+    /// Reads flags, else the process environment, else `.env` (or `--env-file`), then
+    /// validates.
     pub fn load<I, T>(argv: I) -> Result<Invocation, ConfigError>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<OsString> + Clone,
+    {
+        Config::load_with(argv, |var| std::env::var_os(var))
+    }
+
+    /// As [`Config::load`], with `env` standing for the process environment. The file is read
+    /// into a map, never into the environment: the process stays as it was started, and tests
+    /// do not depend on the environment they run in.
+    pub fn load_with<I, T>(
+        argv: I,
+        env: impl Fn(&str) -> Option<OsString>,
+    ) -> Result<Invocation, ConfigError>
     where
         I: IntoIterator<Item = T>,
         T: Into<OsString> + Clone,
@@ -330,32 +417,73 @@ impl Config {
                 arg.to_string_lossy()
             )));
         }
-        // clap would say only that some value is not UTF-8; name the variable.
-        let command = <Args as clap::CommandFactory>::command();
-        for var in command.get_arguments().filter_map(|a| a.get_env()) {
-            if std::env::var_os(var).is_some_and(|v| v.to_str().is_none()) {
-                return Err(ConfigError::NotUtf8(var.to_string_lossy().into_owned()));
+        let vars = env_vars();
+        let mut from_env: HashMap<&str, String> = HashMap::new();
+        for (_, var) in &vars {
+            match env(var).map(OsString::into_string) {
+                None => {}
+                // clap would say only that some value is not UTF-8; name the variable.
+                Some(Err(_)) => return Err(ConfigError::NotUtf8(var.clone())),
+                Some(Ok(value)) => drop(from_env.insert(var, value)),
             }
         }
-        // First pass only to learn --env-file (and to answer --help or a bad flag at once); the
-        // environment it reads is completed by the file before the second pass.
+        // First pass only to learn --env-file (and to answer --help or a bad flag at once).
         let first = Args::try_parse_from(&argv)?;
-        load_env_file(first.env_file.as_deref())?;
-        // An empty variable means "not set", so that compose can pass `${VAR:-}` through and
-        // leave the default to us.
-        for var in command.get_arguments().filter_map(|a| a.get_env()) {
-            if std::env::var_os(var).is_some_and(|v| v.is_empty()) {
-                std::env::remove_var(var);
-            }
-        }
+        let file = read_env_file(first.env_file.as_deref())?;
+        let known: Vec<&str> = vars.iter().map(|(_, var)| var.as_str()).collect();
+        let warnings = unknown_keys(&file, &known);
 
-        let mut args = Args::try_parse_from(&argv)?;
+        // An empty value means "not set", so that compose can pass `${VAR:-}` through and
+        // leave the default to us.
+        let mut command = <Args as clap::CommandFactory>::command();
+        for (id, var) in &vars {
+            let value = [from_env.get(var.as_str()), file.get(var)]
+                .into_iter()
+                .flatten()
+                .find(|v| !v.is_empty())
+                .cloned();
+            command = command.mut_arg(id, |arg| {
+                // Reset: clap would read the process environment itself.
+                let arg = arg.env(None);
+                match value {
+                    Some(v) => arg.default_value(v),
+                    None => arg,
+                }
+            });
+        }
+        let matches = command.try_get_matches_from(&argv)?;
+        let mut args = <Args as clap::FromArgMatches>::from_arg_matches(&matches)?;
         let request = match args.command.take() {
-            None => return Ok(Invocation::Daemon(Config::from_args(args)?)),
+            None => {
+                let mut config = Config::from_args(args)?;
+                config.warnings = warnings;
+                return Ok(Invocation::Daemon(config));
+            }
             Some(Command::Pending) => Request::Pending,
             Some(Command::Probe) => Request::Probe,
             Some(Command::Release { target }) => Request::Release { target },
             Some(Command::Answer { target, answer }) => Request::Answer { target, answer },
+            Some(Command::Status { json }) => Request::Status { json },
+            Some(Command::Resume { target }) => Request::Resume { target },
+            Some(Command::Hold {
+                target,
+                duration,
+                reason,
+            }) => Request::Hold {
+                target,
+                duration: duration
+                    .map(|d| {
+                        parse_duration(
+                            "DURATION",
+                            "hold",
+                            &d,
+                            Duration::from_secs(1),
+                            Duration::from_secs(366 * 24 * 3600),
+                        )
+                    })
+                    .transpose()?,
+                reason,
+            },
         };
         Ok(Invocation::Client {
             socket: args.control_socket,
@@ -365,10 +493,11 @@ impl Config {
 
     pub fn from_args(args: Args) -> Result<Config, ConfigError> {
         let targets = Targets::parse(args.targets.as_deref().unwrap_or(""))?;
-        let mode = match args.mode.trim().to_ascii_lowercase().as_str() {
-            "auto" => Mode::Auto,
-            "manual" => Mode::Manual,
-            _ => return Err(ConfigError::Mode(args.mode)),
+        let Some(mode) = Mode::parse(&args.mode) else {
+            return Err(ConfigError::Mode(args.mode));
+        };
+        let Some(on_stop) = OnStop::parse(&args.on_stop) else {
+            return Err(ConfigError::OnStop(args.on_stop));
         };
         let docker_host = with_tls(
             parse_docker_host(&args.docker_host)?,
@@ -434,6 +563,7 @@ impl Config {
         Ok(Config {
             targets,
             mode,
+            on_stop,
             docker_host,
             poll_interval,
             stop_timeout,
@@ -441,38 +571,115 @@ impl Config {
             log_dir: args.log_dir,
             control_socket: args.control_socket,
             log_filter: args.log_level,
+            warnings: Vec::new(),
         })
     }
 }
 
-fn load_env_file(explicit: Option<&Path>) -> Result<(), ConfigError> {
+/// Every setting read from the environment: (clap's argument id, variable).
+fn env_vars() -> Vec<(String, String)> {
+    let command = <Args as clap::CommandFactory>::command();
+    command
+        .get_arguments()
+        .filter_map(|a| {
+            let var = a.get_env()?.to_str()?.to_string();
+            Some((a.get_id().to_string(), var))
+        })
+        .collect()
+}
+
+/// The settings of `.env` (or `--env-file`), the first of a key winning as dotenvy does.
+fn read_env_file(explicit: Option<&Path>) -> Result<HashMap<String, String>, ConfigError> {
     let path = explicit.unwrap_or(Path::new(DEFAULT_ENV_FILE));
-    match dotenvy::from_path(path) {
-        Ok(()) => Ok(()),
-        Err(dotenvy::Error::Io(e))
-            if explicit.is_none() && e.kind() == std::io::ErrorKind::NotFound =>
-        {
-            Ok(())
+    let fail = |reason: String| ConfigError::EnvFile {
+        path: path.display().to_string(),
+        reason,
+    };
+    let mut bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) if explicit.is_none() && e.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(HashMap::new())
         }
-        Err(e) => Err(ConfigError::EnvFile {
-            path: path.display().to_string(),
-            reason: match e {
-                dotenvy::Error::LineParse(text, at) => {
-                    let line = std::fs::read_to_string(path)
-                        .ok()
-                        .and_then(|file| file.lines().position(|l| l.contains(text.trim())))
-                        .map(|i| format!("line {}: ", i + 1))
-                        .unwrap_or_default();
-                    format!(
-                        "{line}cannot parse {text:?} (at character {}); quote values that \
-                         contain spaces",
-                        at + 1
-                    )
-                }
-                other => other.to_string(),
-            },
-        }),
+        Err(e) => return Err(fail(e.to_string())),
+    };
+    if bytes.starts_with(&[0xEF, 0xBB, 0xBF]) {
+        bytes.drain(..3);
     }
+    // No environment variable can hold a NUL byte; say where it is instead of failing later.
+    if let Some(at) = bytes.iter().position(|b| *b == 0) {
+        let line = bytes[..at].iter().filter(|b| **b == b'\n').count() + 1;
+        return Err(fail(format!("line {line}: contains a NUL byte; remove it")));
+    }
+    let text = String::from_utf8_lossy(&bytes).into_owned();
+    let mut map = HashMap::new();
+    for item in dotenvy::Iter::new(bytes.as_slice()) {
+        match item {
+            Ok((key, value)) => drop(map.entry(key).or_insert(value)),
+            Err(dotenvy::Error::LineParse(bad, at)) => {
+                let line = text
+                    .lines()
+                    .position(|l| l.contains(bad.trim()))
+                    .map(|i| format!("line {}: ", i + 1))
+                    .unwrap_or_default();
+                return Err(fail(format!(
+                    "{line}cannot parse {bad:?} (at character {}); quote values that contain \
+                     spaces",
+                    at + 1
+                )));
+            }
+            Err(e) => return Err(fail(e.to_string())),
+        }
+    }
+    Ok(map)
+}
+
+/// One warning per `HEALTH_*` key of the file that is no setting, naming the closest one.
+fn unknown_keys(file: &HashMap<String, String>, known: &[&str]) -> Vec<String> {
+    let mut keys: Vec<&String> = file
+        .keys()
+        .filter(|k| k.starts_with("HEALTH_") && !known.contains(&k.as_str()))
+        .collect();
+    keys.sort();
+    keys.into_iter()
+        .map(|key| match closest(key, known) {
+            Some(known) => {
+                format!(
+                    "{key} in the env file is not a setting and is ignored; did you mean {known}?"
+                )
+            }
+            None => format!(
+                "{key} in the env file is not a setting and is ignored; see healthther --help"
+            ),
+        })
+        .collect()
+}
+
+/// The known variable nearest to `key` by edit distance, if near enough to be a typo.
+fn closest<'k>(key: &str, known: &[&'k str]) -> Option<&'k str> {
+    known
+        .iter()
+        .map(|k| (edit_distance(key, k), *k))
+        .filter(|(d, k)| *d <= 3.max(k.len() / 4))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, k)| k)
+}
+
+/// Levenshtein distance, by characters.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let above = row[j + 1];
+            row[j + 1] = (above + 1)
+                .min(row[j] + 1)
+                .min(diagonal + usize::from(ca != *cb));
+            diagonal = above;
+        }
+    }
+    row[b.len()]
 }
 
 pub fn parse_docker_host(raw: &str) -> Result<DockerHost, ConfigError> {
@@ -486,13 +693,50 @@ pub fn parse_docker_host(raw: &str) -> Result<DockerHost, ConfigError> {
     }
     for scheme in ["tcp://", "http://"] {
         if let Some(rest) = raw.strip_prefix(scheme) {
-            if rest.is_empty() || rest.contains(char::is_whitespace) {
+            // An address that cannot be is said at start, not retried forever.
+            let authority = rest.strip_suffix('/').unwrap_or(rest);
+            if !valid_host_port(authority) {
                 return Err(bad());
             }
             return Ok(DockerHost::Tcp(raw.to_string()));
         }
     }
     Err(bad())
+}
+
+/// `host:port`, `1.2.3.4:port` or `[::1]:port`, with a port from 1 to 65535.
+fn valid_host_port(authority: &str) -> bool {
+    let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+        let Some((addr, port)) = v6.split_once("]:") else {
+            return false;
+        };
+        if addr.parse::<std::net::Ipv6Addr>().is_err() {
+            return false;
+        }
+        (None, port)
+    } else {
+        match authority.rsplit_once(':') {
+            Some((host, port)) => (Some(host), port),
+            None => return false,
+        }
+    };
+    let port_ok = !port.is_empty()
+        && port.bytes().all(|b| b.is_ascii_digit())
+        && port.parse::<u16>().is_ok_and(|p| p != 0);
+    let host_ok = match host {
+        None => true,
+        // All digits and dots: it must be an IPv4 address, not a name.
+        Some(h) if h.bytes().all(|b| b.is_ascii_digit() || b == b'.') => {
+            h.parse::<std::net::Ipv4Addr>().is_ok()
+        }
+        Some(h) => {
+            !h.is_empty()
+                && !h.starts_with(['-', '.'])
+                && h.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
+        }
+    };
+    port_ok && host_ok
 }
 
 /// The TLS files the docker CLI would use for a tcp:// engine: with `DOCKER_TLS_VERIFY` set to
@@ -574,10 +818,113 @@ pub fn parse_duration(
 mod tests {
     use super::*;
 
+    /// Parses `extra` as flags with an empty environment and no `.env`, whatever the
+    /// environment of the test run holds (a developer's DOCKER_HOST included).
     fn args(extra: &[&str]) -> Result<Config, ConfigError> {
-        let mut argv = vec!["healthther"];
-        argv.extend_from_slice(extra);
-        Config::from_args(Args::try_parse_from(argv)?)
+        let dir = tempfile::tempdir().expect("temp dir");
+        let empty = dir.path().join("empty.env");
+        std::fs::write(&empty, "").expect("write empty.env");
+        let mut argv = vec!["healthther".to_string(), "--env-file".into()];
+        argv.push(empty.display().to_string());
+        argv.extend(extra.iter().map(|s| s.to_string()));
+        match Config::load_with(argv, |_| None)? {
+            Invocation::Daemon(c) => Ok(c),
+            Invocation::Client { .. } => panic!("not a daemon invocation"),
+        }
+    }
+
+    fn load_file(dotenv: &str, env: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let file = dir.path().join("test.env");
+        std::fs::write(&file, dotenv).expect("write test.env");
+        let argv = [
+            "healthther".to_string(),
+            "--env-file".into(),
+            file.display().to_string(),
+        ];
+        let env: HashMap<String, OsString> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), OsString::from(v)))
+            .collect();
+        match Config::load_with(argv, |k| env.get(k).cloned())? {
+            Invocation::Daemon(c) => Ok(c),
+            Invocation::Client { .. } => panic!("not a daemon invocation"),
+        }
+    }
+
+    #[test]
+    fn the_env_file_is_read_without_touching_the_process_environment() {
+        let key = "HEALTH_BACKOFF_RESET";
+        assert!(std::env::var_os(key).is_none(), "the test run sets {key}");
+        let c = load_file(
+            "HEALTH_TARGETS=a1\nHEALTH_BACKOFF_RESET=7s\nMODE=auto\nHEALTH_POLL_INTERVAL=\n",
+            &[("MODE", "manual"), ("HEALTH_STOP_TIMEOUT", "")],
+        )
+        .unwrap();
+        assert_eq!(c.limits.reset_after, Duration::from_secs(7));
+        assert_eq!(c.mode, Mode::Manual, "the environment wins over the file");
+        assert_eq!(
+            c.poll_interval,
+            Duration::from_secs(10),
+            "empty means unset"
+        );
+        assert_eq!(c.stop_timeout, Duration::from_secs(10), "empty means unset");
+        assert!(
+            std::env::var_os(key).is_none(),
+            "{key} leaked into the environment"
+        );
+    }
+
+    #[test]
+    fn a_flag_wins_over_the_environment_and_the_file() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let file = dir.path().join("test.env");
+        std::fs::write(&file, "HEALTH_TARGETS=a1\nMODE=manual\n").unwrap();
+        let argv = [
+            "healthther",
+            "--env-file",
+            file.to_str().unwrap(),
+            "--mode",
+            "auto",
+        ];
+        let Invocation::Daemon(c) =
+            Config::load_with(argv, |k| (k == "MODE").then(|| OsString::from("manual"))).unwrap()
+        else {
+            panic!("not a daemon invocation")
+        };
+        assert_eq!(c.mode, Mode::Auto);
+    }
+
+    #[test]
+    fn a_nul_byte_in_the_env_file_is_one_line() {
+        let e = load_file("HEALTH_TARGETS=a1\nMODE=au\0to\n", &[]).unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.contains("line 2") && msg.contains("NUL"), "{msg}");
+        assert!(!msg.contains('\n'), "{msg}");
+    }
+
+    #[test]
+    fn a_misspelt_key_is_named_with_the_closest_known_one() {
+        let c = load_file("HEALTH_TARGETS=a1\nHEALTH_POLL_INTRVAL=5s\nOTHER=1\n", &[]).unwrap();
+        assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
+        let w = &c.warnings[0];
+        assert!(
+            w.contains("HEALTH_POLL_INTRVAL") && w.contains("HEALTH_POLL_INTERVAL"),
+            "{w}"
+        );
+        assert_eq!(c.poll_interval, Duration::from_secs(10));
+    }
+
+    #[test]
+    fn closest_known_key() {
+        let vars = env_vars();
+        let known: Vec<&str> = vars.iter().map(|(_, v)| v.as_str()).collect();
+        assert_eq!(
+            closest("HEALTH_STOP_TIMOUT", &known),
+            Some("HEALTH_STOP_TIMEOUT")
+        );
+        assert_eq!(closest("HEALTH_TARGET", &known), Some("HEALTH_TARGETS"));
+        assert_eq!(closest("HEALTH_XYZZY_PLUGH_FOO", &known), None);
     }
 
     #[test]
@@ -690,6 +1037,18 @@ mod tests {
             ("tcp://127.0.0.1:2375", true),
             ("http://socket-proxy:2375", true),
             ("tcp://", false),
+            ("tcp://256.0.0.1:99999", false),
+            ("tcp://256.0.0.1:2375", false),
+            ("tcp://10.0.0.1:99999", false),
+            ("tcp://[::1", false),
+            ("tcp://[::1]:2375", true),
+            ("tcp://[zz]:2375", false),
+            ("tcp://proxy:0", false),
+            ("tcp://proxy:", false),
+            ("tcp://proxy", false),
+            ("tcp://socket_proxy:2375/", true),
+            ("tcp://bad_host!:2375", false),
+            ("tcp://10.0.0.1:2375", true),
             ("ssh://me@host", false),
             ("/var/run/docker.sock", false),
             ("", false),

@@ -4,12 +4,13 @@
 
 use std::io::{BufRead, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use thiserror::Error;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 /// How long a client may take to send its request, and the daemon to reply.
@@ -37,10 +38,28 @@ pub enum Request {
     /// Is the watch loop alive and recent? (the container's HEALTHCHECK)
     Probe,
     /// Lift the quarantine of `target`.
-    Release { target: String },
+    Release {
+        target: String,
+    },
     /// Answer the open prompt of `target`; `answer` as typed, so the daemon can say what is
     /// wrong with it.
-    Answer { target: String, answer: String },
+    Answer {
+        target: String,
+        answer: String,
+    },
+    /// Where each target stands; as JSON for scripts.
+    Status {
+        json: bool,
+    },
+    /// Take no action on `target` and ask nothing about it, for `duration` or until resumed.
+    Hold {
+        target: String,
+        duration: Option<Duration>,
+        reason: Option<String>,
+    },
+    Resume {
+        target: String,
+    },
 }
 
 impl Request {
@@ -50,6 +69,25 @@ impl Request {
             Request::Probe => "probe\n".into(),
             Request::Release { target } => format!("release {target}\n"),
             Request::Answer { target, answer } => format!("answer {target} {answer}\n"),
+            Request::Status { json: false } => "status\n".into(),
+            Request::Status { json: true } => "status --json\n".into(),
+            Request::Hold {
+                target,
+                duration,
+                reason,
+            } => {
+                let duration = match duration {
+                    Some(d) => humantime::format_duration(*d).to_string().replace(' ', ""),
+                    None => "-".into(),
+                };
+                // The reason is the rest of the line, spaces and all, but one line.
+                let reason = reason.as_deref().unwrap_or("").replace(['\n', '\r'], " ");
+                format!("hold {target} {duration} {reason}")
+                    .trim_end()
+                    .to_string()
+                    + "\n"
+            }
+            Request::Resume { target } => format!("resume {target}\n"),
         }
     }
 
@@ -65,8 +103,36 @@ impl Request {
                 target: (*target).to_string(),
                 answer: (*answer).to_string(),
             }),
+            ["status"] => Ok(Request::Status { json: false }),
+            ["status", "--json"] => Ok(Request::Status { json: true }),
+            ["resume", target] => Ok(Request::Resume {
+                target: (*target).to_string(),
+            }),
+            ["hold", target, duration, ..] => {
+                let duration = match *duration {
+                    "-" => None,
+                    d => Some(
+                        humantime::parse_duration(d)
+                            .map_err(|_| format!("hold: {d:?} is not a duration; write e.g. 30m or 2h"))?,
+                    ),
+                };
+                // Everything after the duration, as written.
+                let reason = line
+                    .trim()
+                    .splitn(4, char::is_whitespace)
+                    .nth(3)
+                    .map(str::trim)
+                    .filter(|r| !r.is_empty())
+                    .map(str::to_string);
+                Ok(Request::Hold {
+                    target: (*target).to_string(),
+                    duration,
+                    reason,
+                })
+            }
             _ => Err(format!(
-                "unknown request {:?}; expected `pending`, `probe`, `release TARGET` or `answer TARGET ANSWER`",
+                "unknown request {:?}; expected `pending`, `probe`, `status [--json]`, `release TARGET`, \
+                 `answer TARGET ANSWER`, `hold TARGET DURATION|- [REASON]` or `resume TARGET`",
                 line.trim()
             )),
         }
@@ -119,6 +185,8 @@ pub enum ControlError {
     },
     #[error("another healthther already answers on {path}; stop it or set HEALTH_CONTROL_SOCKET (--control-socket)")]
     InUse { path: String },
+    #[error("the control socket {path} exists and is not a socket; leaving it alone: set HEALTH_CONTROL_SOCKET (--control-socket) to another path")]
+    NotASocket { path: String },
     #[error("cannot reach healthther at {path}: {source}; is it running with this working directory? (its socket is HEALTH_CONTROL_SOCKET, --control-socket)")]
     Connect {
         path: String,
@@ -149,54 +217,89 @@ pub fn read_terminal(tx: mpsc::Sender<Input>) {
     }
 }
 
+/// Control connections served at once. Each holds a file descriptor; beyond this, clients wait
+/// in the kernel's backlog, so a flood of idle connections can neither exhaust our descriptors
+/// (which the engine calls need) nor grow us.
+const MAX_CONNECTIONS: usize = 64;
+
 /// The listening control socket; its file is removed when dropped.
 pub struct ControlSocket {
     path: PathBuf,
+    /// The socket file's inode, so that only our own socket is ever removed.
+    ino: u64,
     listener: UnixListener,
 }
 
 impl ControlSocket {
-    /// Binds `path`, replacing a stale socket file that nobody answers on.
+    /// Binds `path`, replacing a stale socket file that nobody answers on; anything else at
+    /// the path is left alone and refused.
     pub fn bind(path: &Path) -> Result<ControlSocket, ControlError> {
+        use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
         let shown = path.display().to_string();
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|source| ControlError::Bind {
-                path: shown.clone(),
-                source,
-            })?;
-        }
-        let listener = match UnixListener::bind(path) {
-            Ok(l) => l,
-            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+        let bind_error = |source: std::io::Error| ControlError::Bind {
+            path: shown.clone(),
+            source,
+        };
+        let dir = match path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            Some(dir) => {
+                std::fs::create_dir_all(dir).map_err(bind_error)?;
+                dir
+            }
+            None => Path::new("."),
+        };
+        match std::fs::symlink_metadata(path) {
+            Ok(meta) if meta.file_type().is_socket() => {
                 if std::os::unix::net::UnixStream::connect(path).is_ok() {
                     return Err(ControlError::InUse { path: shown });
                 }
-                // Left by a healthther that was killed; nobody listens there.
-                let _ = std::fs::remove_file(path);
-                UnixListener::bind(path).map_err(|source| ControlError::Bind {
-                    path: shown.clone(),
-                    source,
-                })?
+                // Left by a healthther that was killed; nobody listens there. The rename
+                // below replaces it.
             }
-            Err(source) => {
-                return Err(ControlError::Bind {
-                    path: shown,
-                    source,
-                })
-            }
-        };
-        // Whoever can write to the socket can have targets restarted: owner only.
-        use std::os::unix::fs::PermissionsExt;
-        let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
+            Ok(_) => return Err(ControlError::NotASocket { path: shown }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(bind_error(e)),
+        }
+        // Whoever can connect can have targets restarted: owner only, from the first moment.
+        // The socket is made in a directory only we can enter, made owner-only there, and
+        // only then renamed into place; no umask is changed (it is the whole process's).
+        let private = dir.join(format!(".healthther-{}.tmp", std::process::id()));
+        let _ = std::fs::remove_dir_all(&private);
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&private)
+            .map_err(bind_error)?;
+        let staged = private.join("control.sock");
+        let bound = UnixListener::bind(&staged).and_then(|listener| {
+            std::fs::set_permissions(&staged, std::fs::Permissions::from_mode(0o600))?;
+            std::fs::rename(&staged, path)?;
+            Ok(listener)
+        });
+        let _ = std::fs::remove_dir_all(&private);
+        let listener = bound.map_err(bind_error)?;
+        let ino = std::fs::symlink_metadata(path)
+            .map(|m| m.ino())
+            .map_err(bind_error)?;
         Ok(ControlSocket {
             path: path.to_path_buf(),
+            ino,
             listener,
         })
     }
 
-    /// Accepts requests until cancelled, handing each to the watch loop through `tx`.
+    /// Accepts requests until cancelled, handing each to the watch loop through `tx`; at most
+    /// [`MAX_CONNECTIONS`] at once.
     pub async fn serve(self, tx: mpsc::Sender<Input>, cancel: CancellationToken) {
+        let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
         loop {
+            // Taken before accepting: while all are in use, clients wait in the backlog.
+            let permit = tokio::select! {
+                _ = cancel.cancelled() => return,
+                permit = Arc::clone(&slots).acquire_owned() => match permit {
+                    Ok(p) => p,
+                    // The semaphore is ours and never closed.
+                    Err(_) => return,
+                },
+            };
             let stream = tokio::select! {
                 _ = cancel.cancelled() => return,
                 accepted = self.listener.accept() => match accepted {
@@ -211,6 +314,7 @@ impl ControlSocket {
             let tx = tx.clone();
             tokio::spawn(async move {
                 let _ = tokio::time::timeout(IO_TIMEOUT, handle(stream, tx)).await;
+                drop(permit);
             });
         }
     }
@@ -218,7 +322,11 @@ impl ControlSocket {
 
 impl Drop for ControlSocket {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
+        use std::os::unix::fs::MetadataExt;
+        // Only our own socket: another instance may have taken the path since.
+        if std::fs::symlink_metadata(&self.path).is_ok_and(|m| m.ino() == self.ino) {
+            let _ = std::fs::remove_file(&self.path);
+        }
     }
 }
 

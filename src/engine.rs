@@ -1,7 +1,7 @@
 //! The Docker engine adapter: the one module that imports bollard. It turns bollard's models into
 //! our own small types, so that a change of bollard's API touches this file only.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -41,7 +41,7 @@ const WATCHED_EVENTS: &[&str] = &[
 pub enum EngineError {
     #[error("cannot reach the Docker engine at {host}: {reason}")]
     Unreachable { host: String, reason: String },
-    #[error("{doing}: {}", docker_text(.source))]
+    #[error("{doing}: {}", call_text(.doing, .source))]
     Call {
         doing: String,
         #[source]
@@ -61,9 +61,16 @@ impl EngineError {
     /// context.
     pub fn docker_text(&self) -> String {
         match self {
-            EngineError::Call { source, .. } => docker_text(source),
+            EngineError::Call { doing, source } => call_text(doing, source),
             other => other.to_string(),
         }
+    }
+
+    /// Whether the engine's endpoint refused the call as not allowed (HTTP 401 or 403): a
+    /// docker-socket-proxy that does not allow it, or an authorization plugin. Trying again
+    /// soon cannot help, and the container is not to blame.
+    pub fn is_permission_denied(&self) -> bool {
+        matches!(self.status_code(), Some(401 | 403))
     }
 
     fn status_code(&self) -> Option<u16> {
@@ -74,11 +81,6 @@ impl EngineError {
             } => Some(*status_code),
             _ => None,
         }
-    }
-
-    /// Whether the engine (or a socket proxy in front of it) refused the call as not allowed.
-    pub fn is_permission_denied(&self) -> bool {
-        matches!(self.status_code(), Some(401 | 403))
     }
 
     /// Whether the engine answered that the container does not exist (it was removed).
@@ -95,6 +97,37 @@ fn docker_text(e: &BollardError) -> String {
             message,
         } => format!("{message} (HTTP {status_code})"),
         other => error_chain(other),
+    }
+}
+
+/// The engine's words for a failed call; for a refusal (401, 403) one line naming the call
+/// and the docker-socket-proxy setting that allows it, instead of the proxy's HTML page.
+fn call_text(doing: &str, e: &BollardError) -> String {
+    match e {
+        BollardError::DockerResponseServerError {
+            status_code: code @ (401 | 403),
+            ..
+        } => format!(
+            "permission denied (HTTP {code}): the engine's endpoint does not allow {doing}; \
+             behind a docker-socket-proxy allow it with {}",
+            proxy_setting(doing)
+        ),
+        other => docker_text(other),
+    }
+}
+
+/// The docker-socket-proxy settings that allow a call, by what the call was doing.
+fn proxy_setting(doing: &str) -> &'static str {
+    // linuxserver's proxy allows these actions with POST=0; Tecnativa's only with POST=1,
+    // which opens create, delete and exec too (see the README's least-privilege section).
+    if doing.starts_with("starting") {
+        "ALLOW_START=1 (Tecnativa's proxy: POST=1)"
+    } else if doing.starts_with("stopping") {
+        "ALLOW_STOP=1 (Tecnativa's proxy: POST=1)"
+    } else if doing.contains("event stream") {
+        "EVENTS=1"
+    } else {
+        "CONTAINERS=1"
     }
 }
 
@@ -602,6 +635,15 @@ fn error_message(body: &[u8]) -> String {
         .unwrap_or_else(|| text.trim().chars().take(200).collect())
 }
 
+/// The `healthther.*` labels among a container's labels.
+fn ours(labels: &HashMap<String, String>) -> BTreeMap<String, String> {
+    labels
+        .iter()
+        .filter(|(k, _)| k.starts_with(crate::overrides::PREFIX))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
 fn name_of(raw: &str) -> String {
     raw.strip_prefix('/').unwrap_or(raw).to_string()
 }
@@ -629,7 +671,8 @@ fn listed(s: Summary) -> Option<Listed> {
     let id = s.id?;
     // A container has one name; older engines also listed link aliases ("/a/b"), never first.
     let name = name_of(s.names.as_deref()?.first()?);
-    let label = |key: &str| s.labels.as_ref().and_then(|l| l.get(key).cloned());
+    let labels = s.labels.unwrap_or_default();
+    let label = |key: &str| labels.get(key).cloned();
     let (project, service) = (label(COMPOSE_PROJECT_LABEL), label(COMPOSE_SERVICE_LABEL));
     let status = Status::from_engine(s.state.as_deref().unwrap_or(""));
     let health = match s.health.and_then(|h| h.status).filter(|h| !h.is_empty()) {
@@ -643,6 +686,7 @@ fn listed(s: Summary) -> Option<Listed> {
             name,
             project,
             service,
+            labels: ours(&labels),
         },
         status,
         health,
@@ -676,6 +720,7 @@ fn snapshot(c: &ContainerRef, r: ContainerInspectResponse) -> Snapshot {
             name,
             project: labels.get(COMPOSE_PROJECT_LABEL).cloned(),
             service: labels.get(COMPOSE_SERVICE_LABEL).cloned(),
+            labels: ours(&labels),
         },
         status,
         health,
@@ -722,6 +767,8 @@ fn event(msg: EventMessage) -> Option<Event> {
             name,
             project: attributes.get(COMPOSE_PROJECT_LABEL).cloned(),
             service: attributes.get(COMPOSE_SERVICE_LABEL).cloned(),
+            // An event's attributes hold the container's labels.
+            labels: ours(&attributes),
         },
         time,
     })

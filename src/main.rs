@@ -23,10 +23,15 @@ fn main() -> ExitCode {
         Err(ConfigError::Cli(e)) if !e.use_stderr() => e.exit(),
         Err(e) => return fail(EXIT_CONFIG, &e),
     };
-    let audit = match audit::init(&config.log_dir, &config.log_filter) {
-        Ok(audit) => audit,
+    let color = audit::console_color(std::env::var_os("NO_COLOR").as_deref());
+    // The guard lives to the end of main, after the runtime: the last lines are flushed.
+    let (audit, _log_guard) = match audit::init(&config.log_dir, &config.log_filter, color) {
+        Ok(logging) => logging,
         Err(e) => return fail(EXIT_CONFIG, &e),
     };
+    for warning in &config.warnings {
+        tracing::warn!("{warning}");
+    }
     // One thread is plenty: the work is waiting on the engine.
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -49,6 +54,8 @@ fn main() -> ExitCode {
         }
         match ControlSocket::bind(&config.control_socket) {
             Ok(socket) => drop(tokio::spawn(socket.serve(inputs_tx, cancel.clone()))),
+            // Manual mode without a terminal has no other way to be answered.
+            Err(e) if config.mode == Mode::Manual && !terminal => return fail(EXIT_CONFIG, &e),
             Err(e) => tracing::warn!("{e}"),
         }
         let operator = Operator { inputs, terminal };

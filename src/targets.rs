@@ -13,7 +13,7 @@
 //!    the one project that has it. When several projects have it and none is ours it matches
 //!    none of them ([`Resolution::Ambiguous`]), and `project/service` says which.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::fmt;
 
 use thiserror::Error;
@@ -41,13 +41,15 @@ impl fmt::Display for TargetName {
 }
 
 /// A container as far as matching needs it: its id, its name (without Docker's leading `/`) and
-/// its compose project and service labels, if any.
+/// its compose project and service labels, if any; and its `healthther.*` labels, which adjust
+/// how it is treated (never whether it is a target).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ContainerRef {
     pub id: String,
     pub name: String,
     pub project: Option<String>,
     pub service: Option<String>,
+    pub labels: BTreeMap<String, String>,
 }
 
 impl ContainerRef {
@@ -252,6 +254,7 @@ mod tests {
             name: name.into(),
             project: project.map(Into::into),
             service: service.map(Into::into),
+            ..ContainerRef::default()
         }
     }
 

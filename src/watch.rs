@@ -41,6 +41,7 @@
 //!   the action carried, whatever became of the container.
 
 mod core;
+mod status;
 mod task;
 
 use std::future::Future;
@@ -61,6 +62,7 @@ use crate::config::Config;
 use crate::control;
 use crate::engine::{Engine, EngineError, Event};
 use crate::policy::{Listed, Snapshot};
+use crate::state;
 use crate::targets::ContainerRef;
 
 /// What the watch loop needs of the engine, and no more.
@@ -129,8 +131,15 @@ pub async fn run(
     operator: Operator,
     cancel: CancellationToken,
 ) {
-    let core = Core::new(Arc::clone(&config), operator.terminal);
+    let mut core = Core::new(Arc::clone(&config), operator.terminal, Now::current());
+    let state_file = state::path_in(&config.log_dir);
+    match state::load(&state_file) {
+        Ok(Some(saved)) => drop(core.handle(Input::Restored(saved), Now::current())),
+        Ok(None) => {}
+        Err(e) => warn!("{e}"),
+    }
     let shell = Shell {
+        state: state::Writer::spawn(state_file),
         core,
         config,
         audit,
@@ -191,6 +200,7 @@ enum Done {
 
 struct Shell {
     core: Core,
+    state: state::Writer,
     config: Arc<Config>,
     audit: Arc<Audit>,
     inputs: mpsc::Receiver<control::Input>,
@@ -243,6 +253,7 @@ impl Shell {
         while let Some(done) = self.actions.join_next().await {
             self.on_done(done);
         }
+        self.state.finish();
         info!("stopped");
     }
 
@@ -490,6 +501,7 @@ impl Shell {
         for command in commands {
             match command {
                 Command::Record(record) => self.audit.record(&record),
+                Command::Save(saved) => self.state.write(saved),
                 Command::Print(text) => audit::print_line(&text),
                 Command::Reply(r) => {
                     if let Some(tx) = reply.take() {
@@ -529,10 +541,8 @@ impl Shell {
                     let engine = s.engine.clone();
                     let calls = Arc::clone(&self.calls);
                     let id = act.seen.container.id.clone();
-                    self.actions.spawn(task::guarded(
-                        id,
-                        task::act(engine, calls, self.config.stop_timeout, act),
-                    ));
+                    self.actions
+                        .spawn(task::guarded(id, task::act(engine, calls, act)));
                 }
             }
         }

@@ -8,15 +8,18 @@ use std::time::{Duration, Instant, SystemTime};
 
 use tracing::{debug, error, info, warn};
 
+use super::status::{self, ActionStatus, ContainerStatus, HoldStatus, TargetStatus};
 use crate::audit::{self, Record, RecordEvent};
 use crate::backoff::{History, Plan, GRACE};
-use crate::config::{Config, Mode};
+use crate::config::{Config, Mode, OnStop};
 use crate::control::{Reply, Request};
 use crate::engine::{Event, EventKind};
+use crate::overrides::{self, Overrides};
 use crate::policy::{
     classify, describe, needs_inspection, ran_for, Health, Listed, Snapshot, Status, Verdict,
 };
 use crate::prompt::{self, Answer, Pending};
+use crate::state::{Saved, SavedContainer, SavedHold};
 use crate::targets::{ContainerRef, Neighbours, Resolution, TargetName};
 
 /// After a stop asked through the API (`docker stop`, `docker restart`, compose taking a
@@ -103,6 +106,8 @@ pub enum Input {
         request: Request,
         by: String,
     },
+    /// What the state file kept from the last run, read at start-up.
+    Restored(Saved),
 }
 
 /// What the core asks the shell to do.
@@ -115,6 +120,8 @@ pub enum Command {
     Print(String),
     /// The answer to the [`Input::Request`] just handled.
     Reply(Reply),
+    /// What must survive a restart changed: write it to the state file.
+    Save(Saved),
 }
 
 /// A start or restart to carry out: everything its record needs travels with it, so the
@@ -127,6 +134,42 @@ pub struct Act {
     pub action: Action,
     pub approval: Approval,
     pub mode: Mode,
+    /// How long a restart waits for it to stop.
+    pub stop_timeout: Duration,
+    pub cause: Cause,
+}
+
+/// Why a target went down, from the engine's own events and state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cause {
+    /// Killed through the API (`docker kill`): a chaos test, an operator. Not its fault.
+    ApiKill,
+    /// Stopped through the API (`docker stop`, compose): not its fault either.
+    ApiStop,
+    /// It exited or died by itself: a crash, an exit, a kill from the host.
+    Crash,
+    /// The kernel killed it for memory.
+    Oom,
+    /// Its health check failed.
+    Unhealthy,
+}
+
+impl Cause {
+    pub fn word(self) -> &'static str {
+        match self {
+            Cause::ApiKill => "api_kill",
+            Cause::ApiStop => "api_stop",
+            Cause::Crash => "crash",
+            Cause::Oom => "oom",
+            Cause::Unhealthy => "unhealthy",
+        }
+    }
+
+    /// Whether the container itself failed: only such failures count toward back-off and
+    /// quarantine. A death someone caused through the API says nothing about the container.
+    pub fn is_its_own(self) -> bool {
+        !matches!(self, Cause::ApiKill | Cause::ApiStop)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -227,6 +270,8 @@ enum Why {
     Backoff,
     /// A stop asked through the API: see [`STOP_SETTLE`].
     Settle,
+    /// Unhealthy, but not yet for as long as its `healthther.unhealthy-after` label asks.
+    Unhealthy,
 }
 
 /// Everything about one container.
@@ -247,6 +292,55 @@ struct Watched {
     stopping: bool,
     /// It died from a stop asked through the API: no revival before this.
     settle_until: Option<Instant>,
+    /// Stopped through the API with `HEALTH_ON_STOP=hold`: held until someone starts it.
+    held_by_stop: bool,
+    /// Since when it has been seen unhealthy, for `healthther.unhealthy-after`.
+    unhealthy_since: Option<Instant>,
+    /// What its labels override.
+    overrides: Overrides,
+    /// Its state as last seen, for `status`.
+    state: Option<SeenState>,
+    /// The last action taken on it, for `status`.
+    last_action: Option<LastAction>,
+    /// Signals sent to it through the API since it last started (`kill` events), and whether
+    /// the engine called it a stop: a death that follows is someone else's doing.
+    api_kill: Option<ApiKill>,
+    /// The kernel killed it for memory since it last started.
+    oom: bool,
+    /// Why it went down last, for `status`.
+    last_cause: Option<Cause>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct ApiKill {
+    /// Any signal other than SIGKILL was among them: the first step of a stop.
+    graceful: bool,
+    stopped: bool,
+}
+
+/// A container's state as last seen, for `status`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct SeenState {
+    status: Status,
+    health: Health,
+    /// When it started (running) or stopped, when an inspect told.
+    since: Option<SystemTime>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct LastAction {
+    what: &'static str,
+    at: SystemTime,
+    result: String,
+}
+
+/// An operator's hold on a target: no action, no prompt, until it ends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Hold {
+    reason: String,
+    by: String,
+    since: SystemTime,
+    until: Option<Instant>,
 }
 
 impl Watched {
@@ -261,6 +355,14 @@ impl Watched {
             declined: None,
             stopping: false,
             settle_until: None,
+            held_by_stop: false,
+            unhealthy_since: None,
+            overrides: Overrides::default(),
+            state: None,
+            last_action: None,
+            api_kill: None,
+            oom: false,
+            last_cause: None,
         }
     }
 
@@ -284,7 +386,8 @@ impl Watched {
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Said {
     Missing,
-    Found,
+    /// The names of the containers it resolves to.
+    Found(BTreeSet<String>),
     Ambiguous(BTreeSet<String>),
 }
 
@@ -326,10 +429,19 @@ pub struct Core {
     /// The container whose prompt is on the console now.
     shown: Option<String>,
     told_how_to_answer: bool,
+    holds: HashMap<TargetName, Hold>,
+    /// One moment on both clocks, to turn instants into wall-clock times and back for the
+    /// state file: fixed, so that the same state is always written the same.
+    epoch: Now,
+    /// Histories read back from the state file, by container id, until the first whole list
+    /// tells which of those containers still exist.
+    restored: HashMap<String, History>,
+    /// What was last given to the state file.
+    saved: Option<Saved>,
 }
 
 impl Core {
-    pub fn new(config: Arc<Config>, terminal: bool) -> Core {
+    pub fn new(config: Arc<Config>, terminal: bool, now: Now) -> Core {
         Core {
             config,
             terminal,
@@ -345,18 +457,21 @@ impl Core {
             prompt_seq: 0,
             shown: None,
             told_how_to_answer: false,
+            holds: HashMap::new(),
+            epoch: now,
+            restored: HashMap::new(),
+            saved: None,
         }
     }
 
     /// When the next wait ends, for [`Input::Tick`].
     pub fn next_timer(&self) -> Option<Instant> {
-        self.records
-            .values()
-            .filter_map(|r| match r.phase {
-                Phase::Waiting { until, .. } => Some(until),
-                _ => None,
-            })
-            .min()
+        let waits = self.records.values().filter_map(|r| match r.phase {
+            Phase::Waiting { until, .. } => Some(until),
+            _ => None,
+        });
+        let holds = self.holds.values().filter_map(|h| h.until);
+        waits.chain(holds).min()
     }
 
     /// Takes one input at `now`; returns what to do.
@@ -398,8 +513,10 @@ impl Core {
                 let reply = self.on_request(request, &by, now, &mut out);
                 out.push(Command::Reply(reply));
             }
+            Input::Restored(saved) => self.restore(saved, now),
         }
         self.show_front(now, &mut out);
+        self.save_if_changed(&mut out);
         out
     }
 
@@ -425,6 +542,24 @@ impl Core {
             if let Some(r) = self.records.get_mut(&l.container.id) {
                 if l.status != Status::Running {
                     r.stopping = false;
+                }
+                let since = r
+                    .state
+                    .as_ref()
+                    .filter(|st| st.status == l.status)
+                    .and_then(|st| st.since);
+                r.state = Some(SeenState {
+                    status: l.status.clone(),
+                    health: l.health,
+                    since,
+                });
+            }
+        }
+        if full {
+            // Histories of containers that no longer exist are not brought back.
+            for (id, history) in std::mem::take(&mut self.restored) {
+                if let Some(r) = self.records.get_mut(&id) {
+                    r.history = Some(history);
                 }
             }
         }
@@ -489,19 +624,77 @@ impl Core {
         };
         // Every container's stops count, targets or not: compose stops a whole project.
         match kind {
-            EventKind::Kill { signal } if signal != Some(SIGKILL) => r.stopping = true,
+            EventKind::Kill { signal } => {
+                let graceful = signal != Some(SIGKILL);
+                let k = r.api_kill.get_or_insert(ApiKill {
+                    graceful: false,
+                    stopped: false,
+                });
+                k.graceful |= graceful;
+                if graceful {
+                    r.stopping = true;
+                }
+            }
+            EventKind::Stop => {
+                if let Some(k) = r.api_kill.as_mut() {
+                    k.stopped = true;
+                }
+            }
+            EventKind::Oom => r.oom = true,
             EventKind::Die if std::mem::replace(&mut r.stopping, false) => {
                 r.settle_until = Some(now.at + STOP_SETTLE);
             }
             EventKind::Start => {
                 r.stopping = false;
                 r.settle_until = None;
+                r.unhealthy_since = None;
+                r.api_kill = None;
+                r.oom = false;
             }
+            EventKind::Health(Health::Unhealthy) => {
+                r.unhealthy_since.get_or_insert(now.at);
+            }
+            EventKind::Health(Health::Healthy) => r.unhealthy_since = None,
             _ => {}
         }
         let Some(target) = r.target.clone() else {
             return;
         };
+        let on_stop = r.overrides.on_stop.unwrap_or(self.config.on_stop);
+        if kind == EventKind::Stop
+            && on_stop == OnStop::Hold
+            && !matches!(r.phase, Phase::Acting { .. })
+            && !r.held_by_stop
+        {
+            r.held_by_stop = true;
+            if matches!(r.phase, Phase::Waiting { .. }) {
+                r.phase = Phase::Idle;
+            }
+            info!(target = %target, container = %r.container.name,
+                "stopped through the engine's API: held until it is started again (HEALTH_ON_STOP=hold)");
+            let mut record = Record::new(
+                RecordEvent::Hold,
+                now.wall,
+                target.as_str(),
+                &r.container,
+                "stopped".into(),
+            );
+            record.note = Some("stopped through the engine's API; held until it is started again (HEALTH_ON_STOP=hold)".into());
+            out.push(Command::Record(record));
+            return;
+        }
+        if kind == EventKind::Start && std::mem::take(&mut r.held_by_stop) {
+            info!(target = %target, container = %r.container.name, "started again: no longer held");
+            let mut record = Record::new(
+                RecordEvent::Resume,
+                now.wall,
+                target.as_str(),
+                &r.container,
+                "running".into(),
+            );
+            record.note = Some("started again".into());
+            out.push(Command::Record(record));
+        }
         debug!(target = %target, container = %r.container.name, event = ?kind, "event");
         match kind {
             EventKind::Die => match (r.settle_until, &r.phase) {
@@ -627,6 +820,7 @@ impl Core {
         record.by = Some(act.approval.by());
         record.state = Some(audit::State::from(&act.seen));
         record.decision = Some(act.action.word());
+        record.cause = Some(act.cause.word());
         record.result = Some(result.word());
         record.error = result.error();
         record.took_ms = Some(took_ms);
@@ -636,6 +830,11 @@ impl Core {
             return;
         };
         r.reported = None;
+        r.last_action = Some(LastAction {
+            what: act.action.word(),
+            at: now.wall,
+            result: result.word(),
+        });
         let again = matches!(r.phase, Phase::Acting { again: true, .. });
         r.phase = Phase::Idle;
         match result {
@@ -646,11 +845,9 @@ impl Core {
                 error,
             } => {
                 let cap = self.config.limits.cap;
-                error!(target = %act.target, container = %c.name, error = %error,
-                    "the engine refused to {} it (permission denied): allow POST /containers/{{id}}/{} \
-                     where healthther reaches the engine (a socket proxy's CONTAINERS=1 and POST=1); \
-                     trying again every {}",
-                    act.action.word(), act.action.word(), humantime::format_duration(cap));
+                error!(target = %act.target, container = %c.name,
+                    "{error}; trying again every {} (this counts toward no back-off or quarantine)",
+                    humantime::format_duration(cap));
                 r.phase = Phase::Waiting {
                     until: now.at + cap,
                     why: Why::Backoff,
@@ -670,6 +867,15 @@ impl Core {
     }
 
     fn on_tick(&mut self, now: Now, out: &mut Vec<Command>) {
+        let ended: Vec<TargetName> = self
+            .holds
+            .iter()
+            .filter(|(_, h)| h.until.is_some_and(|t| t <= now.at))
+            .map(|(t, _)| t.clone())
+            .collect();
+        for t in ended {
+            self.end_hold(&t, "the hold's time is up", now, out);
+        }
         let due: Vec<(String, Why)> = self
             .records
             .iter()
@@ -727,7 +933,15 @@ impl Core {
                 true
             }
             None => {
-                self.records.insert(c.id.clone(), Watched::new(c.clone()));
+                let mut r = Watched::new(c.clone());
+                let (overrides, bad) = overrides::parse(&c.labels);
+                for b in bad {
+                    warn!(container = %c.name, label = %b.label, value = %b.value,
+                        "label {}={:?} is not understood (use {}); the global setting applies",
+                        b.label, b.value, b.expected);
+                }
+                r.overrides = overrides;
+                self.records.insert(c.id.clone(), r);
                 true
             }
         }
@@ -759,12 +973,15 @@ impl Core {
         let targets = &self.config.targets;
         let own = self.own_project.as_deref();
         let mut ambiguous: HashMap<TargetName, BTreeSet<String>> = HashMap::new();
-        let mut found: HashSet<TargetName> = HashSet::new();
+        let mut found: HashMap<TargetName, BTreeSet<String>> = HashMap::new();
         let mut changes = Vec::new();
         for (id, r) in &self.records {
             let now_target = match targets.resolve(&r.container, &view, own) {
                 Resolution::Target(t) => {
-                    found.insert(t.clone());
+                    found
+                        .entry(t.clone())
+                        .or_default()
+                        .insert(r.container.name.clone());
                     Some(t.clone())
                 }
                 Resolution::Ambiguous(t) => {
@@ -809,8 +1026,8 @@ impl Core {
             return;
         }
         for t in self.config.targets.iter() {
-            let said = if found.contains(t) {
-                Said::Found
+            let said = if let Some(names) = found.remove(t) {
+                Said::Found(names)
             } else if let Some(projects) = ambiguous.remove(t) {
                 Said::Ambiguous(projects)
             } else {
@@ -821,8 +1038,15 @@ impl Core {
                 continue;
             }
             match said {
-                Said::Found if before.is_some() => info!(target = %t, "target found"),
-                Said::Found => {}
+                Said::Found(names) => {
+                    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+                    let found = if matches!(before, Some(Said::Missing | Said::Ambiguous(_))) {
+                        "target found: "
+                    } else {
+                        ""
+                    };
+                    info!(target = %t, "{found}{t} resolves to {}", names.join(", "));
+                }
                 Said::Missing => warn!(
                     target = %t,
                     "target not found: no container has this name or compose service; \
@@ -899,10 +1123,24 @@ impl Core {
     ) {
         let verdict = classify(&s);
         let limits = self.config.limits;
-        let mode = self.config.mode;
         let Some(r) = self.records.get_mut(id) else {
             return;
         };
+        let mode = r.overrides.mode.unwrap_or(self.config.mode);
+        r.state = Some(SeenState {
+            status: s.status.clone(),
+            health: s.health,
+            since: match s.status {
+                Status::Running => s
+                    .started_at
+                    .as_deref()
+                    .and_then(|t| humantime::parse_rfc3339_weak(t).ok()),
+                _ => s.finished_at,
+            },
+        });
+        if s.health != Health::Unhealthy {
+            r.unhealthy_since = None;
+        }
         let Some(target) = r.target.clone() else {
             if verdict.acts() && (approval.is_some() || mode == Mode::Auto) {
                 info!(container = %s.container.name, seen = %describe(&s),
@@ -923,6 +1161,60 @@ impl Core {
             }
             return;
         };
+        if verdict.acts() {
+            let hold = self
+                .holds
+                .get(&target)
+                .map(|h| h.reason.clone())
+                .or_else(|| {
+                    r.held_by_stop
+                        .then(|| "stopped through the engine's API".into())
+                });
+            if let Some(reason) = hold {
+                if r.reported.replace(verdict) != Some(verdict) {
+                    info!(target = %target, container = %s.container.name, seen = %describe(&s),
+                        "held ({reason}): not acting, not asking");
+                }
+                return;
+            }
+            if mode == Mode::Observe {
+                if r.reported.replace(verdict) != Some(verdict) {
+                    warn!(target = %target, container = %s.container.name, seen = %describe(&s),
+                        "observed (MODE=observe): would {verdict}, but does not act");
+                    let mut record = Record::new(
+                        RecordEvent::Observed,
+                        now.wall,
+                        target.as_str(),
+                        &s.container,
+                        describe(&s),
+                    );
+                    record.mode = Some(mode_word(mode));
+                    record.state = Some(audit::State::from(&s));
+                    record.decision = Some(if verdict == Verdict::Restart {
+                        "restart"
+                    } else {
+                        "start"
+                    });
+                    record.result = Some("observed".into());
+                    out.push(Command::Record(record));
+                }
+                return;
+            }
+            let after = r.overrides.unhealthy_after.unwrap_or_default();
+            if verdict == Verdict::Restart && !after.is_zero() {
+                let since = *r.unhealthy_since.get_or_insert(now.at);
+                if now.at < since + after {
+                    debug!(target = %target, container = %s.container.name,
+                        "unhealthy, but not yet for {}", humantime::format_duration(after));
+                    r.phase = Phase::Waiting {
+                        until: since + after,
+                        why: Why::Unhealthy,
+                        approval,
+                    };
+                    return;
+                }
+            }
+        }
         if !verdict.acts() {
             if matches!(approval, Some(Approval::Operator { .. })) {
                 info!(target = %target, container = %s.container.name, seen = %describe(&s),
@@ -942,14 +1234,31 @@ impl Core {
             };
             return;
         }
+        let cause = if verdict == Verdict::Restart {
+            Cause::Unhealthy
+        } else if s.oom_killed || r.oom {
+            Cause::Oom
+        } else {
+            match r.api_kill {
+                Some(ApiKill { stopped: true, .. } | ApiKill { graceful: true, .. }) => {
+                    Cause::ApiStop
+                }
+                Some(_) => Cause::ApiKill,
+                None => Cause::Crash,
+            }
+        };
+        r.last_cause = Some(cause);
         let history = r.history.get_or_insert_with(History::default);
         let run = s.started_at.clone().unwrap_or_default();
-        history.failure(now.at, &run, ran_for(&s, now.wall), &limits);
+        if cause.is_its_own() {
+            history.failure(now.at, &run, ran_for(&s, now.wall), &limits);
+        }
         let approval = approval.or_else(|| match mode {
             Mode::Auto => Some(Approval::Auto),
             Mode::Manual if self.always.contains(&target) => Some(Approval::Always),
-            Mode::Manual => None,
+            Mode::Manual | Mode::Observe => None,
         });
+        let stop_timeout = r.overrides.stop_timeout.unwrap_or(self.config.stop_timeout);
         let Some(approval) = approval else {
             self.ask(id, &target, &s, verdict, now, out);
             return;
@@ -959,6 +1268,9 @@ impl Core {
             Approval::Operator { .. } => Plan::Revive,
             // Right after our own restart the engine may report the state from before.
             _ if verdict == Verdict::Restart && history.in_grace(now.at) => Plan::Wait(GRACE),
+            // Someone else's doing is undone at once however often it happens; only a
+            // quarantine (the container's own failures) still stands.
+            _ if !cause.is_its_own() && !history.is_quarantined() => Plan::Revive,
             _ => history.plan(now.at, &limits),
         };
         match plan {
@@ -966,7 +1278,7 @@ impl Core {
                 history.revived(now.at);
                 let by_operator = matches!(approval, Approval::Operator { .. });
                 info!(target = %target, container = %s.container.name, seen = %describe(&s),
-                    decision = %verdict, by = %approval.by(), "reviving");
+                    cause = cause.word(), decision = %verdict, by = %approval.by(), "reviving");
                 r.phase = Phase::Acting {
                     again: false,
                     by_operator,
@@ -981,6 +1293,8 @@ impl Core {
                     seen: s,
                     approval,
                     mode,
+                    stop_timeout,
+                    cause,
                 }));
             }
             Plan::Wait(d) => {
@@ -1263,9 +1577,19 @@ impl Core {
             Request::Pending => self.pending_list(now),
             Request::Probe => self.probe(now),
             Request::Release { target } => self.release(&target, by, now, out),
+            Request::Status { json } => self.status(json, now),
+            Request::Hold {
+                target,
+                duration,
+                reason,
+            } => self.hold(&target, duration, reason, by, now, out),
+            Request::Resume { target } => self.resume(&target, by, now, out),
             Request::Answer { target, answer } => {
-                if self.config.mode != Mode::Manual {
-                    return Reply::error("nothing to answer: MODE=auto revives without asking");
+                if self.config.mode != Mode::Manual && self.front().is_none() {
+                    return Reply::error(format!(
+                        "nothing to answer: MODE={} does not ask",
+                        self.config.mode
+                    ));
                 }
                 let Some(answer) = prompt::parse_answer(&answer) else {
                     return Reply::error(format!(
@@ -1295,6 +1619,7 @@ impl Core {
         Reply::ok(match self.config.mode {
             Mode::Manual => "no open prompts",
             Mode::Auto => "no open prompts (MODE=auto revives without asking)",
+            Mode::Observe => "no open prompts (MODE=observe never acts)",
         })
     }
 
@@ -1329,6 +1654,14 @@ impl Core {
             }
         }
         if released.is_empty() {
+            let known = self.config.targets.get(target).is_some()
+                || self
+                    .records
+                    .values()
+                    .any(|r| r.target.is_some() && r.container.name == target);
+            if !known {
+                return self.not_a_target(target);
+            }
             return Reply::error(format!("{target} is not quarantined"));
         }
         let mut names = Vec::new();
@@ -1454,10 +1787,330 @@ impl Core {
     }
 }
 
+impl Core {
+    // --- Holds ------------------------------------------------------------------------
+
+    fn hold(
+        &mut self,
+        target: &str,
+        duration: Option<Duration>,
+        reason: Option<String>,
+        by: &str,
+        now: Now,
+        out: &mut Vec<Command>,
+    ) -> Reply {
+        let Some(t) = self.config.targets.get(target).cloned() else {
+            return self.not_a_target(target);
+        };
+        let reason = reason.unwrap_or_else(|| "held by the operator".into());
+        let until = duration.map(|d| now.at + d);
+        let how_long = match duration {
+            Some(d) => format!("for {}", humantime::format_duration(d)),
+            None => "until `healthther resume`".to_string(),
+        };
+        info!(target = %t, by = %by, "held {how_long}: {reason}");
+        let mut record = Record::new(
+            RecordEvent::Hold,
+            now.wall,
+            t.as_str(),
+            &ContainerRef::default(),
+            String::new(),
+        );
+        record.by = Some(by.to_string());
+        record.note = Some(format!("{reason} ({how_long})"));
+        out.push(Command::Record(record));
+        self.holds.insert(
+            t.clone(),
+            Hold {
+                reason,
+                by: by.to_string(),
+                since: now.wall,
+                until,
+            },
+        );
+        let ids: Vec<String> = self
+            .records
+            .iter()
+            .filter(|(_, r)| r.target.as_ref() == Some(&t))
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in ids {
+            let Some(mut r) = self.records.remove(&id) else {
+                continue;
+            };
+            self.drop_prompt(&mut r, "the target is held", now, out);
+            if matches!(r.phase, Phase::Waiting { .. } | Phase::Due { .. }) {
+                r.phase = Phase::Idle;
+            }
+            self.records.insert(id, r);
+        }
+        Reply::ok(format!("holding {t} {how_long}"))
+    }
+
+    fn resume(&mut self, target: &str, by: &str, now: Now, out: &mut Vec<Command>) -> Reply {
+        let Some(t) = self.config.targets.get(target).cloned() else {
+            return self.not_a_target(target);
+        };
+        if !self.holds.contains_key(&t) {
+            return Reply::error(format!("{t} is not held"));
+        }
+        self.end_hold(&t, &format!("resumed by {by}"), now, out);
+        Reply::ok(format!("resumed {t}; looking at it now"))
+    }
+
+    /// A hold ends: the target is looked at again at once.
+    fn end_hold(&mut self, t: &TargetName, why: &str, now: Now, out: &mut Vec<Command>) {
+        if self.holds.remove(t).is_none() {
+            return;
+        }
+        info!(target = %t, "no longer held: {why}");
+        let mut record = Record::new(
+            RecordEvent::Resume,
+            now.wall,
+            t.as_str(),
+            &ContainerRef::default(),
+            String::new(),
+        );
+        record.note = Some(why.to_string());
+        out.push(Command::Record(record));
+        let ids: Vec<String> = self
+            .records
+            .iter()
+            .filter(|(_, r)| r.target.as_ref() == Some(t))
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in ids {
+            if let Some(r) = self.records.get_mut(&id) {
+                r.reported = None;
+            }
+            self.look(&id, None, out);
+        }
+    }
+
+    /// `healthther status`: one entry per target, in the order of `HEALTH_TARGETS`.
+    fn status(&self, json: bool, now: Now) -> Reply {
+        let rows: Vec<TargetStatus> = self
+            .config
+            .targets
+            .iter()
+            .map(|t| self.target_status(t, now))
+            .collect();
+        if json {
+            match serde_json::to_string_pretty(&rows) {
+                Ok(text) => Reply::ok(text),
+                Err(e) => Reply::error(format!("cannot encode the status: {e}")),
+            }
+        } else {
+            Reply::ok(status::render(&rows))
+        }
+    }
+
+    fn target_status(&self, t: &TargetName, now: Now) -> TargetStatus {
+        let mut containers: Vec<ContainerStatus> = self
+            .records
+            .values()
+            .filter(|r| r.target.as_ref() == Some(t))
+            .map(|r| ContainerStatus {
+                name: r.container.name.clone(),
+                id: r.container.id.chars().take(12).collect(),
+                project: r.container.project.clone(),
+                state: r.state.as_ref().map(|s| s.status.to_string()),
+                health: r.state.as_ref().map(|s| health_word(s.health).to_string()),
+                since: r.state.as_ref().and_then(|s| s.since).map(status::time),
+                last_action: r.last_action.as_ref().map(|a| ActionStatus {
+                    what: a.what,
+                    when: status::time(a.at),
+                    result: a.result.clone(),
+                }),
+                failed_revivals: r.history.as_ref().map_or(0, History::recent_failures),
+                backoff_until: match r.phase {
+                    Phase::Waiting {
+                        until,
+                        why: Why::Backoff,
+                        ..
+                    } => Some(status::time(
+                        now.wall + until.saturating_duration_since(now.at),
+                    )),
+                    _ => None,
+                },
+                quarantined: r.history.as_ref().is_some_and(History::is_quarantined),
+                prompt_open: r.prompt.is_some(),
+                held_by_stop: r.held_by_stop,
+                last_cause: r.last_cause.map(Cause::word),
+            })
+            .collect();
+        containers.sort_by(|a, b| a.name.cmp(&b.name));
+        let (resolution, ambiguous_projects) = match self.said.get(t) {
+            Some(Said::Ambiguous(p)) => ("ambiguous", p.iter().cloned().collect()),
+            _ if containers.is_empty() => ("missing", Vec::new()),
+            _ => ("found", Vec::new()),
+        };
+        TargetStatus {
+            target: t.to_string(),
+            resolution,
+            ambiguous_projects,
+            held: self.holds.get(t).map(|h| HoldStatus {
+                reason: h.reason.clone(),
+                by: h.by.clone(),
+                since: status::time(h.since),
+                until: h
+                    .until
+                    .map(|u| status::time(now.wall + u.saturating_duration_since(now.at))),
+            }),
+            answer: if self.always.contains(t) {
+                Some("always")
+            } else if self.never.contains(t) {
+                Some("never")
+            } else {
+                None
+            },
+            containers,
+        }
+    }
+
+    fn not_a_target(&self, name: &str) -> Reply {
+        let names: Vec<&str> = self.config.targets.iter().map(TargetName::as_str).collect();
+        Reply::error(format!(
+            "{name} is not a target; the targets are {}",
+            names.join(", ")
+        ))
+    }
+
+    // --- What survives a restart ------------------------------------------------------
+
+    fn wall(&self, t: Instant) -> SystemTime {
+        match t.checked_duration_since(self.epoch.at) {
+            Some(d) => self.epoch.wall + d,
+            None => self.epoch.wall - self.epoch.at.duration_since(t),
+        }
+    }
+
+    fn instant(&self, t: SystemTime) -> Instant {
+        match t.duration_since(self.epoch.wall) {
+            Ok(d) => self.epoch.at + d,
+            Err(e) => self
+                .epoch
+                .at
+                .checked_sub(e.duration())
+                .unwrap_or(self.epoch.at),
+        }
+    }
+
+    /// What must survive a restart, as it stands.
+    fn to_saved(&self) -> Saved {
+        let mut holds: Vec<SavedHold> = self
+            .holds
+            .iter()
+            .map(|(t, h)| SavedHold {
+                target: t.to_string(),
+                reason: h.reason.clone(),
+                by: h.by.clone(),
+                since: Some(h.since),
+                until: h.until.map(|u| self.wall(u)),
+            })
+            .collect();
+        holds.sort_by(|a, b| a.target.cmp(&b.target));
+        let names = |set: &HashSet<TargetName>| {
+            let mut v: Vec<String> = set.iter().map(ToString::to_string).collect();
+            v.sort();
+            v
+        };
+        let mut containers: Vec<SavedContainer> = self
+            .records
+            .iter()
+            .filter_map(|(id, r)| {
+                Some(SavedContainer {
+                    id: id.clone(),
+                    name: r.container.name.clone(),
+                    history: r.history.as_ref()?.to_saved(|t| self.wall(t)),
+                })
+            })
+            .chain(self.restored.iter().map(|(id, h)| SavedContainer {
+                id: id.clone(),
+                name: String::new(),
+                history: h.to_saved(|t| self.wall(t)),
+            }))
+            .collect();
+        containers.sort_by(|a, b| a.id.cmp(&b.id));
+        Saved {
+            v: crate::state::FORMAT_VERSION,
+            holds,
+            always: names(&self.always),
+            never: names(&self.never),
+            containers,
+        }
+    }
+
+    fn save_if_changed(&mut self, out: &mut Vec<Command>) {
+        let now = self.to_saved();
+        if self.saved.as_ref() != Some(&now) {
+            self.saved = Some(now.clone());
+            out.push(Command::Save(now));
+        }
+    }
+
+    /// Takes back what the last run kept. Histories wait for the first whole list, which
+    /// tells whether their containers still exist.
+    fn restore(&mut self, saved: Saved, now: Now) {
+        for h in &saved.holds {
+            let Some(t) = self.config.targets.get(&h.target).cloned() else {
+                continue;
+            };
+            let until = h.until.map(|u| self.instant(u));
+            if until.is_some_and(|u| u <= now.at) {
+                continue;
+            }
+            self.holds.insert(
+                t,
+                Hold {
+                    reason: h.reason.clone(),
+                    by: h.by.clone(),
+                    since: h.since.unwrap_or(now.wall),
+                    until,
+                },
+            );
+        }
+        let targets = |names: &[String]| -> HashSet<TargetName> {
+            names
+                .iter()
+                .filter_map(|n| self.config.targets.get(n).cloned())
+                .collect()
+        };
+        self.always = targets(&saved.always);
+        self.never = targets(&saved.never);
+        self.restored = saved
+            .containers
+            .iter()
+            .map(|c| {
+                (
+                    c.id.clone(),
+                    History::from_saved(&c.history, |t| self.instant(t)),
+                )
+            })
+            .collect();
+        info!(
+            holds = self.holds.len(),
+            histories = self.restored.len(),
+            "took back the state kept by the last run"
+        );
+        self.saved = Some(saved);
+    }
+}
+
+fn health_word(h: Health) -> &'static str {
+    match h {
+        Health::None => "none",
+        Health::Starting => "starting",
+        Health::Healthy => "healthy",
+        Health::Unhealthy => "unhealthy",
+    }
+}
+
 fn mode_word(mode: Mode) -> &'static str {
     match mode {
         Mode::Auto => "auto",
         Mode::Manual => "manual",
+        Mode::Observe => "observe",
     }
 }
 
@@ -1489,6 +2142,7 @@ mod tests {
             name: name.into(),
             project: project.map(Into::into),
             service: service.map(Into::into),
+            ..ContainerRef::default()
         }
     }
 
@@ -1502,9 +2156,18 @@ mod tests {
 
     impl Script {
         fn new(mode: &str, targets: &str) -> Script {
+            Script::with(config(mode, targets))
+        }
+
+        fn with(config: Arc<Config>) -> Script {
+            let t0 = Instant::now();
+            let now = Now {
+                at: t0,
+                wall: SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000),
+            };
             Script {
-                core: Core::new(config(mode, targets), false),
-                t0: Instant::now(),
+                core: Core::new(config, false, now),
+                t0,
                 elapsed: Duration::ZERO,
             }
         }
@@ -1558,21 +2221,11 @@ mod tests {
         }
 
         fn answer(&mut self, target: &str, answer: &str) -> (Reply, Vec<Command>) {
-            let mut out = self.feed(Input::Request {
-                request: Request::Answer {
-                    target: target.into(),
-                    answer: answer.into(),
-                },
-                by: "test".into(),
-            });
-            let at = out
-                .iter()
-                .position(|c| matches!(c, Command::Reply(_)))
-                .expect("a reply");
-            let Command::Reply(reply) = out.remove(at) else {
-                unreachable!("found above")
+            let answer = Request::Answer {
+                target: target.into(),
+                answer: answer.into(),
             };
-            (reply, out)
+            request(self, answer)
         }
     }
 
@@ -1633,6 +2286,333 @@ mod tests {
 
     const TERM: EventKind = EventKind::Kill { signal: Some(15) };
     const KILL: EventKind = EventKind::Kill { signal: Some(9) };
+
+    fn request(s: &mut Script, request: Request) -> (Reply, Vec<Command>) {
+        let mut out = s.feed(Input::Request {
+            request,
+            by: "test".into(),
+        });
+        let at = out
+            .iter()
+            .position(|c| matches!(c, Command::Reply(_)))
+            .expect("a reply");
+        let Command::Reply(reply) = out.remove(at) else {
+            unreachable!("found above")
+        };
+        (reply, out)
+    }
+
+    fn saves(out: &[Command]) -> Vec<&Saved> {
+        out.iter()
+            .filter_map(|c| match c {
+                Command::Save(s) => Some(s),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_held_target_is_neither_revived_nor_asked_about_until_the_hold_ends() {
+        let node = c("1", "nodo_1", None, None);
+        for mode in ["auto", "manual"] {
+            let mut s = Script::new(mode, "nodo_1");
+            s.start(&[&node]);
+            let hold = Request::Hold {
+                target: "nodo_1".into(),
+                duration: Some(Duration::from_secs(60)),
+                reason: Some("disk swap".into()),
+            };
+            let (reply, out) = request(&mut s, hold);
+            assert!(reply.ok, "{reply:?}");
+            assert_eq!(records(&out)[0].event, RecordEvent::Hold);
+            assert_eq!(saves(&out)[0].holds[0].reason, "disk swap");
+            s.event(EventKind::Die, &node);
+            let out = s.inspected(&node, Status::Exited, 0);
+            assert!(
+                acts(&out).is_empty() && records(&out).is_empty(),
+                "{mode}: {out:?}"
+            );
+            // The hold ends by itself, and the target is looked at at once.
+            let out = s.advance(Duration::from_secs(61));
+            assert_eq!(records(&out)[0].event, RecordEvent::Resume);
+            assert_eq!(inspects(&out), ["1"]);
+            let out = s.inspected(&node, Status::Exited, 0);
+            match mode {
+                "auto" => assert_eq!(acts(&out).len(), 1),
+                _ => assert_eq!(records(&out)[0].event, RecordEvent::Prompt),
+            }
+        }
+    }
+
+    #[test]
+    fn holds_and_resumes_name_the_targets() {
+        let mut s = Script::new("auto", "nodo_1,nodo_2");
+        s.start(&[]);
+        let (reply, _) = request(
+            &mut s,
+            Request::Resume {
+                target: "nodo_1".into(),
+            },
+        );
+        assert_eq!(reply, Reply::error("nodo_1 is not held"));
+        let (reply, _) = request(
+            &mut s,
+            Request::Release {
+                target: "nodo_9".into(),
+            },
+        );
+        assert!(
+            !reply.ok && reply.text.contains("not a target"),
+            "{reply:?}"
+        );
+        assert!(reply.text.contains("nodo_1, nodo_2"), "{reply:?}");
+    }
+
+    #[test]
+    fn on_stop_hold_keeps_a_stopped_target_down_until_someone_starts_it() {
+        let node = c("1", "nodo_1", None, None);
+        let args = Args::try_parse_from([
+            "healthther",
+            "--targets",
+            "nodo_1",
+            "--mode",
+            "auto",
+            "--on-stop",
+            "hold",
+        ])
+        .expect("valid test arguments");
+        let mut s = Script::with(Arc::new(Config::from_args(args).expect("valid")));
+        s.start(&[&node]);
+        s.event(TERM, &node);
+        s.event(EventKind::Die, &node);
+        let out = s.event(EventKind::Stop, &node);
+        assert_eq!(records(&out)[0].event, RecordEvent::Hold);
+        let out = s.advance(STOP_SETTLE * 5);
+        assert!(
+            inspects(&out).is_empty() && acts(&out).is_empty(),
+            "{out:?}"
+        );
+        // A pass finds it exited: still held.
+        let out = s.feed(Input::Listed {
+            full: false,
+            containers: vec![listed(&node, Status::Exited)],
+        });
+        let mut out2 = Vec::new();
+        for _ in inspects(&out) {
+            out2.extend(s.inspected(&node, Status::Exited, 0));
+        }
+        assert!(acts(&out2).is_empty(), "{out2:?}");
+        let out = s.event(EventKind::Start, &node);
+        assert_eq!(records(&out)[0].event, RecordEvent::Resume);
+        s.inspected(&node, Status::Running, 1);
+        // And a crash after that is revived as ever.
+        s.advance(Duration::from_secs(30));
+        s.event(EventKind::Die, &node);
+        assert_eq!(acts(&s.inspected(&node, Status::Exited, 1)).len(), 1);
+    }
+
+    #[test]
+    fn unhealthy_after_waits_that_long_before_a_restart() {
+        let mut node = c("1", "nodo_1", None, None);
+        node.labels
+            .insert("healthther.unhealthy-after".into(), "5s".into());
+        let mut s = Script::new("auto", "nodo_1");
+        s.start(&[&node]);
+        s.event(EventKind::Health(Health::Unhealthy), &node);
+        let mut sick = snapshot(&node, Status::Running, s.now().wall, s.now().wall);
+        sick.health = Health::Unhealthy;
+        let out = s.feed(Input::Inspected {
+            container: node.clone(),
+            result: Ok(Some(sick.clone())),
+        });
+        assert!(acts(&out).is_empty());
+        assert_eq!(
+            s.core.next_timer(),
+            Some(s.now().at + Duration::from_secs(5))
+        );
+        assert!(s.advance(Duration::from_secs(4)).is_empty());
+        assert_eq!(inspects(&s.advance(Duration::from_secs(1))), ["1"]);
+        let out = s.feed(Input::Inspected {
+            container: node.clone(),
+            result: Ok(Some(sick)),
+        });
+        let a = acts(&out);
+        assert_eq!(a[0].action, Action::Restart);
+    }
+
+    #[test]
+    fn labels_choose_mode_and_stop_timeout_per_container() {
+        let mut watched = c("1", "nodo_1", None, None);
+        watched
+            .labels
+            .insert("healthther.mode".into(), "observe".into());
+        let mut quick = c("2", "nodo_2", None, None);
+        quick
+            .labels
+            .insert("healthther.stop-timeout".into(), "1s".into());
+        quick
+            .labels
+            .insert("healthther.mode".into(), "sometimes".into());
+        let mut s = Script::new("auto", "nodo_1,nodo_2");
+        s.start(&[&watched, &quick]);
+        s.event(EventKind::Die, &watched);
+        let out = s.inspected(&watched, Status::Exited, 0);
+        assert!(acts(&out).is_empty());
+        let r = records(&out);
+        assert_eq!(
+            (r[0].event, r[0].result.as_deref()),
+            (RecordEvent::Observed, Some("observed"))
+        );
+        // A bad label leaves the global mode.
+        s.event(EventKind::Die, &quick);
+        let out = s.inspected(&quick, Status::Exited, 0);
+        assert_eq!(acts(&out)[0].stop_timeout, Duration::from_secs(1));
+    }
+
+    #[test]
+    fn observe_mode_never_acts() {
+        let node = c("1", "nodo_1", None, None);
+        let mut s = Script::new("observe", "nodo_1");
+        s.start(&[&node]);
+        s.event(EventKind::Die, &node);
+        let out = s.inspected(&node, Status::Exited, 0);
+        assert!(acts(&out).is_empty());
+        assert_eq!(records(&out)[0].event, RecordEvent::Observed);
+        // Said once, not once per look.
+        let out = s.inspected(&node, Status::Exited, 0);
+        assert!(records(&out).is_empty());
+    }
+
+    #[test]
+    fn a_quarantine_and_an_always_survive_a_restart() {
+        let node = c("1", "nodo_1", None, None);
+        let args = Args::try_parse_from([
+            "healthther",
+            "--targets",
+            "nodo_1",
+            "--mode",
+            "manual",
+            "--quarantine-after",
+            "1",
+        ])
+        .expect("valid test arguments");
+        let config = Arc::new(Config::from_args(args).expect("valid"));
+        let mut s = Script::with(Arc::clone(&config));
+        s.start(&[&node]);
+        s.event(EventKind::Die, &node);
+        s.inspected(&node, Status::Exited, 0);
+        let (_, _) = s.answer("nodo_1", "always");
+        let act = acts(&s.inspected(&node, Status::Exited, 0))[0].clone();
+        s.feed(acted(&act, ActResult::Running));
+        s.advance(Duration::from_millis(500));
+        s.event(EventKind::Die, &node);
+        let out = s.inspected(&node, Status::Exited, 100);
+        assert_eq!(records(&out)[0].event, RecordEvent::Quarantine);
+        let saved = s.core.to_saved();
+        assert_eq!(saved.always, ["nodo_1"]);
+        assert!(saved.containers[0].history.quarantined);
+
+        // A new healthther, a minute later, reads it back.
+        let mut next = Script::with(config);
+        next.elapsed = Duration::from_secs(60);
+        next.feed(Input::Restored(saved));
+        next.start(&[&node]);
+        next.event(EventKind::Die, &node);
+        let out = next.inspected(&node, Status::Exited, 60_500);
+        assert!(
+            acts(&out).is_empty() && records(&out).is_empty(),
+            "still quarantined: {out:?}"
+        );
+        let (reply, _) = request(&mut next, Request::Status { json: true });
+        let rows: serde_json::Value = serde_json::from_str(&reply.text).expect("JSON");
+        assert_eq!(rows[0]["answer"], "always");
+        assert_eq!(rows[0]["containers"][0]["quarantined"], true);
+    }
+
+    #[test]
+    fn restored_histories_of_containers_that_are_gone_are_dropped() {
+        let node = c("1", "nodo_1", None, None);
+        let config = config("auto", "nodo_1");
+        let mut s = Script::with(Arc::clone(&config));
+        s.start(&[&node]);
+        s.event(EventKind::Die, &node);
+        s.inspected(&node, Status::Exited, 0);
+        let saved = s.core.to_saved();
+        assert_eq!(saved.containers.len(), 1);
+        let mut next = Script::with(config);
+        next.feed(Input::Restored(saved));
+        let out = next.start(&[]);
+        assert!(saves(&out)[0].containers.is_empty(), "{out:?}");
+    }
+
+    #[test]
+    fn status_shows_each_target_and_what_it_resolves_to() {
+        let node = c("1234567890abcdef", "nodo_1", Some("shop"), Some("nodo_1"));
+        let mut s = Script::new("auto", "nodo_1,ghost");
+        s.start(&[&node]);
+        let (reply, _) = request(&mut s, Request::Status { json: true });
+        let rows: serde_json::Value = serde_json::from_str(&reply.text).expect("JSON");
+        assert_eq!(rows[0]["target"], "nodo_1");
+        assert_eq!(rows[0]["resolution"], "found");
+        assert_eq!(rows[0]["containers"][0]["id"], "1234567890ab");
+        assert_eq!(rows[0]["containers"][0]["project"], "shop");
+        assert_eq!(rows[0]["containers"][0]["state"], "running");
+        assert_eq!(rows[1]["resolution"], "missing");
+        let (reply, _) = request(&mut s, Request::Status { json: false });
+        let lines: Vec<&str> = reply.text.lines().collect();
+        assert!(lines[0].starts_with("TARGET"), "{}", reply.text);
+        assert!(
+            lines[1].contains("nodo_1 (1234567890ab, shop)"),
+            "{}",
+            reply.text
+        );
+        assert!(lines[2].contains("unresolved"), "{}", reply.text);
+    }
+
+    #[test]
+    fn api_kills_are_revived_at_once_however_often_and_never_add_up() {
+        let node = c("1", "nodo_1", None, None);
+        let mut s = Script::new("auto", "nodo_1");
+        s.start(&[&node]);
+        for round in 0..8u64 {
+            s.event(KILL, &node);
+            assert_eq!(
+                inspects(&s.event(EventKind::Die, &node)),
+                ["1"],
+                "round {round}"
+            );
+            let out = s.inspected(&node, Status::Exited, round * 2000);
+            let act = acts(&out)[0].clone();
+            assert_eq!(act.cause, Cause::ApiKill);
+            s.feed(acted(&act, ActResult::Running));
+            s.event(EventKind::Start, &node);
+            s.inspected(&node, Status::Running, round * 2000 + 1);
+            // Two seconds of running: well inside the reset window.
+            s.advance(Duration::from_secs(2));
+        }
+        assert_eq!(s.core.next_timer(), None, "never backed off");
+    }
+
+    #[test]
+    fn its_own_crashes_still_back_off_and_oom_is_told_apart() {
+        let node = c("1", "nodo_1", None, None);
+        let mut s = Script::new("auto", "nodo_1");
+        s.start(&[&node]);
+        s.event(EventKind::Die, &node);
+        let act = acts(&s.inspected(&node, Status::Exited, 0))[0].clone();
+        assert_eq!(act.cause, Cause::Crash);
+        s.feed(acted(&act, ActResult::Running));
+        s.event(EventKind::Start, &node);
+        s.inspected(&node, Status::Running, 100);
+        s.advance(Duration::from_millis(500));
+        s.event(EventKind::Oom, &node);
+        s.event(EventKind::Die, &node);
+        let out = s.inspected(&node, Status::Exited, 100);
+        assert!(acts(&out).is_empty(), "a failed revival backs off: {out:?}");
+        assert_eq!(inspects(&s.advance(Duration::from_secs(1))), ["1"]);
+        let act = acts(&s.inspected(&node, Status::Exited, 100))[0].clone();
+        assert_eq!(act.cause, Cause::Oom);
+    }
 
     #[test]
     fn a_killed_target_is_looked_at_then_started() {

@@ -42,15 +42,9 @@ pub(super) async fn inspect(
 }
 
 /// Starts or restarts the container, and looks whether it runs again.
-pub(super) async fn act(
-    engine: impl Docker,
-    calls: Arc<Semaphore>,
-    stop_timeout: Duration,
-    act: Act,
-) -> Input {
-    let _permit = calls.acquire().await;
+pub(super) async fn act(engine: impl Docker, calls: Arc<Semaphore>, act: Act) -> Input {
     let began = Instant::now();
-    let result = carry_out(&engine, stop_timeout, &act).await;
+    let result = carry_out(&engine, &calls, act.stop_timeout, &act).await;
     Input::Acted(Acted {
         act,
         result,
@@ -58,7 +52,15 @@ pub(super) async fn act(
     })
 }
 
-async fn carry_out(engine: &impl Docker, stop_timeout: Duration, act: &Act) -> ActResult {
+/// Each quick call holds one of the `calls` permits while it runs; the stop, which waits up to
+/// the stop timeout inside the engine, holds none, so a stubborn container being restarted
+/// never delays another target's look or start.
+async fn carry_out(
+    engine: &impl Docker,
+    calls: &Semaphore,
+    stop_timeout: Duration,
+    act: &Act,
+) -> ActResult {
     let c = &act.seen.container;
     let failed = |e: crate::engine::EngineError| ActResult::Failed {
         denied: e.is_permission_denied(),
@@ -69,6 +71,7 @@ async fn carry_out(engine: &impl Docker, stop_timeout: Duration, act: &Act) -> A
             return failed(e);
         }
         // Compose may have renamed it for a recreate while it stopped: then it is compose's.
+        let _permit = calls.acquire().await;
         match engine.inspect(c).await {
             Ok(Some(now)) if !now.container.same_identity(c) => {
                 return ActResult::LeftStopped {
@@ -79,6 +82,7 @@ async fn carry_out(engine: &impl Docker, stop_timeout: Duration, act: &Act) -> A
             _ => {}
         }
     }
+    let _permit = calls.acquire().await;
     match engine.start(c).await {
         Err(e) => return failed(e),
         Ok(Started::Already) => return ActResult::AlreadyRunning,

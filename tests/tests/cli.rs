@@ -54,6 +54,21 @@ fn bad_configuration_exits_2_with_one_line_naming_the_variable() {
             &["/nonexistent/file.env"],
         ),
         (
+            "HEALTH_TARGETS=nodo_1\nMODE=au\0to\n",
+            &[],
+            &[".env", "line 2", "NUL"],
+        ),
+        (
+            "HEALTH_TARGETS=nodo_1\n",
+            &["--docker-host", "tcp://256.0.0.1:99999"],
+            &["DOCKER_HOST", "tcp://256.0.0.1:99999"],
+        ),
+        (
+            "HEALTH_TARGETS=nodo_1\n",
+            &["--docker-host", "tcp://[::1"],
+            &["DOCKER_HOST", "tcp://[::1"],
+        ),
+        (
             "HEALTH_TARGETS=nodo_1\n",
             &["--log-dir", "/etc/hostname"],
             &["/etc/hostname", "not a directory"],
@@ -149,6 +164,24 @@ fn an_empty_variable_means_its_default() {
         .env("DOCKER_HOST", "unix:///nonexistent/docker.sock");
     let mut daemon = Daemon::spawn(cmd, dir);
     daemon.wait_log("cannot reach the Docker engine");
+    daemon.signal("TERM");
+    assert_eq!(daemon.wait_exit(Duration::from_secs(10)).code(), Some(0));
+}
+
+#[test]
+fn a_misspelt_key_in_the_env_file_is_named_once_with_the_closest_one() {
+    let (mut cmd, dir) = command("HEALTH_TARGETS=nodo_1\nHEALTH_POLL_INTRVAL=5s\n");
+    cmd.env("DOCKER_HOST", "unix:///nonexistent/docker.sock");
+    let mut daemon = Daemon::spawn(cmd, dir);
+    daemon.wait_log("cannot reach the Docker engine");
+    let out = daemon.output();
+    let warned: Vec<&str> = out
+        .lines()
+        .filter(|l| l.contains("HEALTH_POLL_INTRVAL"))
+        .collect();
+    assert_eq!(warned.len(), 1, "{out}");
+    assert!(warned[0].contains("HEALTH_POLL_INTERVAL"), "{out}");
+    assert!(daemon.is_running());
     daemon.signal("TERM");
     assert_eq!(daemon.wait_exit(Duration::from_secs(10)).code(), Some(0));
 }

@@ -178,19 +178,24 @@ pub fn docker_socket() -> String {
         .to_string()
 }
 
+/// The binary with a cleared environment: only what it needs to run, so a developer's own
+/// settings (`HEALTH_*`, `MODE`, `RUST_LOG`, `NO_COLOR`, ...) never leak into a test.
+fn bare_command() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_healthther"));
+    cmd.env_clear();
+    if let Some(path) = std::env::var_os("PATH") {
+        cmd.env("PATH", path);
+    }
+    cmd
+}
+
 /// A command for the binary in a fresh working directory holding `dotenv` as its `.env`, with
-/// none of our variables inherited from the test's environment.
+/// none of the test's environment but `PATH` and the engine's `DOCKER_HOST`.
 pub fn command(dotenv: &str) -> (Command, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("temp dir");
     std::fs::write(dir.path().join(".env"), dotenv).expect("write .env");
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_healthther"));
+    let mut cmd = bare_command();
     cmd.current_dir(dir.path())
-        .env_remove("HEALTH_TARGETS")
-        .env_remove("MODE")
-        .env_remove("HEALTH_POLL_INTERVAL")
-        .env_remove("HEALTH_STOP_TIMEOUT")
-        .env_remove("HEALTH_LOG_DIR")
-        .env_remove("RUST_LOG")
         .env("DOCKER_HOST", docker_host())
         .stdin(Stdio::null());
     (cmd, dir)
@@ -332,6 +337,10 @@ impl Daemon {
             );
             thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     pub fn is_running(&mut self) -> bool {
@@ -609,10 +618,9 @@ pub fn manual_env(targets: &[&str]) -> String {
 /// Runs `healthther ARGS` as a client of the daemon working in `workdir`; returns the exit
 /// code, stdout and stderr.
 pub fn client(workdir: &Path, args: &[&str]) -> (Option<i32>, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_healthther"))
+    let out = bare_command()
         .args(args)
         .current_dir(workdir)
-        .env_remove("HEALTH_CONTROL_SOCKET")
         .stdin(Stdio::null())
         .output()
         .expect("run healthther client");

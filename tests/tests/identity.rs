@@ -643,3 +643,112 @@ fn a_fast_down_and_up_is_not_reported_as_a_removal() {
     let acted = actions(&daemon.audit());
     assert!(acted.is_empty(), "acted: {acted:?}");
 }
+
+/// healthther as a bare binary in a `FROM scratch` image, for running it inside a compose
+/// project of its own.
+fn daemon_image() -> &'static str {
+    static BUILT: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    const TAG: &str = "healthther:test-identity";
+    BUILT.get_or_init(|| {
+        let binary = static_binary(&["--bin", "healthther"], "healthther");
+        build_image(
+            TAG,
+            "FROM scratch\nCOPY healthther /healthther\nENTRYPOINT [\"/healthther\"]\n",
+            &[("healthther", &binary)],
+        );
+    });
+    TAG
+}
+
+/// Two compose projects with the same service; healthther runs in the first, its target the
+/// bare service name: it means its own project's service, and the other project's is left
+/// alone (without knowing its own project, the name would be ambiguous and act on neither).
+#[test]
+fn a_bare_service_name_means_healththers_own_project_first() {
+    let Some(program) = Compose::V1.program() else {
+        return;
+    };
+    let service = unique("web");
+    let fixture = fixture_image();
+    let socket = docker_socket();
+    let ours = unique("own");
+    let theirs = unique("other");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let with_healthther = format!(
+        "services:\n  {service}:\n    image: {fixture}\n    command: [\"run\"]\n  \
+         watcher:\n    image: {image}\n    environment:\n      HEALTH_TARGETS: {service}\n      \
+         MODE: auto\n      HEALTH_POLL_INTERVAL: 500ms\n      HEALTH_LOG_DIR: /tmp/logs\n      \
+         HEALTH_CONTROL_SOCKET: /tmp/control.sock\n      \
+         DOCKER_HOST: unix:///var/run/docker.sock\n    volumes:\n      \
+         - {socket}:/var/run/docker.sock\n    tmpfs:\n      - /tmp\n",
+        image = daemon_image()
+    );
+    let without =
+        format!("services:\n  {service}:\n    image: {fixture}\n    command: [\"run\"]\n");
+    std::fs::write(dir.path().join("ours.yml"), with_healthther).expect("write");
+    std::fs::write(dir.path().join("theirs.yml"), without).expect("write");
+    struct Down<'a>(
+        &'a std::path::Path,
+        &'a std::path::Path,
+        [(&'a str, &'a str); 2],
+    );
+    impl Drop for Down<'_> {
+        fn drop(&mut self) {
+            for (project, file) in self.2 {
+                let _ = Command::new(self.0)
+                    .args(["-p", project, "-f", file, "down", "-t", "1"])
+                    .current_dir(self.1)
+                    .output();
+            }
+        }
+    }
+    let _down = Down(
+        &program,
+        dir.path(),
+        [(&ours, "ours.yml"), (&theirs, "theirs.yml")],
+    );
+    let compose = |project: &str, file: &str, args: &[&str]| {
+        let out = Command::new(&program)
+            .args(["-p", project, "-f", file])
+            .args(args)
+            .current_dir(dir.path())
+            .stdin(Stdio::null())
+            .output()
+            .expect("run compose");
+        assert!(
+            out.status.success(),
+            "compose {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    compose(&theirs, "theirs.yml", &["up", "-d"]);
+    compose(&ours, "ours.yml", &["up", "-d"]);
+    let name = |project: &str, svc: &str| format!("{project}_{svc}_1");
+    let watcher = name(&ours, "watcher");
+    let logs = || String::from_utf8_lossy(&docker(&["logs", &watcher]).stdout).to_string();
+    wait_until("healthther in the container to watch", || {
+        logs().contains("watching")
+    });
+    assert!(
+        logs().contains(&format!("compose project {ours}")),
+        "healthther did not learn its own project:\n{}",
+        logs()
+    );
+    let (mine, other) = (name(&ours, &service), name(&theirs, &service));
+    let started = |c: &str| docker_ok(&["inspect", "-f", "{{.State.StartedAt}}", c]);
+    let before = started(&mine);
+    docker_ok(&["kill", &other]);
+    docker_ok(&["kill", &mine]);
+    wait_until("our project's service to be revived", || {
+        docker_ok(&["inspect", "-f", "{{.State.Status}}", &mine]) == "running"
+            && started(&mine) != before
+    });
+    // Give it the time it took for ours, and more, to (wrongly) act on theirs.
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        docker_ok(&["inspect", "-f", "{{.State.Status}}", &other]),
+        "exited",
+        "the other project's service was touched:\n{}",
+        logs()
+    );
+}

@@ -5,9 +5,11 @@ mod harness;
 
 mod cli;
 mod faults;
+mod hardening;
 mod identity;
 mod lifecycle;
 mod manual;
+mod operator;
 mod podman;
 mod proxies;
 mod restarts;

@@ -49,9 +49,16 @@ fn a_crash_loop_backs_off_then_is_quarantined_until_released() {
     wait_until("a revival after the release", || {
         events(&daemon.audit(), "action").len() >= 4
     });
-    let (code, _, err) = client(daemon.dir.path(), &["release", "nodo_nobody"]);
+    let (code, _, err) = client(daemon.dir.path(), &["release", &node.name]);
     assert_eq!(code, Some(1));
     assert!(err.contains("is not quarantined"), "{err}");
+    // A name that is no target is told so, with the targets.
+    let (code, _, err) = client(daemon.dir.path(), &["release", "nodo_nobody"]);
+    assert_eq!(code, Some(1));
+    assert!(
+        err.contains("not a target") && err.contains(&node.name),
+        "{err}"
+    );
 }
 
 #[test]
@@ -176,4 +183,30 @@ fn failing_checks_in_the_start_period_are_not_acted_on() {
     daemon.wait_passes(4);
     assert_eq!(node.health(), "starting");
     assert!(daemon.audit().is_empty(), "acted during the start period");
+}
+
+#[test]
+fn kills_through_the_api_are_revived_at_once_however_often() {
+    // Five `docker kill`s in about 20 s, each well inside the reset window after the last
+    // revival: a chaos test's doing, not a crash loop.
+    let node = Node::start(&unique("apikills"), &[]);
+    let daemon = Daemon::watching(&auto_env(&[&node.name]));
+    for round in 1..=5 {
+        std::thread::sleep(Duration::from_secs(3));
+        let before = node.started_at();
+        node.kill();
+        node.wait_restarted_since(&before);
+        daemon.wait_audit(round);
+    }
+    // Each came at once: none waited out a back-off.
+    let output = daemon.output();
+    assert!(!output.contains("backing off"), "{output}");
+    assert!(!output.contains("QUARANTINED"), "{output}");
+    let audit = daemon.audit();
+    assert!(events(&audit, "quarantine").is_empty());
+    let actions = events(&audit, "action");
+    assert_eq!(actions.len(), 5, "{audit:?}");
+    for a in &actions {
+        assert_eq!(a["cause"], "api_kill", "{a}");
+    }
 }

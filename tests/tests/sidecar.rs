@@ -321,3 +321,90 @@ fn manual_mode_in_the_sidecar_is_answered_through_docker_attach_and_docker_exec(
     docker_ok(&["exec", &name, "healthther", "answer", &node.name, "yes"]);
     node.wait_restarted_since(&before);
 }
+
+/// The `stop_grace_period` of the shipped compose service, in seconds.
+fn compose_stop_grace() -> Option<u64> {
+    let compose = std::fs::read_to_string(root().join("docker-compose.yml")).ok()?;
+    let value = compose
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("stop_grace_period:"))?;
+    value.trim().strip_suffix('s')?.parse().ok()
+}
+
+#[test]
+fn stopping_the_sidecar_during_a_restart_lets_it_finish_and_record_it() {
+    // Ignores SIGTERM: a restart waits out the whole default stop timeout (10s) before the
+    // kill, the same as docker's default grace for the sidecar itself.
+    let node = Node::start_with(&unique("stubborn_node"), &[], &["stubborn"]);
+    wait_until("the node to be healthy", || node.health() == "healthy");
+    let grace = compose_stop_grace().expect("docker-compose.yml sets stop_grace_period: Ns");
+    let logs = tempfile::tempdir().expect("temp dir");
+    let name = unique("healthther_stop");
+    let sidecar = Node { name: name.clone() };
+    let socket_mount = format!("{}:/var/run/docker.sock", docker_socket());
+    let logs_mount = format!("{}/logs:/app/logs", logs.path().display());
+    let targets = format!("HEALTH_TARGETS={}", node.name);
+    // As docker-compose.yml runs it: its grace period, a terminal, NO_COLOR.
+    docker_ok(&[
+        "run",
+        "-d",
+        "-t",
+        "--name",
+        &name,
+        "--stop-timeout",
+        &grace.to_string(),
+        "--read-only",
+        "--tmpfs",
+        "/run",
+        "-v",
+        &socket_mount,
+        "-v",
+        &logs_mount,
+        "-e",
+        &targets,
+        "-e",
+        "MODE=auto",
+        "-e",
+        "NO_COLOR=1",
+        runtime_image(),
+    ]);
+    let docker_logs = || {
+        let out = docker(&["logs", &name]);
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    };
+    wait_until("the sidecar to watch", || {
+        docker_logs().contains("watching")
+    });
+    let before = node.started_at();
+    docker_ok(&["exec", &node.name, "/fixture", "sick"]);
+    wait_until("the restart to begin", || {
+        docker_logs().contains("reviving")
+    });
+    docker_ok(&["stop", &name]);
+    assert_eq!(
+        sidecar.inspect("{{.State.ExitCode}}"),
+        "0",
+        "{}",
+        docker_logs()
+    );
+    node.wait_restarted_since(&before);
+    let audit = read_audit(logs.path());
+    let actions = events(&audit, "action");
+    assert_eq!(actions.len(), 1, "{audit:?}\n{}", docker_logs());
+    let human = std::fs::read_dir(logs.path().join("logs"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("healthther."))
+        .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
+        .collect::<String>();
+    assert!(human.contains("stopped"), "{human}");
+    assert_eq!(actions[0]["decision"], "restart");
+    assert_eq!(actions[0]["result"], "running");
+    // Item 6: plain text in docker logs, with a terminal.
+    assert!(!docker_logs().contains('\u{1b}'), "{:?}", docker_logs());
+}

@@ -1,0 +1,125 @@
+//! Per-container settings from the container's own labels (`healthther.mode` and friends).
+//! They change how a target is treated, never whether a container is one: scope stays with
+//! `HEALTH_TARGETS`.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use crate::config::{Mode, OnStop};
+
+/// The prefix of the labels healthther reads.
+pub const PREFIX: &str = "healthther.";
+
+/// What a container's labels override; `None` means the global setting.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Overrides {
+    pub mode: Option<Mode>,
+    pub stop_timeout: Option<Duration>,
+    /// Act on `unhealthy` only once it has lasted this long.
+    pub unhealthy_after: Option<Duration>,
+    pub on_stop: Option<OnStop>,
+}
+
+/// A label whose value is not understood: the global setting applies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BadLabel {
+    pub label: String,
+    pub value: String,
+    pub expected: &'static str,
+}
+
+/// Reads the `healthther.*` labels among `labels`.
+pub fn parse(labels: &BTreeMap<String, String>) -> (Overrides, Vec<BadLabel>) {
+    let mut o = Overrides::default();
+    let mut bad = Vec::new();
+    for (label, value) in labels {
+        let Some(key) = label.strip_prefix(PREFIX) else {
+            continue;
+        };
+        let v = value.trim();
+        let ok = match key {
+            "mode" => Mode::parse(v).map(|m| o.mode = Some(m)),
+            "stop-timeout" => duration(v).map(|d| o.stop_timeout = Some(d)),
+            "unhealthy-after" => duration(v).map(|d| o.unhealthy_after = Some(d)),
+            "on-stop" => OnStop::parse(v).map(|s| o.on_stop = Some(s)),
+            // Another tool's label, or a later version's: not ours to judge.
+            _ => Some(()),
+        };
+        if ok.is_none() {
+            bad.push(BadLabel {
+                label: label.clone(),
+                value: value.clone(),
+                expected: match key {
+                    "mode" => "auto, manual or observe",
+                    "on-stop" => "revive or hold",
+                    _ => "a duration such as 30s, 500ms or 2m, at most a day",
+                },
+            });
+        }
+    }
+    (o, bad)
+}
+
+fn duration(v: &str) -> Option<Duration> {
+    let d = if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) {
+        Duration::from_secs(v.parse().ok()?)
+    } else {
+        humantime::parse_duration(v).ok()?
+    };
+    (d <= Duration::from_secs(24 * 3600)).then_some(d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn reads_every_label() {
+        let (o, bad) = parse(&labels(&[
+            ("healthther.mode", "observe"),
+            ("healthther.stop-timeout", "3s"),
+            ("healthther.unhealthy-after", "90"),
+            ("healthther.on-stop", "hold"),
+            ("com.docker.compose.service", "web"),
+            ("healthther.future-thing", "x"),
+        ]));
+        assert!(bad.is_empty(), "{bad:?}");
+        assert_eq!(
+            o,
+            Overrides {
+                mode: Some(Mode::Observe),
+                stop_timeout: Some(Duration::from_secs(3)),
+                unhealthy_after: Some(Duration::from_secs(90)),
+                on_stop: Some(OnStop::Hold),
+            }
+        );
+    }
+
+    #[test]
+    fn a_bad_value_is_named_and_ignored() {
+        let (o, bad) = parse(&labels(&[
+            ("healthther.mode", "sometimes"),
+            ("healthther.unhealthy-after", "soon"),
+            ("healthther.stop-timeout", "2d"),
+            ("healthther.on-stop", "revive"),
+        ]));
+        assert_eq!(o.mode, None);
+        assert_eq!(o.on_stop, Some(OnStop::Revive));
+        let named: Vec<&str> = bad.iter().map(|b| b.label.as_str()).collect();
+        assert_eq!(
+            named,
+            [
+                "healthther.mode",
+                "healthther.stop-timeout",
+                "healthther.unhealthy-after"
+            ]
+        );
+    }
+}

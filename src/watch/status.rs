@@ -1,0 +1,177 @@
+//! `healthther status`: what each target resolves to and where it stands, as rows for people
+//! and as JSON for scripts (the field names are documented in the README and stay stable).
+
+use std::time::SystemTime;
+
+use serde::Serialize;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TargetStatus {
+    /// The target as written in `HEALTH_TARGETS`.
+    pub target: String,
+    /// `found`, `missing`, or `ambiguous` (a bare service name of several projects).
+    pub resolution: &'static str,
+    /// For `ambiguous`: the projects that have the service.
+    pub ambiguous_projects: Vec<String>,
+    pub held: Option<HoldStatus>,
+    /// The operator's standing answer: `always` or `never`.
+    pub answer: Option<&'static str>,
+    pub containers: Vec<ContainerStatus>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HoldStatus {
+    pub reason: String,
+    pub by: String,
+    pub since: String,
+    /// `None`: until `healthther resume`.
+    pub until: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ContainerStatus {
+    pub name: String,
+    /// The short id, as `docker ps` shows it.
+    pub id: String,
+    pub project: Option<String>,
+    /// The engine's state (`running`, `exited`, ...), as last seen.
+    pub state: Option<String>,
+    /// `healthy`, `unhealthy`, `starting` or `none`.
+    pub health: Option<String>,
+    /// Since when it has been in that state, when known.
+    pub since: Option<String>,
+    pub last_action: Option<ActionStatus>,
+    /// Revivals that failed within the quarantine window.
+    pub failed_revivals: usize,
+    /// When the next revival may come, while backing off.
+    pub backoff_until: Option<String>,
+    pub quarantined: bool,
+    pub prompt_open: bool,
+    /// Stopped through the engine's API under `HEALTH_ON_STOP=hold`.
+    pub held_by_stop: bool,
+    /// Why it went down last: `api_kill`, `api_stop`, `crash`, `oom` or `unhealthy`.
+    pub last_cause: Option<&'static str>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ActionStatus {
+    /// `start` or `restart`.
+    pub what: &'static str,
+    pub when: String,
+    pub result: String,
+}
+
+pub fn time(t: SystemTime) -> String {
+    humantime::format_rfc3339_seconds(t).to_string()
+}
+
+/// One row per container of each target (a target with none gets one row of its own).
+pub fn render(rows: &[TargetStatus]) -> String {
+    let mut table = vec![[
+        "TARGET",
+        "CONTAINER",
+        "STATE",
+        "SINCE",
+        "LAST ACTION",
+        "FAILED",
+        "BACKOFF UNTIL",
+        "FLAGS",
+    ]
+    .map(String::from)];
+    for t in rows {
+        let mut flags = Vec::new();
+        match t.resolution {
+            "missing" => flags.push("unresolved".to_string()),
+            "ambiguous" => flags.push(format!(
+                "ambiguous: {} (write project/{})",
+                t.ambiguous_projects.join(", "),
+                t.target
+            )),
+            _ => {}
+        }
+        if let Some(h) = &t.held {
+            let until = h.until.as_deref().unwrap_or("resume");
+            flags.push(format!("held until {until}: {}", h.reason));
+        }
+        if let Some(a) = t.answer {
+            flags.push(a.to_string());
+        }
+        if t.containers.is_empty() {
+            table.push([
+                t.target.clone(),
+                "-".into(),
+                "-".into(),
+                "-".into(),
+                "-".into(),
+                "-".into(),
+                "-".into(),
+                dash(flags.join("; ")),
+            ]);
+        }
+        for c in &t.containers {
+            let mut flags = flags.clone();
+            if c.quarantined {
+                flags.push("QUARANTINED".into());
+            }
+            if c.prompt_open {
+                flags.push("prompt open".into());
+            }
+            if c.held_by_stop {
+                flags.push("held: stopped through the API".into());
+            }
+            let state = match (&c.state, c.health.as_deref()) {
+                (Some(s), Some(h)) if h != "none" => format!("{s} ({h})"),
+                (Some(s), _) => s.clone(),
+                (None, _) => "-".into(),
+            };
+            let project = c
+                .project
+                .as_deref()
+                .map(|p| format!(", {p}"))
+                .unwrap_or_default();
+            table.push([
+                t.target.clone(),
+                format!("{} ({}{project})", c.name, c.id),
+                state,
+                c.since.clone().unwrap_or_else(|| "-".into()),
+                c.last_action
+                    .as_ref()
+                    .map(|a| format!("{} {} {}", a.what, a.when, a.result))
+                    .unwrap_or_else(|| "-".into()),
+                c.failed_revivals.to_string(),
+                c.backoff_until.clone().unwrap_or_else(|| "-".into()),
+                dash(flags.join("; ")),
+            ]);
+        }
+    }
+    let widths: Vec<usize> = (0..8)
+        .map(|i| {
+            table
+                .iter()
+                .map(|r| r[i].chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    table
+        .iter()
+        .map(|r| {
+            r.iter()
+                .zip(&widths)
+                .map(|(cell, w)| format!("{cell:<w$}"))
+                .collect::<Vec<_>>()
+                .join("  ")
+                .trim_end()
+                .to_string()
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn dash(s: String) -> String {
+    if s.is_empty() {
+        "-".into()
+    } else {
+        s
+    }
+}
