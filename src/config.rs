@@ -74,6 +74,20 @@ pub struct Args {
     )]
     pub docker_host: String,
 
+    /// Speak TLS to a tcp:// engine and verify it, when set to anything (as the docker CLI)
+    #[arg(
+        long,
+        env = "DOCKER_TLS_VERIFY",
+        value_name = "ANY",
+        num_args = 0..=1,
+        default_missing_value = "1"
+    )]
+    pub tls_verify: Option<String>,
+
+    /// The directory holding ca.pem, cert.pem and key.pem for TLS [default: ~/.docker]
+    #[arg(long, env = "DOCKER_CERT_PATH", value_name = "DIR")]
+    pub cert_path: Option<PathBuf>,
+
     /// How often to list all targets in case the event stream missed something (e.g. 10s, 500ms)
     #[arg(
         long,
@@ -321,13 +335,19 @@ pub enum DockerHost {
     Unix(PathBuf),
     /// `tcp://` or `http://`, kept as given (e.g. a docker-socket-proxy).
     Tcp(String),
+    /// `tcp://` with `DOCKER_TLS_VERIFY`: TLS with the client certificate in `cert_path`,
+    /// verifying the engine against its `ca.pem`.
+    Tls {
+        url: String,
+        cert_path: PathBuf,
+    },
 }
 
 impl fmt::Display for DockerHost {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             DockerHost::Unix(p) => write!(f, "unix://{}", p.display()),
-            DockerHost::Tcp(url) => f.write_str(url),
+            DockerHost::Tcp(url) | DockerHost::Tls { url, .. } => f.write_str(url),
         }
     }
 }
@@ -371,6 +391,11 @@ pub enum ConfigError {
          or tcp://host:port (an IPv4 address, a name or [IPv6], and a port from 1 to 65535)"
     )]
     DockerHost(String),
+    #[error(
+        "DOCKER_CERT_PATH (--cert-path): {path}: {reason}; with DOCKER_TLS_VERIFY it must hold \
+         ca.pem, cert.pem and key.pem"
+    )]
+    CertPath { path: String, reason: String },
     #[error("{var} (--{flag}): {value:?} {reason}")]
     Duration {
         var: &'static str,
@@ -533,7 +558,11 @@ impl Config {
         let Some(on_stop) = OnStop::parse(&args.on_stop) else {
             return Err(ConfigError::OnStop(args.on_stop));
         };
-        let docker_host = parse_docker_host(&args.docker_host)?;
+        let docker_host = with_tls(
+            parse_docker_host(&args.docker_host)?,
+            args.tls_verify.as_deref(),
+            args.cert_path.clone(),
+        )?;
         let poll_interval = parse_duration(
             "HEALTH_POLL_INTERVAL",
             "poll-interval",
@@ -814,6 +843,38 @@ fn valid_host_port(authority: &str) -> bool {
     };
     port_ok && host_ok
 }
+
+/// The TLS files the docker CLI would use for a tcp:// engine: with `DOCKER_TLS_VERIFY` set to
+/// anything not empty (even `0`, as the CLI), `ca.pem`, `cert.pem` and `key.pem` in
+/// `DOCKER_CERT_PATH`, else in `~/.docker`. A missing file stops us at start.
+pub fn with_tls(
+    host: DockerHost,
+    tls_verify: Option<&str>,
+    cert_path: Option<PathBuf>,
+) -> Result<DockerHost, ConfigError> {
+    let DockerHost::Tcp(url) = host else {
+        return Ok(host);
+    };
+    if tls_verify.is_none_or(str::is_empty) {
+        return Ok(DockerHost::Tcp(url));
+    }
+    let cert_path = cert_path.unwrap_or_else(|| {
+        PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".docker")
+    });
+    for file in TLS_FILES {
+        let path = cert_path.join(file);
+        if let Err(e) = std::fs::File::open(&path) {
+            return Err(ConfigError::CertPath {
+                path: path.display().to_string(),
+                reason: e.to_string(),
+            });
+        }
+    }
+    Ok(DockerHost::Tls { url, cert_path })
+}
+
+/// The files of `DOCKER_CERT_PATH`, as the docker CLI names them.
+pub const TLS_FILES: [&str; 3] = ["ca.pem", "cert.pem", "key.pem"];
 
 /// A whole number from 1 to 1000.
 pub fn parse_count(var: &'static str, flag: &'static str, raw: &str) -> Result<u32, ConfigError> {

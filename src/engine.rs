@@ -2,15 +2,15 @@
 //! our own small types, so that a change of bollard's API touches this file only.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bollard::errors::Error as BollardError;
-use bollard::models::{ContainerInspectResponse, ContainerSummary, EventMessage};
-use bollard::query_parameters::{
-    EventsOptionsBuilder, ListContainersOptionsBuilder, StopContainerOptionsBuilder,
-};
+use bollard::models::{ContainerInspectResponse, EventMessage};
+use bollard::query_parameters::{EventsOptionsBuilder, StopContainerOptionsBuilder};
 use bollard::{Docker, API_DEFAULT_VERSION};
 use futures_util::{Stream, StreamExt};
+use serde::Deserialize;
 use thiserror::Error;
 
 use crate::config::DockerHost;
@@ -27,6 +27,8 @@ const WATCHED_EVENTS: &[&str] = &[
     "create",
     "start",
     "die",
+    // Podman's own spelling; its Docker API says `die`, but some versions pass `died` through.
+    "died",
     "oom",
     "kill",
     "stop",
@@ -116,10 +118,12 @@ fn call_text(doing: &str, e: &BollardError) -> String {
 
 /// The docker-socket-proxy settings that allow a call, by what the call was doing.
 fn proxy_setting(doing: &str) -> &'static str {
+    // linuxserver's proxy allows these actions with POST=0; Tecnativa's only with POST=1,
+    // which opens create, delete and exec too (see the README's least-privilege section).
     if doing.starts_with("starting") {
-        "POST=1 and ALLOW_START=1"
+        "ALLOW_START=1 (Tecnativa's proxy: POST=1)"
     } else if doing.starts_with("stopping") {
-        "POST=1 and ALLOW_STOP=1 (or ALLOW_RESTARTS=1)"
+        "ALLOW_STOP=1 (Tecnativa's proxy: POST=1)"
     } else if doing.contains("event stream") {
         "EVENTS=1"
     } else {
@@ -163,6 +167,10 @@ pub enum EventKind {
     },
     Stop,
     Health(Health),
+    /// A health check ran, and the event does not say with what result. Podman sends
+    /// `health_status` after every check, with the status in a field of its own that holds the
+    /// status from *before* the check (Podman 4.3): only a look tells.
+    HealthChecked,
     Destroy,
     Rename,
     Other,
@@ -178,9 +186,10 @@ impl EventKind {
             };
         }
         match action {
+            "health_status" => EventKind::HealthChecked,
             "create" => EventKind::Create,
             "start" => EventKind::Start,
-            "die" => EventKind::Die,
+            "die" | "died" => EventKind::Die,
             "oom" => EventKind::Oom,
             "kill" => EventKind::Kill { signal: None },
             "stop" => EventKind::Stop,
@@ -197,6 +206,10 @@ pub struct Engine {
     docker: Docker,
     host: DockerHost,
     request_timeout: Duration,
+    /// Podman's Docker API, which refuses some of Docker's list filters.
+    podman: bool,
+    /// For the calls made by hand to an engine reached over TLS: the same certificates.
+    tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl Engine {
@@ -207,29 +220,68 @@ impl Engine {
         host: &DockerHost,
         request_timeout: Duration,
     ) -> Result<Engine, EngineError> {
+        // Over TLS, whatever fails may be the certificates: say where they come from.
+        let tls_hint = match host {
+            DockerHost::Tls { cert_path, .. } => format!(
+                " (TLS with ca.pem, cert.pem and key.pem of DOCKER_CERT_PATH={})",
+                cert_path.display()
+            ),
+            _ => String::new(),
+        };
         let unreachable = |e: BollardError| EngineError::Unreachable {
             host: host.to_string(),
             reason: match e {
                 BollardError::SocketNotFoundError(path) => {
                     format!("no socket at {path} (is the Docker socket mounted, and is the engine running?)")
                 }
-                other => error_chain(&other),
+                other => format!("{}{tls_hint}", error_chain(&other)),
             },
         };
         let secs = request_timeout.as_secs().max(1);
+        let mut tls = None;
         let docker = match host {
             DockerHost::Unix(path) => {
                 Docker::connect_with_unix(&path.to_string_lossy(), secs, API_DEFAULT_VERSION)
             }
             DockerHost::Tcp(url) => Docker::connect_with_http(url, secs, API_DEFAULT_VERSION),
+            DockerHost::Tls { url, cert_path } => {
+                tls = Some(
+                    tls_config(cert_path).map_err(|reason| EngineError::Unreachable {
+                        host: host.to_string(),
+                        reason,
+                    })?,
+                );
+                Docker::connect_with_ssl(
+                    url,
+                    &cert_path.join("key.pem"),
+                    &cert_path.join("cert.pem"),
+                    &cert_path.join("ca.pem"),
+                    secs,
+                    API_DEFAULT_VERSION,
+                )
+            }
         }
         .map_err(unreachable)?;
         let docker = docker.negotiate_version().await.map_err(unreachable)?;
+        // Podman names itself among the version's components; Docker never does.
+        let version = docker.version().await.map_err(unreachable)?;
+        let podman = version
+            .components
+            .unwrap_or_default()
+            .iter()
+            .any(|c| c.name.to_ascii_lowercase().contains("podman"));
         Ok(Engine {
             docker,
             host: host.clone(),
             request_timeout,
+            podman,
+            tls,
         })
+    }
+
+    /// Whether the engine is Podman (its Docker-compatible API).
+    pub fn is_podman(&self) -> bool {
+        self.podman
     }
 
     /// The API version in use after negotiation, e.g. `1.41`.
@@ -247,8 +299,13 @@ impl Engine {
     /// filter keys; while all is well both answer with (almost) nothing, however many
     /// containers there are.
     async fn list_unwell(&self) -> Result<Vec<Listed>, EngineError> {
-        let not_running = HashMap::from([(
-            "status",
+        // Each engine refuses (HTTP 500) a state name it does not have: Podman has no
+        // `restarting` or `dead`, and `stopped` (killed, not yet cleaned up) only it has.
+        let states = if self.podman {
+            vec![
+                "created", "removing", "paused", "exited", "stopped", "unknown",
+            ]
+        } else {
             vec![
                 "created",
                 "restarting",
@@ -256,28 +313,73 @@ impl Engine {
                 "paused",
                 "exited",
                 "dead",
-            ],
-        )]);
+            ]
+        };
+        let not_running = HashMap::from([("status", states)]);
         let unhealthy = HashMap::from([("health", vec!["unhealthy", "starting"])]);
         let mut found = self.list_filtered(not_running).await?;
-        found.extend(self.list_filtered(unhealthy).await?);
+        for mut l in self.list_filtered(unhealthy).await? {
+            // Podman's list shows no health at all; whatever this filter returns has a check
+            // that failed or has not passed yet, and the inspect tells which.
+            if l.health == Health::None {
+                l.health = Health::Starting;
+            }
+            found.push(l);
+        }
         Ok(found)
     }
 
+    /// Lists by hand and reads the answer leniently: bollard's models refuse a state they do
+    /// not know, and Podman lists a killed container as `stopped` until it is cleaned up.
     async fn list_filtered(
         &self,
         filters: HashMap<&str, Vec<&str>>,
     ) -> Result<Vec<Listed>, EngineError> {
-        let options = ListContainersOptionsBuilder::new()
-            .all(true)
-            .filters(&filters)
-            .build();
-        let summaries = self
-            .docker
-            .list_containers(Some(options))
-            .await
-            .map_err(EngineError::call("listing containers"))?;
+        let doing = "listing containers";
+        let filters = serde_json::to_string(&filters).unwrap_or_default();
+        let path = format!(
+            "/v{}/containers/json?all=1&filters={}",
+            self.docker.client_version(),
+            percent_encode(&filters)
+        );
+        let body = self.raw_call(doing, "GET", &path).await?.ok_or_else(|| {
+            EngineError::call(doing)(BollardError::DockerResponseServerError {
+                status_code: 304,
+                message: "unexpected 304".into(),
+            })
+        })?;
+        let summaries: Vec<Summary> = serde_json::from_slice(&body)
+            .map_err(|err| EngineError::call(doing)(BollardError::JsonSerdeError { err }))?;
         Ok(summaries.into_iter().filter_map(listed).collect())
+    }
+
+    /// A call made by hand on a connection of its own: the body of a 2xx answer, `None` for a
+    /// 304, the engine's message for anything else.
+    async fn raw_call(
+        &self,
+        doing: &str,
+        method: &str,
+        path: &str,
+    ) -> Result<Option<bytes::Bytes>, EngineError> {
+        let call = raw_request(&self.host, self.tls.as_ref(), method, path);
+        let (status, body) = match tokio::time::timeout(self.request_timeout, call).await {
+            Ok(Ok(reply)) => reply,
+            Ok(Err(err)) => return Err(EngineError::call(doing)(BollardError::IOError { err })),
+            Err(_) => {
+                let err = std::io::Error::new(std::io::ErrorKind::TimedOut, "no answer in time");
+                return Err(EngineError::call(doing)(BollardError::IOError { err }));
+            }
+        };
+        match status {
+            200..=299 => Ok(Some(body)),
+            304 => Ok(None),
+            status_code => Err(EngineError::call(doing)(
+                BollardError::DockerResponseServerError {
+                    status_code,
+                    message: error_message(&body),
+                },
+            )),
+        }
     }
 
     /// The container's current state, or `None` if it no longer exists.
@@ -305,24 +407,9 @@ impl Engine {
             self.docker.client_version(),
             c.id
         );
-        let call = raw_post(&self.host, &path);
-        let (status, body) = match tokio::time::timeout(self.request_timeout, call).await {
-            Ok(Ok(reply)) => reply,
-            Ok(Err(err)) => return Err(EngineError::call(doing)(BollardError::IOError { err })),
-            Err(_) => {
-                let err = std::io::Error::new(std::io::ErrorKind::TimedOut, "no answer in time");
-                return Err(EngineError::call(doing)(BollardError::IOError { err }));
-            }
-        };
-        match status {
-            200..=299 => Ok(Started::Now),
-            304 => Ok(Started::Already),
-            status_code => Err(EngineError::call(doing)(
-                BollardError::DockerResponseServerError {
-                    status_code,
-                    message: error_message(&body),
-                },
-            )),
+        match self.raw_call(&doing, "POST", &path).await? {
+            Some(_) => Ok(Started::Now),
+            None => Ok(Started::Already),
         }
     }
 
@@ -398,69 +485,141 @@ impl crate::watch::Docker for Engine {
     }
 }
 
-/// POSTs an empty body to `path` on the engine and returns the status and the body.
-async fn raw_post(host: &DockerHost, path: &str) -> std::io::Result<(u16, Vec<u8>)> {
-    let request = format!(
-        "POST {path} HTTP/1.1\r\nHost: docker\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-    );
-    let reply = match host {
-        DockerHost::Unix(socket) => {
-            exchange(tokio::net::UnixStream::connect(socket).await?, &request).await?
-        }
-        DockerHost::Tcp(url) => {
-            let authority = url
-                .split_once("://")
-                .map_or(url.as_str(), |(_, rest)| rest)
-                .trim_end_matches('/');
-            exchange(tokio::net::TcpStream::connect(authority).await?, &request).await?
-        }
+/// Sends `method path` with an empty body to the engine on a connection of its own, and
+/// returns the status and the whole body.
+async fn raw_request(
+    host: &DockerHost,
+    tls: Option<&Arc<rustls::ClientConfig>>,
+    method: &str,
+    path: &str,
+) -> std::io::Result<(u16, bytes::Bytes)> {
+    let authority = |url: &str| {
+        url.split_once("://")
+            .map_or(url, |(_, rest)| rest)
+            .trim_end_matches('/')
+            .to_string()
     };
-    let bad = || std::io::Error::new(std::io::ErrorKind::InvalidData, "not an HTTP reply");
-    let status_line = reply.split(|b| *b == b'\n').next().ok_or_else(bad)?;
-    let status = std::str::from_utf8(status_line)
-        .ok()
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|code| code.parse().ok())
-        .ok_or_else(bad)?;
-    let body = reply
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .map(|at| reply[at + 4..].to_vec())
-        .unwrap_or_default();
-    Ok((status, body))
+    match (host, tls) {
+        (DockerHost::Unix(socket), _) => {
+            exchange(tokio::net::UnixStream::connect(socket).await?, method, path).await
+        }
+        (DockerHost::Tls { url, .. }, Some(config)) => {
+            let authority = authority(url);
+            // The name the engine's certificate must carry: the host, without port or [].
+            let name = authority
+                .rsplit_once(':')
+                .map_or(authority.as_str(), |(h, _)| h)
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_string();
+            let name = rustls_pki_types::ServerName::try_from(name)
+                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+            let tcp = tokio::net::TcpStream::connect(&authority).await?;
+            let stream = tokio_rustls::TlsConnector::from(Arc::clone(config))
+                .connect(name, tcp)
+                .await?;
+            exchange(stream, method, path).await
+        }
+        (DockerHost::Tcp(url) | DockerHost::Tls { url, .. }, _) => {
+            exchange(
+                tokio::net::TcpStream::connect(authority(url)).await?,
+                method,
+                path,
+            )
+            .await
+        }
+    }
 }
 
-/// Sends `request` and reads the reply: its head, and a body as long as it says, or to the
-/// end of the connection when it does not say.
-async fn exchange(
-    mut stream: impl tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
-    request: &str,
-) -> std::io::Result<Vec<u8>> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    // An error reply is a line of JSON; more than this is not the engine talking.
-    const LIMIT: usize = 64 * 1024;
-    stream.write_all(request.as_bytes()).await?;
-    let mut reply = Vec::new();
-    let mut buf = [0u8; 4096];
-    loop {
-        if let Some(head_end) = reply.windows(4).position(|w| w == b"\r\n\r\n") {
-            let head = String::from_utf8_lossy(&reply[..head_end]).to_ascii_lowercase();
-            let length = head
-                .lines()
-                .find_map(|l| l.strip_prefix("content-length:"))
-                .and_then(|v| v.trim().parse::<usize>().ok());
-            if let Some(length) = length {
-                if reply.len() >= head_end + 4 + length.min(LIMIT) {
-                    return Ok(reply);
-                }
-            }
-        }
-        let n = stream.read(&mut buf).await?;
-        if n == 0 || reply.len() >= LIMIT {
-            return Ok(reply);
-        }
-        reply.extend_from_slice(&buf[..n]);
+/// The client side of TLS as the docker CLI sets it up from `DOCKER_CERT_PATH`: the engine
+/// must present a certificate of `ca.pem`; we present `cert.pem` with `key.pem`.
+fn tls_config(dir: &std::path::Path) -> Result<Arc<rustls::ClientConfig>, String> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let bad = |file: &str, e: &dyn std::fmt::Display| {
+        format!(
+            "{}: {e} (DOCKER_CERT_PATH holds ca.pem, cert.pem and key.pem)",
+            dir.join(file).display()
+        )
+    };
+    let certs = |file: &str| {
+        CertificateDer::pem_file_iter(dir.join(file))
+            .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| bad(file, &e))
+            .and_then(|certs| match certs.is_empty() {
+                true => Err(bad(file, &"no certificate in it")),
+                false => Ok(certs),
+            })
+    };
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in certs("ca.pem")? {
+        roots.add(cert).map_err(|e| bad("ca.pem", &e))?;
     }
+    let key = PrivateKeyDer::from_pem_file(dir.join("key.pem")).map_err(|e| bad("key.pem", &e))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_client_auth_cert(certs("cert.pem")?, key)
+        .map_err(|e| bad("cert.pem", &e))?;
+    Ok(Arc::new(config))
+}
+
+/// One HTTP/1.1 request and its reply on `stream`; the reply is read as far as it says
+/// (length or chunks), even if the other side keeps the connection open.
+async fn exchange(
+    stream: impl tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    method: &str,
+    path: &str,
+) -> std::io::Result<(u16, bytes::Bytes)> {
+    use http_body_util::{BodyExt, Empty, Limited};
+    // A list of thousands of containers stays well below this; more is not the engine.
+    const LIMIT: usize = 64 * 1024 * 1024;
+    let io_err = |e: Box<dyn std::error::Error + Send + Sync>| {
+        std::io::Error::other(error_chain(e.as_ref()))
+    };
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .map_err(|e| io_err(e.into()))?;
+    let connection = tokio::spawn(connection);
+    let request = hyper::Request::builder()
+        .method(method)
+        .uri(path)
+        .header(hyper::header::HOST, "docker")
+        .body(Empty::<bytes::Bytes>::new())
+        .map_err(|e| io_err(e.into()))?;
+    let reply = sender
+        .send_request(request)
+        .await
+        .map_err(|e| io_err(e.into()));
+    let result = match reply {
+        Ok(reply) => {
+            let status = reply.status().as_u16();
+            Limited::new(reply.into_body(), LIMIT)
+                .collect()
+                .await
+                .map(|body| (status, body.to_bytes()))
+                .map_err(io_err)
+        }
+        Err(e) => Err(e),
+    };
+    // The connection is ours alone: done with it once the reply is in.
+    connection.abort();
+    result
+}
+
+/// `%XX` for every byte outside the URL's unreserved characters.
+fn percent_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 /// The engine's `{"message": ...}`, or the body as it is (a proxy's page, a chunked body).
@@ -489,17 +648,35 @@ fn name_of(raw: &str) -> String {
     raw.strip_prefix('/').unwrap_or(raw).to_string()
 }
 
-fn listed(s: ContainerSummary) -> Option<Listed> {
+/// What a list answer says of one container, as the engine wrote it: states and health as
+/// plain text, so that a name we do not know is [`Status::Other`], not a failed list.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct Summary {
+    id: Option<String>,
+    names: Option<Vec<String>>,
+    labels: Option<HashMap<String, String>>,
+    state: Option<String>,
+    status: Option<String>,
+    health: Option<SummaryHealth>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct SummaryHealth {
+    status: Option<String>,
+}
+
+fn listed(s: Summary) -> Option<Listed> {
     let id = s.id?;
     // A container has one name; older engines also listed link aliases ("/a/b"), never first.
     let name = name_of(s.names.as_deref()?.first()?);
     let labels = s.labels.unwrap_or_default();
     let label = |key: &str| labels.get(key).cloned();
     let (project, service) = (label(COMPOSE_PROJECT_LABEL), label(COMPOSE_SERVICE_LABEL));
-    // bollard's enums print the engine's own names.
-    let status = Status::from_engine(s.state.as_ref().map_or("", |st| st.as_ref()));
-    let health = match s.health.and_then(|h| h.status) {
-        Some(h) => Health::from_engine(h.as_ref()),
+    let status = Status::from_engine(s.state.as_deref().unwrap_or(""));
+    let health = match s.health.and_then(|h| h.status).filter(|h| !h.is_empty()) {
+        Some(h) => Health::from_engine(&h),
         // Engines before API 1.52 give health only in the status text.
         None => health_from_status_text(s.status.as_deref().unwrap_or("")),
     };
@@ -616,6 +793,9 @@ mod tests {
             ),
             ("exec_start: sh", EventKind::Other),
             ("oom", EventKind::Oom),
+            // Podman's spellings.
+            ("died", EventKind::Die),
+            ("health_status", EventKind::HealthChecked),
         ];
         for (action, want) in cases {
             assert_eq!(EventKind::from_action(action), want, "{action}");
@@ -658,14 +838,34 @@ mod tests {
             // Held open, as a proxy may.
             theirs
         });
-        let reply = exchange(ours, "POST /v1.41/containers/x/start HTTP/1.1\r\n\r\n")
+        let (status, body) = exchange(ours, "POST", "/v1.41/containers/x/start")
             .await
             .expect("a reply");
-        let text = String::from_utf8_lossy(&reply);
-        assert!(text.starts_with("HTTP/1.1 500"), "{text}");
-        let body = &reply[reply.len() - 30..];
-        assert_eq!(error_message(body), "injected failure");
+        assert_eq!(status, 500);
+        assert_eq!(error_message(&body), "injected failure");
         drop(engine.await);
+    }
+
+    #[test]
+    fn podman_lists_are_read_with_states_bollard_does_not_know() {
+        // As Podman 4.3 lists a container killed a moment ago, and one with a health check
+        // (Podman writes no health into a list).
+        let body = br#"[{"Id":"a1","Names":["/hhpod-a"],"State":"stopped","Status":"Exited (137) Less than a second ago","Labels":{}},
+            {"Id":"b2","Names":["/hhpod-b"],"State":"running","Status":"Up 6 seconds","Labels":null}]"#;
+        let summaries: Vec<Summary> = serde_json::from_slice(body).expect("decodes");
+        let listed: Vec<Listed> = summaries.into_iter().filter_map(listed).collect();
+        assert_eq!(listed[0].status, Status::Other("stopped".into()));
+        assert_eq!(listed[0].container.name, "hhpod-a");
+        assert_eq!(listed[1].status, Status::Running);
+        assert_eq!(listed[1].health, Health::None);
+    }
+
+    #[test]
+    fn list_filters_are_percent_encoded() {
+        assert_eq!(
+            percent_encode(r#"{"status":["exited"]}"#),
+            "%7B%22status%22%3A%5B%22exited%22%5D%7D"
+        );
     }
 
     #[test]

@@ -105,6 +105,10 @@ const RECONNECT: Backoff = Backoff {
 };
 /// A session that lasted this long was a real one; the next outage starts its back-off afresh.
 const SESSION_STABLE: Duration = Duration::from_secs(10);
+/// An event stream that lasted this long worked: when it ends, it is asked for again at once,
+/// since a proxy's idle timeout (haproxy's `timeout server`) cuts a quiet stream periodically.
+/// One that ends sooner is asked for again under the back-off.
+const STREAM_WORKED: Duration = Duration::from_secs(1);
 /// How far back the event subscription asks the engine to replay, to cover the moment between
 /// subscribing and the first list (and a little clock skew).
 const REPLAY: Duration = Duration::from_secs(2);
@@ -157,6 +161,7 @@ pub async fn run(
         flaps: 0,
         told_stream_lost: false,
         tap,
+        told_stream_cut: false,
     };
     shell.run(cancel).await;
 }
@@ -180,6 +185,8 @@ struct Session {
     engine: Engine,
     since: tokio::time::Instant,
     events: Option<BoxStream<'static, Result<Event, EngineError>>>,
+    /// When the current event stream was asked for.
+    subscribed: tokio::time::Instant,
     resubscribe_at: Option<tokio::time::Instant>,
     stream_failures: u32,
 }
@@ -216,6 +223,8 @@ struct Shell {
     told_stream_lost: bool,
     /// Records and the engine's comings and goings, out to metrics and notifications.
     tap: Tap,
+    /// Whether a cut of a working event stream was said: once, then only at debug level.
+    told_stream_cut: bool,
 }
 
 impl Shell {
@@ -293,6 +302,7 @@ impl Shell {
             }
             Link::Up(s) if s.resubscribe_at.is_some_and(|t| t <= now) => {
                 s.resubscribe_at = None;
+                s.subscribed = now;
                 s.events = Some(s.engine.events(SystemTime::now() - REPLAY).boxed());
             }
             _ => {}
@@ -384,6 +394,7 @@ impl Shell {
             engine: engine.clone(),
             since: tokio::time::Instant::now(),
             events: Some(events),
+            subscribed: tokio::time::Instant::now(),
             resubscribe_at: None,
             stream_failures: 0,
         });
@@ -427,7 +438,9 @@ impl Shell {
         match item {
             Some(Ok(event)) => {
                 s.stream_failures = 0;
-                self.told_stream_lost = false;
+                if std::mem::replace(&mut self.told_stream_lost, false) {
+                    info!("the event stream is back");
+                }
                 self.feed(Input::Event(event));
             }
             ended => {
@@ -436,6 +449,25 @@ impl Shell {
                     _ => EngineError::StreamEnded,
                 };
                 s.events = None;
+                if s.subscribed.elapsed() >= STREAM_WORKED {
+                    // It worked until now: a proxy's idle timeout or the engine ended it. Ask
+                    // again at once, so that reaction stays event-driven; the replay covers
+                    // the moment in between. If the engine is gone, this one fails at once
+                    // and takes the back-off below.
+                    s.stream_failures = 0;
+                    s.subscribed = tokio::time::Instant::now();
+                    s.events = Some(s.engine.events(SystemTime::now() - REPLAY).boxed());
+                    if std::mem::replace(&mut self.told_stream_lost, false) {
+                        info!("the event stream is back");
+                    }
+                    if !std::mem::replace(&mut self.told_stream_cut, true) {
+                        info!(error = %why, "the event stream was cut (a proxy's idle \
+                            timeout?); subscribed again at once, as after every such cut");
+                    } else {
+                        debug!(error = %why, "the event stream was cut; subscribed again");
+                    }
+                    return;
+                }
                 s.stream_failures += 1;
                 s.resubscribe_at =
                     Some(tokio::time::Instant::now() + RECONNECT.after(s.stream_failures));

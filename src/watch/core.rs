@@ -722,7 +722,10 @@ impl Core {
                     self.look(&container.id, None, out);
                 }
             }
-            EventKind::Health(Health::Unhealthy) => self.look(&container.id, None, out),
+            // Podman says after every check that one ran, not how it went: look.
+            EventKind::Health(Health::Unhealthy) | EventKind::HealthChecked => {
+                self.look(&container.id, None, out)
+            }
             // Only a fresh look tells it is well: a health check that was under way when the
             // container died may still report healthy after the die.
             EventKind::Health(Health::Healthy) if r.is_followed() => {

@@ -143,7 +143,9 @@ fn inspect(name: &str, format: &str) -> String {
 fn compose_sidecar_revives_a_killed_node_and_leaves_nothing_behind() {
     for name in ["healthther", "nodo_1", "nodo_2"] {
         assert!(
-            !docker(&["inspect", name]).status.success(),
+            // `container inspect`: an image tagged `healthther` (the README's first command
+            // builds one) is no container in the way.
+            !docker(&["container", "inspect", name]).status.success(),
             "a container named {name} exists already; remove it to run this test"
         );
     }
