@@ -830,7 +830,7 @@ pub fn shipped_names_lock() -> std::sync::MutexGuard<'static, ()> {
 pub fn assert_shipped_names_free() {
     for name in ["healthther", "nodo_1", "nodo_2"] {
         assert!(
-            !docker(&["inspect", name]).status.success(),
+            !docker(&["container", "inspect", name]).status.success(),
             "a container named {name} exists already on {}; this test brings up the shipped \
              compose files, whose container names are fixed: remove it to run this test",
             docker_host()
