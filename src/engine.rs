@@ -263,6 +263,27 @@ impl Engine {
         }
         .map_err(unreachable)?;
         let docker = docker.negotiate_version().await.map_err(unreachable)?;
+        // bollard 0.21 builds each URL as `/v1.xx` joined with an absolute path, which drops
+        // the version (upstream bollard#736): every call went out unversioned, so the engine
+        // answered in its own newest API instead of the negotiated one, and an engine or proxy
+        // that refuses unversioned paths refused them all. Put the negotiated prefix back.
+        let prefix = format!("/v{}", docker.client_version());
+        let docker = docker.with_request_modifier(move |mut request| {
+            let uri = request.uri();
+            let path = uri.path_and_query().map_or(uri.path(), |pq| pq.as_str());
+            if let Some(versioned) = versioned_path(path, &prefix) {
+                let origin = match (uri.scheme_str(), uri.authority()) {
+                    (Some(scheme), Some(authority)) => format!("{scheme}://{authority}"),
+                    _ => String::new(),
+                };
+                // A valid URI with `/v1.xx` put before its path is valid, so this cannot
+                // fail; should it, the request goes out as it was.
+                if let Ok(new) = format!("{origin}{versioned}").parse() {
+                    *request.uri_mut() = new;
+                }
+            }
+            request
+        });
         // Podman names itself among the version's components; Docker never does.
         let version = docker.version().await.map_err(unreachable)?;
         let podman = version
@@ -482,6 +503,30 @@ impl crate::watch::Docker for Engine {
         since: SystemTime,
     ) -> impl Stream<Item = Result<Event, EngineError>> + Send + 'static {
         self.event_stream(since)
+    }
+}
+
+/// `path` (with its query) under the API version `prefix` (`/v1.45`), or `None` when it
+/// carries a version already.
+fn versioned_path(path: &str, prefix: &str) -> Option<String> {
+    let has_version = path
+        .strip_prefix("/v")
+        .and_then(|rest| rest.split(['/', '?']).next())
+        .and_then(|v| v.split_once('.'))
+        .is_some_and(|(major, minor)| {
+            !major.is_empty()
+                && !minor.is_empty()
+                && major
+                    .bytes()
+                    .chain(minor.bytes())
+                    .all(|b| b.is_ascii_digit())
+        });
+    if has_version {
+        None
+    } else if path.starts_with('/') {
+        Some(format!("{prefix}{path}"))
+    } else {
+        Some(format!("{prefix}/{path}"))
     }
 }
 
@@ -875,6 +920,27 @@ mod tests {
             "<html>403 Forbidden</html>"
         );
         assert_eq!(error_message(b""), "");
+    }
+
+    #[test]
+    fn paths_get_the_negotiated_version_once() {
+        let cases = [
+            (
+                "/containers/json?all=true",
+                Some("/v1.45/containers/json?all=true"),
+            ),
+            ("/events", Some("/v1.45/events")),
+            ("containers/x/json", Some("/v1.45/containers/x/json")),
+            ("/v1.41/containers/json", None),
+            ("/v1.45?x=1", None),
+            // Not a version: a container or image whose name starts with v.
+            ("/vx.1/json", Some("/v1.45/vx.1/json")),
+            ("/v1/json", Some("/v1.45/v1/json")),
+            ("/volumes", Some("/v1.45/volumes")),
+        ];
+        for (path, want) in cases {
+            assert_eq!(versioned_path(path, "/v1.45").as_deref(), want, "{path}");
+        }
     }
 
     #[test]

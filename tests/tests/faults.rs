@@ -236,3 +236,54 @@ fn a_list_the_engine_holds_back_holds_up_nothing_else() {
     node.wait_restarted_since(&before);
     assert_eq!(events(&daemon.wait_audit(1), "action").len(), 1);
 }
+
+/// A strict engine, such as Docker 29 (which refuses versions below 1.44), or a proxy that
+/// allows only versioned paths: every request but the version check must carry the negotiated
+/// `/vX.Y` prefix, and no older one. healthther watches and revives through it, and no request
+/// of its was refused. (bollard 0.21 sends paths without the prefix; engine.rs puts it back.)
+#[test]
+fn a_server_refusing_unversioned_and_older_requests_is_watched_through() {
+    let node = Node::start(&unique("strict_api"), &[]);
+    let proxy = Proxy::in_temp_dir();
+    // The engine's own version is the newest it speaks, so negotiation arrives at it exactly.
+    let api = engine_api_version();
+    proxy.set_faults(Faults {
+        min_api: Some(api),
+        ..Faults::default()
+    });
+    let (mut cmd, workdir) = command(&auto_env(&[&node.name]));
+    cmd.env("DOCKER_HOST", proxy.url());
+    let daemon = Daemon::spawn(cmd, workdir);
+    daemon.wait_log("watching");
+    assert!(
+        daemon
+            .output()
+            .contains(&format!("api={}.{}", api.0, api.1)),
+        "negotiated another version than the engine's {api:?}:\n{}",
+        daemon.output()
+    );
+    // Killed: seen through the event stream, started with a hand-made request.
+    let before = node.started_at();
+    node.kill();
+    node.wait_restarted_since(&before);
+    let audit = daemon.wait_audit(1);
+    let acted = events(&audit, "action");
+    assert_eq!(acted[0]["result"], "running", "{audit:?}");
+    // Made unhealthy: a restart (stop, then start) through the same proxy.
+    wait_until("the node to be healthy", || node.health() == "healthy");
+    let before = node.started_at();
+    docker_ok(&["exec", &node.name, "/fixture", "sick"]);
+    node.wait_restarted_since(&before);
+    let audit = daemon.wait_audit(2);
+    assert_eq!(
+        events(&audit, "action")[1]["decision"],
+        "restart",
+        "{audit:?}"
+    );
+    assert_eq!(
+        proxy.refused(),
+        Vec::<String>::new(),
+        "requests refused for their API version:\n{}",
+        daemon.output()
+    );
+}

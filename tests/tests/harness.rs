@@ -388,6 +388,8 @@ pub struct Proxy {
     stop: Arc<AtomicBool>,
     conns: Arc<Mutex<Vec<UnixStream>>>,
     faults: Arc<Mutex<Faults>>,
+    /// Request lines refused for their API version (see [`Faults::min_api`]).
+    refused: Arc<Mutex<Vec<String>>>,
 }
 
 /// What the proxy does instead of forwarding.
@@ -400,6 +402,25 @@ pub struct Faults {
     pub answer: Vec<(&'static str, &'static str, u16, &'static str)>,
     /// Forward requests whose method is `.0` and whose path contains `.1` only after `.2`.
     pub delay: Vec<(&'static str, &'static str, Duration)>,
+    /// Be a strict engine of this API version: refuse, with a 400 as the engine words it, every
+    /// request whose path carries no `/vX.Y` prefix or an older one, except `/_ping` and
+    /// `/version` (which clients ask before they know a version).
+    pub min_api: Option<(u32, u32)>,
+}
+
+/// The API version a path asks for: `/v1.45/containers/json` is `Some(Some((1, 45)))`, an
+/// unversioned path `Some(None)`, `/_ping` and `/version` `None` (never refused).
+fn asked_version(path: &str) -> Option<Option<(u32, u32)>> {
+    let path = path.split('?').next().unwrap_or("");
+    if matches!(path, "/_ping" | "/version") {
+        return None;
+    }
+    let version = path
+        .strip_prefix("/v")
+        .and_then(|rest| rest.split('/').next())
+        .and_then(|v| v.split_once('.'))
+        .and_then(|(major, minor)| Some((major.parse().ok()?, minor.parse().ok()?)));
+    Some(version)
 }
 
 impl Proxy {
@@ -413,12 +434,14 @@ impl Proxy {
             stop: Arc::new(AtomicBool::new(false)),
             conns: Arc::new(Mutex::new(Vec::new())),
             faults: Arc::new(Mutex::new(Faults::default())),
+            refused: Arc::new(Mutex::new(Vec::new())),
         };
-        let (up, stop, conns, faults) = (
+        let (up, stop, conns, faults, refused) = (
             Arc::clone(&proxy.up),
             Arc::clone(&proxy.stop),
             Arc::clone(&proxy.conns),
             Arc::clone(&proxy.faults),
+            Arc::clone(&proxy.refused),
         );
         let bind = |p: &Path| {
             let _ = std::fs::remove_file(p);
@@ -439,9 +462,13 @@ impl Proxy {
                 match listener.as_ref().map(UnixListener::accept) {
                     Some(Ok((client, _))) => {
                         let _ = client.set_nonblocking(false);
-                        let (upstream, conns, faults) =
-                            (upstream.clone(), Arc::clone(&conns), Arc::clone(&faults));
-                        thread::spawn(move || serve(client, &upstream, &conns, &faults));
+                        let (upstream, conns, faults, refused) = (
+                            upstream.clone(),
+                            Arc::clone(&conns),
+                            Arc::clone(&faults),
+                            Arc::clone(&refused),
+                        );
+                        thread::spawn(move || serve(client, &upstream, &conns, &faults, &refused));
                     }
                     _ => thread::sleep(Duration::from_millis(10)),
                 }
@@ -465,6 +492,14 @@ impl Proxy {
 
     pub fn set_faults(&self, faults: Faults) {
         *self.faults.lock().unwrap_or_else(|p| p.into_inner()) = faults;
+    }
+
+    /// The request lines refused for their API version so far.
+    pub fn refused(&self) -> Vec<String> {
+        self.refused
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Cuts every connection and stops answering: the socket disappears.
@@ -497,6 +532,7 @@ fn serve(
     upstream: &str,
     conns: &Mutex<Vec<UnixStream>>,
     faults: &Mutex<Faults>,
+    refused: &Mutex<Vec<String>>,
 ) {
     let mut head = Vec::new();
     let mut buf = [0u8; 4096];
@@ -521,6 +557,31 @@ fn serve(
         // Keep the connection open and silent until the proxy is cut or the client gives up.
         let _ = client.read(&mut buf);
         return;
+    }
+    if let (Some(min), Some(asked)) = (faults.min_api, asked_version(path)) {
+        // The engine's own words (Docker 25+) for both cases.
+        let message = match asked {
+            None => Some("unversioned API requests are refused here".to_string()),
+            Some(v) if v < min => Some(format!(
+                "client version {}.{} is too old. Minimum supported API version is {}.{}, \
+                 please upgrade your client to a newer version",
+                v.0, v.1, min.0, min.1
+            )),
+            Some(_) => None,
+        };
+        if let Some(message) = message {
+            refused
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(line.clone());
+            let body = serde_json::json!({ "message": message }).to_string();
+            let reply = format!(
+                "HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = client.write_all(reply.as_bytes());
+            return;
+        }
     }
     if let Some((_, _, status, body)) = faults
         .answer
@@ -664,5 +725,123 @@ impl Terminal {
 
     pub fn audit(&self) -> Vec<Value> {
         read_audit(self.dir.path())
+    }
+}
+
+/// The compose tool, in the two versions users have. Compose v1 is `docker-compose` 1.x; v2 is
+/// the CLI plugin run directly (`.ci/compose-v2` fetches it), which works as a standalone
+/// `docker-compose` too.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Compose {
+    V1,
+    V2,
+}
+
+impl Compose {
+    /// The program to run, or `None` (after saying so in one line) when this version is not
+    /// installed; under `CI=true` a missing version fails the test instead.
+    pub fn program(self) -> Option<PathBuf> {
+        static FOUND: OnceLock<[Option<PathBuf>; 2]> = OnceLock::new();
+        let found = FOUND.get_or_init(|| [find_compose(Compose::V1), find_compose(Compose::V2)])
+            [self as usize]
+            .clone();
+        if found.is_none() {
+            let what = match self {
+                Compose::V1 => "Compose v1 (docker-compose 1.x)",
+                Compose::V2 => "Compose v2 (run .ci/compose-v2 or set HEALTHTHER_COMPOSE_V2)",
+            };
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "{what} is not installed, and CI=true requires it"
+            );
+            eprintln!("skipped: {what} is not installed");
+        }
+        found
+    }
+}
+
+impl Compose {
+    /// A command running this version against the engine under test, or `None` as
+    /// [`Compose::program`].
+    ///
+    /// Compose v1 reads `ContainerConfig` from an image when it recreates a container, and
+    /// Engine 25+ (API 1.45+) no longer sends it: `up --force-recreate` dies with
+    /// `KeyError: 'ContainerConfig'` whatever healthther does. Users of v1 on such engines pin
+    /// the API with `COMPOSE_API_VERSION=1.44`, and so does this (only there: older engines
+    /// refuse 1.44).
+    pub fn command(self) -> Option<Command> {
+        let mut cmd = Command::new(self.program()?);
+        if self == Compose::V1 && engine_api_version() >= (1, 45) {
+            cmd.env("COMPOSE_API_VERSION", "1.44");
+        }
+        Some(cmd)
+    }
+}
+
+/// The API version of the engine under test, as `(1, 45)`: the newest it speaks.
+pub fn engine_api_version() -> (u32, u32) {
+    static VERSION: OnceLock<(u32, u32)> = OnceLock::new();
+    *VERSION.get_or_init(|| {
+        let v = docker_ok(&["version", "--format", "{{.Server.APIVersion}}"]);
+        let (major, minor) = v.split_once('.').expect("an API version like 1.45");
+        (
+            major.parse().expect("major version"),
+            minor.parse().expect("minor version"),
+        )
+    })
+}
+
+fn find_compose(compose: Compose) -> Option<PathBuf> {
+    match compose {
+        Compose::V1 => works(PathBuf::from("docker-compose"), &["version 1."]),
+        Compose::V2 => {
+            let mut candidates: Vec<PathBuf> = Vec::new();
+            if let Some(p) = std::env::var_os("HEALTHTHER_COMPOSE_V2") {
+                candidates.push(p.into());
+            }
+            candidates.push("/opt/healthther-ci/compose-v2/cli-plugins/docker-compose".into());
+            if let Some(home) = std::env::var_os("HOME") {
+                candidates.push(PathBuf::from(home).join(".docker/cli-plugins/docker-compose"));
+            }
+            candidates.push("/usr/libexec/docker/cli-plugins/docker-compose".into());
+            candidates.push("/usr/local/lib/docker/cli-plugins/docker-compose".into());
+            candidates.push("/usr/lib/docker/cli-plugins/docker-compose".into());
+            // Upstream says `version v2.26.1`, Debian's build `version 2.26.1-4`.
+            candidates
+                .into_iter()
+                .find_map(|p| works(p, &["version v2.", "version 2."]))
+        }
+    }
+}
+
+/// `program` if `program version` runs and says one of `needles`.
+fn works(program: PathBuf, needles: &[&str]) -> Option<PathBuf> {
+    let out = Command::new(&program)
+        .arg("version")
+        .stdin(Stdio::null())
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout).to_lowercase();
+    (out.status.success() && needles.iter().any(|n| text.contains(n))).then_some(program)
+}
+
+/// Held by the tests that bring up the shipped compose files, whose `container_name`s
+/// (healthther, nodo_1, nodo_2) are fixed: one of them at a time in this test process. Each
+/// still checks that no one else has those names.
+pub fn shipped_names_lock() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Panics with a clear message unless the shipped compose files' fixed container names are
+/// free on the engine.
+pub fn assert_shipped_names_free() {
+    for name in ["healthther", "nodo_1", "nodo_2"] {
+        assert!(
+            !docker(&["container", "inspect", name]).status.success(),
+            "a container named {name} exists already on {}; this test brings up the shipped \
+             compose files, whose container names are fixed: remove it to run this test",
+            docker_host()
+        );
     }
 }

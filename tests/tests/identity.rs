@@ -54,63 +54,6 @@ fn context(daemon: &Daemon) -> String {
     format!("audit: {:?}\nconsole:\n{}", daemon.audit(), daemon.output())
 }
 
-/// The compose tool, in the two versions users have.
-#[derive(Clone, Copy, Debug)]
-enum Compose {
-    V1,
-    V2,
-}
-
-impl Compose {
-    /// The program to run, or `None` (after saying so) when this version is not installed; in
-    /// CI a missing version fails the test instead.
-    fn program(self) -> Option<PathBuf> {
-        let found = match self {
-            Compose::V1 => works(PathBuf::from("docker-compose"), &["version 1."]),
-            Compose::V2 => {
-                let mut candidates: Vec<PathBuf> = Vec::new();
-                if let Some(p) = std::env::var_os("HEALTHTHER_COMPOSE_V2") {
-                    candidates.push(p.into());
-                }
-                candidates.push("/opt/healthther-ci/compose-v2/cli-plugins/docker-compose".into());
-                if let Some(home) = std::env::var_os("HOME") {
-                    candidates.push(PathBuf::from(home).join(".docker/cli-plugins/docker-compose"));
-                }
-                candidates.push("/usr/libexec/docker/cli-plugins/docker-compose".into());
-                candidates.push("/usr/local/lib/docker/cli-plugins/docker-compose".into());
-                candidates.push("/usr/lib/docker/cli-plugins/docker-compose".into());
-                // Upstream says `version v2.26.1`, Debian's build `version 2.26.1-4`.
-                candidates
-                    .into_iter()
-                    .find_map(|p| works(p, &["version v2.", "version 2."]))
-            }
-        };
-        if found.is_none() {
-            let what = match self {
-                Compose::V1 => "Compose v1 (docker-compose 1.x)",
-                Compose::V2 => "Compose v2 (run .ci/compose-v2 or set HEALTHTHER_COMPOSE_V2)",
-            };
-            assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
-                "{what} is not installed, and CI=true requires it"
-            );
-            eprintln!("skipped: {what} is not installed");
-        }
-        found
-    }
-}
-
-/// `program` if `program version` runs and says one of `needles`.
-fn works(program: PathBuf, needles: &[&str]) -> Option<PathBuf> {
-    let out = Command::new(&program)
-        .arg("version")
-        .stdin(Stdio::null())
-        .output()
-        .ok()?;
-    let text = String::from_utf8_lossy(&out.stdout).to_lowercase();
-    (out.status.success() && needles.iter().any(|n| text.contains(n))).then_some(program)
-}
-
 /// A compose project of one fixture service, both with unique names; taken down on drop.
 struct Project {
     compose: Compose,
@@ -147,7 +90,9 @@ impl Project {
     }
 
     fn run(&self, args: &[&str]) -> Output {
-        Command::new(&self.program)
+        self.compose
+            .command()
+            .expect("found when the project was made")
             .arg("-p")
             .arg(&self.name)
             .args(args)

@@ -1,5 +1,6 @@
 //! The sidecar as users run it: the shipped Dockerfile's runtime stage and docker-compose files,
-//! on the real engine with the real compose tool.
+//! on the real engine with the real compose tool, v1 and v2 (see [`Compose`]: a missing
+//! version is one line on a dev machine and a failure under `CI=true`).
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
@@ -35,38 +36,25 @@ fn runtime_image() -> &'static str {
     IMAGE
 }
 
-/// `docker compose` where there is one, else `docker-compose` (v1).
-fn compose_command() -> Command {
-    let v2 = Command::new("docker")
-        .args(["compose", "version"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if v2 {
-        let mut c = Command::new("docker");
-        c.arg("compose");
-        c
-    } else {
-        Command::new("docker-compose")
-    }
-}
-
 /// A compose project made of the shipped files (plus `extra`), taken down when dropped.
 struct Project {
+    compose: Compose,
     name: String,
     dir: tempfile::TempDir,
     files: Vec<&'static str>,
 }
 
 impl Project {
-    fn new(extra: &str) -> Project {
+    /// `None` (after saying so) when `compose` is not installed.
+    fn new(compose: Compose, extra: &str) -> Option<Project> {
+        compose.program()?;
         let dir = tempfile::tempdir().expect("temp dir");
         for f in ["docker-compose.yml", "docker-compose.override.yml"] {
             std::fs::copy(root().join(f), dir.path().join(f)).expect("copy compose file");
         }
         std::fs::write(dir.path().join("docker-compose.test.yml"), extra).expect("write");
-        Project {
+        Some(Project {
+            compose,
             name: unique("sidecar").replace('-', "_"),
             dir,
             files: vec![
@@ -74,11 +62,14 @@ impl Project {
                 "docker-compose.override.yml",
                 "docker-compose.test.yml",
             ],
-        }
+        })
     }
 
     fn run(&self, args: &[&str]) -> Output {
-        let mut cmd = compose_command();
+        let mut cmd = self
+            .compose
+            .command()
+            .expect("found when the project was made");
         cmd.arg("-p").arg(&self.name);
         for f in &self.files {
             cmd.arg("-f").arg(f);
@@ -87,11 +78,15 @@ impl Project {
             .current_dir(self.dir.path())
             .env("TEST_IMAGE", runtime_image())
             .env("TEST_NODE_IMAGE", fixture_image())
+            // The engine under test, mounted into the sidecar: not always the machine's.
+            .env("DOCKER_SOCKET", docker_socket())
+            .env_remove("COMPOSE_PROJECT_NAME")
+            .env_remove("COMPOSE_FILE")
             .env_remove("HEALTH_TARGETS")
             .env_remove("MODE")
             .stdin(Stdio::null())
             .output()
-            .expect("run compose")
+            .unwrap_or_else(|e| panic!("cannot run {:?}: {e}", self.compose))
     }
 
     fn run_ok(&self, args: &[&str]) -> String {
@@ -139,23 +134,21 @@ fn inspect(name: &str, format: &str) -> String {
     docker_ok(&["inspect", "-f", format, name])
 }
 
-#[test]
-fn compose_sidecar_revives_a_killed_node_and_leaves_nothing_behind() {
-    for name in ["healthther", "nodo_1", "nodo_2"] {
-        assert!(
-            // `container inspect`: an image tagged `healthther` (the README's first command
-            // builds one) is no container in the way.
-            !docker(&["container", "inspect", name]).status.success(),
-            "a container named {name} exists already; remove it to run this test"
-        );
-    }
+/// The shipped compose files, up with `compose`: the sidecar revives a killed node, and `down`
+/// takes it all away.
+fn compose_sidecar(compose: Compose) {
+    // Taken first, so that it is released only after the project's `down` on drop.
+    let _names = shipped_names_lock();
+    let Some(project) = Project::new(compose, TEST_OVERRIDE) else {
+        return;
+    };
+    assert_shipped_names_free();
     let size: u64 = docker_ok(&["image", "inspect", "-f", "{{.Size}}", runtime_image()])
         .parse()
         .expect("image size");
     assert!(size < 10_000_000, "runtime image is {size} bytes");
 
     // No .env in the project: every setting falls back to its default.
-    let project = Project::new(TEST_OVERRIDE);
     project.run_ok(&["up", "-d", "--no-build"]);
     wait_until("healthther to report healthy", || {
         inspect("healthther", "{{.State.Health.Status}}") == "healthy"
@@ -193,6 +186,16 @@ fn compose_sidecar_revives_a_killed_node_and_leaves_nothing_behind() {
     );
     // healthther stopped before the nodes, so it revived none of them on the way down.
     assert_eq!(events(&read_audit(project.dir.path()), "action").len(), 1);
+}
+
+#[test]
+fn compose_v1_sidecar_revives_a_killed_node_and_leaves_nothing_behind() {
+    compose_sidecar(Compose::V1);
+}
+
+#[test]
+fn compose_v2_sidecar_revives_a_killed_node_and_leaves_nothing_behind() {
+    compose_sidecar(Compose::V2);
 }
 
 #[test]
