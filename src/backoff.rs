@@ -154,6 +154,12 @@ impl History {
         }
     }
 
+    /// Whether a start or restart call failed since the last revival: the next try waits out
+    /// the back-off, whatever caused the death before it.
+    pub fn call_refused(&self) -> bool {
+        self.failure_seen.is_some() && self.last_revival.is_some()
+    }
+
     /// Whether we revived it less than [`GRACE`] ago.
     pub fn in_grace(&self, now: Instant) -> bool {
         self.last_revival

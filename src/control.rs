@@ -13,6 +13,9 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, oneshot, Semaphore};
 use tokio_util::sync::CancellationToken;
 
+/// The longest hold with a duration; a longer one is a hold until resumed.
+const HOLD_LIMIT: Duration = Duration::from_secs(366 * 24 * 3600);
+
 /// How long a client may take to send its request, and the daemon to reply.
 const IO_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -113,7 +116,11 @@ impl Request {
                     "-" => None,
                     d => Some(
                         humantime::parse_duration(d)
-                            .map_err(|_| format!("hold: {d:?} is not a duration; write e.g. 30m or 2h"))?,
+                            .ok()
+                            .filter(|d| *d <= HOLD_LIMIT)
+                            .ok_or_else(|| {
+                                format!("hold: {d:?} is not a duration of at most a year; write e.g. 30m or 2h")
+                            })?,
                     ),
                 };
                 // Everything after the duration, as written.

@@ -83,6 +83,12 @@ impl EngineError {
         }
     }
 
+    /// Whether the engine (or what stands in front of it) answered at all: an HTTP status, as
+    /// opposed to a connection that failed or timed out.
+    pub fn engine_answered(&self) -> bool {
+        self.status_code().is_some()
+    }
+
     /// Whether the engine answered that the container does not exist (it was removed).
     pub fn is_not_found(&self) -> bool {
         self.status_code() == Some(404)

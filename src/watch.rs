@@ -545,9 +545,8 @@ impl Shell {
                 Command::Act(act) => {
                     let Link::Up(s) = &self.link else {
                         let took = Duration::ZERO;
-                        let result = ActResult::Failed {
+                        let result = ActResult::Unreachable {
                             error: "the Docker engine is unreachable".into(),
-                            denied: false,
                         };
                         self.actions.spawn(async move {
                             Done::Core(Box::new(Input::Acted(Acted { act, result, took })))
@@ -556,9 +555,7 @@ impl Shell {
                     };
                     let engine = s.engine.clone();
                     let calls = Arc::clone(&self.calls);
-                    let id = act.seen.container.id.clone();
-                    self.actions
-                        .spawn(task::guarded(id, task::act(engine, calls, act)));
+                    self.actions.spawn(task::guarded_act(engine, calls, act));
                 }
             }
         }

@@ -28,8 +28,15 @@ use crate::targets::{ContainerRef, Neighbours, Resolution, TargetName};
 pub const STOP_SETTLE: Duration = Duration::from_secs(1);
 /// How late the last pass may be, beyond two poll periods, for `probe` to call the loop alive.
 const PROBE_SLACK: Duration = Duration::from_secs(10);
+/// How much longer than `HEALTH_STOP_TIMEOUT` a `healthther.stop-timeout` label may be: the
+/// engine calls wait the stop timeout and 30 s more, and the stop must end within them.
+const LABEL_STOP_SLACK: Duration = Duration::from_secs(25);
 /// SIGKILL: a `kill` event with it is a kill, not the first step of a stop.
 const SIGKILL: i32 = 9;
+/// How long a signal sent through the API explains a death that follows: a stop's SIGKILL
+/// comes after its grace period, so this covers long grace periods; a signal older than this
+/// (a reload's SIGHUP) did not cause the death, and a stop that never ended holds up no one.
+const SIGNAL_RELEVANT: Duration = Duration::from_secs(120);
 
 /// The time, as the core sees it: monotonic for waits, wall clock for the engine's timestamps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -212,6 +219,9 @@ pub enum ActResult {
     LeftStopped { now: String },
     /// The engine refused the call; `denied` when it said 401 or 403 (a socket proxy's rules).
     Failed { error: String, denied: bool },
+    /// The engine did not answer the call (gone, or too slow): nothing is known of the
+    /// container, and nothing is held against it.
+    Unreachable { error: String },
     /// The call went through, but the look after it failed.
     Unknown { error: String },
 }
@@ -224,7 +234,7 @@ impl ActResult {
             ActResult::NotRunning { seen, .. } => seen.clone(),
             ActResult::Removed => "removed".into(),
             ActResult::LeftStopped { .. } => "left_stopped".into(),
-            ActResult::Failed { .. } => "failed".into(),
+            ActResult::Failed { .. } | ActResult::Unreachable { .. } => "failed".into(),
             ActResult::Unknown { .. } => "unknown".into(),
         }
     }
@@ -232,7 +242,9 @@ impl ActResult {
     fn error(&self) -> Option<String> {
         match self {
             ActResult::NotRunning { error, .. } => error.clone(),
-            ActResult::Failed { error, .. } | ActResult::Unknown { error } => Some(error.clone()),
+            ActResult::Failed { error, .. }
+            | ActResult::Unknown { error }
+            | ActResult::Unreachable { error } => Some(error.clone()),
             ActResult::LeftStopped { now } => Some(format!(
                 "renamed or relabelled while it stopped; now {now}; not started"
             )),
@@ -288,8 +300,8 @@ struct Watched {
     prompt: Option<(Pending, u64)>,
     /// The run whose failure the operator answered `no` to.
     declined: Option<String>,
-    /// A stop was asked through the API and it has not died yet.
-    stopping: bool,
+    /// A stop was asked through the API (when) and it has not died yet.
+    stopping: Option<Instant>,
     /// It died from a stop asked through the API: no revival before this.
     settle_until: Option<Instant>,
     /// Stopped through the API with `HEALTH_ON_STOP=hold`: held until someone starts it.
@@ -316,6 +328,8 @@ struct ApiKill {
     /// Any signal other than SIGKILL was among them: the first step of a stop.
     graceful: bool,
     stopped: bool,
+    /// When the last signal was sent.
+    at: Instant,
 }
 
 /// A container's state as last seen, for `status`.
@@ -353,7 +367,7 @@ impl Watched {
             reported: None,
             prompt: None,
             declined: None,
-            stopping: false,
+            stopping: None,
             settle_until: None,
             held_by_stop: false,
             unhealthy_since: None,
@@ -368,7 +382,10 @@ impl Watched {
 
     /// Whether something was said, asked or done about it that a look may end.
     fn is_followed(&self) -> bool {
-        self.reported.is_some() || self.history.is_some() || self.prompt.is_some()
+        self.reported.is_some()
+            || self.history.is_some()
+            || self.prompt.is_some()
+            || self.held_by_stop
     }
 
     fn operator_action_under_way(&self) -> bool {
@@ -415,6 +432,9 @@ pub struct Core {
     records: HashMap<String, Watched>,
     own_project: Option<String>,
     engine_up: bool,
+    /// Whether this session has seen a whole list: before that, matching would go by a part of
+    /// the engine's containers (a bare name might look unambiguous), so nothing is decided.
+    synced: bool,
     /// Events from before this are the engine's replay of what the first list shows anyway.
     session_start: SystemTime,
     /// When the last list answered: the loop's pulse, for `probe`.
@@ -448,6 +468,7 @@ impl Core {
             records: HashMap::new(),
             own_project: None,
             engine_up: false,
+            synced: false,
             session_start: SystemTime::UNIX_EPOCH,
             last_pass: None,
             listed: false,
@@ -480,6 +501,7 @@ impl Core {
         match input {
             Input::Connected { session_start } => {
                 self.engine_up = true;
+                self.synced = false;
                 self.session_start = session_start;
             }
             Input::Lost => self.engine_up = false,
@@ -525,6 +547,7 @@ impl Core {
     fn on_listed(&mut self, full: bool, listed: Vec<Listed>, now: Now, out: &mut Vec<Command>) {
         debug!(containers = listed.len(), full, "reconcile pass");
         self.last_pass = Some(now.at);
+        self.synced |= full;
         if full {
             let present: HashSet<&str> = listed.iter().map(|l| l.container.id.as_str()).collect();
             let gone: Vec<String> = self
@@ -541,7 +564,7 @@ impl Core {
             self.upsert(&l.container);
             if let Some(r) = self.records.get_mut(&l.container.id) {
                 if l.status != Status::Running {
-                    r.stopping = false;
+                    r.stopping = None;
                 }
                 let since = r
                     .state
@@ -626,13 +649,22 @@ impl Core {
         match kind {
             EventKind::Kill { signal } => {
                 let graceful = signal != Some(SIGKILL);
-                let k = r.api_kill.get_or_insert(ApiKill {
-                    graceful: false,
-                    stopped: false,
+                // A signal long before the death (a reload's SIGHUP) did not cause it.
+                let k = match r.api_kill.filter(|k| now.at < k.at + SIGNAL_RELEVANT) {
+                    Some(k) => k,
+                    None => ApiKill {
+                        graceful: false,
+                        stopped: false,
+                        at: now.at,
+                    },
+                };
+                r.api_kill = Some(ApiKill {
+                    graceful: k.graceful || graceful,
+                    at: now.at,
+                    ..k
                 });
-                k.graceful |= graceful;
                 if graceful {
-                    r.stopping = true;
+                    r.stopping = Some(now.at);
                 }
             }
             EventKind::Stop => {
@@ -641,11 +673,19 @@ impl Core {
                 }
             }
             EventKind::Oom => r.oom = true,
-            EventKind::Die if std::mem::replace(&mut r.stopping, false) => {
-                r.settle_until = Some(now.at + STOP_SETTLE);
+            EventKind::Die => {
+                if r.stopping
+                    .take()
+                    .is_some_and(|t| now.at < t + SIGNAL_RELEVANT)
+                {
+                    r.settle_until = Some(now.at + STOP_SETTLE);
+                }
+                if r.api_kill.is_some_and(|k| now.at >= k.at + SIGNAL_RELEVANT) {
+                    r.api_kill = None;
+                }
             }
             EventKind::Start => {
-                r.stopping = false;
+                r.stopping = None;
                 r.settle_until = None;
                 r.unhealthy_since = None;
                 r.api_kill = None;
@@ -783,7 +823,14 @@ impl Core {
                 out.push(Command::Inspect(r.container.clone()));
                 return;
             }
+            // Before the session's first whole list nothing is decided (see `synced`).
+            Phase::Looking { approval, .. } if !self.synced => {
+                let approval = approval.take();
+                r.phase = Phase::Due { approval };
+                return;
+            }
             Phase::Looking { approval, .. } => approval.take(),
+            Phase::Idle | Phase::Due { .. } if !self.synced => return,
             // An answer to a look we no longer wait for (the container was forgotten and
             // found again meanwhile): decide on it all the same, it is the freshest we have.
             Phase::Idle | Phase::Due { .. } => None,
@@ -854,6 +901,8 @@ impl Core {
                     approval: None,
                 };
             }
+            // The engine's own trouble: looked at again once it answers, counting nothing.
+            ActResult::Unreachable { .. } => r.phase = Phase::Due { approval: None },
             // No die event follows a refused start: look again, under the back-off.
             ActResult::Failed { .. } => {
                 r.history
@@ -885,7 +934,7 @@ impl Core {
             })
             .collect();
         for (id, why) in due {
-            if why == Why::Settle && self.project_is_stopping(&id) {
+            if why == Why::Settle && self.project_is_stopping(&id, now) {
                 // Compose stops a whole project before removing any of it: wait for the rest.
                 if let Some(r) = self.records.get_mut(&id) {
                     let until = now.at + STOP_SETTLE;
@@ -908,7 +957,7 @@ impl Core {
     }
 
     /// Whether another container of `id`'s compose project is being stopped through the API.
-    fn project_is_stopping(&self, id: &str) -> bool {
+    fn project_is_stopping(&self, id: &str, now: Now) -> bool {
         let Some(project) = self
             .records
             .get(id)
@@ -917,7 +966,9 @@ impl Core {
             return false;
         };
         self.records.iter().any(|(other, r)| {
-            other != id && r.stopping && r.container.project.as_deref() == Some(project)
+            other != id
+                && r.stopping.is_some_and(|t| now.at < t + SIGNAL_RELEVANT)
+                && r.container.project.as_deref() == Some(project)
         })
     }
 
@@ -1002,19 +1053,27 @@ impl Core {
                 continue;
             };
             match (&r.target, &now_target) {
-                (Some(was), None) => {
+                (Some(was), _) => {
+                    let now_is = match &now_target {
+                        Some(t) => format!("now counts as {t}"),
+                        None => "is no longer a target".to_string(),
+                    };
                     info!(target = %was, container = %r.container.name,
-                        "{} is no longer a target (it was {was}); forgetting its back-off, prompt and schedule",
+                        "{} {now_is} (it was {was}); forgetting its back-off, prompt and schedule",
                         r.container.name);
                     r.history = None;
                     r.reported = None;
                     r.declined = None;
                     self.drop_prompt(&mut r, "it is no longer a target", now, out);
-                    if matches!(r.phase, Phase::Waiting { .. } | Phase::Due { .. }) {
-                        r.phase = Phase::Idle;
+                    match &mut r.phase {
+                        Phase::Waiting { .. } | Phase::Due { .. } => r.phase = Phase::Idle,
+                        // An answer given for what it was is no answer for what it is now (with no
+                        // target at all, it is kept only to record that it was not acted on).
+                        Phase::Looking { approval, .. } if now_target.is_some() => *approval = None,
+                        _ => {}
                     }
                 }
-                (_, Some(t)) => {
+                (None, Some(t)) => {
                     debug!(target = %t, container = %r.container.name, "a container of this target")
                 }
                 (None, None) => {}
@@ -1101,7 +1160,7 @@ impl Core {
             }
             _ => approval,
         };
-        if self.engine_up {
+        if self.engine_up && self.synced {
             r.phase = Phase::Looking {
                 approval,
                 again: false,
@@ -1258,7 +1317,13 @@ impl Core {
             Mode::Manual if self.always.contains(&target) => Some(Approval::Always),
             Mode::Manual | Mode::Observe => None,
         });
-        let stop_timeout = r.overrides.stop_timeout.unwrap_or(self.config.stop_timeout);
+        // A label may lengthen the stop timeout only as far as the engine calls may wait.
+        let stop_timeout = r
+            .overrides
+            .stop_timeout
+            .map_or(self.config.stop_timeout, |t| {
+                t.min(self.config.stop_timeout + LABEL_STOP_SLACK)
+            });
         let Some(approval) = approval else {
             self.ask(id, &target, &s, verdict, now, out);
             return;
@@ -1270,7 +1335,9 @@ impl Core {
             _ if verdict == Verdict::Restart && history.in_grace(now.at) => Plan::Wait(GRACE),
             // Someone else's doing is undone at once however often it happens; only a
             // quarantine (the container's own failures) still stands.
-            _ if !cause.is_its_own() && !history.is_quarantined() => Plan::Revive,
+            _ if !cause.is_its_own() && !history.is_quarantined() && !history.call_refused() => {
+                Plan::Revive
+            }
             _ => history.plan(now.at, &limits),
         };
         match plan {
@@ -1382,6 +1449,25 @@ impl Core {
             return;
         };
         if matches!(verdict, Verdict::Fine | Verdict::Wait) {
+            // Running again (its start event may have been missed): what explained its last
+            // death is over, unless a stop is under way right now.
+            r.settle_until = None;
+            if r.stopping.is_none() {
+                r.api_kill = None;
+            }
+            if std::mem::take(&mut r.held_by_stop) {
+                // Started again while the event stream was away: the hold is over all the same.
+                info!(target = %target, container = %s.container.name, "started again: no longer held");
+                let mut record = Record::new(
+                    RecordEvent::Resume,
+                    now.wall,
+                    target.as_str(),
+                    &s.container,
+                    describe(s),
+                );
+                record.note = Some("started again".into());
+                out.push(Command::Record(record));
+            }
             // A health check in its start period is the normal course after any start.
             if r.reported.take().is_some() {
                 info!(target = %target, container = %s.container.name, "running again");
@@ -1560,7 +1646,13 @@ impl Core {
             out.push(Command::Print(again));
             return;
         };
-        if let Err(e) = self.apply_answer(None, answer, "terminal", now, out) {
+        // The prompt on the screen, which is what the operator answers, even if an older
+        // failure was queued in front of it meanwhile.
+        let shown = self
+            .shown
+            .clone()
+            .filter(|id| self.records.get(id).is_some_and(|r| r.prompt.is_some()));
+        if let Err(e) = self.apply_answer(shown.as_deref(), answer, "terminal", now, out) {
             out.push(Command::Print(e));
             out.push(Command::Print(again));
         }
@@ -1782,7 +1874,10 @@ impl Core {
                 self.look(sid, Some(approval.clone()), out);
             }
         }
-        self.shown = None;
+        // The screen moves on only if it showed one of the prompts just settled.
+        if self.shown.as_ref().is_some_and(|id| settled.contains(id)) {
+            self.shown = None;
+        }
         Ok(what)
     }
 }
@@ -1803,7 +1898,15 @@ impl Core {
             return self.not_a_target(target);
         };
         let reason = reason.unwrap_or_else(|| "held by the operator".into());
-        let until = duration.map(|d| now.at + d);
+        let until = match duration.map(|d| now.at.checked_add(d)) {
+            Some(None) => {
+                return Reply::error(
+                    "hold: that duration is too long; hold without one to hold until resumed",
+                )
+            }
+            Some(Some(u)) => Some(u),
+            None => None,
+        };
         let how_long = match duration {
             Some(d) => format!("for {}", humantime::format_duration(d)),
             None => "until `healthther resume`".to_string(),
@@ -2617,6 +2720,177 @@ mod tests {
         assert_eq!(inspects(&s.advance(Duration::from_secs(1))), ["1"]);
         let act = acts(&s.inspected(&node, Status::Exited, 100))[0].clone();
         assert_eq!(act.cause, Cause::Oom);
+    }
+
+    #[test]
+    fn nothing_is_decided_before_the_sessions_first_whole_list() {
+        // Two projects share the service: only a whole list shows that the name is ambiguous.
+        let p1 = c("1", "p1-web-1", Some("p1"), Some("web"));
+        let p2 = c("2", "p2-web-1", Some("p2"), Some("web"));
+        let mut s = Script::new("auto", "web");
+        let session_start = s.now().wall;
+        s.feed(Input::Connected { session_start });
+        let out = s.event(EventKind::Die, &p1);
+        assert!(inspects(&out).is_empty(), "looked before the list: {out:?}");
+        let out = s.feed(Input::Listed {
+            full: true,
+            containers: vec![listed(&p1, Status::Exited), listed(&p2, Status::Running)],
+        });
+        assert!(
+            inspects(&out).is_empty() && acts(&out).is_empty(),
+            "{out:?}"
+        );
+    }
+
+    #[test]
+    fn a_refused_start_after_an_api_kill_still_backs_off() {
+        let node = c("1", "nodo_1", None, None);
+        let mut s = Script::new("auto", "nodo_1");
+        s.start(&[&node]);
+        s.event(KILL, &node);
+        s.event(EventKind::Die, &node);
+        let act = acts(&s.inspected(&node, Status::Exited, 0))[0].clone();
+        let refused = ActResult::Failed {
+            error: "port is already allocated (HTTP 500)".into(),
+            denied: false,
+        };
+        assert_eq!(inspects(&s.feed(acted(&act, refused))), ["1"]);
+        let out = s.inspected(&node, Status::Exited, 0);
+        assert!(acts(&out).is_empty(), "not in a tight loop: {out:?}");
+        assert!(s.core.next_timer().is_some());
+    }
+
+    #[test]
+    fn an_unanswered_engine_counts_nothing_against_the_container() {
+        let node = c("1", "nodo_1", None, None);
+        let mut s = Script::new("auto", "nodo_1");
+        s.start(&[&node]);
+        s.event(EventKind::Die, &node);
+        let act = acts(&s.inspected(&node, Status::Exited, 0))[0].clone();
+        let gone = ActResult::Unreachable {
+            error: "connection reset".into(),
+        };
+        let out = s.feed(acted(&act, gone));
+        assert_eq!(records(&out)[0].result.as_deref(), Some("failed"));
+        let out = s.feed(Input::Listed {
+            full: false,
+            containers: vec![listed(&node, Status::Exited)],
+        });
+        assert_eq!(inspects(&out), ["1"]);
+        assert_eq!(
+            acts(&s.inspected(&node, Status::Exited, 0)).len(),
+            1,
+            "no back-off"
+        );
+    }
+
+    #[test]
+    fn an_old_signal_holds_up_no_one() {
+        // A reload's SIGHUP to one container of the project, long before anything else.
+        let proxy = c("x", "shop-proxy-1", Some("shop"), Some("proxy"));
+        let api = c("a", "shop-api-1", Some("shop"), Some("api"));
+        let mut s = Script::new("auto", "api,proxy");
+        s.start(&[&proxy, &api]);
+        s.event(EventKind::Kill { signal: Some(1) }, &proxy);
+        s.advance(SIGNAL_RELEVANT * 2);
+        s.event(TERM, &api);
+        s.event(EventKind::Die, &api);
+        assert_eq!(inspects(&s.advance(STOP_SETTLE)), ["a"], "the settle ended");
+        // And the proxy's own crash, much later, is its own.
+        s.event(EventKind::Die, &proxy);
+        let act = acts(&s.inspected(&proxy, Status::Exited, 0))[0].clone();
+        assert_eq!(act.cause, Cause::Crash);
+    }
+
+    #[test]
+    fn a_hold_on_stop_ends_when_a_look_finds_it_running() {
+        let node = c("1", "nodo_1", None, None);
+        let args = Args::try_parse_from([
+            "healthther",
+            "--targets",
+            "nodo_1",
+            "--mode",
+            "auto",
+            "--on-stop",
+            "hold",
+        ])
+        .expect("valid test arguments");
+        let mut s = Script::with(Arc::new(Config::from_args(args).expect("valid")));
+        s.start(&[&node]);
+        s.event(TERM, &node);
+        s.event(EventKind::Die, &node);
+        s.event(EventKind::Stop, &node);
+        // Started again while the event stream was away: a pass sees it running.
+        let out = s.feed(Input::Listed {
+            full: true,
+            containers: vec![listed(&node, Status::Running)],
+        });
+        assert_eq!(inspects(&out), ["1"]);
+        let out = s.inspected(&node, Status::Running, 5);
+        assert_eq!(records(&out)[0].event, RecordEvent::Resume);
+        s.event(EventKind::Die, &node);
+        assert_eq!(acts(&s.inspected(&node, Status::Exited, 5)).len(), 1);
+    }
+
+    #[test]
+    fn an_answer_does_not_follow_a_container_into_another_target() {
+        let node = c("1", "nodo_1", None, None);
+        let mut s = Script::new("manual", "nodo_1,nodo_2");
+        s.start(&[&node]);
+        s.event(EventKind::Die, &node);
+        s.inspected(&node, Status::Exited, 0);
+        let (reply, _) = s.answer("nodo_1", "yes");
+        assert!(reply.ok);
+        let moved = c("1", "nodo_2", None, None);
+        s.event(EventKind::Rename, &moved);
+        s.inspected(&node, Status::Exited, 0);
+        let out = s.inspected(&moved, Status::Exited, 0);
+        assert!(
+            acts(&out).is_empty(),
+            "nodo_1's yes acted on nodo_2: {out:?}"
+        );
+        assert_eq!(
+            records(&out)[0].event,
+            RecordEvent::Prompt,
+            "asked about as nodo_2"
+        );
+    }
+
+    #[test]
+    fn the_terminal_answers_the_prompt_on_the_screen() {
+        let (a, b, z) = (
+            c("a", "a1", None, None),
+            c("b", "b1", None, None),
+            c("z", "z1", None, None),
+        );
+        let mut s = Script::new("manual", "a1,b1,z1");
+        s.start(&[&a, &b, &z]);
+        s.elapsed += Duration::from_secs(10);
+        s.event(EventKind::Die, &b);
+        s.inspected(&b, Status::Exited, 0);
+        s.event(EventKind::Die, &z);
+        s.inspected(&z, Status::Exited, 0);
+        // z is answered from another shell: until its outcome is known, the screen keeps b.
+        let (reply, _) = s.answer("z1", "yes");
+        assert!(reply.ok);
+        // An older failure arrives meanwhile; it is first in the queue, but not on the screen.
+        s.event(EventKind::Die, &a);
+        let mut older = snapshot(&a, Status::Exited, s.now().wall, s.now().wall);
+        older.finished_at = Some(s.now().wall - Duration::from_secs(5));
+        let out = s.feed(Input::Inspected {
+            container: a.clone(),
+            result: Ok(Some(older)),
+        });
+        assert!(
+            !out.iter().any(|c| matches!(c, Command::Print(_))),
+            "{out:?}"
+        );
+        let out = s.feed(Input::Line("y".into()));
+        assert_eq!(
+            inspects(&out),
+            ["b"],
+            "answered what the screen shows: {out:?}"
+        );
     }
 
     #[test]

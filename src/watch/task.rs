@@ -22,6 +22,23 @@ pub(super) async fn guarded(container_id: String, task: impl Future<Output = Inp
     }
 }
 
+/// An action, run so that even a panic (a bug) midway leaves its record: the start may have
+/// been sent.
+pub(super) async fn guarded_act(engine: impl Docker, calls: Arc<Semaphore>, a: Act) -> Done {
+    let kept = a.clone();
+    let began = Instant::now();
+    match AssertUnwindSafe(act(engine, calls, a)).catch_unwind().await {
+        Ok(input) => Done::Core(Box::new(input)),
+        Err(_) => Done::Core(Box::new(Input::Acted(Acted {
+            act: kept,
+            result: ActResult::Unknown {
+                error: "the action's task failed midway (a bug); look at the container".into(),
+            },
+            took: began.elapsed(),
+        }))),
+    }
+}
+
 pub(super) async fn inspect(
     engine: impl Docker,
     calls: Arc<Semaphore>,
@@ -62,15 +79,21 @@ async fn carry_out(
     act: &Act,
 ) -> ActResult {
     let c = &act.seen.container;
-    let failed = |e: crate::engine::EngineError| ActResult::Failed {
-        denied: e.is_permission_denied(),
-        error: e.docker_text(),
+    let failed = |e: crate::engine::EngineError| match e.engine_answered() {
+        true => ActResult::Failed {
+            denied: e.is_permission_denied(),
+            error: e.docker_text(),
+        },
+        false => ActResult::Unreachable {
+            error: e.docker_text(),
+        },
     };
     if act.action == Action::Restart {
         if let Err(e) = engine.stop(c, stop_timeout).await {
             return failed(e);
         }
-        // Compose may have renamed it for a recreate while it stopped: then it is compose's.
+        // Compose may have renamed it for a recreate while it stopped: then it is compose's. If
+        // that cannot be told, it is not started: the look after the action decides again.
         let _permit = calls.acquire().await;
         match engine.inspect(c).await {
             Ok(Some(now)) if !now.container.same_identity(c) => {
@@ -79,7 +102,12 @@ async fn carry_out(
                 }
             }
             Ok(None) => return ActResult::Removed,
-            _ => {}
+            Err(e) => {
+                return ActResult::Unknown {
+                    error: format!("stopped; then {}; not started", e.docker_text()),
+                }
+            }
+            Ok(Some(_)) => {}
         }
     }
     let _permit = calls.acquire().await;
