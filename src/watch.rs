@@ -109,6 +109,9 @@ const SESSION_STABLE: Duration = Duration::from_secs(10);
 /// since a proxy's idle timeout (haproxy's `timeout server`) cuts a quiet stream periodically.
 /// One that ends sooner is asked for again under the back-off.
 const STREAM_WORKED: Duration = Duration::from_secs(1);
+/// Cuts in a row, each within [`STREAM_WORKED`] of the last subscription, still answered by
+/// subscribing again at once.
+const QUICK_CUTS: u32 = 3;
 /// How far back the event subscription asks the engine to replay, to cover the moment between
 /// subscribing and the first list (and a little clock skew).
 const REPLAY: Duration = Duration::from_secs(2);
@@ -189,6 +192,8 @@ struct Session {
     subscribed: tokio::time::Instant,
     resubscribe_at: Option<tokio::time::Instant>,
     stream_failures: u32,
+    /// Cuts in a row that came soon after subscribing: see [`QUICK_CUTS`].
+    quick_cuts: u32,
 }
 
 /// What a task brings back.
@@ -397,6 +402,7 @@ impl Shell {
             subscribed: tokio::time::Instant::now(),
             resubscribe_at: None,
             stream_failures: 0,
+            quick_cuts: 0,
         });
         self.feed(Input::Connected { session_start });
         self.list(true);
@@ -438,6 +444,7 @@ impl Shell {
         match item {
             Some(Ok(event)) => {
                 s.stream_failures = 0;
+                s.quick_cuts = 0;
                 if std::mem::replace(&mut self.told_stream_lost, false) {
                     info!("the event stream is back");
                 }
@@ -449,7 +456,14 @@ impl Shell {
                     _ => EngineError::StreamEnded,
                 };
                 s.events = None;
+                // A stream that worked a while was cut (a proxy's idle timeout); so, probably,
+                // was one cut again at once (two cuts can coincide). Only a stream that keeps
+                // ending as soon as it is asked for takes the back-off below.
                 if s.subscribed.elapsed() >= STREAM_WORKED {
+                    s.quick_cuts = 0;
+                }
+                if s.quick_cuts < QUICK_CUTS {
+                    s.quick_cuts += 1;
                     // It worked until now: a proxy's idle timeout or the engine ended it. Ask
                     // again at once, so that reaction stays event-driven; the replay covers
                     // the moment in between. If the engine is gone, this one fails at once
@@ -457,9 +471,7 @@ impl Shell {
                     s.stream_failures = 0;
                     s.subscribed = tokio::time::Instant::now();
                     s.events = Some(s.engine.events(SystemTime::now() - REPLAY).boxed());
-                    if std::mem::replace(&mut self.told_stream_lost, false) {
-                        info!("the event stream is back");
-                    }
+                    // It is back when an event comes through, not before.
                     if !std::mem::replace(&mut self.told_stream_cut, true) {
                         info!(error = %why, "the event stream was cut (a proxy's idle \
                             timeout?); subscribed again at once, as after every such cut");
