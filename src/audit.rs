@@ -19,6 +19,10 @@ use crate::policy::{Health, Snapshot};
 use crate::prompt::Answer;
 use crate::targets::ContainerRef;
 
+/// Lines a log writer may fall behind before it drops lines: a burst of a few thousand
+/// targets' events, at a few bytes of memory a line.
+const BUFFERED_LINES: usize = 8192;
+
 /// The tracing target of events that go to the log file but not the console.
 pub const FILE_ONLY: &str = "healthther::file_only";
 
@@ -221,14 +225,17 @@ pub fn init(dir: &Path, filter: &str, color: bool) -> Result<(Audit, LogGuard), 
     audit.open_today().map_err(|e| fail(e.to_string()))?;
 
     // Both writers hand each line to a thread of their own: the runtime's one thread never
-    // waits on stdout or the disk. Lossy: should a writer fall 128,000 lines behind, lines are
-    // dropped rather than the watch loop stopped.
+    // waits on stdout or the disk. Lossy: should a writer fall BUFFERED_LINES behind, lines are
+    // dropped rather than the watch loop stopped. (The queue is allocated whole up front: the
+    // library's default of 128,000 lines cost 10 MB of memory for the two of them.)
     let (console_writer, console_guard) = NonBlockingBuilder::default()
         .lossy(true)
+        .buffered_lines_limit(BUFFERED_LINES)
         .thread_name("console")
         .finish(std::io::stdout());
     let (human_writer, human_guard) = NonBlockingBuilder::default()
         .lossy(true)
+        .buffered_lines_limit(BUFFERED_LINES)
         .thread_name("log-file")
         .finish(human);
     let _ = CONSOLE.set(console_writer.clone());
