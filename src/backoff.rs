@@ -91,6 +91,12 @@ pub struct History {
     /// When the failure now being handled was first seen; the back-off counts from there.
     failure_seen: Option<Instant>,
     last_revival: Option<Instant>,
+    /// The last revival undid a failure of the container's own (not a death someone caused
+    /// through the API): only then is a failure soon after it a failed revival.
+    last_revival_own: bool,
+    /// The last revival was a restart (of a running, unhealthy container), after which the
+    /// engine may still report the health from before it.
+    last_revival_restart: bool,
     quarantined: bool,
 }
 
@@ -103,7 +109,7 @@ impl History {
         }
         self.counted_run = Some(run.to_string());
         self.failure_seen = Some(now);
-        let revived_this_run = self.last_revival.is_some();
+        let revived_this_run = self.last_revival.is_some() && self.last_revival_own;
         if revived_this_run && ran_for < limits.reset_after {
             self.streak += 1;
             self.failures.push_back(now);
@@ -121,7 +127,15 @@ impl History {
 
     /// An action meant to revive it was taken at `now` (whether or not it worked).
     pub fn revived(&mut self, now: Instant) {
+        self.revived_from(now, true, true);
+    }
+
+    /// A revival at `now` of a failure that was the container's own (`own`) or not, by a
+    /// restart or a start.
+    pub fn revived_from(&mut self, now: Instant, own: bool, restart: bool) {
         self.last_revival = Some(now);
+        self.last_revival_own = own;
+        self.last_revival_restart = restart;
         self.failure_seen = None;
     }
 
@@ -162,8 +176,10 @@ impl History {
 
     /// Whether we revived it less than [`GRACE`] ago.
     pub fn in_grace(&self, now: Instant) -> bool {
-        self.last_revival
-            .is_some_and(|t| now.duration_since(t) < GRACE)
+        self.last_revival_restart
+            && self
+                .last_revival
+                .is_some_and(|t| now.duration_since(t) < GRACE)
     }
 
     /// The container has been running well for `ran_for`: past `reset_after`, its troubles are
@@ -214,6 +230,9 @@ impl History {
             counted_run: saved.counted_run.clone(),
             failure_seen: saved.failure_seen.map(&instant),
             last_revival: saved.last_revival.map(&instant),
+            // Not kept in the file: the cautious reading.
+            last_revival_own: true,
+            last_revival_restart: true,
             quarantined: saved.quarantined,
         }
     }
@@ -401,6 +420,24 @@ mod tests {
         assert!(h.release());
         assert!(!h.release());
         assert_eq!(h.plan(now, &limits), Plan::Revive);
+    }
+
+    #[test]
+    fn a_crash_soon_after_undoing_someone_elses_kill_is_no_failed_revival() {
+        let limits = Limits::default();
+        let now = Instant::now();
+        let mut h = History::default();
+        // A `docker kill` undone (not the container's failure), then it crashes 2 s later.
+        h.revived_from(now, false, false);
+        h.failure(now + 2 * S, "run1", 2 * S, &limits);
+        assert_eq!(h.plan(now + 2 * S, &limits), Plan::Revive);
+        assert_eq!(h.recent_failures(), 0);
+        // Its own crash undone, then it crashes again 2 s later: that revival failed.
+        h.revived_from(now + 2 * S, true, false);
+        h.failure(now + 4 * S, "run2", 2 * S, &limits);
+        assert_eq!(h.recent_failures(), 1);
+        // And a start is no restart: no grace for a health report after it.
+        assert!(!h.in_grace(now + 5 * S));
     }
 
     #[test]

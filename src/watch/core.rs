@@ -1342,7 +1342,7 @@ impl Core {
         };
         match plan {
             Plan::Revive => {
-                history.revived(now.at);
+                history.revived_from(now.at, cause.is_its_own(), verdict == Verdict::Restart);
                 let by_operator = matches!(approval, Approval::Operator { .. });
                 info!(target = %target, container = %s.container.name, seen = %describe(&s),
                     cause = cause.word(), decision = %verdict, by = %approval.by(), "reviving");
