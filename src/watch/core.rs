@@ -2239,7 +2239,11 @@ mod tests {
     }
 
     fn config(mode: &str, targets: &str) -> Arc<Config> {
-        let args = Args::try_parse_from(["healthther", "--targets", targets, "--mode", mode])
+        config_with(&["--targets", targets, "--mode", mode])
+    }
+
+    fn config_with(flags: &[&str]) -> Arc<Config> {
+        let args = Args::try_parse_from(std::iter::once("healthther").chain(flags.iter().copied()))
             .expect("valid test arguments");
         Arc::new(Config::from_args(args).expect("valid test configuration"))
     }
@@ -2479,17 +2483,14 @@ mod tests {
     #[test]
     fn on_stop_hold_keeps_a_stopped_target_down_until_someone_starts_it() {
         let node = c("1", "nodo_1", None, None);
-        let args = Args::try_parse_from([
-            "healthther",
+        let mut s = Script::with(config_with(&[
             "--targets",
             "nodo_1",
             "--mode",
             "auto",
             "--on-stop",
             "hold",
-        ])
-        .expect("valid test arguments");
-        let mut s = Script::with(Arc::new(Config::from_args(args).expect("valid")));
+        ]));
         s.start(&[&node]);
         s.event(TERM, &node);
         s.event(EventKind::Die, &node);
@@ -2594,17 +2595,14 @@ mod tests {
     #[test]
     fn a_quarantine_and_an_always_survive_a_restart() {
         let node = c("1", "nodo_1", None, None);
-        let args = Args::try_parse_from([
-            "healthther",
+        let config = config_with(&[
             "--targets",
             "nodo_1",
             "--mode",
             "manual",
             "--quarantine-after",
             "1",
-        ])
-        .expect("valid test arguments");
-        let config = Arc::new(Config::from_args(args).expect("valid"));
+        ]);
         let mut s = Script::with(Arc::clone(&config));
         s.start(&[&node]);
         s.event(EventKind::Die, &node);
@@ -2805,17 +2803,14 @@ mod tests {
     #[test]
     fn a_hold_on_stop_ends_when_a_look_finds_it_running() {
         let node = c("1", "nodo_1", None, None);
-        let args = Args::try_parse_from([
-            "healthther",
+        let mut s = Script::with(config_with(&[
             "--targets",
             "nodo_1",
             "--mode",
             "auto",
             "--on-stop",
             "hold",
-        ])
-        .expect("valid test arguments");
-        let mut s = Script::with(Arc::new(Config::from_args(args).expect("valid")));
+        ]));
         s.start(&[&node]);
         s.event(TERM, &node);
         s.event(EventKind::Die, &node);
