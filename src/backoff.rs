@@ -97,6 +97,8 @@ pub struct History {
     /// The last revival was a restart (of a running, unhealthy container), after which the
     /// engine may still report the health from before it.
     last_revival_restart: bool,
+    /// When the last failure was counted as a failed revival, so that it can be forgiven.
+    last_counted: Option<Instant>,
     quarantined: bool,
 }
 
@@ -113,6 +115,7 @@ impl History {
         if revived_this_run && ran_for < limits.reset_after {
             self.streak += 1;
             self.failures.push_back(now);
+            self.last_counted = Some(now);
         } else {
             self.streak = 0;
         }
@@ -137,6 +140,18 @@ impl History {
         self.last_revival_own = own;
         self.last_revival_restart = restart;
         self.failure_seen = None;
+    }
+
+    /// The death last handled, at `when`, turns out to have been someone else's doing: the
+    /// engine told of the API kill only after the death. It counts for nothing, and neither
+    /// does the revival of it.
+    pub fn forgive(&mut self, when: Instant) {
+        if self.last_counted == Some(when) {
+            self.streak = self.streak.saturating_sub(1);
+            self.failures.pop_back();
+        }
+        self.last_counted = None;
+        self.last_revival_own = false;
     }
 
     /// A start or restart call failed: that counts as a failed revival of its own.
@@ -233,6 +248,7 @@ impl History {
             // Not kept in the file: the cautious reading.
             last_revival_own: true,
             last_revival_restart: true,
+            last_counted: None,
             quarantined: saved.quarantined,
         }
     }

@@ -31,6 +31,8 @@ const PROBE_SLACK: Duration = Duration::from_secs(10);
 /// How much longer than `HEALTH_STOP_TIMEOUT` a `healthther.stop-timeout` label may be: the
 /// engine calls wait the stop timeout and 30 s more, and the stop must end within them.
 const LABEL_STOP_SLACK: Duration = Duration::from_secs(25);
+/// How late after a death an API kill may be told of and still explain it.
+const LATE_KILL: Duration = Duration::from_secs(2);
 /// SIGKILL: a `kill` event with it is a kill, not the first step of a stop.
 const SIGKILL: i32 = 9;
 /// How long a signal sent through the API explains a death that follows: a stop's SIGKILL
@@ -321,6 +323,9 @@ struct Watched {
     oom: bool,
     /// Why it went down last, for `status`.
     last_cause: Option<Cause>,
+    /// When its last death was taken for a crash: an API kill the engine tells of only after
+    /// the death (newer engines may) forgives it, if it comes within [`LATE_KILL`].
+    crash_seen: Option<Instant>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -377,6 +382,7 @@ impl Watched {
             api_kill: None,
             oom: false,
             last_cause: None,
+            crash_seen: None,
         }
     }
 
@@ -647,6 +653,34 @@ impl Core {
         };
         // Every container's stops count, targets or not: compose stops a whole project.
         match kind {
+            // A kill told of after the death it caused, which was taken for a crash.
+            EventKind::Kill { .. }
+                if r.crash_seen
+                    .is_some_and(|t| now.at.saturating_duration_since(t) < LATE_KILL) =>
+            {
+                if let (Some(t), Some(h)) = (r.crash_seen.take(), r.history.as_mut()) {
+                    h.forgive(t);
+                }
+                r.last_cause = Some(Cause::ApiKill);
+                debug!(container = %r.container.name, "the engine told of an API kill after the death: not the container's failure");
+                // A back-off it earned as a crash is lifted: look again, and revive at once.
+                if matches!(
+                    r.phase,
+                    Phase::Waiting {
+                        why: Why::Backoff,
+                        ..
+                    }
+                ) {
+                    r.phase = Phase::Idle;
+                    r.api_kill = Some(ApiKill {
+                        graceful: false,
+                        stopped: false,
+                        at: now.at,
+                    });
+                    self.look(&container.id, None, out);
+                    return;
+                }
+            }
             EventKind::Kill { signal } => {
                 let graceful = signal != Some(SIGKILL);
                 // A signal long before the death (a reload's SIGHUP) did not cause it.
@@ -686,6 +720,7 @@ impl Core {
             }
             EventKind::Start => {
                 r.stopping = None;
+                r.crash_seen = None;
                 r.settle_until = None;
                 r.unhealthy_since = None;
                 r.api_kill = None;
@@ -1307,6 +1342,7 @@ impl Core {
             }
         };
         r.last_cause = Some(cause);
+        r.crash_seen = (cause == Cause::Crash).then_some(now.at);
         let history = r.history.get_or_insert_with(History::default);
         let run = s.started_at.clone().unwrap_or_default();
         if cause.is_its_own() {
@@ -2697,6 +2733,32 @@ mod tests {
             s.advance(Duration::from_secs(2));
         }
         assert_eq!(s.core.next_timer(), None, "never backed off");
+    }
+
+    #[test]
+    fn a_kill_told_of_after_the_death_is_still_someone_elses_doing() {
+        let node = c("1", "nodo_1", None, None);
+        let mut s = Script::new("auto", "nodo_1");
+        s.start(&[&node]);
+        // Its own crash, revived.
+        s.event(EventKind::Die, &node);
+        let act = acts(&s.inspected(&node, Status::Exited, 0))[0].clone();
+        s.feed(acted(&act, ActResult::Running));
+        s.event(EventKind::Start, &node);
+        s.inspected(&node, Status::Running, 1);
+        s.advance(Duration::from_secs(2));
+        // A docker kill, whose event comes after the die and after the look: taken for a
+        // crash soon after a revival, so backed off...
+        s.event(EventKind::Die, &node);
+        let out = s.inspected(&node, Status::Exited, 1);
+        assert!(acts(&out).is_empty(), "{out:?}");
+        // ...until the engine tells of the kill: revived at once, and nothing counted.
+        assert_eq!(inspects(&s.event(KILL, &node)), ["1"]);
+        let act = acts(&s.inspected(&node, Status::Exited, 1))[0].clone();
+        assert_eq!(act.cause, Cause::ApiKill);
+        s.feed(acted(&act, ActResult::Running));
+        let saved = s.core.to_saved();
+        assert!(saved.containers[0].history.failures.is_empty(), "{saved:?}");
     }
 
     #[test]

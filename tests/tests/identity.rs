@@ -518,10 +518,11 @@ fn someone_elses_docker_restart_is_left_alone() {
     );
 }
 
-/// The second replica reaches the engine through a proxy that holds its starts back a second,
-/// so its start lands after the first replica's: the engine answers 304 and did nothing. (Two
-/// starts that reach Engine 20.10 at the same moment are both answered 204, one of them
-/// having done nothing; no client can tell which, so that case is not asserted here.)
+/// Both replicas reach the engine through proxies that hold their starts back: the first's a
+/// little, the second's a second and a half. So both look while the target is still down (on
+/// any engine, however fast), the first starts it, and the second's start lands after that:
+/// the engine answers 304 and did nothing. (Two starts that reach Engine 20.10 at the same
+/// moment are both answered 204, one of them having done nothing; no client can tell which.)
 #[test]
 fn of_two_replicas_only_the_one_that_started_it_records_running() {
     const ROUNDS: usize = 3;
@@ -530,16 +531,20 @@ fn of_two_replicas_only_the_one_that_started_it_records_running() {
         "{}HEALTH_BACKOFF_RESET=1s\n{DEBUG}",
         auto_env(&[&node.name])
     );
-    let first = Daemon::watching(&env);
-    let proxy = Proxy::in_temp_dir();
-    proxy.set_faults(Faults {
-        delay: vec![("POST", "/start", Duration::from_secs(1))],
-        ..Faults::default()
-    });
-    let (mut cmd, dir) = command(&env);
-    cmd.env("DOCKER_HOST", proxy.url());
-    let second = Daemon::spawn(cmd, dir);
-    second.wait_log("watching");
+    let replica = |hold: Duration| {
+        let proxy = Proxy::in_temp_dir();
+        proxy.set_faults(Faults {
+            delay: vec![("POST", "/start", hold)],
+            ..Faults::default()
+        });
+        let (mut cmd, dir) = command(&env);
+        cmd.env("DOCKER_HOST", proxy.url());
+        let daemon = Daemon::spawn(cmd, dir);
+        daemon.wait_log("watching");
+        (daemon, proxy)
+    };
+    let (first, _first_proxy) = replica(Duration::from_millis(300));
+    let (second, _second_proxy) = replica(Duration::from_millis(1500));
     let results = || {
         let mut all = actions(&first.audit());
         all.extend(actions(&second.audit()));
@@ -552,8 +557,8 @@ fn of_two_replicas_only_the_one_that_started_it_records_running() {
         let before = node.started_at();
         node.kill();
         node.wait_restarted_since(&before);
-        first.wait_passes(2);
-        // Four half-second passes: longer than the proxy holds a start back.
+        // Four half-second passes: longer than the proxies hold a start back.
+        first.wait_passes(4);
         second.wait_passes(4);
         let (n, _, all) = results();
         assert_eq!(
