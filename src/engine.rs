@@ -686,11 +686,13 @@ fn error_message(body: &[u8]) -> String {
         .unwrap_or_else(|| text.trim().chars().take(200).collect())
 }
 
-/// The `healthther.*` labels among a container's labels.
+/// The `healthther.*` labels among a container's labels, and Swarm's task label.
 fn ours(labels: &HashMap<String, String>) -> BTreeMap<String, String> {
     labels
         .iter()
-        .filter(|(k, _)| k.starts_with(crate::overrides::PREFIX))
+        .filter(|(k, _)| {
+            k.starts_with(crate::overrides::PREFIX) || *k == crate::targets::SWARM_TASK_LABEL
+        })
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect()
 }

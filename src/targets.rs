@@ -18,6 +18,10 @@ use std::fmt;
 
 use thiserror::Error;
 
+/// The label of a container that is a task of a Swarm service: never a target, even when
+/// named, since Swarm replaces failed tasks itself.
+pub const SWARM_TASK_LABEL: &str = "com.docker.swarm.task.id";
+
 /// A validated target from `HEALTH_TARGETS`: a container or service name, or
 /// `project/service`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -173,7 +177,8 @@ impl Targets {
         others: &impl Neighbours,
         own: Option<&str>,
     ) -> Resolution<'t> {
-        if c.is_compose_transient() {
+        // Swarm replaces its failed tasks itself; and compose's replacements are compose's.
+        if c.is_compose_transient() || c.labels.contains_key(SWARM_TASK_LABEL) {
             return Resolution::None;
         }
         if let Some(t) = self
@@ -398,6 +403,14 @@ mod tests {
         assert_eq!(matched("21ba94b0f938_other", &all, None), ["4"]);
         assert!(!c("5", "21ba94b0f93_nodo_1", Some("p"), Some("s")).is_compose_transient());
         assert!(!c("6", "21BA94B0F938_nodo", Some("p"), Some("s")).is_compose_transient());
+    }
+
+    #[test]
+    fn a_swarm_task_is_never_a_target_even_when_named() {
+        let mut task = c("1", "nodo_1", Some("p"), Some("nodo_1"));
+        task.labels.insert(SWARM_TASK_LABEL.into(), "xyz".into());
+        assert!(matched("nodo_1", std::slice::from_ref(&task), None).is_empty());
+        assert!(matched("p/nodo_1", std::slice::from_ref(&task), None).is_empty());
     }
 
     #[test]
