@@ -379,17 +379,19 @@ impl Shell {
     }
 
     fn connected(&mut self, engine: Engine) {
-        let (failures, outage) = match &self.link {
-            Link::Connecting { failures, outage } => (*failures, outage.clone()),
-            _ => (0, None),
-        };
+        let was_out = matches!(
+            &self.link,
+            Link::Connecting {
+                outage: Some(_),
+                ..
+            }
+        );
         let host = &self.config.docker_host;
-        if outage.is_some() || self.announced_connection {
+        if was_out || self.announced_connection {
             info!(docker_host = %host, "the Docker engine answers again; resynchronising");
         } else {
             info!(docker_host = %host, api = %engine.api_version(), "connected to the Docker engine");
         }
-        let _ = failures;
         self.tap.engine(None);
         // Subscribe first, then list: the replay covers whatever happens in between. The
         // engine keeps only 256 past events, so after a lost connection we re-list, not replay.

@@ -845,3 +845,33 @@ pub fn assert_shipped_names_free() {
         );
     }
 }
+
+/// Whether the `tools` (each with an argument that makes it say its version) can be run here:
+/// a test that needs them is skipped with one line on a developer's machine without them, and
+/// fails under CI=true, where `.ci/run` installs them and nothing may be skipped.
+pub fn tools_present(test: &str, tools: &[(&str, &str)]) -> bool {
+    let missing: Vec<&str> = tools
+        .iter()
+        .filter(|(tool, arg)| {
+            !Command::new(tool)
+                .arg(arg)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        })
+        .map(|(tool, _)| *tool)
+        .collect();
+    if !missing.is_empty() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "{missing:?} not installed, and under CI=true nothing may be skipped: .ci/run \
+             installs them"
+        );
+        eprintln!(
+            "skipped {test}: {missing:?} not installed (apt-get install {})",
+            missing.join(" ")
+        );
+    }
+    missing.is_empty()
+}

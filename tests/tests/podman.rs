@@ -42,26 +42,6 @@ fn pod_unique(label: &str) -> String {
     format!("hhpod{}x{n}-{label}", std::process::id())
 }
 
-/// Whether Podman can be used here. Without it a test is skipped with one line on a
-/// developer's machine, and fails under CI, which must have installed it (`.ci/run`).
-fn podman_present(test: &str) -> bool {
-    let present = Command::new("podman")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !present {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "podman is not installed, and under CI=true nothing may be skipped: \
-             .ci/run installs it (apt-get install podman)"
-        );
-        eprintln!("skipped {test}: podman is not installed (apt-get install podman)");
-    }
-    present
-}
-
 /// `podman system service` on a socket in a directory of its own, stopped when dropped.
 pub struct PodmanService {
     child: Child,
@@ -245,7 +225,10 @@ fn assert_no_reconnects(daemon: &Daemon) {
 
 #[test]
 fn a_killed_podman_container_is_revived_by_its_event() {
-    if !podman_present("a_killed_podman_container_is_revived_by_its_event") {
+    if !tools_present(
+        "a_killed_podman_container_is_revived_by_its_event",
+        &[("podman", "--version")],
+    ) {
         return;
     }
     let service = PodmanService::start();
@@ -267,7 +250,10 @@ fn a_killed_podman_container_is_revived_by_its_event() {
 
 #[test]
 fn an_unhealthy_podman_container_is_restarted() {
-    if !podman_present("an_unhealthy_podman_container_is_restarted") {
+    if !tools_present(
+        "an_unhealthy_podman_container_is_restarted",
+        &[("podman", "--version")],
+    ) {
         return;
     }
     let service = PodmanService::start();
@@ -290,7 +276,10 @@ fn an_unhealthy_podman_container_is_restarted() {
 
 #[test]
 fn passes_against_podman_keep_the_connection() {
-    if !podman_present("passes_against_podman_keep_the_connection") {
+    if !tools_present(
+        "passes_against_podman_keep_the_connection",
+        &[("podman", "--version")],
+    ) {
         return;
     }
     let service = PodmanService::start();

@@ -186,26 +186,6 @@ impl Rules {
     }
 }
 
-/// Whether haproxy can be used here: skipped with one line on a developer's machine without
-/// it, a failure under CI=true (`.ci/run` installs it).
-fn haproxy_present(test: &str) -> bool {
-    let present = Command::new("haproxy")
-        .arg("-v")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !present {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "haproxy is not installed, and under CI=true nothing may be skipped: \
-             .ci/run installs it (apt-get install haproxy)"
-        );
-        eprintln!("skipped {test}: haproxy is not installed (apt-get install haproxy)");
-    }
-    present
-}
-
 /// haproxy with `rules` and the proxy's settings `env` (as given to the upstream image), on a
 /// loopback port; stopped, by its pid, when dropped.
 struct Haproxy {
@@ -367,7 +347,10 @@ fn revives_through(proxy: &Haproxy, label: &str) {
 
 #[test]
 fn linuxserver_least_privilege_revives_and_refuses_create_delete_exec() {
-    if !haproxy_present("linuxserver_least_privilege_revives_and_refuses_create_delete_exec") {
+    if !tools_present(
+        "linuxserver_least_privilege_revives_and_refuses_create_delete_exec",
+        &[("haproxy", "-v")],
+    ) {
         return;
     }
     let proxy = Haproxy::start(Rules::Linuxserver, LINUXSERVER_LEAST, None);
@@ -383,7 +366,10 @@ fn linuxserver_least_privilege_revives_and_refuses_create_delete_exec() {
 
 #[test]
 fn tecnativa_lets_create_delete_exec_through_whenever_healthther_can_start() {
-    if !haproxy_present("tecnativa_lets_create_delete_exec_through_whenever_healthther_can_start") {
+    if !tools_present(
+        "tecnativa_lets_create_delete_exec_through_whenever_healthther_can_start",
+        &[("haproxy", "-v")],
+    ) {
         return;
     }
     // What healthther needs works...
@@ -422,7 +408,10 @@ fn tecnativa_lets_create_delete_exec_through_whenever_healthther_can_start() {
 
 #[test]
 fn an_event_stream_cut_by_an_idle_timeout_is_asked_for_again_at_once() {
-    if !haproxy_present("an_event_stream_cut_by_an_idle_timeout_is_asked_for_again_at_once") {
+    if !tools_present(
+        "an_event_stream_cut_by_an_idle_timeout_is_asked_for_again_at_once",
+        &[("haproxy", "-v")],
+    ) {
         return;
     }
     // linuxserver's rules, whose event stream shares the backend's server timeout: here 2 s

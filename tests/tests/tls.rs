@@ -13,32 +13,6 @@ use crate::harness::*;
 /// default bridge.
 const NO_NETWORK: &[&str] = &["--network", "none"];
 
-/// Whether haproxy and openssl can be used here: skipped with one line on a developer's
-/// machine without them, a failure under CI=true (`.ci/run` installs them).
-fn tools_present(test: &str) -> bool {
-    let missing: Vec<&str> = [("haproxy", "-v"), ("openssl", "version")]
-        .into_iter()
-        .filter(|(tool, arg)| {
-            !Command::new(tool)
-                .arg(arg)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success())
-        })
-        .map(|(tool, _)| tool)
-        .collect();
-    if !missing.is_empty() {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "{missing:?} not installed, and under CI=true nothing may be skipped: .ci/run \
-             installs them"
-        );
-        eprintln!("skipped {test}: {missing:?} not installed (apt-get install haproxy openssl)");
-    }
-    missing.is_empty()
-}
-
 fn openssl(dir: &Path, args: &[&str]) {
     let out = Command::new("openssl")
         .args(args)
@@ -217,7 +191,10 @@ fn daemon_over_tls(proxy: &TlsProxy, cert_path: &Path, targets: &[&str]) -> Daem
 
 #[test]
 fn a_remote_engine_over_tls_with_a_client_certificate_revives_a_target() {
-    if !tools_present("a_remote_engine_over_tls_with_a_client_certificate_revives_a_target") {
+    if !tools_present(
+        "a_remote_engine_over_tls_with_a_client_certificate_revives_a_target",
+        &[("haproxy", "-v"), ("openssl", "version")],
+    ) {
         return;
     }
     let pki = Pki::make();
@@ -235,7 +212,10 @@ fn a_remote_engine_over_tls_with_a_client_certificate_revives_a_target() {
 
 #[test]
 fn a_certificate_the_engine_refuses_is_one_line_naming_docker_cert_path() {
-    if !tools_present("a_certificate_the_engine_refuses_is_one_line_naming_docker_cert_path") {
+    if !tools_present(
+        "a_certificate_the_engine_refuses_is_one_line_naming_docker_cert_path",
+        &[("haproxy", "-v"), ("openssl", "version")],
+    ) {
         return;
     }
     let pki = Pki::make();
@@ -258,7 +238,10 @@ fn a_certificate_the_engine_refuses_is_one_line_naming_docker_cert_path() {
 
 #[test]
 fn a_missing_certificate_stops_at_start_with_one_line_naming_the_file() {
-    if !tools_present("a_missing_certificate_stops_at_start_with_one_line_naming_the_file") {
+    if !tools_present(
+        "a_missing_certificate_stops_at_start_with_one_line_naming_the_file",
+        &[("haproxy", "-v"), ("openssl", "version")],
+    ) {
         return;
     }
     let pki = Pki::make();
