@@ -15,6 +15,7 @@ pub mod notify;
 pub mod overrides;
 pub mod policy;
 pub mod prompt;
+pub mod recreate;
 pub mod state;
 pub mod tap;
 pub mod targets;
