@@ -49,6 +49,8 @@ pub enum EngineError {
     },
     #[error("the Docker engine ended the event stream")]
     StreamEnded,
+    #[error("cannot recreate container {0}: {1}")]
+    Recreate(String, #[source] crate::recreate::RecreateError),
 }
 
 impl EngineError {
@@ -388,7 +390,18 @@ impl Engine {
         method: &str,
         path: &str,
     ) -> Result<Option<bytes::Bytes>, EngineError> {
-        let call = raw_request(&self.host, self.tls.as_ref(), method, path);
+        self.raw_send(doing, method, path, None).await
+    }
+
+    /// [`Engine::raw_call`] with a JSON body, passed on as it is.
+    async fn raw_send(
+        &self,
+        doing: &str,
+        method: &str,
+        path: &str,
+        json: Option<bytes::Bytes>,
+    ) -> Result<Option<bytes::Bytes>, EngineError> {
+        let call = raw_request(&self.host, self.tls.as_ref(), method, path, json);
         let (status, body) = match tokio::time::timeout(self.request_timeout, call).await {
             Ok(Ok(reply)) => reply,
             Ok(Err(err)) => return Err(EngineError::call(doing)(BollardError::IOError { err })),
@@ -438,6 +451,125 @@ impl Engine {
             Some(_) => Ok(Started::Now),
             None => Ok(Started::Already),
         }
+    }
+
+    /// Recreates the dependent `c` joined to the network namespace of `parent_id` (its parent
+    /// was recreated, so `c` holds an id that is gone and can never start again), with exactly
+    /// its configuration: see [`crate::recreate`]. The old container is renamed
+    /// `<12 hex of its id>_<name>` (as compose names one it replaces) and stopped, the new one
+    /// created under the old name and started, and the old one removed (its volumes kept).
+    /// Should the create or the start fail, what was created is removed and the old container
+    /// gets its name back (stopped: it could not run anyway). Returns the new container's id.
+    ///
+    /// Every call is made by hand so that the engine's JSON passes through whole: bollard's
+    /// typed models would drop the fields they do not know.
+    pub async fn recreate(&self, c: &ContainerRef, parent_id: &str) -> Result<String, EngineError> {
+        let v = self.docker.client_version().to_string();
+        let doing = format!("inspecting container {}", c.name);
+        let path = format!("/v{v}/containers/{}/json", c.id);
+        let inspect: serde_json::Value = self
+            .raw_call(&doing, "GET", &path)
+            .await?
+            .map(|body| serde_json::from_slice(&body))
+            .transpose()
+            .map_err(|err| EngineError::call(&doing)(BollardError::JsonSerdeError { err }))?
+            .unwrap_or_default();
+        let body = crate::recreate::create_body(&inspect, parent_id)
+            .map_err(|e| EngineError::Recreate(c.name.clone(), e))?;
+        let running = inspect["State"]["Running"].as_bool() == Some(true);
+
+        let old_name = format!("{}_{}", c.id.get(..12).unwrap_or(&c.id), c.name);
+        self.raw_call(
+            &format!("renaming container {} to {old_name}", c.name),
+            "POST",
+            &format!(
+                "/v{v}/containers/{}/rename?name={}",
+                c.id,
+                percent_encode(&old_name)
+            ),
+        )
+        .await?;
+        let rename_back = || async {
+            let _ = self
+                .raw_call(
+                    &format!("renaming container {old_name} back to {}", c.name),
+                    "POST",
+                    &format!(
+                        "/v{v}/containers/{}/rename?name={}",
+                        c.id,
+                        percent_encode(&c.name)
+                    ),
+                )
+                .await;
+        };
+        if running {
+            let stopped = self
+                .raw_call(
+                    &format!("stopping container {}", c.name),
+                    "POST",
+                    &format!("/v{v}/containers/{}/stop?t=10", c.id),
+                )
+                .await;
+            if let Err(e) = stopped {
+                rename_back().await;
+                return Err(e);
+            }
+        }
+
+        let doing = format!("creating container {}", c.name);
+        let created = self
+            .raw_send(
+                &doing,
+                "POST",
+                &format!("/v{v}/containers/create?name={}", percent_encode(&c.name)),
+                Some(bytes::Bytes::from(body.to_string())),
+            )
+            .await
+            .and_then(|answer| {
+                let answer: serde_json::Value = answer
+                    .map(|b| serde_json::from_slice(&b))
+                    .transpose()
+                    .map_err(|err| EngineError::call(&doing)(BollardError::JsonSerdeError { err }))?
+                    .unwrap_or_default();
+                answer["Id"].as_str().map(str::to_string).ok_or_else(|| {
+                    EngineError::call(&doing)(BollardError::DockerResponseServerError {
+                        status_code: 200,
+                        message: "the engine's answer names no container id".into(),
+                    })
+                })
+            });
+        let new_id = match created {
+            Ok(id) => id,
+            Err(e) => {
+                rename_back().await;
+                return Err(e);
+            }
+        };
+        let started = self
+            .raw_call(
+                &format!("starting container {}", c.name),
+                "POST",
+                &format!("/v{v}/containers/{new_id}/start"),
+            )
+            .await;
+        if let Err(e) = started {
+            let _ = self
+                .raw_call(
+                    &format!("removing container {} that did not start", c.name),
+                    "DELETE",
+                    &format!("/v{v}/containers/{new_id}?force=1&v=0"),
+                )
+                .await;
+            rename_back().await;
+            return Err(e);
+        }
+        self.raw_call(
+            &format!("removing container {old_name}"),
+            "DELETE",
+            &format!("/v{v}/containers/{}?force=1&v=0", c.id),
+        )
+        .await?;
+        Ok(new_id)
     }
 
     async fn stop_container(
@@ -543,6 +675,7 @@ async fn raw_request(
     tls: Option<&Arc<rustls::ClientConfig>>,
     method: &str,
     path: &str,
+    json: Option<bytes::Bytes>,
 ) -> std::io::Result<(u16, bytes::Bytes)> {
     let authority = |url: &str| {
         url.split_once("://")
@@ -552,7 +685,13 @@ async fn raw_request(
     };
     match (host, tls) {
         (DockerHost::Unix(socket), _) => {
-            exchange(tokio::net::UnixStream::connect(socket).await?, method, path).await
+            exchange(
+                tokio::net::UnixStream::connect(socket).await?,
+                method,
+                path,
+                json,
+            )
+            .await
         }
         (DockerHost::Tls { url, .. }, Some(config)) => {
             let authority = authority(url);
@@ -569,13 +708,14 @@ async fn raw_request(
             let stream = tokio_rustls::TlsConnector::from(Arc::clone(config))
                 .connect(name, tcp)
                 .await?;
-            exchange(stream, method, path).await
+            exchange(stream, method, path, json).await
         }
         (DockerHost::Tcp(url) | DockerHost::Tls { url, .. }, _) => {
             exchange(
                 tokio::net::TcpStream::connect(authority(url)).await?,
                 method,
                 path,
+                json,
             )
             .await
         }
@@ -623,8 +763,9 @@ async fn exchange(
     stream: impl tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     method: &str,
     path: &str,
+    json: Option<bytes::Bytes>,
 ) -> std::io::Result<(u16, bytes::Bytes)> {
-    use http_body_util::{BodyExt, Empty, Limited};
+    use http_body_util::{BodyExt, Either, Empty, Full, Limited};
     // A list of thousands of containers stays well below this; more is not the engine.
     const LIMIT: usize = 64 * 1024 * 1024;
     let io_err = |e: Box<dyn std::error::Error + Send + Sync>| {
@@ -638,9 +779,14 @@ async fn exchange(
     let request = hyper::Request::builder()
         .method(method)
         .uri(path)
-        .header(hyper::header::HOST, "docker")
-        .body(Empty::<bytes::Bytes>::new())
-        .map_err(|e| io_err(e.into()))?;
+        .header(hyper::header::HOST, "docker");
+    let request = match json {
+        None => request.body(Either::Left(Empty::<bytes::Bytes>::new())),
+        Some(json) => request
+            .header(hyper::header::CONTENT_TYPE, "application/json")
+            .body(Either::Right(Full::new(json))),
+    }
+    .map_err(|e| io_err(e.into()))?;
     let reply = sender
         .send_request(request)
         .await
@@ -891,7 +1037,7 @@ mod tests {
             // Held open, as a proxy may.
             theirs
         });
-        let (status, body) = exchange(ours, "POST", "/v1.41/containers/x/start")
+        let (status, body) = exchange(ours, "POST", "/v1.41/containers/x/start", None)
             .await
             .expect("a reply");
         assert_eq!(status, 500);
