@@ -4,6 +4,7 @@
 mod harness;
 
 mod cli;
+mod dependents;
 mod faults;
 mod hardening;
 mod identity;

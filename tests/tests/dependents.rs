@@ -1,0 +1,601 @@
+//! Dependents (issue 14): containers that share a target's network namespace
+//! (`--network container:P`, compose's `network_mode: service:vpn`). They keep running when
+//! their parent restarts but lose its network; once the parent is recreated (a new id) they
+//! cannot start at all. Each test proves connectivity from the dependent itself
+//! (`/fixture connect PORT` to the port its parent serves on 127.0.0.1), not only a restart.
+//!
+//! What Engine 20.10 (API 1.41) does, found by hand:
+//! - `HostConfig.NetworkMode` is always `container:<full id>`, also when created with a name.
+//! - After `docker restart P` (or a kill and a start) a running dependent stays running, its
+//!   StartedAt unchanged, in a namespace that is no longer P's: connect is refused. Restarting
+//!   it joins P's new namespace again.
+//! - Starting a dependent while P is not running: `cannot join network of a non running
+//!   container: <P id>`. After P is removed and a new P made under the same name:
+//!   `No such container: <old P id>`, whether it was created with P's name or id.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::{Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::harness::*;
+
+/// The port every parent serves, in its own namespace (no host port: any test may use it).
+const PORT: &str = "8080";
+/// The daemon's own debug lines, for `wait_passes`, without the HTTP client's.
+const DEBUG: &str = "RUST_LOG=info,healthther=debug\n";
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+
+/// A parent: the fixture serving [`PORT`], with the image's HEALTHCHECK.
+fn parent(label: &str) -> Node {
+    Node::start_with(&unique(label), &[], &["serve", PORT])
+}
+
+/// A dependent sharing `parent`'s network namespace, running `command`.
+fn dependent(parent: &Node, label: &str, options: &[&str], command: &[&str]) -> Node {
+    let network = format!("container:{}", parent.name);
+    let mut opts = vec!["--network", network.as_str()];
+    opts.extend_from_slice(options);
+    Node::start_with(&unique(label), &opts, command)
+}
+
+/// Whether `container` reaches 127.0.0.1:[`PORT`] from inside: it shares its parent's live
+/// network namespace.
+fn connects(container: &str) -> bool {
+    docker(&["exec", container, "/fixture", "connect", PORT])
+        .status
+        .success()
+}
+
+fn wait_connects(container: &str) {
+    wait_until(&format!("{container} to reach its parent's port"), || {
+        connects(container)
+    });
+}
+
+/// The daemon's audit and console, for failure messages.
+fn context(daemon: &Daemon) -> String {
+    format!(
+        "audit: {:#?}\nconsole:\n{}",
+        daemon.audit(),
+        daemon.output()
+    )
+}
+
+/// The audit records with `event` about `container`.
+fn records_for(daemon: &Daemon, event: &str, container: &str) -> Vec<Value> {
+    events(&daemon.audit(), event)
+        .into_iter()
+        .filter(|r| r["container"] == container)
+        .cloned()
+        .collect()
+}
+
+/// Waits for the restart of `dep` the daemon makes because its parent `parent` started again,
+/// and returns its record.
+fn wait_parent_restarted_record(daemon: &Daemon, dep: &str, parent: &str) -> Value {
+    let found = |d: &Daemon| {
+        records_for(d, "action", dep).into_iter().find(|r| {
+            r["decision"] == "restart"
+                && r["cause"] == "parent_restarted"
+                && r["by"].as_str().is_some_and(|b| b.contains(parent))
+        })
+    };
+    let start = Instant::now();
+    loop {
+        if let Some(r) = found(daemon) {
+            return r;
+        }
+        assert!(
+            start.elapsed() < DEADLINE,
+            "no parent_restarted action for {dep} by {parent}: {}",
+            context(daemon)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Waits until `node` runs and is healthy again after having been started at `before`.
+fn wait_revived_healthy(node: &Node, before: &str) {
+    node.wait_restarted_since(before);
+    wait_until(&format!("{} to be healthy", node.name), || {
+        node.health() == "healthy"
+    });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Plain docker
+
+/// P killed and revived in auto mode: the dependent D (a target) is restarted once P runs and
+/// is healthy, and reaches P's port again.
+#[test]
+fn a_revived_parent_brings_its_dependents_network_back() {
+    let p = parent("vpn");
+    let d = dependent(&p, "torrent", &[], &[]);
+    wait_connects(&d.name);
+    let daemon = Daemon::watching(&auto_env(&[&p.name, &d.name]));
+    let (p_before, d_before) = (p.started_at(), d.started_at());
+
+    p.kill();
+    wait_revived_healthy(&p, &p_before);
+    let record = wait_parent_restarted_record(&daemon, &d.name, &p.name);
+    d.wait_restarted_since(&d_before);
+    wait_connects(&d.name);
+    assert_ne!(d.started_at(), d_before, "{record}");
+    assert!(
+        records_for(&daemon, "action", &p.name).len() == 1,
+        "P revived once: {}",
+        context(&daemon)
+    );
+}
+
+/// P restarted by someone else (`docker restart`): D is restarted all the same.
+#[test]
+fn a_parent_restarted_by_docker_restart_brings_its_dependents_network_back() {
+    let p = parent("vpn");
+    let d = dependent(&p, "torrent", &[], &[]);
+    wait_connects(&d.name);
+    let daemon = Daemon::watching(&auto_env(&[&p.name, &d.name]));
+    let d_before = d.started_at();
+
+    docker_ok(&["restart", "-t", "2", &p.name]);
+    // The engine leaves D running in a namespace that is no longer P's.
+    wait_parent_restarted_record(&daemon, &d.name, &p.name);
+    d.wait_restarted_since(&d_before);
+    wait_connects(&d.name);
+    assert!(
+        records_for(&daemon, "action", &p.name).is_empty(),
+        "P was restarted by someone else, not by healthther: {}",
+        context(&daemon)
+    );
+}
+
+/// D is not a target: it is reported once (console and audit) and never touched, even after a
+/// second kill of P.
+#[test]
+fn a_dependent_that_is_not_a_target_is_reported_once_and_untouched() {
+    let p = parent("vpn");
+    let d = dependent(&p, "outsider", &[], &[]);
+    wait_connects(&d.name);
+    let daemon = Daemon::watching(&format!("{}{DEBUG}", auto_env(&[&p.name])));
+    let d_before = d.started_at();
+
+    for round in 0..2 {
+        let p_before = p.started_at();
+        p.kill();
+        wait_revived_healthy(&p, &p_before);
+        wait_until("the dependent to be reported", || {
+            !records_for(&daemon, "skipped", &d.name).is_empty()
+        });
+        // Give the daemon every chance to act (wrongly) before looking.
+        daemon.wait_passes(4);
+        assert_eq!(
+            d.started_at(),
+            d_before,
+            "round {round}: {}",
+            context(&daemon)
+        );
+        assert!(
+            !connects(&d.name),
+            "untouched, D stays cut off from P's new namespace"
+        );
+    }
+    let out = daemon.output();
+    assert!(out.contains(&d.name), "{out}");
+    assert!(out.contains("lost its network"), "{out}");
+    assert!(out.contains("add it to HEALTH_TARGETS"), "{out}");
+    let skipped = records_for(&daemon, "skipped", &d.name);
+    assert_eq!(skipped.len(), 1, "reported once: {}", context(&daemon));
+    assert_eq!(skipped[0]["result"], "dependent_not_a_target");
+    assert!(records_for(&daemon, "action", &d.name).is_empty());
+}
+
+/// A crash-looping dependent (a target) is revived and backed off on its own: its parent is
+/// never restarted because of it.
+#[test]
+fn a_crash_looping_dependent_never_restarts_its_parent() {
+    let p = parent("vpn");
+    let d = dependent(&p, "crashy", &[], &["exit-after", "300"]);
+    let daemon = Daemon::watching(&format!("{}{DEBUG}", auto_env(&[&p.name, &d.name])));
+    let p_before = p.started_at();
+
+    wait_until("the daemon to revive the dependent", || {
+        !records_for(&daemon, "action", &d.name).is_empty()
+    });
+    // A window, not a timing assertion: whatever D does in it, P stays as it was.
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(20) {
+        assert_eq!(
+            p.started_at(),
+            p_before,
+            "P restarted: {}",
+            context(&daemon)
+        );
+        assert_eq!(p.status(), "running");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    daemon.wait_passes(2);
+    assert!(
+        records_for(&daemon, "action", &p.name).is_empty(),
+        "no action on P: {}",
+        context(&daemon)
+    );
+}
+
+/// Manual mode: the prompt for P names its dependent D; one yes brings P back and then D, with
+/// no second prompt.
+#[test]
+fn manual_mode_asks_once_for_the_parent_and_names_its_dependents() {
+    let p = parent("vpn");
+    let d = dependent(&p, "torrent", &[], &[]);
+    wait_connects(&d.name);
+    // stdin is /dev/null: the prompt is on stdout, answered through the control socket.
+    let daemon = Daemon::watching(&manual_env(&[&p.name, &d.name]));
+    daemon.wait_log("healthther answer TARGET");
+    let (p_before, d_before) = (p.started_at(), d.started_at());
+
+    p.kill();
+    wait_until("the prompt for P", || {
+        !records_for(&daemon, "prompt", &p.name).is_empty()
+    });
+    let out = daemon.output();
+    let asked = &out[out.find(&format!("{} exited", p.name)).unwrap_or(0)..];
+    assert!(asked.contains(&d.name), "the prompt names D: {out}");
+
+    let (code, _, err) = client(daemon.dir.path(), &["answer", &p.name, "yes"]);
+    assert_eq!(code, Some(0), "{err}");
+    wait_revived_healthy(&p, &p_before);
+    let record = wait_parent_restarted_record(&daemon, &d.name, &p.name);
+    assert!(
+        record["by"]
+            .as_str()
+            .is_some_and(|b| b.contains("operator")),
+        "{record}"
+    );
+    d.wait_restarted_since(&d_before);
+    wait_connects(&d.name);
+    assert_eq!(
+        events(&daemon.audit(), "prompt").len(),
+        1,
+        "one prompt, for P: {}",
+        context(&daemon)
+    );
+}
+
+/// `status --json` lists a parent's dependents on its container row.
+#[test]
+fn status_json_lists_a_parents_dependents() {
+    let p = parent("vpn");
+    let d = dependent(&p, "torrent", &[], &[]);
+    let daemon = Daemon::watching(&auto_env(&[&p.name, &d.name]));
+    let (code, out, err) = client(daemon.dir.path(), &["status", "--json"]);
+    assert_eq!(code, Some(0), "status failed: {err}");
+    let rows: Value =
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("not JSON ({e}): {out}"));
+    let row = rows
+        .as_array()
+        .and_then(|rows| rows.iter().find(|r| r["target"] == p.name.as_str()))
+        .unwrap_or_else(|| panic!("no row for {}: {out}", p.name));
+    assert_eq!(
+        row["containers"][0]["dependents"],
+        serde_json::json!([d.name]),
+        "{out}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Engine::recreate, called through the library
+
+/// An anonymous volume, removed on drop (after the container that used it).
+struct Volume(String);
+
+impl Drop for Volume {
+    fn drop(&mut self) {
+        let _ = docker(&["volume", "rm", "-f", &self.0]);
+    }
+}
+
+/// A dependent whose parent was replaced (removed, a new one under the same name) is recreated
+/// by `Engine::recreate` with its configuration, joined to the new parent.
+#[test]
+fn engine_recreate_joins_a_dependent_to_its_new_parent_with_its_configuration() {
+    let p = parent("vpn");
+    let bind_dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(bind_dir.path().join("kept"), "yes").expect("write bind file");
+    let bind = format!("{}:/bind:ro", bind_dir.path().display());
+    let d = dependent(
+        &p,
+        "torrent",
+        &[
+            "-e",
+            "FOO=bar",
+            "-l",
+            "app=torrent",
+            "-l",
+            "healthther.recreate=true",
+            "--restart",
+            "on-failure:3",
+            "-v",
+            &bind,
+            "-v",
+            "/data",
+        ],
+        &["serve", "9090"],
+    );
+    let old_id = d.inspect("{{.Id}}");
+    let anon =
+        d.inspect(r#"{{range .Mounts}}{{if eq .Destination "/data"}}{{.Name}}{{end}}{{end}}"#);
+    let _volume = Volume(anon.clone());
+    let before = d.inspect("{{json .Config.Labels}} {{json .Config.Env}} {{json .Config.Cmd}} {{json .HostConfig.RestartPolicy}}");
+
+    // The parent replaced: D holds an id that is gone.
+    docker_ok(&["rm", "-f", &p.name]);
+    let p2 = parent_named(&p.name);
+    let new_parent = p2.inspect("{{.Id}}");
+    assert!(!connects(&d.name));
+
+    let engine_ref = healthther::targets::ContainerRef {
+        id: old_id.clone(),
+        name: d.name.clone(),
+        project: None,
+        service: None,
+        labels: BTreeMap::new(),
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let new_id = runtime
+        .block_on(async {
+            let host = healthther::config::DockerHost::Unix(PathBuf::from(docker_socket()));
+            let engine = healthther::engine::Engine::connect(&host, Duration::from_secs(30))
+                .await
+                .expect("connect to the engine");
+            engine.recreate(&engine_ref, &new_parent).await
+        })
+        .unwrap_or_else(|e| panic!("recreate failed: {e}"));
+
+    assert_eq!(d.inspect("{{.Id}}"), new_id, "same name, new container");
+    assert_ne!(new_id, old_id);
+    assert_eq!(d.status(), "running");
+    assert_eq!(
+        d.inspect("{{.HostConfig.NetworkMode}}"),
+        format!("container:{new_parent}")
+    );
+    assert_eq!(
+        d.inspect("{{json .Config.Labels}} {{json .Config.Env}} {{json .Config.Cmd}} {{json .HostConfig.RestartPolicy}}"),
+        before
+    );
+    assert_eq!(
+        docker_ok(&["exec", &d.name, "/fixture", "connect", PORT]),
+        "connected to 127.0.0.1:8080"
+    );
+    let mounts = d.inspect(
+        "{{range .Mounts}}{{if .Name}}{{.Name}}{{else}}{{.Source}}{{end}}:{{.Destination}} {{end}}",
+    );
+    assert!(
+        mounts.contains(&format!("{}:/bind", bind_dir.path().display())),
+        "{mounts}"
+    );
+    assert!(
+        mounts.contains(&format!("{anon}:/data")),
+        "the anonymous volume's data kept: {mounts}"
+    );
+    // The old container is gone, under either name.
+    assert!(!docker(&["container", "inspect", &old_id]).status.success());
+    drop(d);
+}
+
+fn parent_named(name: &str) -> Node {
+    Node::start_with(name, &[], &["serve", PORT])
+}
+
+// ---------------------------------------------------------------------------------------------
+// Compose
+
+/// A compose project: `vpn` serving [`PORT`] and `torrent` with `network_mode: service:vpn`,
+/// both with unique service names; taken down on drop.
+struct Pair {
+    compose: Compose,
+    program: PathBuf,
+    name: String,
+    vpn: String,
+    torrent: String,
+    dir: tempfile::TempDir,
+}
+
+impl Pair {
+    /// Writes the compose file and brings the project up; `None` when `compose` is missing.
+    fn up(compose: Compose, recreate_label: bool) -> Option<Pair> {
+        let program = compose.program()?;
+        let image = fixture_image();
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (vpn, torrent) = (unique("vpn"), unique("torrent"));
+        let label = if recreate_label {
+            "    labels:\n      healthther.recreate: \"true\"\n"
+        } else {
+            ""
+        };
+        let yml = format!(
+            "services:\n  {vpn}:\n    image: {image}\n    command: [\"serve\", \"{PORT}\"]\n    \
+             stop_grace_period: 2s\n  {torrent}:\n    image: {image}\n    command: [\"run\"]\n    \
+             network_mode: \"service:{vpn}\"\n    stop_grace_period: 2s\n{label}"
+        );
+        std::fs::write(dir.path().join("docker-compose.yml"), yml).expect("write compose file");
+        let pair = Pair {
+            compose,
+            program,
+            name: unique("proj"),
+            vpn,
+            torrent,
+            dir,
+        };
+        pair.run_ok(&["up", "-d"]);
+        wait_connects(&pair.container(&pair.torrent));
+        Some(pair)
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.compose
+            .command()
+            .expect("found when the project was made")
+            .arg("-p")
+            .arg(&self.name)
+            .args(args)
+            .current_dir(self.dir.path())
+            .env_remove("COMPOSE_PROJECT_NAME")
+            .env_remove("COMPOSE_FILE")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {:?}: {e}", self.program))
+    }
+
+    fn run_ok(&self, args: &[&str]) {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "compose {args:?} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// The name compose gives a service's first container.
+    fn container(&self, service: &str) -> String {
+        match self.compose {
+            Compose::V1 => format!("{}_{}_1", self.name, service),
+            Compose::V2 => format!("{}-{}-1", self.name, service),
+        }
+    }
+
+    fn id(&self, service: &str) -> String {
+        docker_ok(&["inspect", "-f", "{{.Id}}", &self.container(service)])
+    }
+
+    fn inspect(&self, service: &str, format: &str) -> String {
+        docker_ok(&["inspect", "-f", format, &self.container(service)])
+    }
+}
+
+impl Drop for Pair {
+    fn drop(&mut self) {
+        let _ = self.run(&["down", "-v", "--remove-orphans", "-t", "1"]);
+    }
+}
+
+/// `docker kill` of a compose parent: the daemon revives it, then restarts the dependent, which
+/// reaches the parent's port again.
+fn compose_kill(compose: Compose) {
+    let Some(pair) = Pair::up(compose, false) else {
+        return;
+    };
+    let (vpn, torrent) = (pair.container(&pair.vpn), pair.container(&pair.torrent));
+    let daemon = Daemon::watching(&auto_env(&[&pair.vpn, &pair.torrent]));
+    let (vpn_before, torrent_before) = (
+        pair.inspect(&pair.vpn, "{{.State.StartedAt}}"),
+        pair.inspect(&pair.torrent, "{{.State.StartedAt}}"),
+    );
+    docker_ok(&["kill", &vpn]);
+    wait_until("vpn revived", || {
+        pair.inspect(&pair.vpn, "{{.State.Status}} {{.State.StartedAt}}")
+            != format!("running {vpn_before}")
+            && pair.inspect(&pair.vpn, "{{.State.Status}}") == "running"
+    });
+    wait_parent_restarted_record(&daemon, &torrent, &vpn);
+    wait_until("torrent restarted", || {
+        pair.inspect(&pair.torrent, "{{.State.StartedAt}}") != torrent_before
+    });
+    wait_connects(&torrent);
+}
+
+#[test]
+fn compose_v1_a_killed_parent_brings_its_dependents_network_back() {
+    compose_kill(Compose::V1);
+}
+
+#[test]
+fn compose_v2_a_killed_parent_brings_its_dependents_network_back() {
+    compose_kill(Compose::V2);
+}
+
+/// The parent alone recreated by compose (`up -d --force-recreate --no-deps vpn`: compose v1
+/// 1.29 then leaves torrent running, pointing at the old vpn's id, and a later `up -d` calls it
+/// "up-to-date"). With the label the daemon recreates torrent joined to the new vpn; without it
+/// the daemon reports the compose command that fixes it and touches nothing.
+fn compose_recreated_parent(compose: Compose, labelled: bool) {
+    let Some(pair) = Pair::up(compose, labelled) else {
+        return;
+    };
+    let torrent = pair.container(&pair.torrent);
+    let daemon = Daemon::watching(&format!("{}{DEBUG}", auto_env(&[&pair.vpn, &pair.torrent])));
+    let (old_vpn, old_torrent) = (pair.id(&pair.vpn), pair.id(&pair.torrent));
+
+    pair.run_ok(&["up", "-d", "--force-recreate", "--no-deps", &pair.vpn]);
+    let new_vpn = pair.id(&pair.vpn);
+    assert_ne!(new_vpn, old_vpn);
+    if labelled {
+        wait_until("torrent recreated", || {
+            records_for(&daemon, "action", &torrent)
+                .iter()
+                .any(|r| r["decision"] == "recreate" && r["result"] == "running")
+        });
+        wait_until("torrent under its name with a new id", || {
+            docker(&["inspect", "-f", "{{.Id}}", &torrent])
+                .status
+                .success()
+                && pair.id(&pair.torrent) != old_torrent
+        });
+        assert_eq!(
+            pair.inspect(&pair.torrent, "{{.HostConfig.NetworkMode}}"),
+            format!("container:{new_vpn}")
+        );
+        wait_connects(&torrent);
+    } else {
+        wait_until("torrent reported as needing a recreate", || {
+            records_for(&daemon, "skipped", &torrent)
+                .iter()
+                .any(|r| r["result"] == "needs_recreate")
+        });
+        let out = daemon.output();
+        let line = out
+            .lines()
+            .find(|l| l.contains("up -d") && l.contains(&pair.torrent))
+            .unwrap_or_else(|| panic!("no `up -d {}` in the output:\n{out}", pair.torrent));
+        let tool = match compose {
+            Compose::V1 => "docker-compose",
+            Compose::V2 => "docker compose",
+        };
+        assert!(line.contains(tool), "{line}");
+        daemon.wait_passes(4);
+        assert_eq!(pair.id(&pair.torrent), old_torrent, "torrent untouched");
+        assert!(
+            records_for(&daemon, "action", &torrent).is_empty(),
+            "{}",
+            context(&daemon)
+        );
+    }
+}
+
+#[test]
+fn compose_v1_a_recreated_parent_gets_its_labelled_dependent_recreated() {
+    compose_recreated_parent(Compose::V1, true);
+}
+
+#[test]
+fn compose_v2_a_recreated_parent_gets_its_labelled_dependent_recreated() {
+    compose_recreated_parent(Compose::V2, true);
+}
+
+#[test]
+fn compose_v1_an_unlabelled_dependent_of_a_recreated_parent_is_reported() {
+    compose_recreated_parent(Compose::V1, false);
+}
+
+#[test]
+fn compose_v2_an_unlabelled_dependent_of_a_recreated_parent_is_reported() {
+    compose_recreated_parent(Compose::V2, false);
+}
