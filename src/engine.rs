@@ -14,7 +14,7 @@ use serde::Deserialize;
 use thiserror::Error;
 
 use crate::config::DockerHost;
-use crate::policy::{health_from_status_text, Health, Listed, Snapshot, Status};
+use crate::policy::{health_from_status_text, network_parent, Health, Listed, Snapshot, Status};
 use crate::targets::ContainerRef;
 use crate::watch::Started;
 
@@ -463,7 +463,11 @@ impl Engine {
     ///
     /// Every call is made by hand so that the engine's JSON passes through whole: bollard's
     /// typed models would drop the fields they do not know.
-    pub async fn recreate(&self, c: &ContainerRef, parent_id: &str) -> Result<String, EngineError> {
+    pub async fn recreate_container(
+        &self,
+        c: &ContainerRef,
+        parent_id: &str,
+    ) -> Result<String, EngineError> {
         let v = self.docker.client_version().to_string();
         let doing = format!("inspecting container {}", c.name);
         let path = format!("/v{v}/containers/{}/json", c.id);
@@ -634,6 +638,10 @@ impl crate::watch::Docker for Engine {
 
     async fn stop(&self, c: &ContainerRef, timeout: Duration) -> Result<(), EngineError> {
         self.stop_container(c, timeout).await
+    }
+
+    async fn recreate(&self, c: &ContainerRef, parent_id: &str) -> Result<String, EngineError> {
+        self.recreate_container(c, parent_id).await
     }
 
     fn events(
@@ -832,12 +840,15 @@ fn error_message(body: &[u8]) -> String {
         .unwrap_or_else(|| text.trim().chars().take(200).collect())
 }
 
-/// The `healthther.*` labels among a container's labels, and Swarm's task label.
+/// The `healthther.*` labels among a container's labels, Swarm's task label and compose's
+/// `depends_on`.
 fn ours(labels: &HashMap<String, String>) -> BTreeMap<String, String> {
     labels
         .iter()
         .filter(|(k, _)| {
-            k.starts_with(crate::overrides::PREFIX) || *k == crate::targets::SWARM_TASK_LABEL
+            k.starts_with(crate::overrides::PREFIX)
+                || *k == crate::targets::SWARM_TASK_LABEL
+                || *k == crate::targets::COMPOSE_DEPENDS_ON_LABEL
         })
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect()
@@ -858,6 +869,13 @@ struct Summary {
     state: Option<String>,
     status: Option<String>,
     health: Option<SummaryHealth>,
+    host_config: Option<SummaryHostConfig>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct SummaryHostConfig {
+    network_mode: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -889,6 +907,10 @@ fn listed(s: Summary) -> Option<Listed> {
         },
         status,
         health,
+        network_parent: s
+            .host_config
+            .and_then(|h| h.network_mode)
+            .and_then(|m| network_parent(&m)),
     })
 }
 
@@ -913,6 +935,7 @@ fn snapshot(c: &ContainerRef, r: ContainerInspectResponse) -> Snapshot {
         .map(name_of)
         .unwrap_or_else(|| c.name.clone());
     let labels = r.config.and_then(|cfg| cfg.labels).unwrap_or_default();
+    let network_mode = r.host_config.and_then(|h| h.network_mode);
     Snapshot {
         container: ContainerRef {
             id: r.id.unwrap_or_else(|| c.id.clone()),
@@ -939,6 +962,7 @@ fn snapshot(c: &ContainerRef, r: ContainerInspectResponse) -> Snapshot {
         } else {
             None
         },
+        network_parent: network_mode.as_deref().and_then(network_parent),
     }
 }
 

@@ -18,6 +18,8 @@ pub struct Overrides {
     /// Act on `unhealthy` only once it has lasted this long.
     pub unhealthy_after: Option<Duration>,
     pub on_stop: Option<OnStop>,
+    /// Recreate it, joined to its network's new parent, when that parent was replaced.
+    pub recreate: Option<bool>,
 }
 
 /// A label whose value is not understood: the global setting applies.
@@ -42,6 +44,12 @@ pub fn parse(labels: &BTreeMap<String, String>) -> (Overrides, Vec<BadLabel>) {
             "stop-timeout" => duration(v).map(|d| o.stop_timeout = Some(d)),
             "unhealthy-after" => duration(v).map(|d| o.unhealthy_after = Some(d)),
             "on-stop" => OnStop::parse(v).map(|s| o.on_stop = Some(s)),
+            "recreate" => match v.to_ascii_lowercase().as_str() {
+                "true" => Some(true),
+                "false" => Some(false),
+                _ => None,
+            }
+            .map(|b| o.recreate = Some(b)),
             // Another tool's label, or a later version's: not ours to judge.
             _ => Some(()),
         };
@@ -52,6 +60,7 @@ pub fn parse(labels: &BTreeMap<String, String>) -> (Overrides, Vec<BadLabel>) {
                 expected: match key {
                     "mode" => "auto, manual or observe",
                     "on-stop" => "revive or hold",
+                    "recreate" => "true or false",
                     _ => "a duration such as 30s, 500ms or 2m, at most a day",
                 },
             });
@@ -87,6 +96,7 @@ mod tests {
             ("healthther.stop-timeout", "3s"),
             ("healthther.unhealthy-after", "90"),
             ("healthther.on-stop", "hold"),
+            ("healthther.recreate", "True"),
             ("com.docker.compose.service", "web"),
             ("healthther.future-thing", "x"),
         ]));
@@ -98,6 +108,7 @@ mod tests {
                 stop_timeout: Some(Duration::from_secs(3)),
                 unhealthy_after: Some(Duration::from_secs(90)),
                 on_stop: Some(OnStop::Hold),
+                recreate: Some(true),
             }
         );
     }

@@ -80,6 +80,8 @@ pub struct Listed {
     pub container: ContainerRef,
     pub status: Status,
     pub health: Health,
+    /// The container whose network namespace it shares (`--network container:X`): X.
+    pub network_parent: Option<String>,
 }
 
 /// What an inspect call tells: everything a decision and its record need.
@@ -100,6 +102,15 @@ pub struct Snapshot {
     pub error: Option<String>,
     /// The output of the last health check, trimmed, when the container is unhealthy.
     pub health_output: Option<String>,
+    /// The container whose network namespace it shares (`--network container:X`): X.
+    pub network_parent: Option<String>,
+}
+
+/// The container named by a network mode of `container:X` (an id or a name), if it is one.
+pub fn network_parent(mode: &str) -> Option<String> {
+    mode.strip_prefix("container:")
+        .filter(|x| !x.is_empty())
+        .map(str::to_string)
 }
 
 /// What to do about a container.
@@ -246,6 +257,7 @@ mod tests {
             finished_at: None,
             error: None,
             health_output: None,
+            network_parent: None,
         }
     }
 
@@ -296,6 +308,7 @@ mod tests {
                 container: snap(Status::Running, Health::None).container,
                 status: status.clone(),
                 health,
+                network_parent: None,
             };
             assert_eq!(needs_inspection(&l), want, "{status:?} {health:?}");
         }

@@ -69,6 +69,8 @@ pub struct Pending {
     pub run: String,
     /// Revivals of this container that failed again soon, lately.
     pub failed_revivals: usize,
+    /// Targets that share its network and are restarted after it: the answer covers them.
+    pub dependents: Vec<String>,
 }
 
 impl Pending {
@@ -90,8 +92,13 @@ pub fn render(p: &Pending, now: SystemTime) -> String {
         1 => " (1 revival failed lately)".to_string(),
         n => format!(" ({n} revivals failed lately)"),
     };
+    let dependents = match p.dependents.as_slice() {
+        [] => String::new(),
+        [one] => format!(" (and then {one}, which shares its network)"),
+        many => format!(" (and then {}, which share its network)", many.join(", ")),
+    };
     format!(
-        "{} {} {} ago{history}. {} it? {CHOICES} > ",
+        "{} {} {} ago{history}. {} it{dependents}? {CHOICES} > ",
         p.who(),
         p.seen,
         ago(now.duration_since(p.since).unwrap_or_default()),
@@ -135,6 +142,7 @@ mod tests {
             since: SystemTime::UNIX_EPOCH,
             run: run.into(),
             failed_revivals: 0,
+            dependents: Vec::new(),
         }
     }
 

@@ -21,6 +21,8 @@ use thiserror::Error;
 /// The label of a container that is a task of a Swarm service: never a target, even when
 /// named, since Swarm replaces failed tasks itself.
 pub const SWARM_TASK_LABEL: &str = "com.docker.swarm.task.id";
+/// Compose v2's record of a service's `depends_on`: `service:condition:restart`, by commas.
+pub const COMPOSE_DEPENDS_ON_LABEL: &str = "com.docker.compose.depends_on";
 
 /// A validated target from `HEALTH_TARGETS`: a container or service name, or
 /// `project/service`.

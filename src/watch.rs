@@ -41,6 +41,7 @@
 //!   the action carried, whatever became of the container.
 
 mod core;
+mod graph;
 mod status;
 mod task;
 
@@ -83,6 +84,13 @@ pub trait Docker: Clone + Send + Sync + 'static {
         c: &ContainerRef,
         timeout: Duration,
     ) -> impl Future<Output = Result<(), EngineError>> + Send;
+    /// Replaces the container by one of the same name and configuration whose network is
+    /// `parent_id`'s; returns the new container's id.
+    fn recreate(
+        &self,
+        c: &ContainerRef,
+        parent_id: &str,
+    ) -> impl Future<Output = Result<String, EngineError>> + Send;
     /// Container events from `since` on, then live.
     fn events(
         &self,

@@ -8,6 +8,10 @@ use std::time::{Duration, Instant, SystemTime};
 
 use tracing::{debug, error, info, warn};
 
+mod dependents;
+
+use self::dependents::NetworkFix;
+use super::graph;
 use super::status::{self, ActionStatus, ContainerStatus, HoldStatus, TargetStatus};
 use crate::audit::{self, Record, RecordEvent};
 use crate::backoff::{History, Plan, GRACE};
@@ -146,6 +150,16 @@ pub struct Act {
     /// How long a restart waits for it to stop.
     pub stop_timeout: Duration,
     pub cause: Cause,
+    /// The container whose network it shares, when that is why it is acted on: a restart
+    /// after the parent started again, or a recreation joined to the parent's successor.
+    pub parent: Option<Parent>,
+}
+
+/// A container another one shares the network namespace of.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Parent {
+    pub id: String,
+    pub name: String,
 }
 
 /// Why a target went down, from the engine's own events and state.
@@ -161,6 +175,10 @@ pub enum Cause {
     Oom,
     /// Its health check failed.
     Unhealthy,
+    /// It runs, but the container whose network it shares started again: it lost its network.
+    ParentRestarted,
+    /// The container whose network it shared was replaced: it cannot start again as it is.
+    ParentRecreated,
 }
 
 impl Cause {
@@ -171,13 +189,18 @@ impl Cause {
             Cause::Crash => "crash",
             Cause::Oom => "oom",
             Cause::Unhealthy => "unhealthy",
+            Cause::ParentRestarted => "parent_restarted",
+            Cause::ParentRecreated => "parent_recreated",
         }
     }
 
     /// Whether the container itself failed: only such failures count toward back-off and
     /// quarantine. A death someone caused through the API says nothing about the container.
     pub fn is_its_own(self) -> bool {
-        !matches!(self, Cause::ApiKill | Cause::ApiStop)
+        !matches!(
+            self,
+            Cause::ApiKill | Cause::ApiStop | Cause::ParentRestarted | Cause::ParentRecreated
+        )
     }
 }
 
@@ -186,6 +209,8 @@ pub enum Action {
     Start,
     /// Stop (waiting the stop timeout) and start, for a running container that is unhealthy.
     Restart,
+    /// Create it again, with its exact configuration, joined to its parent's successor.
+    Recreate,
 }
 
 impl Action {
@@ -193,6 +218,7 @@ impl Action {
         match self {
             Action::Start => "start",
             Action::Restart => "restart",
+            Action::Recreate => "recreate",
         }
     }
 }
@@ -210,6 +236,8 @@ pub struct Acted {
 pub enum ActResult {
     /// It runs again.
     Running,
+    /// Recreated: the new container, which runs.
+    Recreated { id: String },
     /// The engine did nothing: it was running already (someone else started it first).
     AlreadyRunning,
     /// Started, but a look right after found it so (the engine's error, if it gave one).
@@ -231,7 +259,7 @@ pub enum ActResult {
 impl ActResult {
     fn word(&self) -> String {
         match self {
-            ActResult::Running => "running".into(),
+            ActResult::Running | ActResult::Recreated { .. } => "running".into(),
             ActResult::AlreadyRunning => "already_running".into(),
             ActResult::NotRunning { seen, .. } => seen.clone(),
             ActResult::Removed => "removed".into(),
@@ -326,6 +354,31 @@ struct Watched {
     /// When its last death was taken for a crash: an API kill the engine tells of only after
     /// the death (newer engines may) forgives it, if it comes within [`LATE_KILL`].
     crash_seen: Option<Instant>,
+    /// The container whose network namespace it shares, as its network mode names it.
+    network_parent: Option<String>,
+    /// Its network went with its parent's restart, and it has not started since.
+    net_lost: Option<NetLoss>,
+    /// Who allowed the start or restart we last asked for, and when: its dependents' restarts
+    /// that follow are allowed by the same.
+    revived_by: Option<(Approval, Instant)>,
+    /// An inspect only to learn its network mode (a container created while we watch) is out.
+    learning: bool,
+}
+
+/// A dependent's lost network: whose restart took it, and what follows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct NetLoss {
+    parent: Parent,
+    /// When the parent started: a run of the dependent's from after it has the new network.
+    parent_started: SystemTime,
+    /// Who allowed the parent's revival, when it was ours: it covers the dependent too.
+    approval: Option<Approval>,
+    /// The parent runs (and is healthy, if it has a health check): act, ask or report now.
+    ready: bool,
+    /// Said once that it is not ours to restart, or that it needs recreating.
+    reported: bool,
+    /// It names a container the parent replaced.
+    recreated: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -383,6 +436,10 @@ impl Watched {
             oom: false,
             last_cause: None,
             crash_seen: None,
+            network_parent: None,
+            net_lost: None,
+            revived_by: None,
+            learning: false,
         }
     }
 
@@ -464,6 +521,9 @@ pub struct Core {
     restored: HashMap<String, History>,
     /// What was last given to the state file.
     saved: Option<Saved>,
+    /// Removed containers that others still name (by id) as their network's parent, to find
+    /// the container that took their place.
+    gone: HashMap<String, ContainerRef>,
 }
 
 impl Core {
@@ -488,6 +548,7 @@ impl Core {
             epoch: now,
             restored: HashMap::new(),
             saved: None,
+            gone: HashMap::new(),
         }
     }
 
@@ -572,6 +633,9 @@ impl Core {
                 if l.status != Status::Running {
                     r.stopping = None;
                 }
+                if l.network_parent.is_some() {
+                    r.network_parent = l.network_parent.clone();
+                }
                 let since = r
                     .state
                     .as_ref()
@@ -647,6 +711,9 @@ impl Core {
                 }
             }
             self.retarget(now, out);
+        }
+        if !replay {
+            self.follow_network(&container.id, kind, time, now, out);
         }
         let Some(r) = self.records.get_mut(&container.id) else {
             return;
@@ -844,6 +911,13 @@ impl Core {
         let Some(r) = self.records.get_mut(&id) else {
             return;
         };
+        if snapshot.network_parent.is_some() {
+            r.network_parent = snapshot.network_parent.clone();
+        }
+        if std::mem::take(&mut r.learning) && matches!(r.phase, Phase::Idle | Phase::Due { .. }) {
+            // Only its network was to be learnt.
+            return;
+        }
         let approval = match &mut r.phase {
             Phase::Looking {
                 approval,
@@ -886,6 +960,11 @@ impl Core {
             ActResult::AlreadyRunning => {
                 info!(target = %act.target, container = %c.name, "already running: someone else started it first")
             }
+            ActResult::Recreated { id } => {
+                info!(target = %act.target, container = %c.name, new_id = %short(id), took_ms,
+                    "recreated, joined to the network of {}",
+                    act.parent.as_ref().map_or("its parent", |p| p.name.as_str()))
+            }
             other => warn!(
                 target = %act.target, container = %c.name, result = %other.word(),
                 error = other.error().as_deref().unwrap_or(""), "revival did not bring it back"
@@ -899,7 +978,18 @@ impl Core {
             describe(&act.seen),
         );
         record.mode = Some(mode_word(act.mode));
-        record.by = Some(act.approval.by());
+        record.by = Some(match &act.parent {
+            Some(p) => format!("{}; its parent {}", act.approval.by(), p.name),
+            None => act.approval.by(),
+        });
+        if let (ActResult::Recreated { id }, Some(p)) = (&result, &act.parent) {
+            record.note = Some(format!(
+                "recreated as {} with the same configuration, joined to the network of {} ({})",
+                short(id),
+                p.name,
+                short(&p.id)
+            ));
+        }
         record.state = Some(audit::State::from(&act.seen));
         record.decision = Some(act.action.word());
         record.cause = Some(act.cause.word());
@@ -1037,6 +1127,8 @@ impl Core {
     fn remove(&mut self, id: &str, now: Now, out: &mut Vec<Command>) {
         if let Some(mut r) = self.records.remove(id) {
             self.drop_prompt(&mut r, "the container was removed", now, out);
+            self.remember_parent(&r);
+            self.parent_removed(id, now, out);
         }
     }
 
@@ -1217,6 +1309,7 @@ impl Core {
     ) {
         let verdict = classify(&s);
         let limits = self.config.limits;
+        let fix = self.network_fix(id, s.started_at.as_deref());
         let Some(r) = self.records.get_mut(id) else {
             return;
         };
@@ -1254,6 +1347,68 @@ impl Core {
                 out.push(Command::Record(record));
             }
             return;
+        };
+        // Its network went with its parent's restart or replacement (see `dependents`).
+        let running = s.status == Status::Running;
+        let (verdict, net) = match fix {
+            NetworkFix::Restart(p)
+                if running && matches!(verdict, Verdict::Fine | Verdict::Wait) =>
+            {
+                (
+                    Verdict::Restart,
+                    Some((p, Cause::ParentRestarted, Action::Restart)),
+                )
+            }
+            NetworkFix::Recreate(p) if r.overrides.recreate == Some(true) => {
+                let v = if running {
+                    Verdict::Restart
+                } else {
+                    Verdict::Start
+                };
+                (v, Some((p, Cause::ParentRecreated, Action::Recreate)))
+            }
+            NetworkFix::Recreate(p) => {
+                let n = r.net_lost.get_or_insert_with(|| NetLoss {
+                    parent: p.clone(),
+                    parent_started: now.wall,
+                    approval: None,
+                    ready: true,
+                    reported: false,
+                    recreated: true,
+                });
+                if !std::mem::replace(&mut n.reported, true) {
+                    let note = format!(
+                        "{0} was recreated, and {1} still names the container it replaced: {1} \
+                         cannot start again until it is recreated too: `{2}` (or label it \
+                         healthther.recreate=true to have healthther recreate it)",
+                        p.name,
+                        s.container.name,
+                        graph::fix_command(&s.container, &p.name)
+                    );
+                    warn!(target = %target, container = %s.container.name, "{note}");
+                    let mut record = Record::new(
+                        RecordEvent::Skipped,
+                        now.wall,
+                        target.as_str(),
+                        &s.container,
+                        describe(&s),
+                    );
+                    record.mode = Some(mode_word(mode));
+                    record.state = Some(audit::State::from(&s));
+                    record.decision = Some("none");
+                    record.cause = Some(Cause::ParentRecreated.word());
+                    record.result = Some("needs_recreate".into());
+                    record.note = Some(note);
+                    out.push(Command::Record(record));
+                }
+                return;
+            }
+            NetworkFix::None => {
+                r.net_lost = None;
+                (verdict, None)
+            }
+            // It died or turned unhealthy meanwhile: its own revival joins the new namespace.
+            NetworkFix::Restart(_) => (verdict, None),
         };
         if verdict.acts() {
             let hold = self
@@ -1295,7 +1450,7 @@ impl Core {
                 return;
             }
             let after = r.overrides.unhealthy_after.unwrap_or_default();
-            if verdict == Verdict::Restart && !after.is_zero() {
+            if verdict == Verdict::Restart && !after.is_zero() && net.is_none() {
                 let since = *r.unhealthy_since.get_or_insert(now.at);
                 if now.at < since + after {
                     debug!(target = %target, container = %s.container.name,
@@ -1328,7 +1483,9 @@ impl Core {
             };
             return;
         }
-        let cause = if verdict == Verdict::Restart {
+        let cause = if let Some((_, cause, _)) = &net {
+            *cause
+        } else if verdict == Verdict::Restart {
             Cause::Unhealthy
         } else if s.oom_killed || r.oom {
             Cause::Oom
@@ -1361,14 +1518,31 @@ impl Core {
                 t.min(self.config.stop_timeout + LABEL_STOP_SLACK)
             });
         let Some(approval) = approval else {
-            self.ask(id, &target, &s, verdict, now, out);
+            let seen = match &net {
+                Some((p, Cause::ParentRecreated, _)) => {
+                    format!(
+                        "{}; {} was recreated, so it must be recreated too",
+                        describe(&s),
+                        p.name
+                    )
+                }
+                Some((p, _, _)) => format!(
+                    "{}, but it lost its network when {} restarted",
+                    describe(&s),
+                    p.name
+                ),
+                None => describe(&s),
+            };
+            self.ask(id, &target, &s, seen, verdict, now, out);
             return;
         };
         let plan = match approval {
             // An answer to this very prompt is a person deciding: no back-off.
             Approval::Operator { .. } => Plan::Revive,
             // Right after our own restart the engine may report the state from before.
-            _ if verdict == Verdict::Restart && history.in_grace(now.at) => Plan::Wait(GRACE),
+            _ if verdict == Verdict::Restart && net.is_none() && history.in_grace(now.at) => {
+                Plan::Wait(GRACE)
+            }
             // Someone else's doing is undone at once however often it happens; only a
             // quarantine (the container's own failures) still stands.
             _ if !cause.is_its_own() && !history.is_quarantined() && !history.call_refused() => {
@@ -1386,18 +1560,21 @@ impl Core {
                     again: false,
                     by_operator,
                 };
+                self.note_revival(id, &approval, now.at);
+                let (parent, action) = match net {
+                    Some((p, _, action)) => (Some(p), action),
+                    None if verdict == Verdict::Restart => (None, Action::Restart),
+                    None => (None, Action::Start),
+                };
                 out.push(Command::Act(Act {
                     target,
-                    action: if verdict == Verdict::Restart {
-                        Action::Restart
-                    } else {
-                        Action::Start
-                    },
+                    action,
                     seen: s,
                     approval,
                     mode,
                     stop_timeout,
                     cause,
+                    parent,
                 }));
             }
             Plan::Wait(d) => {
@@ -1551,15 +1728,18 @@ impl Core {
 
     /// A target needs action that nobody allowed yet: open a prompt, unless the operator said
     /// `never` for it, or `no` to this very failure.
+    #[allow(clippy::too_many_arguments)]
     fn ask(
         &mut self,
         id: &str,
         target: &TargetName,
         s: &Snapshot,
+        seen: String,
         verdict: Verdict,
         now: Now,
         out: &mut Vec<Command>,
     ) {
+        let dependents = self.dependent_targets(id);
         let Some(r) = self.records.get_mut(id) else {
             return;
         };
@@ -1577,7 +1757,7 @@ impl Core {
         let pending = Pending {
             target: target.clone(),
             container: s.container.clone(),
-            seen: describe(s),
+            seen,
             verdict,
             since: match s.status {
                 Status::Running => now.wall,
@@ -1585,6 +1765,7 @@ impl Core {
             },
             run,
             failed_revivals: r.history.as_ref().map_or(0, History::recent_failures),
+            dependents,
         };
         let text = prompt::render(&pending, now.wall);
         let mut record = Record::new(
@@ -2081,6 +2262,7 @@ impl Core {
                 prompt_open: r.prompt.is_some(),
                 held_by_stop: r.held_by_stop,
                 last_cause: r.last_cause.map(Cause::word),
+                dependents: self.dependent_names(&r.container.id),
             })
             .collect();
         containers.sort_by(|a, b| a.name.cmp(&b.name));
@@ -2241,6 +2423,11 @@ impl Core {
     }
 }
 
+/// An id as `docker ps` shows it.
+fn short(id: &str) -> &str {
+    id.get(..12).unwrap_or(id)
+}
+
 fn health_word(h: Health) -> &'static str {
     match h {
         Health::None => "none",
@@ -2299,6 +2486,15 @@ mod tests {
             container: c.clone(),
             status,
             health: Health::None,
+            network_parent: None,
+        }
+    }
+
+    /// A running container that shares `parent`'s network namespace.
+    fn listed_in(c: &ContainerRef, parent: &str) -> Listed {
+        Listed {
+            network_parent: Some(parent.into()),
+            ..listed(c, Status::Running)
         }
     }
 
@@ -2393,6 +2589,7 @@ mod tests {
             finished_at: (status != Status::Running).then_some(now),
             error: None,
             health_output: None,
+            network_parent: None,
             status,
         }
     }
@@ -2457,6 +2654,267 @@ mod tests {
                 _ => None,
             })
             .collect()
+    }
+
+    // --- Dependents -------------------------------------------------------------------
+
+    const VPN_ID: &str = "aaaaaaaaaaaa0000";
+
+    /// vpn and torrent, which shares vpn's network (by id, as compose writes it), listed.
+    fn vpn_and_torrent(mode: &str, targets: &str) -> (Script, ContainerRef, ContainerRef) {
+        let vpn = c(VPN_ID, "vpn", None, None);
+        let torrent = c("t", "torrent", None, None);
+        let mut s = Script::new(mode, targets);
+        let session_start = s.now().wall;
+        s.feed(Input::Connected { session_start });
+        s.feed(Input::Listed {
+            full: true,
+            containers: vec![listed(&vpn, Status::Running), listed_in(&torrent, VPN_ID)],
+        });
+        s.elapsed += Duration::from_secs(30);
+        (s, vpn, torrent)
+    }
+
+    /// vpn is killed and revived by healthther; returns the commands after its start event.
+    fn revive_vpn(s: &mut Script, vpn: &ContainerRef) -> Vec<Command> {
+        s.event(KILL, vpn);
+        let out = s.event(EventKind::Die, vpn);
+        assert_eq!(inspects(&out), vec![VPN_ID]);
+        let out = s.inspected(vpn, Status::Exited, 0);
+        let act = acts(&out)[0].clone();
+        assert_eq!(act.action, Action::Start);
+        s.elapsed += MS;
+        let after = s.event(EventKind::Start, vpn);
+        let out = s.feed(acted(&act, ActResult::Running));
+        if inspects(&out).contains(&VPN_ID) {
+            let run = u64::try_from(s.elapsed.as_millis()).unwrap_or(u64::MAX);
+            s.inspected(vpn, Status::Running, run);
+        }
+        after
+    }
+
+    #[test]
+    fn a_revived_parent_brings_its_running_dependents_back_after_it() {
+        let (mut s, vpn, torrent) = vpn_and_torrent("auto", "vpn,torrent");
+        let out = revive_vpn(&mut s, &vpn);
+        assert_eq!(
+            inspects(&out),
+            vec!["t"],
+            "torrent is looked at once vpn runs"
+        );
+        let out = s.inspected(&torrent, Status::Running, 0);
+        let act = acts(&out)[0].clone();
+        assert_eq!(act.action, Action::Restart);
+        assert_eq!(act.cause, Cause::ParentRestarted);
+        assert_eq!(act.parent.as_ref().map(|p| p.name.as_str()), Some("vpn"));
+        let out = s.feed(acted(&act, ActResult::Running));
+        let by = records(&out)[0].by.clone().unwrap_or_default();
+        assert!(by.contains("vpn"), "the record names the parent: {by}");
+        // Its own start gave it the new network: nothing more.
+        s.elapsed += MS;
+        s.event(EventKind::Start, &torrent);
+        let run = u64::try_from(s.elapsed.as_millis()).unwrap_or(u64::MAX);
+        let out = s.inspected(&torrent, Status::Running, run);
+        assert!(acts(&out).is_empty());
+    }
+
+    #[test]
+    fn someone_elses_restart_of_a_parent_brings_its_dependents_back_too() {
+        let (mut s, vpn, torrent) = vpn_and_torrent("auto", "vpn,torrent");
+        s.event(TERM, &vpn);
+        s.event(EventKind::Die, &vpn);
+        let out = s.event(EventKind::Start, &vpn);
+        assert!(inspects(&out).contains(&"t"));
+        let out = s.inspected(&torrent, Status::Running, 0);
+        assert_eq!(acts(&out)[0].cause, Cause::ParentRestarted);
+        assert_eq!(acts(&out)[0].approval, Approval::Auto);
+    }
+
+    #[test]
+    fn dependents_wait_until_a_parent_with_a_health_check_is_healthy() {
+        let (mut s, vpn, torrent) = vpn_and_torrent("auto", "vpn,torrent");
+        s.feed(Input::Listed {
+            full: true,
+            containers: vec![
+                Listed {
+                    health: Health::Healthy,
+                    ..listed(&vpn, Status::Running)
+                },
+                listed_in(&torrent, VPN_ID),
+            ],
+        });
+        let out = s.event(EventKind::Start, &vpn);
+        assert!(inspects(&out).is_empty(), "vpn is still starting");
+        let out = s.event(EventKind::Health(Health::Healthy), &vpn);
+        assert!(inspects(&out).contains(&"t"));
+    }
+
+    #[test]
+    fn a_dependent_that_started_after_its_parent_is_left_alone() {
+        let (mut s, vpn, torrent) = vpn_and_torrent("auto", "vpn,torrent");
+        s.event(EventKind::Start, &vpn);
+        s.elapsed += MS;
+        // Compose restarted it too, and the look saw that run.
+        let run = u64::try_from(s.elapsed.as_millis()).unwrap_or(u64::MAX);
+        let out = s.inspected(&torrent, Status::Running, run);
+        assert!(acts(&out).is_empty());
+    }
+
+    #[test]
+    fn a_dependent_that_is_no_target_is_reported_once_and_untouched() {
+        let (mut s, vpn, _) = vpn_and_torrent("auto", "vpn");
+        let out = revive_vpn(&mut s, &vpn);
+        assert!(inspects(&out).is_empty() && acts(&out).is_empty());
+        let r = records(&out);
+        assert_eq!(r.len(), 1);
+        assert_eq!(r[0].container, "torrent");
+        assert_eq!(r[0].result.as_deref(), Some("dependent_not_a_target"));
+        assert!(r[0]
+            .note
+            .as_deref()
+            .unwrap_or("")
+            .contains("add it to HEALTH_TARGETS"));
+        s.elapsed += Duration::from_secs(30);
+        let out = revive_vpn(&mut s, &vpn);
+        assert!(records(&out).is_empty(), "said once");
+    }
+
+    #[test]
+    fn a_dependents_own_failure_never_touches_its_parent() {
+        let (mut s, vpn, torrent) = vpn_and_torrent("auto", "vpn,torrent");
+        for _ in 0..5 {
+            s.event(EventKind::Die, &torrent);
+            let out = s.inspected(&torrent, Status::Exited, 0);
+            for a in acts(&out) {
+                assert_eq!(a.seen.container.name, "torrent");
+                s.event(EventKind::Start, &torrent);
+                let out = s.feed(acted(a, ActResult::Running));
+                assert!(!inspects(&out).contains(&VPN_ID));
+            }
+            s.elapsed += Duration::from_secs(1);
+        }
+        let out = s.advance(Duration::from_secs(600));
+        assert!(!inspects(&out).contains(&VPN_ID));
+        let _ = vpn;
+    }
+
+    #[test]
+    fn one_prompt_covers_the_parent_and_the_dependents_it_restarts() {
+        let (mut s, vpn, torrent) = vpn_and_torrent("manual", "vpn,torrent");
+        s.event(KILL, &vpn);
+        s.event(EventKind::Die, &vpn);
+        let out = s.inspected(&vpn, Status::Exited, 0);
+        let prompt = records(&out)[0].note.clone().unwrap_or_default();
+        assert!(
+            prompt.contains("torrent"),
+            "the prompt names the dependent: {prompt}"
+        );
+        s.answer("vpn", "yes");
+        let out = s.inspected(&vpn, Status::Exited, 0);
+        let act = acts(&out)[0].clone();
+        let out = s.event(EventKind::Start, &vpn);
+        s.feed(acted(&act, ActResult::Running));
+        assert_eq!(inspects(&out), vec!["t"]);
+        let out = s.inspected(&torrent, Status::Running, 0);
+        let restart = acts(&out)[0].clone();
+        assert!(
+            matches!(restart.approval, Approval::Operator { .. }),
+            "no second prompt"
+        );
+        assert_eq!(restart.parent.map(|p| p.name), Some("vpn".into()));
+    }
+
+    /// Compose recreates vpn: the new one starts before the old one is removed.
+    fn recreate_vpn(s: &mut Script, old: &ContainerRef) -> (ContainerRef, Vec<Command>) {
+        let new = c("bbbbbbbbbbbb1111", "p-vpn-1", Some("p"), Some("vpn"));
+        s.event(TERM, old);
+        s.event(EventKind::Die, old);
+        let renamed = ContainerRef {
+            name: "aaaaaaaaaaaa_p-vpn-1".into(),
+            ..old.clone()
+        };
+        s.event(EventKind::Rename, &renamed);
+        s.event(EventKind::Create, &new);
+        s.feed(Input::Inspected {
+            container: new.clone(),
+            result: Ok(Some(snapshot(
+                &new,
+                Status::Created,
+                s.now().wall,
+                s.now().wall,
+            ))),
+        });
+        s.event(EventKind::Start, &new);
+        (new, s.event(EventKind::Destroy, &renamed))
+    }
+
+    fn compose_vpn_and_torrent(labels: &[(&str, &str)]) -> (Script, ContainerRef, ContainerRef) {
+        let vpn = c(VPN_ID, "p-vpn-1", Some("p"), Some("vpn"));
+        let mut torrent = c("t", "p-torrent-1", Some("p"), Some("torrent"));
+        for (k, v) in labels {
+            torrent.labels.insert((*k).into(), (*v).into());
+        }
+        let mut s = Script::new("auto", "vpn,torrent");
+        let session_start = s.now().wall;
+        s.feed(Input::Connected { session_start });
+        s.feed(Input::Listed {
+            full: true,
+            containers: vec![listed(&vpn, Status::Running), listed_in(&torrent, VPN_ID)],
+        });
+        s.elapsed += Duration::from_secs(30);
+        (s, vpn, torrent)
+    }
+
+    #[test]
+    fn a_labelled_dependent_of_a_recreated_parent_is_recreated_joined_to_the_new_one() {
+        let (mut s, vpn, torrent) = compose_vpn_and_torrent(&[("healthther.recreate", "true")]);
+        let (new, out) = recreate_vpn(&mut s, &vpn);
+        assert_eq!(inspects(&out), vec!["t"]);
+        let out = s.inspected(&torrent, Status::Running, 0);
+        let act = acts(&out)[0].clone();
+        assert_eq!(act.action, Action::Recreate);
+        assert_eq!(
+            act.parent.as_ref().map(|p| p.id.as_str()),
+            Some(new.id.as_str())
+        );
+        let out = s.feed(acted(
+            &act,
+            ActResult::Recreated {
+                id: "cccccccccccc2222".into(),
+            },
+        ));
+        let r = records(&out);
+        assert_eq!(r[0].decision, Some("recreate"));
+        assert!(r[0].note.as_deref().unwrap_or("").contains("cccccccccccc"));
+    }
+
+    #[test]
+    fn an_unlabelled_dependent_of_a_recreated_parent_gets_the_command_that_fixes_it() {
+        let (mut s, vpn, torrent) = compose_vpn_and_torrent(&[]);
+        let (_, out) = recreate_vpn(&mut s, &vpn);
+        assert_eq!(inspects(&out), vec!["t"]);
+        let out = s.inspected(&torrent, Status::Running, 0);
+        assert!(acts(&out).is_empty());
+        let r = records(&out);
+        assert_eq!(r[0].result.as_deref(), Some("needs_recreate"));
+        assert!(r[0]
+            .note
+            .as_deref()
+            .unwrap_or("")
+            .contains("docker compose up -d --force-recreate --no-deps torrent"));
+        // It dies later: still no start that cannot work, and no second report.
+        s.event(EventKind::Die, &torrent);
+        let out = s.inspected(&torrent, Status::Exited, 0);
+        assert!(acts(&out).is_empty() && records(&out).is_empty());
+    }
+
+    #[test]
+    fn status_lists_each_containers_dependents() {
+        let (mut s, _, _) = vpn_and_torrent("auto", "vpn,torrent");
+        let rows = s.core.target_rows(s.now());
+        let vpn = rows.iter().find(|t| t.target == "vpn").expect("vpn's row");
+        assert_eq!(vpn.containers[0].dependents, vec!["torrent".to_string()]);
+        let _ = &mut s;
     }
 
     #[test]
@@ -2997,8 +3455,14 @@ mod tests {
         out.extend(s.event(EventKind::Start, &new));
         out.extend(s.event(EventKind::Destroy, &renamed));
         out.extend(s.advance(STOP_SETTLE * 2));
+        // The new container is inspected once, only to learn its network.
         assert!(
-            inspects(&out).is_empty() && acts(&out).is_empty(),
+            inspects(&out) == vec!["new"] && acts(&out).is_empty(),
+            "{out:?}"
+        );
+        let out = s.inspected(&new, Status::Running, 0);
+        assert!(
+            acts(&out).is_empty() && inspects(&out).is_empty(),
             "{out:?}"
         );
     }

@@ -49,8 +49,12 @@ pub struct ContainerStatus {
     pub prompt_open: bool,
     /// Stopped through the engine's API under `HEALTH_ON_STOP=hold`.
     pub held_by_stop: bool,
-    /// Why it went down last: `api_kill`, `api_stop`, `crash`, `oom` or `unhealthy`.
+    /// Why it went down last: `api_kill`, `api_stop`, `crash`, `oom`, `unhealthy`,
+    /// `parent_restarted` or `parent_recreated`.
     pub last_cause: Option<&'static str>,
+    /// The containers that share its network namespace (or that compose restarts with it):
+    /// they are restarted after it, if they are targets.
+    pub dependents: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -118,6 +122,9 @@ pub fn render(rows: &[TargetStatus]) -> String {
             }
             if c.held_by_stop {
                 flags.push("held: stopped through the API".into());
+            }
+            if !c.dependents.is_empty() {
+                flags.push(format!("dependents: {}", c.dependents.join(", ")));
             }
             let state = match (&c.state, c.health.as_deref()) {
                 (Some(s), Some(h)) if h != "none" => format!("{s} ({h})"),

@@ -88,6 +88,13 @@ async fn carry_out(
             error: e.docker_text(),
         },
     };
+    if let (Action::Recreate, Some(parent)) = (act.action, &act.parent) {
+        let _permit = calls.acquire().await;
+        return match engine.recreate(c, &parent.id).await {
+            Ok(id) => ActResult::Recreated { id },
+            Err(e) => failed(e),
+        };
+    }
     if act.action == Action::Restart {
         if let Err(e) = engine.stop(c, stop_timeout).await {
             return failed(e);
