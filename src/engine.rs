@@ -840,8 +840,8 @@ fn error_message(body: &[u8]) -> String {
         .unwrap_or_else(|| text.trim().chars().take(200).collect())
 }
 
-/// The `healthther.*` labels among a container's labels, Swarm's task label and compose's
-/// `depends_on`.
+/// The `healthther.*` labels among a container's labels, Swarm's task label, and compose's
+/// `depends_on` and version.
 fn ours(labels: &HashMap<String, String>) -> BTreeMap<String, String> {
     labels
         .iter()
@@ -849,6 +849,7 @@ fn ours(labels: &HashMap<String, String>) -> BTreeMap<String, String> {
             k.starts_with(crate::overrides::PREFIX)
                 || *k == crate::targets::SWARM_TASK_LABEL
                 || *k == crate::targets::COMPOSE_DEPENDS_ON_LABEL
+                || *k == crate::targets::COMPOSE_VERSION_LABEL
         })
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect()

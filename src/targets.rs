@@ -23,6 +23,8 @@ use thiserror::Error;
 pub const SWARM_TASK_LABEL: &str = "com.docker.swarm.task.id";
 /// Compose v2's record of a service's `depends_on`: `service:condition:restart`, by commas.
 pub const COMPOSE_DEPENDS_ON_LABEL: &str = "com.docker.compose.depends_on";
+/// The version of compose that made a container: `1.29.2` is the `docker-compose` program.
+pub const COMPOSE_VERSION_LABEL: &str = "com.docker.compose.version";
 
 /// A validated target from `HEALTH_TARGETS`: a container or service name, or
 /// `project/service`.

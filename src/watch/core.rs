@@ -363,6 +363,8 @@ struct Watched {
     revived_by: Option<(Approval, Instant)>,
     /// An inspect only to learn its network mode (a container created while we watch) is out.
     learning: bool,
+    /// It has a health check (a list of it stopped shows none, so this is kept apart).
+    has_check: bool,
 }
 
 /// A dependent's lost network: whose restart took it, and what follows.
@@ -440,6 +442,7 @@ impl Watched {
             net_lost: None,
             revived_by: None,
             learning: false,
+            has_check: false,
         }
     }
 
@@ -641,6 +644,7 @@ impl Core {
                     .as_ref()
                     .filter(|st| st.status == l.status)
                     .and_then(|st| st.since);
+                r.has_check |= l.health != Health::None;
                 r.state = Some(SeenState {
                     status: l.status.clone(),
                     health: l.health,
@@ -1314,6 +1318,7 @@ impl Core {
             return;
         };
         let mode = r.overrides.mode.unwrap_or(self.config.mode);
+        r.has_check |= s.health != Health::None;
         r.state = Some(SeenState {
             status: s.status.clone(),
             health: s.health,
@@ -1403,10 +1408,11 @@ impl Core {
                 }
                 return;
             }
-            NetworkFix::None => {
+            NetworkFix::Rejoined => {
                 r.net_lost = None;
                 (verdict, None)
             }
+            NetworkFix::None => (verdict, None),
             // It died or turned unhealthy meanwhile: its own revival joins the new namespace.
             NetworkFix::Restart(_) => (verdict, None),
         };
@@ -2747,6 +2753,48 @@ mod tests {
         assert!(inspects(&out).is_empty(), "vpn is still starting");
         let out = s.event(EventKind::Health(Health::Healthy), &vpn);
         assert!(inspects(&out).contains(&"t"));
+    }
+
+    #[test]
+    fn a_pass_that_saw_the_parent_down_does_not_forget_its_health_check() {
+        let (mut s, vpn, torrent) = vpn_and_torrent("auto", "vpn,torrent");
+        let healthy = |c: &ContainerRef| Listed {
+            health: Health::Healthy,
+            ..listed(c, Status::Running)
+        };
+        s.feed(Input::Listed {
+            full: true,
+            containers: vec![healthy(&vpn), listed_in(&torrent, VPN_ID)],
+        });
+        s.event(KILL, &vpn);
+        s.event(EventKind::Die, &vpn);
+        s.feed(Input::Listed {
+            full: false,
+            containers: vec![listed(&vpn, Status::Exited)],
+        });
+        let mut out = s.inspected(&vpn, Status::Exited, 0);
+        if acts(&out).is_empty() {
+            // The pass asked for another look.
+            out = s.inspected(&vpn, Status::Exited, 0);
+        }
+        let act = acts(&out)[0].clone();
+        let out = s.event(EventKind::Start, &vpn);
+        assert!(!inspects(&out).contains(&"t"), "vpn is not healthy yet");
+        // A pass looks at torrent meanwhile: too early to act, and nothing is forgotten.
+        s.feed(Input::Listed {
+            full: false,
+            containers: vec![Listed {
+                health: Health::Starting,
+                ..listed_in(&torrent, VPN_ID)
+            }],
+        });
+        let out = s.inspected(&torrent, Status::Running, 0);
+        assert!(acts(&out).is_empty());
+        s.feed(acted(&act, ActResult::Running));
+        let out = s.event(EventKind::Health(Health::Healthy), &vpn);
+        assert!(inspects(&out).contains(&"t"));
+        let out = s.inspected(&torrent, Status::Running, 0);
+        assert_eq!(acts(&out).len(), 1, "{out:?}");
     }
 
     #[test]

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::targets::{ContainerRef, COMPOSE_DEPENDS_ON_LABEL};
+use crate::targets::{ContainerRef, COMPOSE_DEPENDS_ON_LABEL, COMPOSE_VERSION_LABEL};
 
 /// Whether `reference` (what follows `container:` in a network mode: an id, a prefix of one
 /// the engine accepted, or a name) names the container `c`.
@@ -55,9 +55,18 @@ pub fn succeeds(c: &ContainerRef, gone: &ContainerRef) -> bool {
 
 /// The one command that recreates a dependent whose parent was recreated.
 pub fn fix_command(dependent: &ContainerRef, parent: &str) -> String {
+    let v1 = dependent
+        .labels
+        .get(COMPOSE_VERSION_LABEL)
+        .is_some_and(|v| v.starts_with("1."));
+    let compose = if v1 {
+        "docker-compose"
+    } else {
+        "docker compose"
+    };
     match &dependent.service {
         // Compose sees nothing to change in it without --force-recreate.
-        Some(service) => format!("docker compose up -d --force-recreate --no-deps {service}"),
+        Some(service) => format!("{compose} up -d --force-recreate --no-deps {service}"),
         None => format!(
             "docker rm -f {0}, then run it again with --network container:{parent}",
             dependent.name

@@ -117,7 +117,7 @@ fn a_revived_parent_brings_its_dependents_network_back() {
     let p = parent("vpn");
     let d = dependent(&p, "torrent", &[], &[]);
     wait_connects(&d.name);
-    let daemon = Daemon::watching(&auto_env(&[&p.name, &d.name]));
+    let daemon = Daemon::watching(&format!("{}{DEBUG}", auto_env(&[&p.name, &d.name])));
     let (p_before, d_before) = (p.started_at(), d.started_at());
 
     p.kill();

@@ -22,8 +22,10 @@ const REVIVAL_RELEVANT: Duration = Duration::from_secs(120);
 /// What a look at a dependent must take into account.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum NetworkFix {
-    /// Nothing: its network is its parent's current one, or it has none of its own to lose.
+    /// Nothing now: it lost no network, or its parent is not ready yet.
     None,
+    /// It started again since its parent did: it has the parent's new network.
+    Rejoined,
     /// It runs in the namespace of a parent that has started again since: restart it.
     Restart(Parent),
     /// Its parent was replaced: recreate it joined to the successor.
@@ -57,7 +59,15 @@ impl Core {
                 self.parent_started(id, time, now, out);
             }
             EventKind::Die => seen(r, Status::Exited, time),
-            EventKind::Health(Health::Healthy) => self.parent_ready(id, now, out),
+            EventKind::Health(h) => {
+                r.has_check = true;
+                if let Some(s) = r.state.as_mut() {
+                    s.health = h;
+                }
+                if h == Health::Healthy {
+                    self.parent_ready(id, now, out);
+                }
+            }
             _ => {}
         }
     }
@@ -211,9 +221,10 @@ impl Core {
     fn is_ready(&self, id: &str) -> bool {
         self.records.get(id).is_some_and(|r| {
             is_running(r)
-                && r.state
-                    .as_ref()
-                    .is_none_or(|s| matches!(s.health, Health::None | Health::Healthy))
+                && (!r.has_check
+                    || r.state
+                        .as_ref()
+                        .is_some_and(|s| s.health == Health::Healthy))
         })
     }
 
@@ -276,7 +287,7 @@ impl Core {
                 let started = started_at.and_then(|t| humantime::parse_rfc3339_weak(t).ok());
                 // A run that began after the parent's start has the new namespace already.
                 if started.is_some_and(|t| t > n.parent_started) {
-                    NetworkFix::None
+                    NetworkFix::Rejoined
                 } else {
                     NetworkFix::Restart(n.parent.clone())
                 }
@@ -346,12 +357,11 @@ fn is_running(r: &Watched) -> bool {
 
 /// What an event says of its state, for the graph and for `status`.
 fn seen(r: &mut Watched, status: Status, time: SystemTime) {
-    let health = r.state.as_ref().map_or(Health::None, |s| match s.health {
-        Health::None => Health::None,
+    let health = match r.state.as_ref().map_or(Health::None, |s| s.health) {
         // A container with a health check starts over at `starting`.
-        _ if status == Status::Running => Health::Starting,
+        _ if r.has_check && status == Status::Running => Health::Starting,
         h => h,
-    });
+    };
     r.state = Some(super::SeenState {
         status,
         health,
