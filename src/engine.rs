@@ -686,12 +686,15 @@ fn error_message(body: &[u8]) -> String {
         .unwrap_or_else(|| text.trim().chars().take(200).collect())
 }
 
-/// The `healthther.*` labels among a container's labels, and Swarm's task label.
+/// The `healthther.*` labels among a container's labels, and Swarm's task and service labels.
 fn ours(labels: &HashMap<String, String>) -> BTreeMap<String, String> {
+    use crate::targets::{SWARM_SERVICE_LABEL, SWARM_TASK_LABEL};
     labels
         .iter()
         .filter(|(k, _)| {
-            k.starts_with(crate::overrides::PREFIX) || *k == crate::targets::SWARM_TASK_LABEL
+            k.starts_with(crate::overrides::PREFIX)
+                || *k == SWARM_TASK_LABEL
+                || *k == SWARM_SERVICE_LABEL
         })
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect()
