@@ -840,14 +840,16 @@ fn error_message(body: &[u8]) -> String {
         .unwrap_or_else(|| text.trim().chars().take(200).collect())
 }
 
-/// The `healthther.*` labels among a container's labels, Swarm's task label, and compose's
-/// `depends_on` and version.
+/// The `healthther.*` labels among a container's labels, Swarm's task and service labels,
+/// and compose's `depends_on` and version.
 fn ours(labels: &HashMap<String, String>) -> BTreeMap<String, String> {
+    use crate::targets::{SWARM_SERVICE_LABEL, SWARM_TASK_LABEL};
     labels
         .iter()
         .filter(|(k, _)| {
             k.starts_with(crate::overrides::PREFIX)
-                || *k == crate::targets::SWARM_TASK_LABEL
+                || *k == SWARM_TASK_LABEL
+                || *k == SWARM_SERVICE_LABEL
                 || *k == crate::targets::COMPOSE_DEPENDS_ON_LABEL
                 || *k == crate::targets::COMPOSE_VERSION_LABEL
         })

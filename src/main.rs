@@ -72,7 +72,9 @@ fn main() -> ExitCode {
 /// Metrics (when `HEALTH_METRICS_ADDR` is set) and notifications (when `HEALTH_NOTIFY` is).
 async fn tap(config: &Config, cancel: &CancellationToken) -> Tap {
     let mut asks = None;
-    let metrics = config.metrics_addr.map(|_| Arc::new(Metrics::new()));
+    let metrics = config
+        .metrics_addr
+        .map(|_| Arc::new(Metrics::new(&config.notify.host)));
     if let (Some(addr), Some(m)) = (config.metrics_addr, &metrics) {
         // Healing goes on without metrics: a taken port is said loudly, and Prometheus's own
         // `up` shows the scrape failing.

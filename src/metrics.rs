@@ -97,13 +97,19 @@ pub struct Metrics {
 
 impl Default for Metrics {
     fn default() -> Metrics {
-        Metrics::new()
+        Metrics::new(&crate::notify::hostname())
     }
 }
 
 impl Metrics {
-    pub fn new() -> Metrics {
-        let mut registry = Registry::with_prefix("healthther");
+    /// Every series carries `host` (`HEALTH_NOTIFY_HOST`, by default the machine's hostname):
+    /// one Prometheus scraping a fleet finds the tasks by address (Swarm's DNS), and the
+    /// address says nothing to a person, so each series says which host it is from.
+    pub fn new(host: &str) -> Metrics {
+        let mut registry = Registry::with_prefix_and_labels(
+            "healthther",
+            std::iter::once(("host".into(), host.to_string().into())),
+        );
         let m = Metrics {
             target_up: Family::default(),
             failures: Family::default(),
@@ -438,8 +444,8 @@ mod tests {
     use crate::notify::message::tests::record;
 
     #[test]
-    fn counts_actions_failures_and_recoveries() {
-        let m = Metrics::new();
+    fn counts_actions_failures_and_recoveries_each_series_with_the_host() {
+        let m = Metrics::new("web-01");
         m.observe(&record(RecordEvent::Action, "nodo_1", Some("running")));
         m.observe(&record(
             RecordEvent::Action,
@@ -450,13 +456,13 @@ mod tests {
         m.notification("slack", "ok");
         let text = m.encode();
         for want in [
-            "healthther_actions_total{target=\"nodo_1\",action=\"start\",result=\"running\"} 1",
-            "healthther_actions_total{target=\"nodo_1\",action=\"start\",result=\"not_running\"} 1",
-            "healthther_failures_total{target=\"nodo_1\",kind=\"exited\"} 2",
-            "healthther_recovery_seconds_count 1",
-            "healthther_engine_up 1",
-            "healthther_notifications_total{channel=\"slack\",result=\"ok\"} 1",
-            "healthther_build_info{version=\"",
+            "healthther_actions_total{host=\"web-01\",target=\"nodo_1\",action=\"start\",result=\"running\"} 1",
+            "healthther_actions_total{host=\"web-01\",target=\"nodo_1\",action=\"start\",result=\"not_running\"} 1",
+            "healthther_failures_total{host=\"web-01\",target=\"nodo_1\",kind=\"exited\"} 2",
+            "healthther_recovery_seconds_count{host=\"web-01\"} 1",
+            "healthther_engine_up{host=\"web-01\"} 1",
+            "healthther_notifications_total{host=\"web-01\",channel=\"slack\",result=\"ok\"} 1",
+            "healthther_build_info{host=\"web-01\",version=\"",
             "# TYPE healthther_actions_total counter",
         ] {
             assert!(text.contains(want), "{want} not in:\n{text}");

@@ -21,6 +21,8 @@ use thiserror::Error;
 /// The label of a container that is a task of a Swarm service: never a target, even when
 /// named, since Swarm replaces failed tasks itself.
 pub const SWARM_TASK_LABEL: &str = "com.docker.swarm.task.id";
+/// The label naming the Swarm service a task's container belongs to.
+pub const SWARM_SERVICE_LABEL: &str = "com.docker.swarm.service.name";
 /// Compose v2's record of a service's `depends_on`: `service:condition:restart`, by commas.
 pub const COMPOSE_DEPENDS_ON_LABEL: &str = "com.docker.compose.depends_on";
 /// The version of compose that made a container: `1.29.2` is the `docker-compose` program.
@@ -172,6 +174,22 @@ impl Targets {
     /// The target written exactly `name`, if any.
     pub fn get(&self, name: &str) -> Option<&TargetName> {
         self.0.iter().find(|t| t.0 == name)
+    }
+
+    /// When `c` is a task of a Swarm service (never a target) that a bare target names, by the
+    /// container's name or by its service's: that target and the service's name.
+    pub fn swarm_task_named<'t, 'c>(
+        &'t self,
+        c: &'c ContainerRef,
+    ) -> Option<(&'t TargetName, &'c str)> {
+        if !c.labels.contains_key(SWARM_TASK_LABEL) {
+            return None;
+        }
+        let service = c.labels.get(SWARM_SERVICE_LABEL).map_or("", String::as_str);
+        let t = self.0.iter().find(|t| {
+            t.scoped().is_none() && (t.0 == c.name || (!service.is_empty() && t.0 == service))
+        })?;
+        Some((t, service))
     }
 
     /// What `c` is, given its neighbours and healthther's own compose project (`own`).
@@ -415,6 +433,32 @@ mod tests {
         task.labels.insert(SWARM_TASK_LABEL.into(), "xyz".into());
         assert!(matched("nodo_1", std::slice::from_ref(&task), None).is_empty());
         assert!(matched("p/nodo_1", std::slice::from_ref(&task), None).is_empty());
+    }
+
+    #[test]
+    fn a_swarm_task_is_named_by_its_container_or_its_service() {
+        let targets = Targets::parse("web,db.1.abc,other").unwrap();
+        let mut task = c("1", "web.1.xyz", None, None);
+        assert_eq!(targets.swarm_task_named(&task), None, "no task label");
+        task.labels.insert(SWARM_TASK_LABEL.into(), "xyz".into());
+        task.labels.insert(SWARM_SERVICE_LABEL.into(), "web".into());
+        assert_eq!(
+            targets.swarm_task_named(&task),
+            Some((targets.get("web").unwrap(), "web"))
+        );
+        let mut db = c("2", "db.1.abc", None, None);
+        db.labels.insert(SWARM_TASK_LABEL.into(), "abc".into());
+        db.labels.insert(SWARM_SERVICE_LABEL.into(), "db".into());
+        assert_eq!(
+            targets.swarm_task_named(&db),
+            Some((targets.get("db.1.abc").unwrap(), "db"))
+        );
+        let mut unnamed = c("3", "cache.1.def", None, None);
+        unnamed.labels.insert(SWARM_TASK_LABEL.into(), "def".into());
+        unnamed
+            .labels
+            .insert(SWARM_SERVICE_LABEL.into(), "cache".into());
+        assert_eq!(targets.swarm_task_named(&unnamed), None);
     }
 
     #[test]

@@ -354,6 +354,8 @@ struct Watched {
     /// When its last death was taken for a crash: an API kill the engine tells of only after
     /// the death (newer engines may) forgives it, if it comes within [`LATE_KILL`].
     crash_seen: Option<Instant>,
+    /// A task of a Swarm service that a target names: said once that it is left to Swarm.
+    swarm_told: bool,
     /// The container whose network namespace it shares, as its network mode names it.
     network_parent: Option<String>,
     /// Its network went with its parent's restart, and it has not started since.
@@ -443,6 +445,7 @@ impl Watched {
             revived_by: None,
             learning: false,
             has_check: false,
+            swarm_told: false,
         }
     }
 
@@ -1212,6 +1215,7 @@ impl Core {
             r.target = now_target;
             self.records.insert(id, r);
         }
+        self.tell_swarm_tasks(now, out);
         if !self.listed {
             return;
         }
@@ -2429,6 +2433,42 @@ impl Core {
     }
 }
 
+impl Core {
+    /// Says once, for each task of a Swarm service that a target names (by its container's or
+    /// its service's name), that healthther leaves it alone: a log line and a `skipped` record.
+    /// Swarm replaces failed tasks itself; starting one would fight it.
+    fn tell_swarm_tasks(&mut self, now: Now, out: &mut Vec<Command>) {
+        for r in self.records.values_mut() {
+            if r.swarm_told {
+                continue;
+            }
+            let Some((t, service)) = self.config.targets.swarm_task_named(&r.container) else {
+                continue;
+            };
+            r.swarm_told = true;
+            let name = &r.container.name;
+            let service = if service.is_empty() { "?" } else { service };
+            let note = format!(
+                "{name} is a task of Swarm service {service}: Swarm replaces failed tasks \
+                 itself; healthther leaves it alone"
+            );
+            warn!(target = %t, container = %name, "{note}");
+            let seen = format!("a task of Swarm service {service}");
+            let mut record = Record::new(
+                RecordEvent::Skipped,
+                now.wall,
+                t.as_str(),
+                &r.container,
+                seen,
+            );
+            record.decision = Some("none");
+            record.result = Some("swarm_task".into());
+            record.note = Some(note);
+            out.push(Command::Record(record));
+        }
+    }
+}
+
 /// An id as `docker ps` shows it.
 fn short(id: &str) -> &str {
     id.get(..12).unwrap_or(id)
@@ -3474,6 +3514,56 @@ mod tests {
             (RecordEvent::Action, Some("running"))
         );
         assert_eq!(r[0].v, 1);
+    }
+
+    #[test]
+    fn a_named_swarm_task_is_said_once_and_never_acted_on() {
+        let swarm_task = |id: &str, name: &str| {
+            let mut t = c(id, name, None, None);
+            t.labels
+                .insert(crate::targets::SWARM_TASK_LABEL.into(), format!("task{id}"));
+            t.labels
+                .insert(crate::targets::SWARM_SERVICE_LABEL.into(), "web".into());
+            t
+        };
+        let task = swarm_task("1", "web.1.abc");
+        let mut s = Script::new("auto", "web,nodo_1");
+        let out = s.start(&[&task]);
+        let r = records(&out);
+        assert_eq!(r.len(), 1, "{out:?}");
+        assert_eq!(
+            (r[0].event, r[0].target.as_str(), r[0].result.as_deref()),
+            (RecordEvent::Skipped, "web", Some("swarm_task"))
+        );
+        assert_eq!(
+            r[0].note.as_deref(),
+            Some(
+                "web.1.abc is a task of Swarm service web: Swarm replaces failed tasks itself; \
+                 healthther leaves it alone"
+            )
+        );
+        // It dies, is killed, is listed again: nothing is looked at, done or said again.
+        s.event(KILL, &task);
+        let mut out = s.event(EventKind::Die, &task);
+        out.extend(s.feed(Input::Listed {
+            full: true,
+            containers: vec![listed(&task, Status::Exited)],
+        }));
+        out.extend(s.advance(Duration::from_secs(60)));
+        assert!(out.is_empty(), "{out:?}");
+        // Swarm's replacement is another container, told of once too.
+        let next = swarm_task("2", "web.1.def");
+        let out = s.event(EventKind::Create, &next);
+        let r = records(&out);
+        assert_eq!(
+            (r.len(), r[0].container.as_str()),
+            (1, "web.1.def"),
+            "{out:?}"
+        );
+        // One inspect learns its network mode, as for any new container; nothing comes of it.
+        assert!(inspects(&out) == vec!["2"] && acts(&out).is_empty());
+        let out = s.inspected(&next, Status::Exited, 0);
+        assert!(out.is_empty(), "{out:?}");
     }
 
     #[test]

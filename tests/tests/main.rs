@@ -18,4 +18,5 @@ mod restarts;
 mod revive;
 mod scope;
 mod sidecar;
+mod swarm;
 mod tls;

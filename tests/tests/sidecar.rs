@@ -19,7 +19,7 @@ fn root() -> &'static Path {
 
 /// The shipped runtime image, made from the Dockerfile's runtime stage as it is, with a binary
 /// compiled here instead of in the build stage (whose base image cannot be pulled here).
-fn runtime_image() -> &'static str {
+pub fn runtime_image() -> &'static str {
     static BUILT: OnceLock<()> = OnceLock::new();
     BUILT.get_or_init(|| {
         let binary = static_binary(&["--bin", "healthther"], "healthther");
