@@ -467,6 +467,7 @@ impl Engine {
         &self,
         c: &ContainerRef,
         parent_id: &str,
+        stop_timeout: Duration,
     ) -> Result<String, EngineError> {
         let v = self.docker.client_version().to_string();
         let doing = format!("inspecting container {}", c.name);
@@ -478,6 +479,26 @@ impl Engine {
             .transpose()
             .map_err(|err| EngineError::call(&doing)(BollardError::JsonSerdeError { err }))?
             .unwrap_or_default();
+        // Renamed or relabelled since the look (compose replacing it itself, say): then it may
+        // be no target any more, and is not touched.
+        let label = |key: &str| {
+            inspect["Config"]["Labels"][key]
+                .as_str()
+                .map(str::to_string)
+        };
+        let now = ContainerRef {
+            id: c.id.clone(),
+            name: inspect["Name"].as_str().map(name_of).unwrap_or_default(),
+            project: label(COMPOSE_PROJECT_LABEL),
+            service: label(COMPOSE_SERVICE_LABEL),
+            labels: BTreeMap::new(),
+        };
+        if !now.same_identity(c) {
+            return Err(EngineError::Recreate(
+                c.name.clone(),
+                crate::recreate::RecreateError::Changed { now: now.name },
+            ));
+        }
         let body = crate::recreate::create_body(&inspect, parent_id)
             .map_err(|e| EngineError::Recreate(c.name.clone(), e))?;
         let running = inspect["State"]["Running"].as_bool() == Some(true);
@@ -494,7 +515,7 @@ impl Engine {
         )
         .await?;
         let rename_back = || async {
-            let _ = self
+            let back = self
                 .raw_call(
                     &format!("renaming container {old_name} back to {}", c.name),
                     "POST",
@@ -505,13 +526,21 @@ impl Engine {
                     ),
                 )
                 .await;
+            if let Err(e) = back {
+                tracing::error!(container = %c.name, "the recreation failed, and {old_name} could not \
+                    get its name back ({}): `docker rename {old_name} {}` does it", e.docker_text(), c.name);
+            }
         };
         if running {
             let stopped = self
                 .raw_call(
                     &format!("stopping container {}", c.name),
                     "POST",
-                    &format!("/v{v}/containers/{}/stop?t=10", c.id),
+                    &format!(
+                        "/v{v}/containers/{}/stop?t={}",
+                        c.id,
+                        stop_timeout.as_secs()
+                    ),
                 )
                 .await;
             if let Err(e) = stopped {
@@ -567,12 +596,19 @@ impl Engine {
             rename_back().await;
             return Err(e);
         }
-        self.raw_call(
-            &format!("removing container {old_name}"),
-            "DELETE",
-            &format!("/v{v}/containers/{}?force=1&v=0", c.id),
-        )
-        .await?;
+        // The new one runs: that is the result, whatever becomes of the old one (someone may
+        // have removed it already).
+        let removed = self
+            .raw_call(
+                &format!("removing container {old_name}"),
+                "DELETE",
+                &format!("/v{v}/containers/{}?force=1&v=0", c.id),
+            )
+            .await;
+        if let Err(e) = removed {
+            tracing::warn!(container = %c.name, "recreated, but the old container {old_name} was not removed: {}",
+                e.docker_text());
+        }
         Ok(new_id)
     }
 
@@ -640,8 +676,13 @@ impl crate::watch::Docker for Engine {
         self.stop_container(c, timeout).await
     }
 
-    async fn recreate(&self, c: &ContainerRef, parent_id: &str) -> Result<String, EngineError> {
-        self.recreate_container(c, parent_id).await
+    async fn recreate(
+        &self,
+        c: &ContainerRef,
+        parent_id: &str,
+        stop_timeout: Duration,
+    ) -> Result<String, EngineError> {
+        self.recreate_container(c, parent_id, stop_timeout).await
     }
 
     fn events(
@@ -937,6 +978,13 @@ fn snapshot(c: &ContainerRef, r: ContainerInspectResponse) -> Snapshot {
         .as_deref()
         .map(name_of)
         .unwrap_or_else(|| c.name.clone());
+    let has_check = r
+        .config
+        .as_ref()
+        .and_then(|cfg| cfg.healthcheck.as_ref())
+        .and_then(|h| h.test.as_ref())
+        .and_then(|t| t.first())
+        .is_some_and(|kind| kind != "NONE");
     let labels = r.config.and_then(|cfg| cfg.labels).unwrap_or_default();
     let network_mode = r.host_config.and_then(|h| h.network_mode);
     Snapshot {
@@ -966,6 +1014,7 @@ fn snapshot(c: &ContainerRef, r: ContainerInspectResponse) -> Snapshot {
             None
         },
         network_parent: network_mode.as_deref().and_then(network_parent),
+        has_check,
     }
 }
 

@@ -104,6 +104,8 @@ pub struct Snapshot {
     pub health_output: Option<String>,
     /// The container whose network namespace it shares (`--network container:X`): X.
     pub network_parent: Option<String>,
+    /// It has a HEALTHCHECK (a created or stopped container shows no health yet).
+    pub has_check: bool,
 }
 
 /// The container named by a network mode of `container:X` (an id or a name), if it is one.
@@ -258,6 +260,7 @@ mod tests {
             error: None,
             health_output: None,
             network_parent: None,
+            has_check: false,
         }
     }
 

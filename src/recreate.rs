@@ -34,6 +34,13 @@ pub enum RecreateError {
     Missing(&'static str),
     #[error("the parent's id is empty")]
     NoParent,
+    #[error(
+        "it is removed as soon as it stops (--rm, AutoRemove), so it cannot be replaced without \
+         losing it; recreate it by hand"
+    )]
+    AutoRemove,
+    #[error("it was renamed or relabelled meanwhile (now {now}), so it may be no target any more")]
+    Changed { now: String },
 }
 
 /// The body of `POST /containers/create` that recreates the container described by `inspect`
@@ -54,8 +61,22 @@ pub fn create_body(inspect: &Value, parent_id: &str) -> Result<Value, RecreateEr
         .and_then(Value::as_object)
         .cloned()
         .ok_or(RecreateError::Missing("HostConfig"))?;
+    if host.get("AutoRemove").and_then(Value::as_bool) == Some(true) {
+        return Err(RecreateError::AutoRemove);
+    }
     for key in CONFIG_DROPPED {
         body.remove(*key);
+    }
+    // The IPC and PID namespaces it shared with the old parent (compose's `ipc: service:vpn`)
+    // follow the network to the new one.
+    let old = host
+        .get("NetworkMode")
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    for key in ["IpcMode", "PidMode"] {
+        if host.get(key).and_then(Value::as_str) == old.as_deref() && old.is_some() {
+            host.insert(key.into(), Value::String(format!("container:{parent_id}")));
+        }
     }
     for key in HOST_CONFIG_DROPPED {
         host.remove(*key);
@@ -136,6 +157,26 @@ fn bind_destination(bind: &str) -> Option<&str> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn namespaces_shared_with_the_old_parent_follow_it_and_auto_remove_is_refused() {
+        let mut inspect = serde_json::json!({
+            "Config": {"Image": "x"},
+            "HostConfig": {
+                "NetworkMode": "container:old",
+                "IpcMode": "container:old",
+                "PidMode": "",
+            },
+        });
+        let body = super::create_body(&inspect, "new").expect("a body");
+        assert_eq!(body["HostConfig"]["IpcMode"], "container:new");
+        assert_eq!(body["HostConfig"]["PidMode"], "");
+        inspect["HostConfig"]["AutoRemove"] = serde_json::Value::Bool(true);
+        assert!(matches!(
+            super::create_body(&inspect, "new"),
+            Err(super::RecreateError::AutoRemove)
+        ));
+    }
+
     use super::*;
     use serde_json::json;
 
@@ -243,6 +284,11 @@ mod tests {
         let body = create_body(&inspect, NEW_PARENT).unwrap();
         let host = &body["HostConfig"];
         assert_eq!(host["NetworkMode"], format!("container:{NEW_PARENT}"));
+        assert_ne!(
+            host["IpcMode"],
+            format!("container:{NEW_PARENT}"),
+            "an IPC mode of its own is left as it is"
+        );
         for key in [
             "User",
             "Env",

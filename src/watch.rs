@@ -85,11 +85,13 @@ pub trait Docker: Clone + Send + Sync + 'static {
         timeout: Duration,
     ) -> impl Future<Output = Result<(), EngineError>> + Send;
     /// Replaces the container by one of the same name and configuration whose network is
-    /// `parent_id`'s; returns the new container's id.
+    /// `parent_id`'s (stopping the old one waits up to `stop_timeout`); returns the new
+    /// container's id.
     fn recreate(
         &self,
         c: &ContainerRef,
         parent_id: &str,
+        stop_timeout: Duration,
     ) -> impl Future<Output = Result<String, EngineError>> + Send;
     /// Container events from `since` on, then live.
     fn events(

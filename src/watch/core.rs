@@ -69,6 +69,9 @@ pub enum Approval {
     Always,
     /// The operator answered this very prompt.
     Operator { answer: Answer, by: String },
+    /// The operator's answer for its parent, which covers the restart of its dependents (no
+    /// second prompt); unlike an answer for itself, back-off and quarantine still apply.
+    WithParent { by: String },
 }
 
 impl Approval {
@@ -78,6 +81,7 @@ impl Approval {
             Approval::Auto => "auto".into(),
             Approval::Always => "operator: always".into(),
             Approval::Operator { answer, by } => format!("operator: {} ({by})", answer.word()),
+            Approval::WithParent { by } => by.clone(),
         }
     }
 }
@@ -594,6 +598,7 @@ impl Core {
             Input::TaskLost { container_id } => {
                 error!(container_id = %container_id, "a task failed; looking at the container again on the next pass");
                 if let Some(r) = self.records.get_mut(&container_id) {
+                    r.learning = false;
                     r.phase = Phase::Due { approval: None };
                 }
             }
@@ -903,6 +908,7 @@ impl Core {
             Err(e) => {
                 warn!(container = %container.name, error = %e, "check failed; looking again on the next pass");
                 if let Some(r) = self.records.get_mut(&id) {
+                    r.learning = false;
                     let approval = match &r.phase {
                         Phase::Looking { approval, .. } => approval.clone(),
                         _ => None,
@@ -921,6 +927,7 @@ impl Core {
         if snapshot.network_parent.is_some() {
             r.network_parent = snapshot.network_parent.clone();
         }
+        r.has_check |= snapshot.has_check;
         if std::mem::take(&mut r.learning) && matches!(r.phase, Phase::Idle | Phase::Due { .. }) {
             // Only its network was to be learnt.
             return;
@@ -1286,7 +1293,7 @@ impl Core {
                 return;
             }
             // The wait ends with a look; only an operator's answer cuts it short.
-            Phase::Waiting { .. } if approval.is_none() => return,
+            Phase::Waiting { .. } if !matches!(approval, Some(Approval::Operator { .. })) => return,
             _ => {}
         }
         let approval = match std::mem::replace(&mut r.phase, Phase::Idle) {
@@ -1368,6 +1375,8 @@ impl Core {
                     Some((p, Cause::ParentRestarted, Action::Restart)),
                 )
             }
+            // Paused, being removed, never started: as for any target, not ours to act on.
+            NetworkFix::Recreate(_) if verdict == Verdict::Report => (verdict, None),
             NetworkFix::Recreate(p) if r.overrides.recreate == Some(true) => {
                 let v = if running {
                     Verdict::Restart
@@ -2636,6 +2645,7 @@ mod tests {
             error: None,
             health_output: None,
             network_parent: None,
+            has_check: false,
             status,
         }
     }
@@ -2906,10 +2916,104 @@ mod tests {
         let out = s.inspected(&torrent, Status::Running, 0);
         let restart = acts(&out)[0].clone();
         assert!(
-            matches!(restart.approval, Approval::Operator { .. }),
-            "no second prompt"
+            matches!(&restart.approval, Approval::WithParent { by } if by.contains("operator")),
+            "no second prompt: {:?}",
+            restart.approval
         );
         assert_eq!(restart.parent.map(|p| p.name), Some("vpn".into()));
+    }
+
+    #[test]
+    fn an_answer_for_the_parent_does_not_lift_a_dependents_quarantine() {
+        let vpn = c(VPN_ID, "vpn", None, None);
+        let mut torrent = c("t", "torrent", None, None);
+        torrent
+            .labels
+            .insert("healthther.mode".into(), "auto".into());
+        let mut s = Script::with(config_with(&[
+            "--targets",
+            "vpn,torrent",
+            "--mode",
+            "manual",
+            "--quarantine-after",
+            "1",
+        ]));
+        let session_start = s.now().wall;
+        s.feed(Input::Connected { session_start });
+        s.feed(Input::Listed {
+            full: true,
+            containers: vec![listed(&vpn, Status::Running), listed_in(&torrent, VPN_ID)],
+        });
+        // torrent crashes twice in a row: quarantined.
+        for _ in 0..3 {
+            s.event(EventKind::Die, &torrent);
+            let run = u64::try_from(s.elapsed.as_millis()).unwrap_or(u64::MAX);
+            let out = s.inspected(&torrent, Status::Exited, run);
+            if let Some(a) = acts(&out).first() {
+                let a = (*a).clone();
+                s.event(EventKind::Start, &torrent);
+                s.feed(acted(&a, ActResult::Running));
+                s.inspected(&torrent, Status::Running, run + 1);
+            }
+            s.elapsed += Duration::from_millis(500);
+        }
+        let rows = s.core.target_rows(s.now());
+        let t = rows
+            .iter()
+            .find(|t| t.target == "torrent")
+            .expect("its row");
+        assert!(t.containers[0].quarantined, "{t:?}");
+        // Someone starts it by hand; then vpn dies and the operator revives it.
+        s.event(EventKind::Start, &torrent);
+        let run = u64::try_from(s.elapsed.as_millis()).unwrap_or(u64::MAX);
+        s.inspected(&torrent, Status::Running, run);
+        s.elapsed += Duration::from_secs(1);
+        s.event(KILL, &vpn);
+        s.event(EventKind::Die, &vpn);
+        s.inspected(&vpn, Status::Exited, 0);
+        s.answer("vpn", "yes");
+        let act = acts(&s.inspected(&vpn, Status::Exited, 0))[0].clone();
+        let out = s.event(EventKind::Start, &vpn);
+        s.feed(acted(&act, ActResult::Running));
+        assert_eq!(inspects(&out), vec!["t"]);
+        let out = s.inspected(&torrent, Status::Running, 0);
+        assert!(acts(&out).is_empty(), "the answer was about vpn: {out:?}");
+    }
+
+    #[test]
+    fn a_parent_created_while_watching_is_waited_on_for_its_health_check() {
+        let (mut s, vpn, torrent) = vpn_and_torrent("auto", "vpn,torrent");
+        let new = c("bbbbbbbbbbbb1111", "vpn", None, None);
+        s.event(EventKind::Die, &vpn);
+        s.event(EventKind::Destroy, &vpn);
+        let out = s.event(EventKind::Create, &new);
+        assert_eq!(inspects(&out), vec![new.id.as_str()]);
+        let mut created = snapshot(&new, Status::Created, s.now().wall, s.now().wall);
+        created.has_check = true;
+        s.feed(Input::Inspected {
+            container: new.clone(),
+            result: Ok(Some(created)),
+        });
+        let out = s.event(EventKind::Start, &new);
+        assert!(inspects(&out).is_empty(), "not healthy yet: {out:?}");
+        let out = s.event(EventKind::Health(Health::Healthy), &new);
+        assert_eq!(inspects(&out), vec!["t"]);
+        let _ = torrent;
+    }
+
+    #[test]
+    fn two_containers_that_name_each_other_do_not_restart_each_other() {
+        let a = c("aaaaaaaaaaaa0000", "aa", None, None);
+        let b = c("bbbbbbbbbbbb0000", "bb", None, None);
+        let mut s = Script::new("auto", "aa,bb");
+        let session_start = s.now().wall;
+        s.feed(Input::Connected { session_start });
+        s.feed(Input::Listed {
+            full: true,
+            containers: vec![listed_in(&a, &b.id), listed_in(&b, &a.id)],
+        });
+        let out = s.event(EventKind::Start, &a);
+        assert!(inspects(&out).is_empty(), "{out:?}");
     }
 
     /// Compose recreates vpn: the new one starts before the old one is removed.
@@ -2933,7 +3037,9 @@ mod tests {
             ))),
         });
         s.event(EventKind::Start, &new);
-        (new, s.event(EventKind::Destroy, &renamed))
+        let out = s.event(EventKind::Destroy, &renamed);
+        assert!(inspects(&out).is_empty(), "compose is given a moment first");
+        (new, s.advance(STOP_SETTLE))
     }
 
     fn compose_vpn_and_torrent(labels: &[(&str, &str)]) -> (Script, ContainerRef, ContainerRef) {

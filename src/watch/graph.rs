@@ -49,7 +49,11 @@ pub fn succeeds(c: &ContainerRef, gone: &ContainerRef) -> bool {
     }
     match (&gone.project, &gone.service) {
         (Some(_), Some(_)) => c.project == gone.project && c.service == gone.service,
-        _ => c.name == gone.name,
+        // A container that was replaced went by `<12 hex of its id>_<name>` at the end.
+        _ => {
+            let prefix = format!("{}_", gone.id.get(..12).unwrap_or(&gone.id));
+            c.name == gone.name.strip_prefix(&prefix).unwrap_or(&gone.name)
+        }
     }
 }
 
@@ -145,6 +149,8 @@ mod tests {
         let plain = c("old", "vpn", None, None);
         assert!(succeeds(&c("new", "vpn", None, None), &plain));
         assert!(!succeeds(&c("new", "vpn2", None, None), &plain));
+        let replaced = c("0123456789abcd", "0123456789ab_vpn", None, None);
+        assert!(succeeds(&c("new", "vpn", None, None), &replaced));
     }
 
     #[test]

@@ -89,8 +89,8 @@ async fn carry_out(
         },
     };
     if let (Action::Recreate, Some(parent)) = (act.action, &act.parent) {
-        let _permit = calls.acquire().await;
-        return match engine.recreate(c, &parent.id).await {
+        // No permit: like a restart's stop, it may wait out the stop timeout.
+        return match engine.recreate(c, &parent.id, stop_timeout).await {
             Ok(id) => ActResult::Recreated { id },
             Err(e) => failed(e),
         };

@@ -355,7 +355,9 @@ fn engine_recreate_joins_a_dependent_to_its_new_parent_with_its_configuration() 
             let engine = healthther::engine::Engine::connect(&host, Duration::from_secs(30))
                 .await
                 .expect("connect to the engine");
-            engine.recreate_container(&engine_ref, &new_parent).await
+            engine
+                .recreate_container(&engine_ref, &new_parent, Duration::from_secs(10))
+                .await
         })
         .unwrap_or_else(|e| panic!("recreate failed: {e}"));
 

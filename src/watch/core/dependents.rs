@@ -85,9 +85,9 @@ impl Core {
             .revived_by
             .take()
             .filter(|(_, at)| now.at.saturating_duration_since(*at) < REVIVAL_RELEVANT)
-            .map(|(a, _)| a)
             // Only an operator's answer covers the dependents; each has its own mode.
-            .filter(|a| matches!(a, Approval::Operator { .. }));
+            .filter(|(a, _)| matches!(a, Approval::Operator { .. }))
+            .map(|(a, _)| Approval::WithParent { by: a.by() });
         self.lose_network(id, time, approval);
         if self.is_ready(id) {
             self.parent_ready(id, now, out);
@@ -106,7 +106,13 @@ impl Core {
             .find(|c| graph::succeeds(&c.container, &gone) && is_running(c))
             .map(|c| c.container.id.clone());
         if let Some(s) = successor {
-            self.lose_network(&s, now.wall, None);
+            // The engine's time of its start, not ours: it is compared with the engine's.
+            let started = self
+                .records
+                .get(&s)
+                .and_then(|r| r.state.as_ref()?.since)
+                .unwrap_or(now.wall);
+            self.lose_network(&s, started, None);
             if self.is_ready(&s) {
                 self.parent_ready(&s, now, out);
             }
@@ -122,7 +128,16 @@ impl Core {
             id: parent_id.to_string(),
             name: p.container.name.clone(),
         };
+        // Its own parent never counts as its dependent: a cycle would restart them in turn.
+        let own_parent = p.network_parent.clone();
         for (d, recreated) in self.dependents_of(parent_id) {
+            if own_parent
+                .as_deref()
+                .zip(self.records.get(&d))
+                .is_some_and(|(x, r)| graph::names(x, &r.container))
+            {
+                continue;
+            }
             let Some(r) = self.records.get_mut(&d) else {
                 continue;
             };
@@ -133,7 +148,11 @@ impl Core {
             }
             debug!(container = %r.container.name, parent = %parent.name, recreated,
                 "shares the network of a container that started again");
-            let reported = r.net_lost.as_ref().is_some_and(|n| n.reported);
+            // What was said of a lost network is not what a replaced parent needs said.
+            let reported = r
+                .net_lost
+                .as_ref()
+                .is_some_and(|n| n.reported && n.recreated == recreated);
             r.net_lost = Some(NetLoss {
                 parent: parent.clone(),
                 parent_started: time,
@@ -169,7 +188,17 @@ impl Core {
             n.ready = true;
             if r.target.is_some() {
                 let approval = n.approval.clone();
-                self.look(&d, approval, out);
+                if r.container.project.is_some() && r.phase == super::Phase::Idle {
+                    // Compose may be restarting or replacing it itself (`restart`, `up`): give
+                    // it a moment, as after any stop through the API; the look then sees.
+                    r.phase = super::Phase::Waiting {
+                        until: now.at + super::STOP_SETTLE,
+                        why: super::Why::Settle,
+                        approval,
+                    };
+                } else {
+                    self.look(&d, approval, out);
+                }
                 continue;
             }
             // Not ours to touch; said once, and only about a target's dependents.
