@@ -641,8 +641,16 @@ impl Core {
         for l in &listed {
             self.upsert(&l.container);
             if let Some(r) = self.records.get_mut(&l.container.id) {
-                if l.status != Status::Running {
-                    r.stopping = None;
+                if l.status != Status::Running
+                    && r.stopping
+                        .take()
+                        .is_some_and(|t| now.at < t + SIGNAL_RELEVANT)
+                {
+                    // A stop through the API ended, and the pass saw it before the die event
+                    // (Docker 26 tells of the stop first): whoever stopped it gets its moment.
+                    if r.settle_until.is_none_or(|t| t <= now.at) {
+                        r.settle_until = Some(now.at + STOP_SETTLE);
+                    }
                 }
                 if l.network_parent.is_some() {
                     r.network_parent = l.network_parent.clone();
@@ -1493,6 +1501,16 @@ impl Core {
             return;
         }
         let by_operator = matches!(approval, Some(Approval::Operator { .. }));
+        if s.status != Status::Running
+            && r.stopping
+                .take()
+                .is_some_and(|t| now.at < t + SIGNAL_RELEVANT)
+            && r.settle_until.is_none_or(|t| t <= now.at)
+        {
+            // A stop through the API ended before its die event reached us (Docker 26 tells
+            // of the stop first): as after the die, whoever stopped it gets its moment.
+            r.settle_until = Some(now.at + STOP_SETTLE);
+        }
         if let Some(until) = r.settle_until.filter(|t| *t > now.at && !by_operator) {
             // It was stopped through the API a moment ago (the look was under way already).
             r.phase = Phase::Waiting {
@@ -3763,6 +3781,54 @@ mod tests {
         out.extend(s.event(EventKind::Start, &node));
         out.extend(s.advance(STOP_SETTLE * 2));
         assert!(acts(&out).is_empty(), "{out:?}");
+    }
+
+    #[test]
+    fn a_stop_seen_by_a_pass_before_its_die_event_still_settles() {
+        // Docker 26 tells of the stop before the die; a pass may list it exited in between.
+        let node = c("1", "nodo_1", None, None);
+        let mut s = Script::new("auto", "nodo_1");
+        s.start(&[&node]);
+        s.event(TERM, &node);
+        s.event(EventKind::Stop, &node);
+        let out = s.feed(Input::Listed {
+            full: false,
+            containers: vec![listed(&node, Status::Exited)],
+        });
+        assert_eq!(inspects(&out), ["1"]);
+        let out = s.inspected(&node, Status::Exited, 0);
+        assert!(
+            acts(&out).is_empty(),
+            "whoever stopped it gets its moment: {out:?}"
+        );
+        s.event(EventKind::Die, &node);
+        assert_eq!(inspects(&s.advance(STOP_SETTLE)), ["1"]);
+        let out = s.inspected(&node, Status::Exited, 0);
+        assert_eq!(acts(&out).len(), 1);
+    }
+
+    #[test]
+    fn a_stop_that_ends_while_a_look_is_out_still_settles() {
+        let node = c("1", "nodo_1", None, None);
+        let mut s = Script::new("auto", "nodo_1");
+        s.start(&[&node]);
+        s.event(EventKind::Health(Health::Unhealthy), &node);
+        s.event(TERM, &node);
+        s.event(EventKind::Stop, &node);
+        // The look went out before the stop, and answers after it ended.
+        let out = s.inspected(&node, Status::Exited, 0);
+        let out = if inspects(&out).is_empty() {
+            out
+        } else {
+            s.inspected(&node, Status::Exited, 0)
+        };
+        assert!(
+            acts(&out).is_empty(),
+            "whoever stopped it gets its moment: {out:?}"
+        );
+        s.event(EventKind::Die, &node);
+        assert_eq!(inspects(&s.advance(STOP_SETTLE)), ["1"]);
+        assert_eq!(acts(&s.inspected(&node, Status::Exited, 0)).len(), 1);
     }
 
     #[test]

@@ -536,7 +536,13 @@ fn compose_recreated_parent(compose: Compose, labelled: bool) {
     let daemon = Daemon::watching(&format!("{}{DEBUG}", auto_env(&[&pair.vpn, &pair.torrent])));
     let (old_vpn, old_torrent) = (pair.id(&pair.vpn), pair.id(&pair.torrent));
 
-    pair.run_ok(&["up", "-d", "--force-recreate", "--no-deps", &pair.vpn]);
+    let up = pair.run(&["up", "-d", "--force-recreate", "--no-deps", &pair.vpn]);
+    assert!(
+        up.status.success(),
+        "compose's recreate failed: {}\n{}",
+        String::from_utf8_lossy(&up.stderr),
+        context(&daemon)
+    );
     let new_vpn = pair.id(&pair.vpn);
     assert_ne!(new_vpn, old_vpn);
     if labelled {
