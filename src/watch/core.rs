@@ -1014,7 +1014,17 @@ impl Core {
         }
         record.state = Some(audit::State::from(&act.seen));
         record.decision = Some(act.action.word());
-        record.cause = Some(act.cause.word());
+        // A kill the engine told of only after the look (under load) was no crash after all.
+        let told_late = act.cause == Cause::Crash
+            && self
+                .records
+                .get(&c.id)
+                .is_some_and(|r| r.last_cause == Some(Cause::ApiKill));
+        record.cause = Some(if told_late {
+            Cause::ApiKill.word()
+        } else {
+            act.cause.word()
+        });
         record.result = Some(result.word());
         record.error = result.error();
         record.took_ms = Some(took_ms);
@@ -3429,6 +3439,21 @@ mod tests {
         s.feed(acted(&act, ActResult::Running));
         let saved = s.core.to_saved();
         assert!(saved.containers[0].history.failures.is_empty(), "{saved:?}");
+    }
+
+    #[test]
+    fn a_kill_told_of_while_the_revival_is_under_way_is_recorded_as_a_kill() {
+        let node = c("1", "nodo_1", None, None);
+        let mut s = Script::new("auto", "nodo_1");
+        s.start(&[&node]);
+        // Under load the look beats the kill event: the death is taken for a crash...
+        s.event(EventKind::Die, &node);
+        let act = acts(&s.inspected(&node, Status::Exited, 0))[0].clone();
+        assert_eq!(act.cause, Cause::Crash);
+        // ...and the engine tells of the kill while the start is under way.
+        s.event(KILL, &node);
+        let out = s.feed(acted(&act, ActResult::Running));
+        assert_eq!(records(&out)[0].cause, Some("api_kill"));
     }
 
     #[test]
