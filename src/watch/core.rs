@@ -2748,7 +2748,15 @@ mod tests {
     fn vpn_and_torrent(mode: &str, targets: &str) -> (Script, ContainerRef, ContainerRef) {
         let vpn = c(VPN_ID, "vpn", None, None);
         let torrent = c("t", "torrent", None, None);
-        let mut s = Script::new(mode, targets);
+        watching(Script::new(mode, targets), vpn, torrent)
+    }
+
+    /// `s` connected, its first list showing both running, 30 s on.
+    fn watching(
+        mut s: Script,
+        vpn: ContainerRef,
+        torrent: ContainerRef,
+    ) -> (Script, ContainerRef, ContainerRef) {
         let session_start = s.now().wall;
         s.feed(Input::Connected { session_start });
         s.feed(Input::Listed {
@@ -2958,20 +2966,15 @@ mod tests {
         torrent
             .labels
             .insert("healthther.mode".into(), "auto".into());
-        let mut s = Script::with(config_with(&[
+        let config = config_with(&[
             "--targets",
             "vpn,torrent",
             "--mode",
             "manual",
             "--quarantine-after",
             "1",
-        ]));
-        let session_start = s.now().wall;
-        s.feed(Input::Connected { session_start });
-        s.feed(Input::Listed {
-            full: true,
-            containers: vec![listed(&vpn, Status::Running), listed_in(&torrent, VPN_ID)],
-        });
+        ]);
+        let (mut s, vpn, torrent) = watching(Script::with(config), vpn, torrent);
         // torrent crashes twice in a row: quarantined.
         for _ in 0..3 {
             s.event(EventKind::Die, &torrent);
@@ -3076,15 +3079,7 @@ mod tests {
         for (k, v) in labels {
             torrent.labels.insert((*k).into(), (*v).into());
         }
-        let mut s = Script::new("auto", "vpn,torrent");
-        let session_start = s.now().wall;
-        s.feed(Input::Connected { session_start });
-        s.feed(Input::Listed {
-            full: true,
-            containers: vec![listed(&vpn, Status::Running), listed_in(&torrent, VPN_ID)],
-        });
-        s.elapsed += Duration::from_secs(30);
-        (s, vpn, torrent)
+        watching(Script::new("auto", "vpn,torrent"), vpn, torrent)
     }
 
     #[test]
