@@ -43,6 +43,10 @@ const SIGKILL: i32 = 9;
 /// comes after its grace period, so this covers long grace periods; a signal older than this
 /// (a reload's SIGHUP) did not cause the death, and a stop that never ended holds up no one.
 const SIGNAL_RELEVANT: Duration = Duration::from_secs(120);
+/// A look that finds a container dead before its die event arrived (under load the event
+/// stream lags behind a list or an inspect) waits this long at most for the events, which tell
+/// whether someone killed it through the API.
+const DIE_WAIT: Duration = Duration::from_secs(1);
 
 /// The time, as the core sees it: monotonic for waits, wall clock for the engine's timestamps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -318,6 +322,8 @@ enum Why {
     Settle,
     /// Unhealthy, but not yet for as long as its `healthther.unhealthy-after` label asks.
     Unhealthy,
+    /// Seen dead before its die event arrived: see [`DIE_WAIT`].
+    Death,
 }
 
 /// Everything about one container.
@@ -371,6 +377,10 @@ struct Watched {
     learning: bool,
     /// It has a health check (a list of it stopped shows none, so this is kept apart).
     has_check: bool,
+    /// Its die event came since it last started.
+    died: bool,
+    /// A look found it dead before its die event, and waited for it once.
+    awaited_die: bool,
 }
 
 /// A dependent's lost network: whose restart took it, and what follows.
@@ -450,6 +460,8 @@ impl Watched {
             learning: false,
             has_check: false,
             swarm_told: false,
+            died: false,
+            awaited_die: false,
         }
     }
 
@@ -795,6 +807,7 @@ impl Core {
             }
             EventKind::Oom => r.oom = true,
             EventKind::Die => {
+                r.died = true;
                 if r.stopping
                     .take()
                     .is_some_and(|t| now.at < t + SIGNAL_RELEVANT)
@@ -806,6 +819,8 @@ impl Core {
                 }
             }
             EventKind::Start => {
+                r.died = false;
+                r.awaited_die = false;
                 r.stopping = None;
                 r.crash_seen = None;
                 r.settle_until = None;
@@ -860,7 +875,14 @@ impl Core {
         debug!(target = %target, container = %r.container.name, event = ?kind, "event");
         match kind {
             EventKind::Die => match (r.settle_until, &r.phase) {
-                (Some(until), Phase::Idle | Phase::Due { .. }) => {
+                (
+                    Some(until),
+                    Phase::Idle
+                    | Phase::Due { .. }
+                    | Phase::Waiting {
+                        why: Why::Death, ..
+                    },
+                ) => {
                     debug!(target = %target, container = %r.container.name,
                         "stopped through the API; giving whoever stopped it a moment");
                     r.phase = Phase::Waiting {
@@ -868,6 +890,16 @@ impl Core {
                         why: Why::Settle,
                         approval: None,
                     };
+                }
+                // The event it waited for: look now.
+                (
+                    None,
+                    Phase::Waiting {
+                        why: Why::Death, ..
+                    },
+                ) => {
+                    r.phase = Phase::Idle;
+                    self.look(&container.id, None, out)
                 }
                 _ => self.look(&container.id, None, out),
             },
@@ -1526,6 +1558,22 @@ impl Core {
             r.phase = Phase::Waiting {
                 until,
                 why: Why::Settle,
+                approval,
+            };
+            return;
+        }
+        if verdict == Verdict::Start
+            && net.is_none()
+            && !r.died
+            && !by_operator
+            && self.synced
+            && !std::mem::replace(&mut r.awaited_die, true)
+        {
+            // Dead, but its die event has not come: the events that tell who killed it may
+            // be on their way (see `DIE_WAIT`).
+            r.phase = Phase::Waiting {
+                until: now.at + DIE_WAIT,
+                why: Why::Death,
                 approval,
             };
             return;
@@ -3449,6 +3497,32 @@ mod tests {
         s.event(KILL, &node);
         let out = s.feed(acted(&act, ActResult::Running));
         assert_eq!(records(&out)[0].cause, Some("api_kill"));
+    }
+
+    #[test]
+    fn a_death_seen_before_its_events_waits_a_moment_for_them() {
+        let node = c("1", "nodo_1", None, None);
+        let mut s = Script::new("auto", "nodo_1");
+        s.start(&[&node]);
+        // A failed health check (the probe died with it) comes before the kill and the die.
+        s.event(EventKind::Health(Health::Unhealthy), &node);
+        let out = s.inspected(&node, Status::Exited, 0);
+        assert!(acts(&out).is_empty(), "{out:?}");
+        s.event(KILL, &node);
+        let out = s.event(EventKind::Die, &node);
+        assert_eq!(inspects(&out), ["1"], "the die ends the wait");
+        let act = acts(&s.inspected(&node, Status::Exited, 0))[0].clone();
+        assert_eq!(act.cause, Cause::ApiKill);
+        // A death whose events never come is revived after the wait, once.
+        s.event(EventKind::Start, &node);
+        s.feed(acted(&act, ActResult::Running));
+        s.inspected(&node, Status::Running, 1);
+        s.advance(Duration::from_secs(30));
+        s.event(EventKind::Health(Health::Unhealthy), &node);
+        assert!(acts(&s.inspected(&node, Status::Exited, 1)).is_empty());
+        assert_eq!(inspects(&s.advance(DIE_WAIT)), ["1"]);
+        let act = acts(&s.inspected(&node, Status::Exited, 1))[0].clone();
+        assert_eq!(act.cause, Cause::Crash);
     }
 
     #[test]

@@ -568,6 +568,8 @@ fn compose_recreated_parent(compose: Compose, labelled: bool) {
                 .iter()
                 .any(|r| r["result"] == "needs_recreate")
         });
+        // The console may say it a moment after the audit file.
+        daemon.wait_log("--force-recreate --no-deps");
         let out = daemon.output();
         let line = out
             .lines()
