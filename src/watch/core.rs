@@ -473,6 +473,19 @@ impl Watched {
             || self.held_by_stop
     }
 
+    /// It stopped: a stop lately asked through the API gives whoever asked [`STOP_SETTLE`]
+    /// from now, however we learnt of the end (its die event, a pass, a look).
+    fn stop_ended(&mut self, now: Instant) {
+        if self
+            .stopping
+            .take()
+            .is_some_and(|t| now < t + SIGNAL_RELEVANT)
+        {
+            let until = now + STOP_SETTLE;
+            self.settle_until = Some(self.settle_until.map_or(until, |t| t.max(until)));
+        }
+    }
+
     fn operator_action_under_way(&self) -> bool {
         match &self.phase {
             Phase::Acting { by_operator, .. } => *by_operator,
@@ -653,16 +666,9 @@ impl Core {
         for l in &listed {
             self.upsert(&l.container);
             if let Some(r) = self.records.get_mut(&l.container.id) {
-                if l.status != Status::Running
-                    && r.stopping
-                        .take()
-                        .is_some_and(|t| now.at < t + SIGNAL_RELEVANT)
-                {
-                    // A stop through the API ended, and the pass saw it before the die event
-                    // (Docker 26 tells of the stop first): whoever stopped it gets its moment.
-                    if r.settle_until.is_none_or(|t| t <= now.at) {
-                        r.settle_until = Some(now.at + STOP_SETTLE);
-                    }
+                if l.status != Status::Running {
+                    // Perhaps before its die event: Docker 26 tells of the stop first.
+                    r.stop_ended(now.at);
                 }
                 if l.network_parent.is_some() {
                     r.network_parent = l.network_parent.clone();
@@ -808,12 +814,7 @@ impl Core {
             EventKind::Oom => r.oom = true,
             EventKind::Die => {
                 r.died = true;
-                if r.stopping
-                    .take()
-                    .is_some_and(|t| now.at < t + SIGNAL_RELEVANT)
-                {
-                    r.settle_until = Some(now.at + STOP_SETTLE);
-                }
+                r.stop_ended(now.at);
                 if r.api_kill.is_some_and(|k| now.at >= k.at + SIGNAL_RELEVANT) {
                     r.api_kill = None;
                 }
@@ -1543,15 +1544,9 @@ impl Core {
             return;
         }
         let by_operator = matches!(approval, Some(Approval::Operator { .. }));
-        if s.status != Status::Running
-            && r.stopping
-                .take()
-                .is_some_and(|t| now.at < t + SIGNAL_RELEVANT)
-            && r.settle_until.is_none_or(|t| t <= now.at)
-        {
-            // A stop through the API ended before its die event reached us (Docker 26 tells
-            // of the stop first): as after the die, whoever stopped it gets its moment.
-            r.settle_until = Some(now.at + STOP_SETTLE);
+        if s.status != Status::Running {
+            // The look may have been under way before its die event came.
+            r.stop_ended(now.at);
         }
         if let Some(until) = r.settle_until.filter(|t| *t > now.at && !by_operator) {
             // It was stopped through the API a moment ago (the look was under way already).

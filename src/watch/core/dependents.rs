@@ -13,6 +13,7 @@ use super::{Approval, Command, Core, NetLoss, Now, Parent, Watched};
 use crate::audit::{Record, RecordEvent};
 use crate::engine::EventKind;
 use crate::policy::{Health, Status};
+use crate::targets::ContainerRef;
 use crate::watch::graph;
 
 /// How long after we asked for a start the parent's start event is taken for ours, so that
@@ -101,10 +102,8 @@ impl Core {
             return;
         };
         let successor = self
-            .records
-            .values()
-            .find(|c| graph::succeeds(&c.container, &gone) && is_running(c))
-            .map(|c| c.container.id.clone());
+            .running_successor(|c| graph::succeeds(c, &gone))
+            .map(|p| p.id);
         if let Some(s) = successor {
             // The engine's time of its start, not ours: it is compared with the engine's.
             let started = self
@@ -280,8 +279,19 @@ impl Core {
             .collect()
     }
 
+    /// A running container that `succeeds` says took a removed one's place.
+    fn running_successor(&self, succeeds: impl Fn(&ContainerRef) -> bool) -> Option<Parent> {
+        self.records
+            .values()
+            .find(|c| is_running(c) && succeeds(&c.container))
+            .map(|c| Parent {
+                id: c.container.id.clone(),
+                name: c.container.name.clone(),
+            })
+    }
+
     /// Whether `reference` names a removed container that `c` took the place of.
-    fn predecessor(&self, reference: &str, c: &crate::targets::ContainerRef) -> bool {
+    fn predecessor(&self, reference: &str, c: &ContainerRef) -> bool {
         self.gone
             .values()
             .any(|g| graph::names(reference, g) && graph::succeeds(c, g))
@@ -300,13 +310,7 @@ impl Core {
             {
                 return None;
             }
-            self.records
-                .values()
-                .find(|c| self.predecessor(reference, &c.container) && is_running(c))
-                .map(|c| Parent {
-                    id: c.container.id.clone(),
-                    name: c.container.name.clone(),
-                })
+            self.running_successor(|c| self.predecessor(reference, c))
         };
         if let Some(p) = r.network_parent.as_deref().and_then(successor) {
             return NetworkFix::Recreate(p);
