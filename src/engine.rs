@@ -455,8 +455,8 @@ impl Engine {
 
     /// Recreates the dependent `c` joined to the network namespace of `parent_id` (its parent
     /// was recreated, so `c` holds an id that is gone and can never start again), with exactly
-    /// its configuration: see [`crate::recreate`]. The old container is renamed
-    /// `<12 hex of its id>_<name>` (as compose names one it replaces) and stopped, the new one
+    /// its configuration: see [`crate::recreate`]. The old container is given a temporary name
+    /// ([`crate::recreate::temporary_name`]) and stopped, the new one
     /// created under the old name and started, and the old one removed (its volumes kept).
     /// Should the create or the start fail, what was created is removed and the old container
     /// gets its name back (stopped: it could not run anyway). Returns the new container's id.
@@ -503,7 +503,7 @@ impl Engine {
             .map_err(|e| EngineError::Recreate(c.name.clone(), e))?;
         let running = inspect["State"]["Running"].as_bool() == Some(true);
 
-        let old_name = format!("{}_{}", c.id.get(..12).unwrap_or(&c.id), c.name);
+        let old_name = crate::recreate::temporary_name(&c.id, &c.name);
         self.raw_call(
             &format!("renaming container {} to {old_name}", c.name),
             "POST",

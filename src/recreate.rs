@@ -43,6 +43,21 @@ pub enum RecreateError {
     Changed { now: String },
 }
 
+/// What every temporary name starts with: no other tool names containers so (compose v2 gives
+/// the container it replaces `<12 hex of its id>_<name>`, and a second name like it collides).
+const TEMPORARY_PREFIX: &str = "healthther-recreating-";
+
+/// The name a container of id `id` called `name` goes by while it is recreated.
+pub fn temporary_name(id: &str, name: &str) -> String {
+    format!("{TEMPORARY_PREFIX}{}-{name}", id.get(..12).unwrap_or(id))
+}
+
+/// Whether `name` is a name given by [`temporary_name`]: the container is being recreated (or
+/// a recreation was cut short), and it is still the target it was under its own name.
+pub fn is_temporary_name(name: &str) -> bool {
+    name.starts_with(TEMPORARY_PREFIX)
+}
+
 /// The body of `POST /containers/create` that recreates the container described by `inspect`
 /// (the engine's answer to `GET /containers/{id}/json`) with its network mode set to
 /// `container:<parent_id>`.

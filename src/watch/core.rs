@@ -304,7 +304,7 @@ enum Phase {
         approval: Option<Approval>,
         again: bool,
     },
-    /// A start or restart is under way.
+    /// A start, restart or recreation is under way.
     Acting { again: bool, by_operator: bool },
     /// Waiting until `until`, then a look.
     Waiting {
@@ -1219,6 +1219,12 @@ impl Core {
         let mut found: HashMap<TargetName, BTreeSet<String>> = HashMap::new();
         let mut changes = Vec::new();
         for (id, r) in &self.records {
+            if crate::recreate::is_temporary_name(&r.container.name) {
+                // Our own recreation renamed it for a moment (or one cut short left it so): it
+                // stays the target it was, its back-off with it, however late the events that
+                // tell of the renames come.
+                continue;
+            }
             let now_target = match targets.resolve(&r.container, &view, own) {
                 Resolution::Target(t) => {
                     found
@@ -1646,16 +1652,16 @@ impl Core {
                 let by_operator = matches!(approval, Approval::Operator { .. });
                 info!(target = %target, container = %s.container.name, seen = %describe(&s),
                     cause = cause.word(), decision = %verdict, by = %approval.by(), "reviving");
-                r.phase = Phase::Acting {
-                    again: false,
-                    by_operator,
-                };
-                self.note_revival(id, &approval, now.at);
                 let (parent, action) = match net {
                     Some((p, _, action)) => (Some(p), action),
                     None if verdict == Verdict::Restart => (None, Action::Restart),
                     None => (None, Action::Start),
                 };
+                r.phase = Phase::Acting {
+                    again: false,
+                    by_operator,
+                };
+                self.note_revival(id, &approval, now.at);
                 out.push(Command::Act(Act {
                     target,
                     action,
@@ -3166,6 +3172,107 @@ mod tests {
         s.event(EventKind::Die, &torrent);
         let out = s.inspected(&torrent, Status::Exited, 0);
         assert!(acts(&out).is_empty() && records(&out).is_empty());
+    }
+
+    /// A recreation of `torrent` that fails at the create: the engine's events for our rename
+    /// to the temporary name, our stop, and the name given back; then the failure. Returns
+    /// what the look after it decided.
+    fn fail_recreation(s: &mut Script, act: &Act, torrent: &ContainerRef) -> Vec<Command> {
+        let temporary = ContainerRef {
+            name: crate::recreate::temporary_name(&torrent.id, &torrent.name),
+            ..torrent.clone()
+        };
+        s.event(EventKind::Rename, &temporary);
+        s.event(TERM, &temporary);
+        s.event(EventKind::Die, &temporary);
+        s.event(EventKind::Stop, &temporary);
+        s.event(EventKind::Rename, torrent);
+        let mut out = s.feed(acted(
+            act,
+            ActResult::Failed {
+                error: "No such image: img:tag".into(),
+                denied: false,
+            },
+        ));
+        if inspects(&out).contains(&torrent.id.as_str()) {
+            out.extend(s.inspected(torrent, Status::Exited, 0));
+        }
+        out
+    }
+
+    #[test]
+    fn a_failed_recreation_backs_off_through_its_temporary_name_until_quarantined() {
+        // Plain `docker run` names: the temporary name is no target's.
+        let vpn = c(VPN_ID, "vpn", None, None);
+        let mut torrent = c("t", "torrent", None, None);
+        torrent
+            .labels
+            .insert("healthther.recreate".into(), "true".into());
+        let (mut s, vpn, torrent) = watching(Script::new("auto", "vpn,torrent"), vpn, torrent);
+        // `docker rm -f vpn`, then a new vpn.
+        s.event(KILL, &vpn);
+        s.event(EventKind::Die, &vpn);
+        s.event(EventKind::Destroy, &vpn);
+        let new = c("bbbbbbbbbbbb1111", "vpn", None, None);
+        s.event(EventKind::Create, &new);
+        s.feed(Input::Inspected {
+            container: new.clone(),
+            result: Ok(Some(snapshot(
+                &new,
+                Status::Created,
+                s.now().wall,
+                s.now().wall,
+            ))),
+        });
+        let mut out = s.event(EventKind::Start, &new);
+        out.extend(s.advance(STOP_SETTLE));
+        if inspects(&out).contains(&new.id.as_str()) {
+            out = s.inspected(&new, Status::Running, 30_000);
+            out.extend(s.advance(STOP_SETTLE));
+        }
+        assert_eq!(inspects(&out), vec!["t"], "{out:?}");
+        let out = s.inspected(&torrent, Status::Running, 0);
+        let mut act = acts(&out)[0].clone();
+        assert_eq!(act.action, Action::Recreate);
+        let mut tries = 1;
+        for _ in 0..40 {
+            let out = fail_recreation(&mut s, &act, &torrent);
+            assert!(
+                acts(&out).is_empty(),
+                "try {tries} failed, and the next one came at once: {out:?}"
+            );
+            if records(&out)
+                .iter()
+                .any(|r| r.event == RecordEvent::Quarantine)
+            {
+                break;
+            }
+            // The back-off ends with a look, and the look with the next try or the quarantine.
+            let mut next = None;
+            let mut quarantined = false;
+            for _ in 0..600 {
+                let out = s.advance(Duration::from_millis(500));
+                if inspects(&out).contains(&"t") {
+                    let out = s.inspected(&torrent, Status::Exited, 0);
+                    quarantined = records(&out)
+                        .iter()
+                        .any(|r| r.event == RecordEvent::Quarantine);
+                    next = acts(&out).first().map(|a| (*a).clone());
+                    if next.is_some() || quarantined {
+                        break;
+                    }
+                }
+            }
+            if quarantined {
+                break;
+            }
+            act = next.expect("a try after the back-off");
+            tries += 1;
+        }
+        assert_eq!(
+            tries, 5,
+            "HEALTH_QUARANTINE_AFTER (5) failed tries, then quarantine"
+        );
     }
 
     #[test]

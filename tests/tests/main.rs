@@ -3,6 +3,7 @@
 
 mod harness;
 
+mod backoff;
 mod cli;
 mod dependents;
 mod faults;
