@@ -194,6 +194,10 @@ impl Metrics {
                         result: result.to_string(),
                     })
                     .inc();
+                // Our own start undone or not sent while compose takes the project down.
+                if r.decision == Some("stop") || r.result.as_deref() == Some("withdrawn") {
+                    return;
+                }
                 // An action an operator answered for was counted as a failure at its prompt.
                 let answered =
                     r.by.as_deref()
@@ -315,6 +319,8 @@ fn action_result(result: Option<&str>) -> &'static str {
         Some("running") => "running",
         Some("already_running") => "already_running",
         Some("removed") => "removed",
+        Some("stopped") => "stopped",
+        Some("withdrawn") => "withdrawn",
         Some("left_stopped") => "left_stopped",
         Some("failed") => "failed",
         Some("unknown") | None => "unknown",

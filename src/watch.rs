@@ -45,6 +45,7 @@ mod graph;
 mod status;
 mod task;
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -175,6 +176,7 @@ pub async fn run(
         told_stream_lost: false,
         tap,
         told_stream_cut: false,
+        withdraw: HashMap::new(),
     };
     shell.run(cancel).await;
 }
@@ -240,6 +242,8 @@ struct Shell {
     tap: Tap,
     /// Whether a cut of a working event stream was said: once, then only at debug level.
     told_stream_cut: bool,
+    /// What withdraws each action under way, by container id: see [`Command::Withdraw`].
+    withdraw: HashMap<String, CancellationToken>,
 }
 
 impl Shell {
@@ -353,7 +357,12 @@ impl Shell {
             Err(_) => return,
         };
         match done {
-            Done::Core(input) => self.feed(*input),
+            Done::Core(input) => {
+                if let Input::Acted(a) = &*input {
+                    self.withdraw.remove(&a.act.seen.container.id);
+                }
+                self.feed(*input)
+            }
             Done::OwnProject(project) => self.feed(Input::OwnProject(project)),
             Done::Connected(Ok(engine)) => self.connected(engine),
             Done::Connected(Err(e)) => {
@@ -566,6 +575,11 @@ impl Shell {
                     self.looks
                         .spawn(task::guarded(c.id.clone(), task::inspect(engine, calls, c)));
                 }
+                Command::Withdraw(id) => {
+                    if let Some(token) = self.withdraw.get(&id) {
+                        token.cancel();
+                    }
+                }
                 Command::Act(act) => {
                     let Link::Up(s) = &self.link else {
                         let took = Duration::ZERO;
@@ -579,7 +593,11 @@ impl Shell {
                     };
                     let engine = s.engine.clone();
                     let calls = Arc::clone(&self.calls);
-                    self.actions.spawn(task::guarded_act(engine, calls, act));
+                    let withdrawn = CancellationToken::new();
+                    self.withdraw
+                        .insert(act.seen.container.id.clone(), withdrawn.clone());
+                    self.actions
+                        .spawn(task::guarded_act(engine, calls, act, withdrawn));
                 }
             }
         }

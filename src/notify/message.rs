@@ -61,7 +61,10 @@ pub fn answer_commands(target: &str) -> String {
 /// What was done, for machines: the result words of the records that were actions.
 fn is_revived(r: &Record) -> bool {
     r.event == RecordEvent::Action
-        && matches!(r.result.as_deref(), Some("running" | "already_running"))
+        && matches!(
+            r.result.as_deref(),
+            Some("running" | "already_running" | "stopped" | "withdrawn")
+        )
 }
 
 /// One line (more for a prompt) for one note.

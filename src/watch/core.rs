@@ -39,6 +39,11 @@ const LABEL_STOP_SLACK: Duration = Duration::from_secs(25);
 const LATE_KILL: Duration = Duration::from_secs(2);
 /// SIGKILL: a `kill` event with it is a kill, not the first step of a stop.
 const SIGKILL: i32 = 9;
+/// How long a compose project must be quiet (no stop or removal through the API of any of its
+/// containers) before one of its containers is revived: compose v1's `down` stops every
+/// container before it removes any, and with 50 replicas on a busy engine the list between the
+/// two phases has been seen to take several seconds. A start in that gap makes `down` fail.
+const PROJECT_QUIET: Duration = Duration::from_secs(10);
 /// How long a signal sent through the API explains a death that follows: a stop's SIGKILL
 /// comes after its grace period, so this covers long grace periods; a signal older than this
 /// (a reload's SIGHUP) did not cause the death, and a stop that never ended holds up no one.
@@ -143,6 +148,9 @@ pub enum Command {
     Reply(Reply),
     /// What must survive a restart changed: write it to the state file.
     Save(Saved),
+    /// Its compose project is being taken down: the action under way on this container (by
+    /// id) is not to start it, if the start was not sent yet.
+    Withdraw(String),
 }
 
 /// A start or restart to carry out: everything its record needs travels with it, so the
@@ -161,6 +169,8 @@ pub struct Act {
     /// The container whose network it shares, when that is why it is acted on: a restart
     /// after the parent started again, or a recreation joined to the parent's successor.
     pub parent: Option<Parent>,
+    /// When it was decided: a compose project stopped since then was not known of.
+    pub decided: Instant,
 }
 
 /// A container another one shares the network namespace of.
@@ -219,6 +229,9 @@ pub enum Action {
     Restart,
     /// Create it again, with its exact configuration, joined to its parent's successor.
     Recreate,
+    /// Stop it again: our own start of it ended while its compose project was being taken
+    /// down, and compose cannot remove a running container.
+    Stop,
 }
 
 impl Action {
@@ -227,6 +240,7 @@ impl Action {
             Action::Start => "start",
             Action::Restart => "restart",
             Action::Recreate => "recreate",
+            Action::Stop => "stop",
         }
     }
 }
@@ -246,6 +260,10 @@ pub enum ActResult {
     Running,
     /// Recreated: the new container, which runs.
     Recreated { id: String },
+    /// Stopped again ([`Action::Stop`]).
+    Stopped,
+    /// Not started: withdrawn ([`Command::Withdraw`]) before the start was sent.
+    Withdrawn,
     /// The engine did nothing: it was running already (someone else started it first).
     AlreadyRunning,
     /// Started, but a look right after found it so (the engine's error, if it gave one).
@@ -271,6 +289,8 @@ impl ActResult {
             ActResult::AlreadyRunning => "already_running".into(),
             ActResult::NotRunning { seen, .. } => seen.clone(),
             ActResult::Removed => "removed".into(),
+            ActResult::Stopped => "stopped".into(),
+            ActResult::Withdrawn => "withdrawn".into(),
             ActResult::LeftStopped { .. } => "left_stopped".into(),
             ActResult::Failed { .. } | ActResult::Unreachable { .. } => "failed".into(),
             ActResult::Unknown { .. } => "unknown".into(),
@@ -381,6 +401,9 @@ struct Watched {
     died: bool,
     /// A look found it dead before its die event, and waited for it once.
     awaited_die: bool,
+    /// Stopping it again, should its compose service be taken down right after our start of
+    /// it ran: see `note_project_stop`.
+    undo: Option<Act>,
 }
 
 /// A dependent's lost network: whose restart took it, and what follows.
@@ -462,6 +485,7 @@ impl Watched {
             swarm_told: false,
             died: false,
             awaited_die: false,
+            undo: None,
         }
     }
 
@@ -559,6 +583,9 @@ pub struct Core {
     /// Removed containers that others still name (by id) as their network's parent, to find
     /// the container that took their place.
     gone: HashMap<String, ContainerRef>,
+    /// When a container of each compose project was last stopped or removed through the API:
+    /// see [`PROJECT_QUIET`].
+    project_stops: HashMap<String, Instant>,
 }
 
 impl Core {
@@ -584,6 +611,7 @@ impl Core {
             restored: HashMap::new(),
             saved: None,
             gone: HashMap::new(),
+            project_stops: HashMap::new(),
         }
     }
 
@@ -730,6 +758,14 @@ impl Core {
             time,
         } = event;
         let replay = time < self.session_start;
+        if !replay
+            && matches!(
+                kind,
+                EventKind::Destroy | EventKind::Stop | EventKind::Kill { .. } | EventKind::Die
+            )
+        {
+            self.note_project_stop(&container, kind, now, out);
+        }
         if kind == EventKind::Destroy {
             if let Some(r) = self.records.get(&container.id) {
                 if let (Some(t), false) = (&r.target, replay) {
@@ -1020,6 +1056,14 @@ impl Core {
                     "recreated, joined to the network of {}",
                     act.parent.as_ref().map_or("its parent", |p| p.name.as_str()))
             }
+            ActResult::Stopped => {
+                info!(target = %act.target, container = %c.name, took_ms,
+                    "stopped again: its compose project is being taken down")
+            }
+            ActResult::Withdrawn => {
+                info!(target = %act.target, container = %c.name,
+                    "not started: its compose project is being taken down")
+            }
             other => warn!(
                 target = %act.target, container = %c.name, result = %other.word(),
                 error = other.error().as_deref().unwrap_or(""), "revival did not bring it back"
@@ -1037,6 +1081,20 @@ impl Core {
             Some(p) => format!("{}; its parent {}", act.approval.by(), p.name),
             None => act.approval.by(),
         });
+        if result == ActResult::Withdrawn {
+            record.note = Some(
+                "its compose project began to be stopped or removed before the start was sent; \
+                 not started"
+                    .into(),
+            );
+        }
+        if act.action == Action::Stop {
+            record.note = Some(
+                "our start of it ended while its compose project was being stopped or removed; \
+                 stopped again so that compose can remove it"
+                    .into(),
+            );
+        }
         if let (ActResult::Recreated { id }, Some(p)) = (&result, &act.parent) {
             record.note = Some(format!(
                 "recreated as {} with the same configuration, joined to the network of {} ({})",
@@ -1075,6 +1133,10 @@ impl Core {
         let again = matches!(r.phase, Phase::Acting { again: true, .. });
         r.phase = Phase::Idle;
         match result {
+            // Undoing our own start, or not starting, says nothing about the container.
+            ActResult::Withdrawn => self.look(&c.id, None, out),
+            _ if act.action == Action::Stop && again => self.look(&c.id, None, out),
+            _ if act.action == Action::Stop => {}
             // A refusal by a socket proxy's rules says nothing about the container: it is
             // tried again at the back-off's cap, and never counts toward quarantine.
             ActResult::Failed {
@@ -1100,6 +1162,40 @@ impl Core {
                     .revival_failed(now.at);
                 self.look(&c.id, None, out);
             }
+            ActResult::Running
+                if act.action != Action::Stop
+                    && r.container.project.as_ref().is_some_and(|p| {
+                        self.project_stops.get(p).is_some_and(|t| *t >= act.decided)
+                    }) =>
+            {
+                // Compose began taking the project down while our start was under way: it
+                // listed this container as stopped and will not stop it before removing it.
+                r.phase = Phase::Acting {
+                    again: false,
+                    by_operator: false,
+                };
+                out.push(Command::Act(Act {
+                    action: Action::Stop,
+                    cause: Cause::ApiStop,
+                    parent: None,
+                    decided: now.at,
+                    ..act
+                }));
+            }
+            ActResult::Running if act.action != Action::Stop => {
+                // Should compose begin taking its service down soon, it may have listed this
+                // container while our start was under way: see `note_project_stop`.
+                r.undo = Some(Act {
+                    action: Action::Stop,
+                    cause: Cause::ApiStop,
+                    parent: None,
+                    decided: now.at,
+                    ..act.clone()
+                });
+                if again {
+                    self.look(&c.id, None, out);
+                }
+            }
             _ if again => self.look(&c.id, None, out),
             _ => {}
         }
@@ -1124,10 +1220,9 @@ impl Core {
             })
             .collect();
         for (id, why) in due {
-            if why == Why::Settle && self.project_is_stopping(&id, now) {
+            if let (Why::Settle, Some(until)) = (why, self.project_busy_until(&id, now)) {
                 // Compose stops a whole project before removing any of it: wait for the rest.
                 if let Some(r) = self.records.get_mut(&id) {
-                    let until = now.at + STOP_SETTLE;
                     r.settle_until = Some(until);
                     if let Phase::Waiting { until: u, .. } = &mut r.phase {
                         *u = until;
@@ -1146,20 +1241,84 @@ impl Core {
         }
     }
 
-    /// Whether another container of `id`'s compose project is being stopped through the API.
-    fn project_is_stopping(&self, id: &str, now: Now) -> bool {
-        let Some(project) = self
-            .records
-            .get(id)
-            .and_then(|r| r.container.project.as_deref())
+    /// A stop or removal through the API of a container of a compose project: the project may
+    /// be being taken down. A `docker kill` (SIGKILL) is no stop.
+    fn note_project_stop(
+        &mut self,
+        c: &ContainerRef,
+        kind: EventKind,
+        now: Now,
+        out: &mut Vec<Command>,
+    ) {
+        let known = self.records.get(&c.id);
+        let Some(project) = known
+            .and_then(|r| r.container.project.clone())
+            .or_else(|| c.project.clone())
         else {
-            return false;
+            return;
         };
-        self.records.iter().any(|(other, r)| {
-            other != id
+        let stop = match kind {
+            EventKind::Kill { signal } => signal != Some(SIGKILL),
+            // The death a stop caused; a crash is no stop.
+            EventKind::Die => {
+                known.is_some_and(|r| r.stopping.is_some_and(|t| now.at < t + SIGNAL_RELEVANT))
+            }
+            _ => true,
+        };
+        if stop {
+            self.project_stops
+                .retain(|_, t| now.at < *t + PROJECT_QUIET);
+            // Starts of its containers still waiting for the engine are not sent.
+            for (id, r) in &self.records {
+                if matches!(r.phase, Phase::Acting { .. })
+                    && r.container.project.as_deref() == Some(project.as_str())
+                {
+                    out.push(Command::Withdraw(id.clone()));
+                }
+            }
+            // Compose lists a service's containers a while before it stops them: one we started
+            // just before it may have been listed as stopped, so compose would neither stop it
+            // nor be able to remove it. It is stopped again (a second stop changes nothing).
+            let service = known.and_then(|r| r.container.service.clone());
+            for r in self.records.values_mut() {
+                let undo_now = r.container.id != c.id
+                    && r.container.project.as_deref() == Some(project.as_str())
+                    && r.container.service == service
+                    && r.phase == Phase::Idle
+                    && !r.died
+                    && r.stopping.is_none()
+                    && r.undo
+                        .as_ref()
+                        .is_some_and(|u| now.at < u.decided + PROJECT_QUIET);
+                if let Some(mut act) = r.undo.take_if(|_| undo_now) {
+                    act.decided = now.at;
+                    r.phase = Phase::Acting {
+                        again: false,
+                        by_operator: false,
+                    };
+                    out.push(Command::Act(act));
+                }
+            }
+            self.project_stops.insert(project, now.at);
+        }
+    }
+
+    /// Until when container `id`'s compose project is being taken down, if it is: a stop
+    /// through the API of one of its containers is under way (it has not died yet), or one
+    /// was stopped or removed less than [`PROJECT_QUIET`] ago.
+    fn project_busy_until(&self, id: &str, now: Now) -> Option<Instant> {
+        let project = self.records.get(id)?.container.project.as_deref()?;
+        let stop_under_way = self.records.values().any(|r| {
+            r.container.project.as_deref() == Some(project)
                 && r.stopping.is_some_and(|t| now.at < t + SIGNAL_RELEVANT)
-                && r.container.project.as_deref() == Some(project)
-        })
+        });
+        if stop_under_way {
+            return Some(now.at + STOP_SETTLE);
+        }
+        self.project_stops
+            .get(project)
+            .map(|t| *t + PROJECT_QUIET)
+            .filter(|t| *t > now.at)
     }
 
     // --- Identity ---------------------------------------------------------------------
@@ -1563,6 +1722,26 @@ impl Core {
             };
             return;
         }
+        if let Some(until) = self
+            .project_busy_until(id, now)
+            .filter(|_| !by_operator && net.is_none())
+        {
+            // Its project is being taken down (a crash-looping replica died meanwhile): reviving
+            // it now would make compose's removal fail.
+            debug!(target = %target, container = %s.container.name,
+                "its compose project is being stopped; waiting until it is quiet");
+            if let Some(r) = self.records.get_mut(id) {
+                r.phase = Phase::Waiting {
+                    until,
+                    why: Why::Settle,
+                    approval,
+                };
+            }
+            return;
+        }
+        let Some(r) = self.records.get_mut(id) else {
+            return;
+        };
         if verdict == Verdict::Start
             && net.is_none()
             && !r.died
@@ -1671,6 +1850,7 @@ impl Core {
                     stop_timeout,
                     cause,
                     parent,
+                    decided: now.at,
                 }));
             }
             Plan::Wait(d) => {
@@ -3119,7 +3299,7 @@ mod tests {
         s.event(EventKind::Start, &new);
         let out = s.event(EventKind::Destroy, &renamed);
         assert!(inspects(&out).is_empty(), "compose is given a moment first");
-        (new, s.advance(STOP_SETTLE))
+        (new, s.advance(PROJECT_QUIET))
     }
 
     fn compose_vpn_and_torrent(labels: &[(&str, &str)]) -> (Script, ContainerRef, ContainerRef) {
@@ -3721,11 +3901,129 @@ mod tests {
         s.advance(SIGNAL_RELEVANT * 2);
         s.event(TERM, &api);
         s.event(EventKind::Die, &api);
-        assert_eq!(inspects(&s.advance(STOP_SETTLE)), ["a"], "the settle ended");
+        assert_eq!(
+            inspects(&s.advance(PROJECT_QUIET)),
+            ["a"],
+            "the project is quiet"
+        );
         // And the proxy's own crash, much later, is its own.
+        s.elapsed += PROJECT_QUIET;
         s.event(EventKind::Die, &proxy);
         let act = acts(&s.inspected(&proxy, Status::Exited, 0))[0].clone();
         assert_eq!(act.cause, Cause::Crash);
+    }
+
+    #[test]
+    fn a_replica_that_crashes_while_its_project_is_taken_down_waits_for_it() {
+        // compose v1's down: every replica stopped first, then every one removed.
+        let a = c("a", "p_svc_1", Some("p"), Some("svc"));
+        let b = c("b", "p_svc_2", Some("p"), Some("svc"));
+        let mut s = Script::new("auto", "p/svc");
+        s.start(&[&a, &b]);
+        let mut out = s.event(TERM, &a);
+        // b crash-loops: it dies by itself while a is being stopped.
+        out.extend(s.event(EventKind::Die, &b));
+        out.extend(s.inspected(&b, Status::Exited, 0));
+        out.extend(s.event(EventKind::Die, &a));
+        out.extend(s.advance(STOP_SETTLE));
+        out.extend(s.event(EventKind::Stop, &a));
+        out.extend(s.advance(PROJECT_QUIET - MS));
+        out.extend(s.event(EventKind::Destroy, &a));
+        out.extend(s.event(EventKind::Destroy, &b));
+        out.extend(s.advance(PROJECT_QUIET * 2));
+        assert!(acts(&out).is_empty(), "{out:?}");
+    }
+
+    #[test]
+    fn our_start_that_ends_while_its_project_is_taken_down_is_undone() {
+        let a = c("a", "p_svc_1", Some("p"), Some("svc"));
+        let b = c("b", "p_svc_2", Some("p"), Some("svc"));
+        let mut s = Script::new("auto", "p/svc");
+        s.start(&[&a, &b]);
+        s.event(EventKind::Die, &b);
+        let start = acts(&s.inspected(&b, Status::Exited, 0))[0].clone();
+        // The engine is slow to start it; meanwhile compose's down begins.
+        s.elapsed += MS;
+        let out = s.event(TERM, &a);
+        assert!(
+            out.contains(&Command::Withdraw("b".into())),
+            "the start is withdrawn if not sent yet: {out:?}"
+        );
+        // It was sent already.
+        let out = s.feed(acted(&start, ActResult::Running));
+        let undo = acts(&out);
+        assert_eq!(undo.len(), 1, "{out:?}");
+        assert_eq!(undo[0].action, Action::Stop);
+        assert_eq!(undo[0].seen.container.id, "b");
+        let out = s.feed(acted(undo[0], ActResult::Stopped));
+        let r = records(&out);
+        assert_eq!(r[0].decision, Some("stop"));
+        assert_eq!(r[0].result.as_deref(), Some("stopped"));
+        // A failed undo counts nothing against it.
+        assert!(s.core.records["b"]
+            .history
+            .as_ref()
+            .is_none_or(|h| !h.call_refused()));
+    }
+
+    #[test]
+    fn a_start_withdrawn_while_its_project_is_taken_down_waits_for_it() {
+        let a = c("a", "p_svc_1", Some("p"), Some("svc"));
+        let b = c("b", "p_svc_2", Some("p"), Some("svc"));
+        let mut s = Script::new("auto", "p/svc");
+        s.start(&[&a, &b]);
+        s.event(EventKind::Die, &b);
+        let start = acts(&s.inspected(&b, Status::Exited, 0))[0].clone();
+        s.event(TERM, &a);
+        let out = s.feed(acted(&start, ActResult::Withdrawn));
+        assert_eq!(records(&out)[0].result.as_deref(), Some("withdrawn"));
+        let out = s.inspected(&b, Status::Exited, 0);
+        assert!(acts(&out).is_empty(), "{out:?}");
+        s.event(EventKind::Die, &a);
+        s.event(EventKind::Destroy, &a);
+        let out = s.event(EventKind::Destroy, &b);
+        assert!(
+            acts(&out).is_empty() && inspects(&out).is_empty(),
+            "{out:?}"
+        );
+    }
+
+    #[test]
+    fn our_start_just_before_its_service_is_taken_down_is_undone() {
+        let a = c("a", "p_svc_1", Some("p"), Some("svc"));
+        let b = c("b", "p_svc_2", Some("p"), Some("svc"));
+        let other = c("o", "p_db_1", Some("p"), Some("db"));
+        let mut s = Script::new("auto", "p/svc,p/db");
+        s.start(&[&a, &b, &other]);
+        for x in [&b, &other] {
+            s.event(EventKind::Die, x);
+            let start = acts(&s.inspected(x, Status::Exited, 0))[0].clone();
+            s.event(EventKind::Start, x);
+            if !inspects(&s.feed(acted(&start, ActResult::Running))).is_empty() {
+                s.inspected(x, Status::Running, 30_000);
+            }
+        }
+        // compose listed b while our start was under way, so it stops only a.
+        s.elapsed += Duration::from_secs(2);
+        let out = s.event(TERM, &a);
+        let undo = acts(&out);
+        assert_eq!(undo.len(), 1, "{out:?}");
+        assert_eq!(
+            (undo[0].action, undo[0].seen.container.id.as_str()),
+            (Action::Stop, "b"),
+            "only the service being stopped"
+        );
+        // Once is enough.
+        assert!(acts(&s.event(EventKind::Die, &a)).is_empty());
+    }
+
+    #[test]
+    fn a_crash_in_a_project_nobody_stops_is_revived_at_once() {
+        let a = c("a", "p_svc_1", Some("p"), Some("svc"));
+        let mut s = Script::new("auto", "p/svc");
+        s.start(&[&a]);
+        s.event(EventKind::Die, &a);
+        assert_eq!(acts(&s.inspected(&a, Status::Exited, 0)).len(), 1);
     }
 
     #[test]

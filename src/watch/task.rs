@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::FutureExt;
 use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
 
 use super::{Act, ActResult, Acted, Action, Docker, Done, Input, Started};
 use crate::policy::{describe, Status};
@@ -24,10 +25,18 @@ pub(super) async fn guarded(container_id: String, task: impl Future<Output = Inp
 
 /// An action, run so that even a panic (a bug) midway leaves its record: the start may have
 /// been sent.
-pub(super) async fn guarded_act(engine: impl Docker, calls: Arc<Semaphore>, a: Act) -> Done {
+pub(super) async fn guarded_act(
+    engine: impl Docker,
+    calls: Arc<Semaphore>,
+    a: Act,
+    withdrawn: CancellationToken,
+) -> Done {
     let kept = a.clone();
     let began = Instant::now();
-    match AssertUnwindSafe(act(engine, calls, a)).catch_unwind().await {
+    match AssertUnwindSafe(act(engine, calls, a, withdrawn))
+        .catch_unwind()
+        .await
+    {
         Ok(input) => Done::Core(Box::new(input)),
         Err(_) => Done::Core(Box::new(Input::Acted(Acted {
             act: kept,
@@ -58,10 +67,16 @@ pub(super) async fn inspect(
     }
 }
 
-/// Starts or restarts the container, and looks whether it runs again.
-pub(super) async fn act(engine: impl Docker, calls: Arc<Semaphore>, act: Act) -> Input {
+/// Starts or restarts the container, and looks whether it runs again; `withdrawn` before the
+/// start is sent, it is not sent (see [`super::Command::Withdraw`]).
+pub(super) async fn act(
+    engine: impl Docker,
+    calls: Arc<Semaphore>,
+    act: Act,
+    withdrawn: CancellationToken,
+) -> Input {
     let began = Instant::now();
-    let result = carry_out(&engine, &calls, act.stop_timeout, &act).await;
+    let result = carry_out(&engine, &calls, act.stop_timeout, &act, &withdrawn).await;
     Input::Acted(Acted {
         act,
         result,
@@ -77,6 +92,7 @@ async fn carry_out(
     calls: &Semaphore,
     stop_timeout: Duration,
     act: &Act,
+    withdrawn: &CancellationToken,
 ) -> ActResult {
     let c = &act.seen.container;
     let failed = |e: crate::engine::EngineError| match e.engine_answered() {
@@ -92,6 +108,12 @@ async fn carry_out(
         // No permit: like a restart's stop, it may wait out the stop timeout.
         return match engine.recreate(c, &parent.id, stop_timeout).await {
             Ok(id) => ActResult::Recreated { id },
+            Err(e) => failed(e),
+        };
+    }
+    if act.action == Action::Stop {
+        return match engine.stop(c, stop_timeout).await {
+            Ok(()) => ActResult::Stopped,
             Err(e) => failed(e),
         };
     }
@@ -118,6 +140,9 @@ async fn carry_out(
         }
     }
     let _permit = calls.acquire().await;
+    if withdrawn.is_cancelled() {
+        return ActResult::Withdrawn;
+    }
     match engine.start(c).await {
         Err(e) => return failed(e),
         Ok(Started::Already) => return ActResult::AlreadyRunning,

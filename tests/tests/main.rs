@@ -17,6 +17,7 @@ mod podman;
 mod proxies;
 mod restarts;
 mod revive;
+mod scale;
 mod scope;
 mod sidecar;
 mod swarm;
