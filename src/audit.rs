@@ -138,6 +138,8 @@ pub enum RecordEvent {
     Hold,
     /// A hold ended.
     Resume,
+    /// An operator's standing `always` or `never` for a target was forgotten.
+    Forget,
 }
 
 /// A container's state as the audit file writes it.

@@ -257,6 +257,12 @@ pub enum Command {
         /// The target, as written in HEALTH_TARGETS
         target: String,
     },
+    /// Forget the standing `always` or `never` answered for TARGET: its next failure is asked
+    /// about again
+    Forget {
+        /// The target, as written in HEALTH_TARGETS
+        target: String,
+    },
     /// Send a test message through every channel of HEALTH_NOTIFY and print one line per
     /// channel: ok, or the error (needs no running daemon)
     NotifyTest,
@@ -524,6 +530,7 @@ impl Config {
             Some(Command::Answer { target, answer }) => Request::Answer { target, answer },
             Some(Command::Status { json }) => Request::Status { json },
             Some(Command::Resume { target }) => Request::Resume { target },
+            Some(Command::Forget { target }) => Request::Forget { target },
             Some(Command::Hold {
                 target,
                 duration,

@@ -63,6 +63,10 @@ pub enum Request {
     Resume {
         target: String,
     },
+    /// Forget the operator's standing `always` or `never` for `target`.
+    Forget {
+        target: String,
+    },
 }
 
 impl Request {
@@ -91,6 +95,7 @@ impl Request {
                     + "\n"
             }
             Request::Resume { target } => format!("resume {target}\n"),
+            Request::Forget { target } => format!("forget {target}\n"),
         }
     }
 
@@ -109,6 +114,9 @@ impl Request {
             ["status"] => Ok(Request::Status { json: false }),
             ["status", "--json"] => Ok(Request::Status { json: true }),
             ["resume", target] => Ok(Request::Resume {
+                target: (*target).to_string(),
+            }),
+            ["forget", target] => Ok(Request::Forget {
                 target: (*target).to_string(),
             }),
             ["hold", target, duration, ..] => {
@@ -415,6 +423,9 @@ mod tests {
             Request::Answer {
                 target: "nodo_1".into(),
                 answer: "yes".into(),
+            },
+            Request::Forget {
+                target: "nodo_1".into(),
             },
         ];
         for r in cases {

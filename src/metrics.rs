@@ -232,7 +232,8 @@ impl Metrics {
             | RecordEvent::Hold
             | RecordEvent::Release
             | RecordEvent::Skipped
-            | RecordEvent::Resume => {}
+            | RecordEvent::Resume
+            | RecordEvent::Forget => {}
         }
     }
 

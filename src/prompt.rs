@@ -16,9 +16,9 @@ pub enum Answer {
     Yes,
     /// Leave it; ask again only on its next failure.
     No,
-    /// Revive it now and from then on without asking, until healthther restarts.
+    /// Revive it now and from then on without asking, until `healthther forget`.
     Always,
-    /// Never ask about this target again, until healthther restarts.
+    /// Never act on or ask about this target again, until `healthther forget`.
     Never,
 }
 

@@ -137,6 +137,7 @@ fn record_lines(r: &Record) -> String {
         RecordEvent::Release => format!("{who}: released from quarantine: {note}"),
         RecordEvent::Hold => format!("{who}: held: {note}"),
         RecordEvent::Resume => format!("{who}: resumed: {note}"),
+        RecordEvent::Forget => format!("{who}: {note}"),
     }
 }
 
@@ -155,6 +156,7 @@ fn kind(note: &Note) -> &'static str {
             RecordEvent::Release => "released",
             RecordEvent::Hold => "held",
             RecordEvent::Resume => "resumed",
+            RecordEvent::Forget => "standing answer forgotten",
         },
         Note::Engine { up: false, .. } => "Docker engine lost",
         Note::Engine { up: true, .. } => "Docker engine back",

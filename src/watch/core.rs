@@ -568,8 +568,9 @@ pub struct Core {
     never: HashSet<TargetName>,
     /// The order prompts were queued in, for prompts of the same moment.
     prompt_seq: u64,
-    /// The container whose prompt is on the console now.
-    shown: Option<String>,
+    /// The prompt on the console now: its container, and its place in the queue (a new
+    /// failure of the same container is a new prompt).
+    shown: Option<(String, u64)>,
     told_how_to_answer: bool,
     holds: HashMap<TargetName, Hold>,
     /// One moment on both clocks, to turn instants into wall-clock times and back for the
@@ -2021,14 +2022,55 @@ impl Core {
         };
         let run = s.started_at.clone().unwrap_or_default();
         if self.never.contains(target) {
+            // Every failure is still told (and notified): a mistaken `never` must not become
+            // a silent outage.
             if r.reported.replace(verdict) != Some(verdict) {
-                info!(target = %target, container = %s.container.name, seen = %describe(s),
-                    "not asking: the operator said never for this target");
+                warn!(target = %target, container = %s.container.name, seen = %describe(s),
+                    "not acting, not asking: the operator answered never for this target \
+                     (`healthther forget {target}` undoes it)");
+                let mut record = Record::new(
+                    RecordEvent::Observed,
+                    now.wall,
+                    target.as_str(),
+                    &s.container,
+                    describe(s),
+                );
+                record.mode = Some(mode_word(Mode::Manual));
+                record.state = Some(audit::State::from(s));
+                record.decision = Some(if verdict == Verdict::Restart {
+                    "restart"
+                } else {
+                    "start"
+                });
+                record.result = Some("never".into());
+                record.note = Some(format!(
+                    "the operator answered never for {target}; `healthther forget {target}` \
+                     undoes it"
+                ));
+                out.push(Command::Record(record));
             }
             return;
         }
-        if r.declined.as_deref() == Some(run.as_str()) || r.prompt.is_some() {
+        if r.declined.as_deref() == Some(run.as_str()) {
             return;
+        }
+        match &r.prompt {
+            Some((p, _)) if p.run == run && p.verdict == verdict => return,
+            // A new failure (another run, or dead where it was unhealthy): the open prompt
+            // no longer says what the operator would answer, so a new one replaces it.
+            Some((p, _)) => {
+                let mut record = Record::new(
+                    RecordEvent::PromptDropped,
+                    now.wall,
+                    p.target.as_str(),
+                    &p.container,
+                    p.seen.clone(),
+                );
+                record.note = Some("a new failure replaces it".into());
+                out.push(Command::Record(record));
+                r.prompt = None;
+            }
+            None => {}
         }
         let pending = Pending {
             target: target.clone(),
@@ -2081,18 +2123,23 @@ impl Core {
 
     /// The oldest open prompt: the one the terminal answers.
     fn front(&self) -> Option<&Pending> {
-        self.open_prompts().into_iter().next()
+        self.queue().into_iter().next().map(|(p, _)| p)
     }
 
     /// Open prompts, oldest failure first.
     fn open_prompts(&self) -> Vec<&Pending> {
+        self.queue().into_iter().map(|(p, _)| p).collect()
+    }
+
+    /// Open prompts with their place in the queue, oldest failure first.
+    fn queue(&self) -> Vec<(&Pending, u64)> {
         let mut open: Vec<(&Pending, u64)> = self
             .records
             .values()
             .filter_map(|r| r.prompt.as_ref().map(|(p, seq)| (p, *seq)))
             .collect();
         open.sort_by(|a, b| a.0.since.cmp(&b.0.since).then(a.1.cmp(&b.1)));
-        open.into_iter().map(|(p, _)| p).collect()
+        open
     }
 
     /// Shows the oldest open prompt, unless it is on the console already or an approved
@@ -2106,15 +2153,28 @@ impl Core {
             return;
         }
         let front = self
-            .front()
-            .map(|p| (p.container.id.clone(), prompt::render(p, now.wall)));
-        let id = front.as_ref().map(|(id, _)| id.clone());
-        if id != self.shown {
-            self.shown = id;
+            .queue()
+            .into_iter()
+            .next()
+            .map(|(p, seq)| ((p.container.id.clone(), seq), prompt::render(p, now.wall)));
+        let key = front.as_ref().map(|(key, _)| key.clone());
+        if key != self.shown {
+            self.shown = key;
             if let Some((_, text)) = front {
                 out.push(Command::Print(text));
             }
         }
+    }
+
+    /// The prompt on the console, while it is still open: the only one a typed answer is for.
+    fn shown_prompt(&self) -> Option<&Pending> {
+        let (id, seq) = self.shown.as_ref()?;
+        self.records
+            .get(id)?
+            .prompt
+            .as_ref()
+            .filter(|(_, s)| s == seq)
+            .map(|(p, _)| p)
     }
 
     fn on_line(&mut self, line: &str, now: Now, out: &mut Vec<Command>) {
@@ -2129,23 +2189,30 @@ impl Core {
             }
             return;
         };
-        let again = prompt::render(front, now.wall);
+        // What the operator answers is the prompt on the screen, even if an older failure was
+        // queued in front of it meanwhile, and never one they have not seen yet.
+        let Some(shown) = self.shown_prompt() else {
+            if !line.trim().is_empty() {
+                out.push(Command::Print(format!(
+                    "Not answered: the next prompt ({}) is not on the screen yet; it shows once \
+                     the action under way ends.",
+                    front.who()
+                )));
+            }
+            return;
+        };
+        let again = prompt::render(shown, now.wall);
         if line.trim().is_empty() {
             out.push(Command::Print(again));
             return;
         }
         let Some(answer) = prompt::parse_answer(line) else {
-            out.push(Command::Print(prompt::hint(front.target.as_str())));
+            out.push(Command::Print(prompt::hint(shown.target.as_str())));
             out.push(Command::Print(again));
             return;
         };
-        // The prompt on the screen, which is what the operator answers, even if an older
-        // failure was queued in front of it meanwhile.
-        let shown = self
-            .shown
-            .clone()
-            .filter(|id| self.records.get(id).is_some_and(|r| r.prompt.is_some()));
-        if let Err(e) = self.apply_answer(shown.as_deref(), answer, "terminal", now, out) {
+        let id = shown.container.id.clone();
+        if let Err(e) = self.apply_answer(Some(&id), answer, "terminal", now, out) {
             out.push(Command::Print(e));
             out.push(Command::Print(again));
         }
@@ -2169,6 +2236,7 @@ impl Core {
                 reason,
             } => self.hold(&target, duration, reason, by, now, out),
             Request::Resume { target } => self.resume(&target, by, now, out),
+            Request::Forget { target } => self.forget(&target, by, now, out),
             Request::Answer { target, answer } => {
                 if self.config.mode != Mode::Manual && self.front().is_none() {
                     return Reply::error(format!(
@@ -2350,11 +2418,14 @@ impl Core {
         let what = match answer {
             Answer::Yes => format!("reviving {who}{later}"),
             Answer::Always => format!(
-                "reviving {who}{later}, and from now on without asking (until healthther restarts)"
+                "reviving {who}{later}, and from now on without asking (kept across restarts; \
+                 `healthther forget {target}` undoes it)"
             ),
             Answer::No => format!("leaving {who} as it is; asking again if it fails again"),
             Answer::Never => format!(
-                "leaving {who} and never asking about {target} again (until healthther restarts)"
+                "leaving {who} and never asking about {target} again; its failures are still \
+                 logged and notified (kept across restarts; `healthther forget {target}` undoes \
+                 it)"
             ),
         };
         info!(target = %target, by = %by, "operator answered: {what}");
@@ -2368,7 +2439,11 @@ impl Core {
             }
         }
         // The screen moves on only if it showed one of the prompts just settled.
-        if self.shown.as_ref().is_some_and(|id| settled.contains(id)) {
+        if self
+            .shown
+            .as_ref()
+            .is_some_and(|(id, _)| settled.contains(id))
+        {
             self.shown = None;
         }
         Ok(what)
@@ -2441,6 +2516,47 @@ impl Core {
             self.records.insert(id, r);
         }
         Reply::ok(format!("holding {t} {how_long}"))
+    }
+
+    /// Forgets the standing `always` or `never` of `target`; its containers are looked at
+    /// again, so a failure under way is asked about.
+    fn forget(&mut self, target: &str, by: &str, now: Now, out: &mut Vec<Command>) -> Reply {
+        let Some(t) = self.config.targets.get(target).cloned() else {
+            return self.not_a_target(target);
+        };
+        let word = if self.always.remove(&t) {
+            "always"
+        } else if self.never.remove(&t) {
+            "never"
+        } else {
+            return Reply::error(format!("{t} has no standing answer (always or never)"));
+        };
+        info!(target = %t, by = %by, "forgot the standing answer {word}");
+        let ids: Vec<String> = self
+            .records
+            .iter()
+            .filter(|(_, r)| r.target.as_ref() == Some(&t))
+            .map(|(id, _)| id.clone())
+            .collect();
+        let mut record = Record::new(
+            RecordEvent::Forget,
+            now.wall,
+            t.as_str(),
+            &ContainerRef::default(),
+            String::new(),
+        );
+        record.by = Some(by.to_string());
+        record.note = Some(format!("forgot the standing answer {word} (by {by})"));
+        out.push(Command::Record(record));
+        for id in ids {
+            if let Some(r) = self.records.get_mut(&id) {
+                r.reported = None;
+            }
+            self.look(&id, None, out);
+        }
+        Reply::ok(format!(
+            "forgot {word} for {t}: its failures are asked about again"
+        ))
     }
 
     fn resume(&mut self, target: &str, by: &str, now: Now, out: &mut Vec<Command>) -> Reply {
@@ -4114,6 +4230,72 @@ mod tests {
         );
     }
 
+    fn prints(out: &[Command]) -> Vec<&str> {
+        out.iter()
+            .filter_map(|c| match c {
+                Command::Print(t) => Some(t.as_str()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_yes_typed_while_an_approved_action_runs_answers_nothing() {
+        let (a, b) = (c("a", "a1", None, None), c("b", "b1", None, None));
+        let mut s = Script::new("manual", "a1,b1");
+        s.start(&[&a, &b]);
+        s.elapsed += Duration::from_secs(10);
+        s.event(EventKind::Die, &a);
+        let out = s.inspected(&a, Status::Exited, 0);
+        assert_eq!(prints(&out).len(), 1, "a's prompt on the screen");
+        let out = s.feed(Input::Line("y".into()));
+        assert_eq!(inspects(&out), ["a"]);
+        let start = acts(&s.inspected(&a, Status::Exited, 0))[0].clone();
+        // b fails while a's approved start runs: its prompt waits until a's outcome is known.
+        s.event(EventKind::Die, &b);
+        let out = s.inspected(&b, Status::Exited, 0);
+        assert!(prints(&out).is_empty(), "{out:?}");
+        // A second `y`, typed at nothing on the screen.
+        let out = s.feed(Input::Line("y".into()));
+        assert!(
+            inspects(&out).is_empty() && records(&out).is_empty(),
+            "b was never shown, so nothing answered it: {out:?}"
+        );
+        assert!(
+            prints(&out)
+                .iter()
+                .any(|p| p.contains("not on the screen yet")),
+            "{out:?}"
+        );
+        // Once a's outcome is in, b's prompt is shown, and only then answered.
+        let out = s.feed(acted(&start, ActResult::Running));
+        assert!(prints(&out).iter().any(|p| p.contains("b1")), "{out:?}");
+        let out = s.feed(Input::Line("y".into()));
+        assert_eq!(inspects(&out), ["b"]);
+    }
+
+    #[test]
+    fn a_new_failure_of_the_same_container_is_shown_again() {
+        let a = c("a", "a1", None, None);
+        let mut s = Script::new("manual", "a1");
+        s.start(&[&a]);
+        s.elapsed += Duration::from_secs(10);
+        s.event(EventKind::Die, &a);
+        assert_eq!(prints(&s.inspected(&a, Status::Exited, 0)).len(), 1);
+        // Someone else starts it, and it dies again before our look at it answers: the open
+        // prompt is about a run that is over.
+        s.event(EventKind::Start, &a);
+        s.elapsed += Duration::from_secs(1);
+        s.event(EventKind::Die, &a);
+        let mut out = s.inspected(&a, Status::Exited, 10_000);
+        if !inspects(&out).is_empty() {
+            out = s.inspected(&a, Status::Exited, 10_000);
+        }
+        assert_eq!(prints(&out).len(), 1, "the new failure is shown: {out:?}");
+        let (reply, _) = request(&mut s, Request::Pending);
+        assert_eq!(reply.text.lines().count(), 1, "one prompt: {}", reply.text);
+    }
+
     #[test]
     fn a_killed_target_is_looked_at_then_started() {
         let node = c("1", "nodo_1", None, None);
@@ -4671,5 +4853,45 @@ mod tests {
         s.event(EventKind::Die, &a);
         let a2 = acts(&s.inspected(&a, Status::Exited, 300))[0].clone();
         assert_eq!(a2.approval, Approval::Always);
+    }
+
+    #[test]
+    fn every_failure_of_a_never_target_is_recorded_and_forget_ends_the_answer() {
+        let a = c("a", "a1", None, None);
+        let mut s = Script::new("manual", "a1");
+        s.start(&[&a]);
+        s.event(EventKind::Die, &a);
+        s.inspected(&a, Status::Exited, 100);
+        assert!(s.answer("a1", "never").0.ok);
+        // It ran again and failed again: not asked, but recorded as observed, not acted on.
+        s.event(EventKind::Die, &a);
+        let out = s.inspected(&a, Status::Exited, 200);
+        let r = records(&out);
+        assert_eq!(r.len(), 1, "{out:?}");
+        assert_eq!(r[0].event, RecordEvent::Observed);
+        assert_eq!(r[0].result.as_deref(), Some("never"));
+        assert!(prints(&out).is_empty() && acts(&out).is_empty());
+        // status shows the standing answer; forget ends it, and the failure is asked about.
+        let (reply, _) = request(&mut s, Request::Status { json: false });
+        assert!(reply.text.contains("never"), "{}", reply.text);
+        let (reply, out) = request(
+            &mut s,
+            Request::Forget {
+                target: "a1".into(),
+            },
+        );
+        assert!(reply.ok, "{}", reply.text);
+        assert!(reply.text.contains("never"), "{}", reply.text);
+        assert_eq!(records(&out)[0].event, RecordEvent::Forget);
+        assert_eq!(inspects(&out), ["a"], "looked at again");
+        let out = s.inspected(&a, Status::Exited, 200);
+        assert_eq!(records(&out)[0].event, RecordEvent::Prompt);
+        let (reply, _) = request(
+            &mut s,
+            Request::Forget {
+                target: "a1".into(),
+            },
+        );
+        assert!(!reply.ok, "nothing left to forget");
     }
 }
