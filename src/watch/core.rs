@@ -1175,13 +1175,9 @@ impl Core {
             }
             None => {
                 let mut r = Watched::new(c.clone());
-                let (overrides, bad) = overrides::parse(&c.labels);
-                for b in bad {
-                    warn!(container = %c.name, label = %b.label, value = %b.value,
-                        "label {}={:?} is not understood (use {}); the global setting applies",
-                        b.label, b.value, b.expected);
-                }
-                r.overrides = overrides;
+                // A bad label is said when the container becomes a target (in `retarget`):
+                // other people's containers are none of healthther's business.
+                r.overrides = overrides::parse(&c.labels).0;
                 self.records.insert(c.id.clone(), r);
                 true
             }
@@ -1266,7 +1262,15 @@ impl Core {
                     }
                 }
                 (None, Some(t)) => {
-                    debug!(target = %t, container = %r.container.name, "a container of this target")
+                    debug!(target = %t, container = %r.container.name, "a container of this target");
+                    // Labels never change, so this is said once per container (again only if it
+                    // stops being a target and becomes one again).
+                    for b in overrides::parse(&r.container.labels).1 {
+                        warn!(target = %t, container = %r.container.name, label = %b.label,
+                            value = %b.value,
+                            "label {}={:?} is not understood (use {}); the global setting applies",
+                            b.label, b.value, b.expected);
+                    }
                 }
                 (None, None) => {}
             }
@@ -2009,7 +2013,8 @@ impl Core {
             .into_iter()
             .map(|p| {
                 let age = prompt::ago(now.wall.duration_since(p.since).unwrap_or_default());
-                format!("{}\t{}\t{} ago", p.who(), p.seen, age)
+                let shown = |s: &str| crate::escape::control(s).into_owned();
+                format!("{}\t{}\t{age} ago", shown(&p.who()), shown(&p.seen))
             })
             .collect();
         if !lines.is_empty() {
