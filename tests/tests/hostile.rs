@@ -121,3 +121,106 @@ fn container_text_cannot_forge_lines_or_reach_the_terminal_raw() {
         "a container that is not a target was reported:\n{output}"
     );
 }
+
+/// What a health check may say to reach a chat: Slack's `<!channel>` and a link with a text of
+/// its own, Discord's `@everyone` and a masked link, then a forged line and an OSC.
+fn chat_payload() -> String {
+    format!(
+        "<!channel> <https://evil.example|click> @everyone [x](https://evil.example){}",
+        payload()
+    )
+}
+
+#[test]
+fn chats_get_container_text_with_their_markup_and_mentions_escaped() {
+    let server = crate::notify::Capture::start();
+    let image = Image::build();
+    let node = image.run(&unique("chat"), &[]);
+    wait_until("the target to be healthy", || node.health() == "healthy");
+    let urls = [
+        format!("generic+http://127.0.0.1:{}/hook", server.port),
+        "slack://TSeCrEt/BSeCrEt/XSeCrEt".to_string(),
+        "discord://DiscSeCrEt@4242".to_string(),
+        "telegram://777:TgSeCrEt@telegram?chats=@ops".to_string(),
+    ];
+    let dotenv = format!(
+        "{}HEALTH_NOTIFY=\"{}\"\nHEALTH_NOTIFY_API_BASE={}\n",
+        auto_env(&[&node.name]),
+        urls.join(" "),
+        server.base()
+    );
+    let _daemon = Daemon::watching(&dotenv);
+    let before = node.started_at();
+    docker_ok(&["exec", &node.name, "/fixture", "sick", &chat_payload()]);
+    node.wait_restarted_since(&before);
+    wait_until("a request on each of the four APIs", || {
+        ["/hook", "/services/", "/api/webhooks/", "/bot"]
+            .iter()
+            .all(|p| !server.on(p).is_empty())
+    });
+    let told = |path: &str, field: &str| -> String {
+        server
+            .on(path)
+            .iter()
+            .map(|s| s.json()[field].as_str().unwrap_or("").to_string())
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let generic = told("/hook", "message");
+    let slack = told("/services/", "text");
+    let discord = told("/api/webhooks/", "content");
+    let telegram = told("/bot", "text");
+    for (what, text) in [
+        ("the webhook's message", &generic),
+        ("Slack", &slack),
+        ("Discord", &discord),
+        ("Telegram", &telegram),
+    ] {
+        assert!(
+            text.contains("sick"),
+            "{what} did not tell the output: {text}"
+        );
+        assert!(
+            forged_lines(text).is_empty(),
+            "{what} has a forged line:\n{text}"
+        );
+        assert!(
+            !text.contains('\u{1b}') && !text.contains('\u{7}'),
+            "{what} has raw controls: {text:?}"
+        );
+    }
+    // The webhook's records keep the text as it was, for machines (JSON escapes it).
+    let records: Vec<serde_json::Value> = server
+        .on("/hook")
+        .iter()
+        .flat_map(|s| s.json()["records"].as_array().cloned().unwrap_or_default())
+        .collect();
+    assert!(
+        records
+            .iter()
+            .any(|r| r["seen"].as_str().unwrap_or("").contains(&chat_payload())),
+        "{records:?}"
+    );
+
+    // Slack acts on <!channel> and <url|text>: escaped as Slack documents.
+    assert!(slack.contains("&lt;!channel&gt;"), "{slack}");
+    assert!(
+        slack.contains("&lt;https://evil.example|click&gt;"),
+        "{slack}"
+    );
+    assert!(!slack.contains("<!channel>"), "{slack}");
+    // Discord pings no one, whatever the text says, and shows no masked link.
+    for d in server.on("/api/webhooks/") {
+        assert_eq!(
+            d.json()["allowed_mentions"],
+            serde_json::json!({ "parse": [] }),
+            "{}",
+            d.text()
+        );
+    }
+    assert!(!discord.contains("[x](https"), "{discord}");
+    // Telegram gets plain text: no parse mode that would read markup.
+    for t in server.on("/bot") {
+        assert!(t.json().get("parse_mode").is_none(), "{}", t.text());
+    }
+}
