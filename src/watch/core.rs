@@ -1648,18 +1648,19 @@ impl Core {
             Plan::Revive => {
                 history.revived_from(now.at, cause.is_its_own(), verdict == Verdict::Restart);
                 let by_operator = matches!(approval, Approval::Operator { .. });
-                info!(target = %target, container = %s.container.name, seen = %describe(&s),
-                    cause = cause.word(), decision = %verdict, by = %approval.by(), "reviving");
-                r.phase = Phase::Acting {
-                    again: false,
-                    by_operator,
-                };
-                self.note_revival(id, &approval, now.at);
                 let (parent, action) = match net {
                     Some((p, _, action)) => (Some(p), action),
                     None if verdict == Verdict::Restart => (None, Action::Restart),
                     None => (None, Action::Start),
                 };
+                // The action, as the audit record names it (a dependent may be recreated).
+                info!(target = %target, container = %s.container.name, seen = %describe(&s),
+                    cause = cause.word(), decision = %action.word(), by = %approval.by(), "reviving");
+                r.phase = Phase::Acting {
+                    again: false,
+                    by_operator,
+                };
+                self.note_revival(id, &approval, now.at);
                 out.push(Command::Act(Act {
                     target,
                     action,
