@@ -1224,10 +1224,13 @@ impl Core {
                     Some(t.clone())
                 }
                 Resolution::Ambiguous(t) => {
+                    // Every project that has the service makes the name ambiguous, also one
+                    // whose container is a scoped target (`p1/web`) and so resolves to that.
+                    let service = r.container.service.as_deref().unwrap_or_default();
                     ambiguous
                         .entry(t.clone())
                         .or_default()
-                        .insert(r.container.project.clone().unwrap_or_default());
+                        .extend(view.projects_with_service(service));
                     None
                 }
                 Resolution::None => None,
@@ -4272,5 +4275,23 @@ mod tests {
         s.event(EventKind::Die, &a);
         let a2 = acts(&s.inspected(&a, Status::Exited, 300))[0].clone();
         assert_eq!(a2.approval, Approval::Always);
+    }
+
+    #[test]
+    fn an_ambiguous_target_names_every_project_that_has_the_service() {
+        // p1's container is the target p1/web; the bare `web` is still ambiguous between p1
+        // and p2, and the warning and `status` must name both.
+        let p1 = c("1", "p1-web-1", Some("p1"), Some("web"));
+        let p2 = c("2", "p2-web-1", Some("p2"), Some("web"));
+        let mut s = Script::new("auto", "web,p1/web");
+        s.start(&[&p1, &p2]);
+        let (reply, _) = request(&mut s, Request::Status { json: true });
+        let rows: serde_json::Value = serde_json::from_str(&reply.text).expect("JSON");
+        let web = rows
+            .as_array()
+            .and_then(|rows| rows.iter().find(|r| r["target"] == "web"))
+            .expect("a row for web");
+        assert_eq!(web["resolution"], "ambiguous", "{web}");
+        assert_eq!(web["ambiguous_projects"], serde_json::json!(["p1", "p2"]));
     }
 }
