@@ -2,6 +2,7 @@
 //! human-readable log and a JSON Lines audit file with one object per action. Both files rotate
 //! daily.
 
+use std::fmt;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
@@ -10,11 +11,15 @@ use std::time::SystemTime;
 use serde::Serialize;
 use thiserror::Error;
 use tracing_appender::non_blocking::{NonBlocking, NonBlockingBuilder, WorkerGuard};
+use tracing_subscriber::field::RecordFields;
 use tracing_subscriber::filter::filter_fn;
+use tracing_subscriber::fmt::format::{DefaultFields, Writer};
+use tracing_subscriber::fmt::FormatFields;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
 
+use crate::escape::{self, Escaping};
 use crate::policy::{Health, Snapshot};
 use crate::prompt::Answer;
 use crate::targets::ContainerRef;
@@ -31,8 +36,10 @@ pub const FILE_ONLY: &str = "healthther::file_only";
 /// through the same non-blocking writer as the log lines, so they keep their order and a
 /// stalled stdout (nobody reading the pipe, flow control under `docker attach`) never holds up
 /// the watch loop.
+/// Control characters in `text` are written out (see [`escape::control`]): a prompt holds a
+/// container's name and what its health check said.
 pub fn print_line(text: &str) {
-    let line = format!("{text}\n");
+    let line = format!("{}\n", escape::control(text));
     match CONSOLE.get() {
         // A whole line is one message to the writer's thread: lines are never interleaved.
         Some(console) => {
@@ -248,11 +255,13 @@ pub fn init(dir: &Path, filter: &str, color: bool) -> Result<(Audit, LogGuard), 
     let console = tracing_subscriber::fmt::layer()
         .with_target(false)
         .with_ansi(color)
+        .fmt_fields(EscapedFields)
         .with_writer(console_writer)
         .with_filter(filter_fn(|meta| meta.target() != FILE_ONLY));
     let file = tracing_subscriber::fmt::layer()
         .with_target(false)
         .with_ansi(false)
+        .fmt_fields(EscapedFields)
         .with_writer(human_writer);
     // Only fails if a global subscriber is already set, which nothing else in the binary does.
     let _ = tracing_subscriber::registry()
@@ -270,6 +279,25 @@ pub fn init(dir: &Path, filter: &str, color: bool) -> Result<(Audit, LogGuard), 
         },
         guard,
     ))
+}
+
+/// A log line's message and fields as tracing writes them, with every control character in
+/// them written out (see [`escape::control`]). Container names, labels, health check output and
+/// the engine's words about a container reach the log through many call sites; here none of
+/// them can forget. The line's own parts (time, level) and its ending newline are written by
+/// the event formatter around this, so colour and one line per event stay. (Field names lose
+/// their italics on a colour console: the escaping writer cannot tell them apart.)
+pub struct EscapedFields;
+
+impl<'writer> FormatFields<'writer> for EscapedFields {
+    fn format_fields<R: RecordFields>(
+        &self,
+        mut writer: Writer<'writer>,
+        fields: R,
+    ) -> fmt::Result {
+        let mut escaping = Escaping(&mut writer);
+        DefaultFields::new().format_fields(Writer::new(&mut escaping), fields)
+    }
 }
 
 /// Whether the console may use colour: a terminal, and no `NO_COLOR` (https://no-color.org:
@@ -542,6 +570,47 @@ pub fn audit_files(dir: &Path) -> Vec<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A log line's writer that keeps what it is given.
+    #[derive(Clone, Default)]
+    struct Kept(std::sync::Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Kept {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_log_line_stays_one_line_with_its_controls_written_out() {
+        let kept = Kept::default();
+        let writer = kept.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_target(false)
+            .with_ansi(false)
+            .fmt_fields(EscapedFields)
+            .with_writer(move || writer.clone())
+            .finish();
+        let output = "sick\n2026-12-06T00:00:00Z  INFO revived\u{1b}]0;pwned\u{7}";
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::warn!(container = %"a\u{202e}b", seen = %output, "{output} as message");
+        });
+        let text = String::from_utf8(kept.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(text.lines().count(), 1, "{text}");
+        assert!(text.ends_with('\n'), "{text:?}");
+        assert!(
+            !text.contains('\u{1b}') && !text.contains('\u{202e}'),
+            "{text:?}"
+        );
+        let escaped = "sick\\n2026-12-06T00:00:00Z  INFO revived\\x1b]0;pwned\\x07";
+        assert!(text.contains(&format!("{escaped} as message")), "{text}");
+        assert!(text.contains(&format!("seen={escaped}")), "{text}");
+        assert!(text.contains("container=a\\u{202e}b"), "{text}");
+    }
 
     #[test]
     fn torn_lines_are_set_aside_and_the_tail_is_mended() {

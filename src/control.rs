@@ -176,8 +176,14 @@ impl Reply {
         }
     }
 
+    /// The reply as sent; its text's control characters (but its lines and columns) written
+    /// out, so that nothing a container wrote drives the terminal of whoever asked.
     fn to_wire(&self) -> String {
-        format!("{}\n{}", if self.ok { "ok" } else { "error" }, self.text)
+        format!(
+            "{}\n{}",
+            if self.ok { "ok" } else { "error" },
+            crate::escape::reply(&self.text)
+        )
     }
 
     fn from_wire(wire: &str) -> Option<Reply> {

@@ -10,6 +10,7 @@ pub mod backoff;
 pub mod config;
 pub mod control;
 pub mod engine;
+pub mod escape;
 pub mod metrics;
 pub mod notify;
 pub mod overrides;

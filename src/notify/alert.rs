@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use super::message::{Message, Note};
 use crate::audit::{Record, RecordEvent};
+use crate::escape::control;
 
 /// The alert a target that is down raises.
 pub const TARGET_DOWN: &str = "HealththerTargetDown";
@@ -111,7 +112,8 @@ impl Book {
                     let alert = Alert {
                         labels: labels.clone(),
                         annotations: BTreeMap::from([
-                            ("summary".to_string(), summary),
+                            // One line, whatever a container wrote into it.
+                            ("summary".to_string(), control(&summary).into_owned()),
                             ("description".to_string(), message.message.clone()),
                             ("severity".to_string(), severity.to_string()),
                         ]),
@@ -185,6 +187,18 @@ mod tests {
         assert_eq!(resolved.len(), 1);
         assert!(resolved[0].ends_at.is_some());
         assert!(book.firing().is_empty());
+    }
+
+    #[test]
+    fn the_summary_is_one_line_whatever_a_container_wrote() {
+        let mut r = record(RecordEvent::Prompt, "nodo_1", None);
+        r.seen = "unhealthy: x\n2026-12-06T00:00:00Z  INFO revived\u{1b}]0;t\u{7}".into();
+        let fired = apply(&mut Book::default(), vec![Note::Record(Box::new(r))]);
+        assert_eq!(
+            fired[0].annotations["summary"],
+            "nodo_1 on h: unhealthy: x\\n2026-12-06T00:00:00Z  INFO revived\\x1b]0;t\\x07"
+        );
+        assert!(!fired[0].annotations["description"].contains('\u{1b}'));
     }
 
     #[test]

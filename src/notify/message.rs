@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::audit::{Record, RecordEvent};
+use crate::escape::control;
 
 /// Lines of a message beyond this are summed up in one more line: a storm of 200 targets
 /// stays one readable message.
@@ -67,13 +68,14 @@ fn is_revived(r: &Record) -> bool {
         )
 }
 
-/// One line (more for a prompt) for one note.
+/// One line (more for a prompt) for one note. What a container wrote (its name, what was
+/// seen, the engine's words) has its control characters written out: one note, its own lines.
 fn lines(note: &Note) -> String {
     match note {
         Note::Record(r) => record_lines(r),
         Note::Engine { up: false, why, .. } => format!(
             "the Docker engine is lost: {}; reconnecting",
-            why.as_deref().unwrap_or("no answer")
+            control(why.as_deref().unwrap_or("no answer"))
         ),
         Note::Engine { up: true, .. } => "the Docker engine answers again".into(),
         Note::Reminder {
@@ -82,26 +84,30 @@ fn lines(note: &Note) -> String {
             waited,
             ..
         } => format!(
-            "{target}: still waiting for an answer after {waited} ({seen})\n{}",
-            answer_commands(target)
+            "{}: still waiting for an answer after {waited} ({})\n{}",
+            control(target),
+            control(seen),
+            answer_commands(&control(target))
         ),
         Note::Test => "a test message from `healthther notify-test`: this channel works".into(),
     }
 }
 
 fn record_lines(r: &Record) -> String {
-    let t = &r.target;
-    let who = if r.container != *t {
-        format!("{t} ({})", r.container)
+    let t = control(&r.target);
+    let who = if r.container != r.target {
+        format!("{t} ({})", control(&r.container))
     } else {
-        t.clone()
+        t.to_string()
     };
+    let seen = control(&r.seen);
     let error = r
         .error
         .as_deref()
-        .map(|e| format!(": {e}"))
+        .map(|e| format!(": {}", control(e)))
         .unwrap_or_default();
-    let note = r.note.as_deref().unwrap_or("");
+    let note = control(r.note.as_deref().unwrap_or(""));
+    let result = control(r.result.as_deref().unwrap_or(""));
     match r.event {
         RecordEvent::Action => {
             let took = r
@@ -109,28 +115,30 @@ fn record_lines(r: &Record) -> String {
                 .map(|ms| format!(" in {ms} ms"))
                 .unwrap_or_default();
             let decision = r.decision.unwrap_or("start");
-            let result = r.result.as_deref().unwrap_or("unknown");
-            if is_revived(r) {
-                format!("{who}: {} -> {decision}: {result}{took}", r.seen)
+            let result = if r.result.is_some() {
+                &result
             } else {
-                format!("{who}: {} -> {decision} FAILED: {result}{error}", r.seen)
+                "unknown"
+            };
+            if is_revived(r) {
+                format!("{who}: {seen} -> {decision}: {result}{took}")
+            } else {
+                format!("{who}: {seen} -> {decision} FAILED: {result}{error}")
             }
         }
         RecordEvent::Skipped => format!(
-            "{who}: {} not made: {}",
+            "{who}: {} not made: {result}",
             r.decision.unwrap_or("action"),
-            r.result.as_deref().unwrap_or("")
         ),
-        RecordEvent::Observed => format!("{who}: {} (observe mode: not acting)", r.seen),
+        RecordEvent::Observed => format!("{who}: {seen} (observe mode: not acting)"),
         RecordEvent::Prompt => format!(
-            "{who}: {}: waiting for an answer\n{}",
-            r.seen,
-            answer_commands(t)
+            "{who}: {seen}: waiting for an answer\n{}",
+            answer_commands(&t)
         ),
         RecordEvent::Answer => format!(
             "{who}: answered {} by {}",
             r.answer.map(|a| a.word()).unwrap_or("?"),
-            r.by.as_deref().unwrap_or("?")
+            control(r.by.as_deref().unwrap_or("?"))
         ),
         RecordEvent::PromptDropped => format!("{who}: no answer needed any more: {note}"),
         RecordEvent::Quarantine => format!("{who}: QUARANTINED: {note}"),
@@ -196,6 +204,8 @@ pub fn compose(host: &str, notes: &[Note]) -> Message {
             .collect::<Vec<_>>()
             .join(", ")
     );
+    // One line, whatever the names in it hold (an email's subject, an ntfy header).
+    let title = control(&title).into_owned();
     let mut text: Vec<String> = notes.iter().take(MAX_LINES).map(lines).collect();
     if notes.len() > MAX_LINES {
         text.push(format!("... and {} more", notes.len() - MAX_LINES));
@@ -288,6 +298,25 @@ pub(crate) mod tests {
             .message
             .contains("docker exec healthther healthther answer nodo_1 yes"));
         assert!(m.message.contains("healthther answer nodo_1 yes"));
+    }
+
+    #[test]
+    fn what_a_container_wrote_stays_on_its_line() {
+        let mut r = record(RecordEvent::Prompt, "nodo_1", None);
+        r.container = "proj-nodo_1-1\u{1b}[2J".into();
+        r.seen = "unhealthy; last check said: x\n2026-12-06T00:00:00Z  INFO revived\u{7}".into();
+        let m = compose("box\r1", &[Note::Record(Box::new(r))]);
+        assert_eq!(
+            m.message.lines().next().unwrap(),
+            "nodo_1 (proj-nodo_1-1\\x1b[2J): unhealthy; last check said: \
+             x\\n2026-12-06T00:00:00Z  INFO revived\\x07: waiting for an answer"
+        );
+        assert_eq!(
+            m.title,
+            "healthther on box\\r1: nodo_1 waiting for an answer"
+        );
+        // The records keep what was seen as it was, for machines.
+        assert!(m.records[0].seen.contains("x\n2026"));
     }
 
     #[test]

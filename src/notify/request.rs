@@ -140,7 +140,8 @@ pub fn request(channel: &Channel, m: &Message, bases: &Bases) -> Vec<HttpRequest
             }]
         }
         Channel::Slack { token, username } => {
-            let mut body = json!({ "text": format!("*{}*\n{}", m.title, m.message) });
+            let text = format!("*{}*\n{}", slack_text(&m.title), slack_text(&m.message));
+            let mut body = json!({ "text": text });
             if let Some(u) = username {
                 body["username"] = json!(u);
             }
@@ -155,8 +156,15 @@ pub fn request(channel: &Channel, m: &Message, bases: &Bases) -> Vec<HttpRequest
             token,
             username,
         } => {
+            let text = format!(
+                "**{}**\n{}",
+                discord_text(&m.title),
+                discord_text(&m.message)
+            );
+            // Mentions in the text (`@everyone`, `<@id>`) ping nobody: no kind is parsed.
             let mut body = json!({
-                "content": cut(&format!("**{}**\n{}", m.title, m.message), DISCORD_MAX)
+                "content": cut(&text, DISCORD_MAX),
+                "allowed_mentions": { "parse": [] },
             });
             if let Some(u) = username {
                 body["username"] = json!(u);
@@ -209,6 +217,31 @@ pub fn alerts(base: &str, basic: Option<&Basic>, alerts: &[Alert]) -> HttpReques
         &body,
         basic.map(basic_header).into_iter().collect(),
     )
+}
+
+/// Slack acts on `<!channel>`, `<@U123>` and `<url|text>` anywhere in a text: `&`, `<` and `>`
+/// are escaped as Slack documents (api.slack.com, "Formatting text for app surfaces").
+fn slack_text(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// Discord reads markdown in a webhook's content (a masked link `[text](url)`, a heading, a
+/// quote, code, a spoiler, a mention, a timestamp): each character that can begin one gets a
+/// backslash, which Discord shows as the character itself.
+fn discord_text(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if matches!(
+            c,
+            '\\' | '*' | '_' | '~' | '`' | '|' | '>' | '<' | '[' | ']' | '#' | '@'
+        ) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// HTTP header values are ASCII here: anything else becomes `?`.
@@ -271,13 +304,21 @@ mod tests {
                 "slack://bot@T000/B000/XXXX",
                 "https://hooks.slack.com/services/T000/B000/XXXX",
                 vec![("Content-Type", "application/json")],
-                json!({"text": format!("*{}*\n{}", m.title, m.message), "username": "bot"}),
+                json!({
+                    "text": "*healthther on box1: nodo_1 revived*\n\
+                             nodo_1: exited (code 137) -&gt; start: running in 12 ms",
+                    "username": "bot",
+                }),
             ),
             (
                 "discord://tok@123",
                 "https://discord.com/api/webhooks/123/tok",
                 vec![("Content-Type", "application/json")],
-                json!({"content": format!("**{}**\n{}", m.title, m.message)}),
+                json!({
+                    "content": "**healthther on box1: nodo\\_1 revived**\n\
+                                nodo\\_1: exited (code 137) -\\> start: running in 12 ms",
+                    "allowed_mentions": {"parse": []},
+                }),
             ),
             (
                 "telegram://1:abc@telegram?chats=@ops",
@@ -330,6 +371,37 @@ mod tests {
         let reqs = request(&c, &message(), &Bases::new(Some("http://127.0.0.1:9/")));
         assert_eq!(reqs.len(), 2);
         assert_eq!(reqs[1].url, "http://127.0.0.1:9/bot1:abc/sendMessage");
+    }
+
+    #[test]
+    fn slack_and_discord_markup_in_the_text_is_escaped() {
+        let mut m = message();
+        m.message = "a & <!channel> <https://x.example|click> @everyone [x](https://x.example) \
+                     # h `c` ||s|| > q \\ *b* _i_ ~s~"
+            .into();
+        let body = |raw: &str| -> serde_json::Value {
+            let c = parse(raw).unwrap().channel;
+            serde_json::from_slice(&request(&c, &m, &Bases::new(None))[0].body).unwrap()
+        };
+        let slack = body("slack://T000/B000/XXXX");
+        assert_eq!(
+            slack["text"].as_str().unwrap().split_once('\n').unwrap().1,
+            "a &amp; &lt;!channel&gt; &lt;https://x.example|click&gt; @everyone \
+             [x](https://x.example) # h `c` ||s|| &gt; q \\ *b* _i_ ~s~"
+        );
+        let discord = body("discord://t@1");
+        assert_eq!(
+            discord["content"]
+                .as_str()
+                .unwrap()
+                .split_once('\n')
+                .unwrap()
+                .1,
+            "a & \\<!channel\\> \\<https://x.example\\|click\\> \\@everyone \
+             \\[x\\](https://x.example) \\# h \\`c\\` \\|\\|s\\|\\| \\> q \\\\ \
+             \\*b\\* \\_i\\_ \\~s\\~"
+        );
+        assert_eq!(discord["allowed_mentions"], json!({"parse": []}));
     }
 
     #[test]

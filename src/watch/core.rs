@@ -1335,13 +1335,9 @@ impl Core {
             }
             None => {
                 let mut r = Watched::new(c.clone());
-                let (overrides, bad) = overrides::parse(&c.labels);
-                for b in bad {
-                    warn!(container = %c.name, label = %b.label, value = %b.value,
-                        "label {}={:?} is not understood (use {}); the global setting applies",
-                        b.label, b.value, b.expected);
-                }
-                r.overrides = overrides;
+                // A bad label is said when the container becomes a target (in `retarget`):
+                // other people's containers are none of healthther's business.
+                r.overrides = overrides::parse(&c.labels).0;
                 self.records.insert(c.id.clone(), r);
                 true
             }
@@ -1394,10 +1390,13 @@ impl Core {
                     Some(t.clone())
                 }
                 Resolution::Ambiguous(t) => {
+                    // Every project that has the service makes the name ambiguous, also one
+                    // whose container is a scoped target (`p1/web`) and so resolves to that.
+                    let service = r.container.service.as_deref().unwrap_or_default();
                     ambiguous
                         .entry(t.clone())
                         .or_default()
-                        .insert(r.container.project.clone().unwrap_or_default());
+                        .extend(view.projects_with_service(service));
                     None
                 }
                 Resolution::None => None,
@@ -1432,7 +1431,15 @@ impl Core {
                     }
                 }
                 (None, Some(t)) => {
-                    debug!(target = %t, container = %r.container.name, "a container of this target")
+                    debug!(target = %t, container = %r.container.name, "a container of this target");
+                    // Labels never change, so this is said once per container (again only if it
+                    // stops being a target and becomes one again).
+                    for b in overrides::parse(&r.container.labels).1 {
+                        warn!(target = %t, container = %r.container.name, label = %b.label,
+                            value = %b.value,
+                            "label {}={:?} is not understood (use {}); the global setting applies",
+                            b.label, b.value, b.expected);
+                    }
                 }
                 (None, None) => {}
             }
@@ -1830,13 +1837,14 @@ impl Core {
             Plan::Revive => {
                 history.revived_from(now.at, cause.is_its_own(), verdict == Verdict::Restart);
                 let by_operator = matches!(approval, Approval::Operator { .. });
-                info!(target = %target, container = %s.container.name, seen = %describe(&s),
-                    cause = cause.word(), decision = %verdict, by = %approval.by(), "reviving");
                 let (parent, action) = match net {
                     Some((p, _, action)) => (Some(p), action),
                     None if verdict == Verdict::Restart => (None, Action::Restart),
                     None => (None, Action::Start),
                 };
+                // The action, as the audit record names it (a dependent may be recreated).
+                info!(target = %target, container = %s.container.name, seen = %describe(&s),
+                    cause = cause.word(), decision = %action.word(), by = %approval.by(), "reviving");
                 r.phase = Phase::Acting {
                     again: false,
                     by_operator,
@@ -2263,7 +2271,8 @@ impl Core {
             .into_iter()
             .map(|p| {
                 let age = prompt::ago(now.wall.duration_since(p.since).unwrap_or_default());
-                format!("{}\t{}\t{} ago", p.who(), p.seen, age)
+                let shown = |s: &str| crate::escape::control(s).into_owned();
+                format!("{}\t{}\t{age} ago", shown(&p.who()), shown(&p.seen))
             })
             .collect();
         if !lines.is_empty() {
@@ -4893,5 +4902,23 @@ mod tests {
             },
         );
         assert!(!reply.ok, "nothing left to forget");
+    }
+
+    #[test]
+    fn an_ambiguous_target_names_every_project_that_has_the_service() {
+        // p1's container is the target p1/web; the bare `web` is still ambiguous between p1
+        // and p2, and the warning and `status` must name both.
+        let p1 = c("1", "p1-web-1", Some("p1"), Some("web"));
+        let p2 = c("2", "p2-web-1", Some("p2"), Some("web"));
+        let mut s = Script::new("auto", "web,p1/web");
+        s.start(&[&p1, &p2]);
+        let (reply, _) = request(&mut s, Request::Status { json: true });
+        let rows: serde_json::Value = serde_json::from_str(&reply.text).expect("JSON");
+        let web = rows
+            .as_array()
+            .and_then(|rows| rows.iter().find(|r| r["target"] == "web"))
+            .expect("a row for web");
+        assert_eq!(web["resolution"], "ambiguous", "{web}");
+        assert_eq!(web["ambiguous_projects"], serde_json::json!(["p1", "p2"]));
     }
 }

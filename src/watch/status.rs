@@ -151,6 +151,13 @@ pub fn render(rows: &[TargetStatus]) -> String {
             ]);
         }
     }
+    // Names, projects, results and hold reasons may hold a container's (or anyone's) control
+    // characters: one cell stays one cell of one row.
+    for cell in table.iter_mut().flatten() {
+        if let std::borrow::Cow::Owned(escaped) = crate::escape::control(cell) {
+            *cell = escaped;
+        }
+    }
     let widths: Vec<usize> = (0..8)
         .map(|i| {
             table

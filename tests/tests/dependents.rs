@@ -562,6 +562,17 @@ fn compose_recreated_parent(compose: Compose, labelled: bool) {
             format!("container:{new_vpn}")
         );
         wait_connects(&torrent);
+        // The console names the same action as the audit record.
+        let out = daemon.output();
+        let reviving: Vec<&str> = out
+            .lines()
+            .filter(|l| l.contains("reviving") && l.contains(&torrent))
+            .collect();
+        assert!(
+            !reviving.is_empty() && reviving.iter().all(|l| l.contains("decision=recreate")),
+            "the console's reviving line for {torrent} does not say decision=recreate: \
+             {reviving:?}\n{out}"
+        );
     } else {
         wait_until("torrent reported as needing a recreate", || {
             records_for(&daemon, "skipped", &torrent)

@@ -8,6 +8,7 @@ mod cli;
 mod dependents;
 mod faults;
 mod hardening;
+mod hostile;
 mod identity;
 mod lifecycle;
 mod manual;
