@@ -91,6 +91,24 @@ impl EngineError {
         self.status_code().is_some()
     }
 
+    /// Whether the call got no answer at all: the connection failed, broke or timed out. Not
+    /// an error the engine answered, nor one of ours about what it answered.
+    pub fn is_unreachable(&self) -> bool {
+        match self {
+            EngineError::Unreachable { .. } | EngineError::StreamEnded => true,
+            EngineError::Call { source, .. } => matches!(
+                source,
+                BollardError::IOError { .. }
+                    | BollardError::HyperResponseError { .. }
+                    | BollardError::HyperLegacyError { .. }
+                    | BollardError::HttpClientError { .. }
+                    | BollardError::RequestTimeoutError
+                    | BollardError::SocketNotFoundError(_)
+            ),
+            EngineError::Recreate(..) => false,
+        }
+    }
+
     /// Whether the engine answered that the container does not exist (it was removed).
     pub fn is_not_found(&self) -> bool {
         self.status_code() == Some(404)
@@ -453,13 +471,31 @@ impl Engine {
         }
     }
 
+    /// A raw call's JSON answer; `None` when the engine answered that there is no such thing
+    /// (404, or a 304 with no body).
+    async fn raw_json(
+        &self,
+        doing: &str,
+        path: &str,
+    ) -> Result<Option<serde_json::Value>, EngineError> {
+        match self.raw_call(doing, "GET", path).await {
+            Ok(Some(body)) => serde_json::from_slice(&body)
+                .map(Some)
+                .map_err(|err| EngineError::call(doing)(BollardError::JsonSerdeError { err })),
+            Ok(None) => Ok(None),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Recreates the dependent `c` joined to the network namespace of `parent_id` (its parent
     /// was recreated, so `c` holds an id that is gone and can never start again), with exactly
     /// its configuration: see [`crate::recreate`]. The old container is renamed
     /// `<12 hex of its id>_<name>` (as compose names one it replaces) and stopped, the new one
     /// created under the old name and started, and the old one removed (its volumes kept).
     /// Should the create or the start fail, what was created is removed and the old container
-    /// gets its name back (stopped: it could not run anyway). Returns the new container's id.
+    /// gets its name back (stopped: it could not run anyway). Returns the new container's id;
+    /// [`crate::recreate::RecreateError::Gone`] when the old container disappeared meanwhile.
     ///
     /// Every call is made by hand so that the engine's JSON passes through whole: bollard's
     /// typed models would drop the fields they do not know.
@@ -469,16 +505,16 @@ impl Engine {
         parent_id: &str,
         stop_timeout: Duration,
     ) -> Result<String, EngineError> {
+        use crate::recreate::RecreateError;
+        let gone = || EngineError::Recreate(c.name.clone(), RecreateError::Gone);
         let v = self.docker.client_version().to_string();
-        let doing = format!("inspecting container {}", c.name);
-        let path = format!("/v{v}/containers/{}/json", c.id);
-        let inspect: serde_json::Value = self
-            .raw_call(&doing, "GET", &path)
+        let inspect = self
+            .raw_json(
+                &format!("inspecting container {}", c.name),
+                &format!("/v{v}/containers/{}/json", c.id),
+            )
             .await?
-            .map(|body| serde_json::from_slice(&body))
-            .transpose()
-            .map_err(|err| EngineError::call(&doing)(BollardError::JsonSerdeError { err }))?
-            .unwrap_or_default();
+            .ok_or_else(gone)?;
         // Renamed or relabelled since the look (compose replacing it itself, say): then it may
         // be no target any more, and is not touched.
         let label = |key: &str| {
@@ -496,7 +532,7 @@ impl Engine {
         if !now.same_identity(c) {
             return Err(EngineError::Recreate(
                 c.name.clone(),
-                crate::recreate::RecreateError::Changed { now: now.name },
+                RecreateError::Changed { now: now.name },
             ));
         }
         let body = crate::recreate::create_body(&inspect, parent_id)
@@ -513,7 +549,8 @@ impl Engine {
                 percent_encode(&old_name)
             ),
         )
-        .await?;
+        .await
+        .map_err(|e| if e.is_not_found() { gone() } else { e })?;
         let rename_back = || async {
             let back = self
                 .raw_call(
@@ -545,7 +582,8 @@ impl Engine {
                 .await;
             if let Err(e) = stopped {
                 rename_back().await;
-                return Err(e);
+                // Removed as it stopped, or meanwhile.
+                return Err(if e.is_not_found() { gone() } else { e });
             }
         }
 

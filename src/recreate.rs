@@ -41,6 +41,8 @@ pub enum RecreateError {
     AutoRemove,
     #[error("it was renamed or relabelled meanwhile (now {now}), so it may be no target any more")]
     Changed { now: String },
+    #[error("it was removed meanwhile")]
+    Gone,
 }
 
 /// The body of `POST /containers/create` that recreates the container described by `inspect`

@@ -609,3 +609,65 @@ fn compose_v1_an_unlabelled_dependent_of_a_recreated_parent_is_reported() {
 fn compose_v2_an_unlabelled_dependent_of_a_recreated_parent_is_reported() {
     compose_recreated_parent(Compose::V2, false);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Recreation (issue 20): what it keeps, how it fails, and a crash in the middle of it
+
+/// Replaces the parent `p`: removed, and a new one under its name. Returns the new one's id.
+fn replace_parent(p: &Node) -> String {
+    docker_ok(&["rm", "-f", &p.name]);
+    let p2 = parent_named(&p.name);
+    let id = p2.inspect("{{.Id}}");
+    // `p` removes it when the test ends.
+    std::mem::forget(p2);
+    id
+}
+
+/// A dependent that cannot be recreated (`--rm`: the engine would remove it as it stops) is
+/// refused as a failure: backed off and quarantined, not retried on every pass as if the
+/// engine were away.
+#[test]
+fn a_dependent_that_cannot_be_recreated_is_backed_off_and_quarantined() {
+    let p = parent("vpn");
+    let d = dependent(
+        &p,
+        "torrent",
+        &["--rm", "-l", "healthther.recreate=true"],
+        &[],
+    );
+    let env = format!(
+        "{}HEALTH_BACKOFF_INITIAL=300ms\nHEALTH_BACKOFF_MAX=1s\nHEALTH_QUARANTINE_AFTER=2\n",
+        auto_env(&[&d.name])
+    );
+    let daemon = Daemon::watching(&env);
+    replace_parent(&p);
+    let quarantined = || {
+        let (code, out, _) = client(daemon.dir.path(), &["status", "--json"]);
+        code == Some(0)
+            && serde_json::from_str::<Value>(&out).is_ok_and(|rows| {
+                rows.as_array().is_some_and(|rows| {
+                    rows.iter().any(|r| {
+                        r["target"] == d.name.as_str() && r["containers"][0]["quarantined"] == true
+                    })
+                })
+            })
+    };
+    let start = Instant::now();
+    while !quarantined() {
+        assert!(
+            start.elapsed() < DEADLINE,
+            "not quarantined: {}",
+            context(&daemon)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let failed = records_for(&daemon, "action", &d.name);
+    assert!(
+        failed.iter().all(|r| r["decision"] == "recreate"
+            && r["result"] == "failed"
+            && r["error"].as_str().is_some_and(|e| e.contains("--rm"))),
+        "{}",
+        context(&daemon)
+    );
+    assert_eq!(d.status(), "running", "left as it was");
+}
