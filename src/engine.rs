@@ -490,9 +490,10 @@ impl Engine {
 
     /// Recreates the dependent `c` joined to the network namespace of `parent_id` (its parent
     /// was recreated, so `c` holds an id that is gone and can never start again), with exactly
-    /// its configuration: see [`crate::recreate`]. The old container is renamed
+    /// its configuration, image and volumes: see [`crate::recreate`]. The old container is renamed
     /// `<12 hex of its id>_<name>` (as compose names one it replaces) and stopped, the new one
-    /// created under the old name and started, and the old one removed (its volumes kept).
+    /// created under the old name and started, and the old one removed (its volumes kept: the
+    /// new one has them).
     /// Should the create or the start fail, what was created is removed and the old container
     /// gets its name back (stopped: it could not run anyway). Returns the new container's id;
     /// [`crate::recreate::RecreateError::Gone`] when the old container disappeared meanwhile.
@@ -538,6 +539,21 @@ impl Engine {
         let body = crate::recreate::create_body(&inspect, parent_id)
             .map_err(|e| EngineError::Recreate(c.name.clone(), e))?;
         let running = inspect["State"]["Running"].as_bool() == Some(true);
+        // The platform of the image it ran, where the API takes one (1.41 on): an image id
+        // may stand for several platforms (the containerd image store).
+        let mut create_query = format!("name={}", percent_encode(&c.name));
+        if self.api_at_least(1, 41) {
+            let image = body["Image"].as_str().unwrap_or_default();
+            let image_inspect = self
+                .raw_json(
+                    &format!("inspecting the image of container {}", c.name),
+                    &format!("/v{v}/images/{}/json", percent_encode(image)),
+                )
+                .await?;
+            if let Some(platform) = image_inspect.as_ref().and_then(crate::recreate::platform) {
+                create_query.push_str(&format!("&platform={}", percent_encode(&platform)));
+            }
+        }
 
         let old_name = format!("{}_{}", c.id.get(..12).unwrap_or(&c.id), c.name);
         self.raw_call(
@@ -592,7 +608,7 @@ impl Engine {
             .raw_send(
                 &doing,
                 "POST",
-                &format!("/v{v}/containers/create?name={}", percent_encode(&c.name)),
+                &format!("/v{v}/containers/create?{create_query}"),
                 Some(bytes::Bytes::from(body.to_string())),
             )
             .await
@@ -648,6 +664,12 @@ impl Engine {
                 e.docker_text());
         }
         Ok(new_id)
+    }
+
+    /// Whether the negotiated API version is `major.minor` or newer.
+    fn api_at_least(&self, major: usize, minor: usize) -> bool {
+        let v = self.docker.client_version();
+        (v.major_version, v.minor_version) >= (major, minor)
     }
 
     async fn stop_container(

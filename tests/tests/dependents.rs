@@ -338,28 +338,8 @@ fn engine_recreate_joins_a_dependent_to_its_new_parent_with_its_configuration() 
     let new_parent = p2.inspect("{{.Id}}");
     assert!(!connects(&d.name));
 
-    let engine_ref = healthther::targets::ContainerRef {
-        id: old_id.clone(),
-        name: d.name.clone(),
-        project: None,
-        service: None,
-        labels: BTreeMap::new(),
-    };
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
-    let new_id = runtime
-        .block_on(async {
-            let host = healthther::config::DockerHost::Unix(PathBuf::from(docker_socket()));
-            let engine = healthther::engine::Engine::connect(&host, Duration::from_secs(30))
-                .await
-                .expect("connect to the engine");
-            engine
-                .recreate_container(&engine_ref, &new_parent, Duration::from_secs(10))
-                .await
-        })
-        .unwrap_or_else(|e| panic!("recreate failed: {e}"));
+    let new_id =
+        recreate_by_library(&d, &new_parent).unwrap_or_else(|e| panic!("recreate failed: {e}"));
 
     assert_eq!(d.inspect("{{.Id}}"), new_id, "same name, new container");
     assert_ne!(new_id, old_id);
@@ -613,6 +593,49 @@ fn compose_v2_an_unlabelled_dependent_of_a_recreated_parent_is_reported() {
 // ---------------------------------------------------------------------------------------------
 // Recreation (issue 20): what it keeps, how it fails, and a crash in the middle of it
 
+/// An image built FROM the fixture, removed when dropped (after the containers using it).
+struct Image(String);
+
+impl Drop for Image {
+    fn drop(&mut self) {
+        let _ = docker(&["rmi", "-f", &self.0]);
+    }
+}
+
+/// Builds an image from the fixture with `label` under `tag`; returns its id.
+fn fixture_variant(tag: &str, label: &str) -> Image {
+    let dockerfile = format!("FROM {}\nLABEL hr.variant={label}\n", fixture_image());
+    build_image(tag, &dockerfile, &[]);
+    Image(docker_ok(&["image", "inspect", "-f", "{{.Id}}", tag]))
+}
+
+/// `Engine::recreate_container` of `d` joined to `new_parent`, through the library.
+fn recreate_by_library(
+    d: &Node,
+    new_parent: &str,
+) -> Result<String, healthther::engine::EngineError> {
+    let engine_ref = healthther::targets::ContainerRef {
+        id: d.inspect("{{.Id}}"),
+        name: d.name.clone(),
+        project: None,
+        service: None,
+        labels: BTreeMap::new(),
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    runtime.block_on(async {
+        let host = healthther::config::DockerHost::Unix(PathBuf::from(docker_socket()));
+        let engine = healthther::engine::Engine::connect(&host, Duration::from_secs(30))
+            .await
+            .expect("connect to the engine");
+        engine
+            .recreate_container(&engine_ref, new_parent, Duration::from_secs(10))
+            .await
+    })
+}
+
 /// Replaces the parent `p`: removed, and a new one under its name. Returns the new one's id.
 fn replace_parent(p: &Node) -> String {
     docker_ok(&["rm", "-f", &p.name]);
@@ -621,6 +644,98 @@ fn replace_parent(p: &Node) -> String {
     // `p` removes it when the test ends.
     std::mem::forget(p2);
     id
+}
+
+/// The image a container was created from is the one it runs again, by id: not the image its
+/// tag names by now, and also once the tag is gone.
+#[test]
+fn a_recreated_dependent_runs_the_image_it_ran_whatever_its_tag_names_now() {
+    let tag = format!("{}:t", unique("hrimg"));
+    let first = fixture_variant(&tag, "first");
+    let p = parent("vpn");
+    let d = Node {
+        name: unique("torrent"),
+    };
+    docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        &d.name,
+        "--network",
+        &format!("container:{}", p.name),
+        "-l",
+        "healthther.recreate=true",
+        &tag,
+    ]);
+    assert_eq!(d.inspect("{{.Image}}"), first.0);
+    let second = fixture_variant(&tag, "second");
+    assert_ne!(first.0, second.0, "the tag moved");
+
+    let new_parent = replace_parent(&p);
+    recreate_by_library(&d, &new_parent).unwrap_or_else(|e| panic!("recreate failed: {e}"));
+    assert_eq!(
+        d.inspect("{{.Image}}"),
+        first.0,
+        "the image it ran, not the tag's"
+    );
+    assert_eq!(
+        d.inspect(r#"{{index .Config.Labels "hr.variant"}}"#),
+        "first"
+    );
+    assert_eq!(d.status(), "running");
+
+    // The tag gone (the second image was unused): recreating again works all the same.
+    docker_ok(&["rmi", &tag]);
+    let newer_parent = replace_parent(&p);
+    recreate_by_library(&d, &newer_parent).unwrap_or_else(|e| panic!("recreate failed: {e}"));
+    assert_eq!(d.inspect("{{.Image}}"), first.0);
+    assert_eq!(d.status(), "running");
+    assert_eq!(
+        d.inspect("{{.HostConfig.NetworkMode}}"),
+        format!("container:{newer_parent}")
+    );
+    wait_connects(&d.name);
+    drop(d);
+}
+
+/// An anonymous volume stays anonymous: `docker rm -v` of the recreated container removes it
+/// (and a named one stays), as it would have of the old one.
+#[test]
+fn a_recreated_dependents_anonymous_volume_goes_with_docker_rm_v() {
+    let p = parent("vpn");
+    let named = unique("hrvol");
+    let _named = Volume(named.clone());
+    let d = dependent(
+        &p,
+        "torrent",
+        &[
+            "-l",
+            "healthther.recreate=true",
+            "-v",
+            "/data",
+            "-v",
+            &format!("{named}:/named"),
+        ],
+        &[],
+    );
+    let anon =
+        d.inspect(r#"{{range .Mounts}}{{if eq .Destination "/data"}}{{.Name}}{{end}}{{end}}"#);
+    let _anon = Volume(anon.clone());
+    let new_parent = replace_parent(&p);
+    recreate_by_library(&d, &new_parent).unwrap_or_else(|e| panic!("recreate failed: {e}"));
+    let mounts = d.inspect("{{range .Mounts}}{{.Name}}:{{.Destination}} {{end}}");
+    assert!(mounts.contains(&format!("{anon}:/data")), "{mounts}");
+    assert!(mounts.contains(&format!("{named}:/named")), "{mounts}");
+
+    docker_ok(&["rm", "-f", "-v", &d.name]);
+    assert!(
+        !docker(&["volume", "inspect", &anon]).status.success(),
+        "the anonymous volume outlived `docker rm -v`"
+    );
+    assert!(
+        docker(&["volume", "inspect", &named]).status.success(),
+        "the named volume is kept"
+    );
 }
 
 /// A dependent that cannot be recreated (`--rm`: the engine would remove it as it stops) is
