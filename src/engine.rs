@@ -490,12 +490,13 @@ impl Engine {
 
     /// Recreates the dependent `c` joined to the network namespace of `parent_id` (its parent
     /// was recreated, so `c` holds an id that is gone and can never start again), with exactly
-    /// its configuration, image and volumes: see [`crate::recreate`]. The old container is renamed
-    /// `<12 hex of its id>_<name>` (as compose names one it replaces) and stopped, the new one
-    /// created under the old name and started, and the old one removed (its volumes kept: the
-    /// new one has them).
-    /// Should the create or the start fail, what was created is removed and the old container
-    /// gets its name back (stopped: it could not run anyway). Returns the new container's id;
+    /// its configuration, image and volumes: see [`crate::recreate`]. In an order that a crash
+    /// at any point leaves something [`Engine::repair_recreations`] can finish: the new
+    /// container is created under its [`crate::recreate::temporary_name`], the old one
+    /// stopped, the new one started, the old one removed (its volumes kept: the new one has
+    /// them), and only then the new one takes the name. Should the create, the stop or the
+    /// start fail, the new container is removed and the old one is left as it was (stopped,
+    /// if the stop was done: it could not run anyway). Returns the new container's id;
     /// [`crate::recreate::RecreateError::Gone`] when the old container disappeared meanwhile.
     ///
     /// Every call is made by hand so that the engine's JSON passes through whole: bollard's
@@ -539,9 +540,10 @@ impl Engine {
         let body = crate::recreate::create_body(&inspect, parent_id)
             .map_err(|e| EngineError::Recreate(c.name.clone(), e))?;
         let running = inspect["State"]["Running"].as_bool() == Some(true);
+        let temporary = crate::recreate::temporary_name(&c.id, &c.name);
         // The platform of the image it ran, where the API takes one (1.41 on): an image id
         // may stand for several platforms (the containerd image store).
-        let mut create_query = format!("name={}", percent_encode(&c.name));
+        let mut create_query = format!("name={}", percent_encode(&temporary));
         if self.api_at_least(1, 41) {
             let image = body["Image"].as_str().unwrap_or_default();
             let image_inspect = self
@@ -555,56 +557,8 @@ impl Engine {
             }
         }
 
-        let old_name = format!("{}_{}", c.id.get(..12).unwrap_or(&c.id), c.name);
-        self.raw_call(
-            &format!("renaming container {} to {old_name}", c.name),
-            "POST",
-            &format!(
-                "/v{v}/containers/{}/rename?name={}",
-                c.id,
-                percent_encode(&old_name)
-            ),
-        )
-        .await
-        .map_err(|e| if e.is_not_found() { gone() } else { e })?;
-        let rename_back = || async {
-            let back = self
-                .raw_call(
-                    &format!("renaming container {old_name} back to {}", c.name),
-                    "POST",
-                    &format!(
-                        "/v{v}/containers/{}/rename?name={}",
-                        c.id,
-                        percent_encode(&c.name)
-                    ),
-                )
-                .await;
-            if let Err(e) = back {
-                tracing::error!(container = %c.name, "the recreation failed, and {old_name} could not \
-                    get its name back ({}): `docker rename {old_name} {}` does it", e.docker_text(), c.name);
-            }
-        };
-        if running {
-            let stopped = self
-                .raw_call(
-                    &format!("stopping container {}", c.name),
-                    "POST",
-                    &format!(
-                        "/v{v}/containers/{}/stop?t={}",
-                        c.id,
-                        stop_timeout.as_secs()
-                    ),
-                )
-                .await;
-            if let Err(e) = stopped {
-                rename_back().await;
-                // Removed as it stopped, or meanwhile.
-                return Err(if e.is_not_found() { gone() } else { e });
-            }
-        }
-
-        let doing = format!("creating container {}", c.name);
-        let created = self
+        let doing = format!("creating container {temporary}");
+        let new_id = self
             .raw_send(
                 &doing,
                 "POST",
@@ -624,52 +578,202 @@ impl Engine {
                         message: "the engine's answer names no container id".into(),
                     })
                 })
-            });
-        let new_id = match created {
-            Ok(id) => id,
-            Err(e) => {
-                rename_back().await;
-                return Err(e);
+            })?;
+        // Undoes the create: the old container is left as it is, to be tried again.
+        let remove_new = || async {
+            let removed = self
+                .raw_call(
+                    &format!(
+                        "removing container {temporary}, which did not replace {}",
+                        c.name
+                    ),
+                    "DELETE",
+                    &format!("/v{v}/containers/{new_id}?force=1&v=0"),
+                )
+                .await;
+            if let Err(e) = removed {
+                tracing::error!(container = %c.name, "the recreation failed, and {temporary} \
+                    could not be removed ({}): `docker rm -f {temporary}` does it", e.docker_text());
             }
         };
+        if running {
+            let stopped = self
+                .raw_call(
+                    &format!("stopping container {}", c.name),
+                    "POST",
+                    &format!(
+                        "/v{v}/containers/{}/stop?t={}",
+                        c.id,
+                        stop_timeout.as_secs()
+                    ),
+                )
+                .await;
+            if let Err(e) = stopped {
+                remove_new().await;
+                return Err(if e.is_not_found() { gone() } else { e });
+            }
+        }
         let started = self
             .raw_call(
-                &format!("starting container {}", c.name),
+                &format!("starting container {temporary}"),
                 "POST",
                 &format!("/v{v}/containers/{new_id}/start"),
             )
             .await;
         if let Err(e) = started {
-            let _ = self
-                .raw_call(
-                    &format!("removing container {} that did not start", c.name),
-                    "DELETE",
-                    &format!("/v{v}/containers/{new_id}?force=1&v=0"),
-                )
-                .await;
-            rename_back().await;
+            remove_new().await;
             return Err(e);
         }
-        // The new one runs: that is the result, whatever becomes of the old one (someone may
-        // have removed it already).
         let removed = self
             .raw_call(
-                &format!("removing container {old_name}"),
+                &format!("removing container {}", c.name),
                 "DELETE",
                 &format!("/v{v}/containers/{}?force=1&v=0", c.id),
             )
             .await;
-        if let Err(e) = removed {
-            tracing::warn!(container = %c.name, "recreated, but the old container {old_name} was not removed: {}",
-                e.docker_text());
+        match removed {
+            // Someone removed it already: its name is free all the same.
+            Err(e) if !e.is_not_found() => {
+                remove_new().await;
+                return Err(e);
+            }
+            _ => {}
         }
+        self.take_name(&new_id, &temporary, &c.name).await;
         Ok(new_id)
+    }
+
+    /// Gives the replacement `id`, under `temporary`, its `name`; a failure is only said: it
+    /// runs, under a name the next start-up gives it.
+    async fn take_name(&self, id: &str, temporary: &str, name: &str) -> bool {
+        let renamed = self
+            .raw_call(
+                &format!("renaming container {temporary} to {name}"),
+                "POST",
+                &format!(
+                    "/v{}/containers/{id}/rename?name={}",
+                    self.docker.client_version(),
+                    percent_encode(name)
+                ),
+            )
+            .await;
+        match renamed {
+            Ok(_) => true,
+            Err(e) => {
+                tracing::error!(container = %name, "recreated, but the new container could not \
+                    take its name from {temporary} ({}): `docker rename {temporary} {name}` \
+                    does it", e.docker_text());
+                false
+            }
+        }
     }
 
     /// Whether the negotiated API version is `major.minor` or newer.
     fn api_at_least(&self, major: usize, minor: usize) -> bool {
         let v = self.docker.client_version();
         (v.major_version, v.minor_version) >= (major, minor)
+    }
+
+    /// Finishes the recreations a crash cut short: each container under a
+    /// [`crate::recreate::temporary_name`] with the `healthther.recreate=true` label, whose
+    /// original name `ours` takes for a target (so that another healthther's recreation under
+    /// way is left to it), is dealt with as [`crate::recreate::repair`] decides and started.
+    /// Run once the engine answers, before the first list, so that the list sees each under its
+    /// name. Failures are said and leave the containers as they are.
+    pub async fn repair_recreations(&self, ours: impl Fn(&ContainerRef) -> bool) {
+        use crate::recreate::{original_name, repair, volumes_from, Repair};
+        let filters = HashMap::from([
+            ("label", vec!["healthther.recreate=true"]),
+            ("name", vec!["-healthther-recreating-"]),
+        ]);
+        let found = match self.list_filtered(filters).await {
+            Ok(found) => found,
+            Err(e) => {
+                tracing::warn!("looking for recreations cut short: {}", e.docker_text());
+                return;
+            }
+        };
+        let v = self.docker.client_version().to_string();
+        for new in found.into_iter().map(|l| l.container) {
+            let Some(name) = original_name(&new.name) else {
+                continue;
+            };
+            let to_be = ContainerRef {
+                name: name.to_string(),
+                ..new.clone()
+            };
+            if !ours(&to_be) {
+                continue;
+            }
+            let said = |e: EngineError| {
+                tracing::warn!(container = %name, "a recreation was cut short, and {} could not \
+                    be put in its place: {}", new.name, e.docker_text());
+            };
+            let looked = async {
+                let replacement = self
+                    .raw_json(
+                        &format!("inspecting container {}", new.name),
+                        &format!("/v{v}/containers/{}/json", new.id),
+                    )
+                    .await?;
+                let holder = self
+                    .raw_json(
+                        &format!("inspecting container {name}"),
+                        &format!("/v{v}/containers/{}/json", percent_encode(name)),
+                    )
+                    .await?;
+                Ok::<_, EngineError>((replacement, holder))
+            };
+            let (replacement, holder) = match looked.await {
+                Ok((Some(r), holder)) => (r, holder),
+                // Removed meanwhile.
+                Ok((None, _)) => continue,
+                Err(e) => {
+                    said(e);
+                    continue;
+                }
+            };
+            let holder_id = holder.as_ref().and_then(|h| h["Id"].as_str());
+            match repair(&new.name, &volumes_from(&replacement), holder_id) {
+                Repair::Leave => {
+                    tracing::warn!(container = %name, "a recreation was cut short, and {} is \
+                        left as it is: another container has the name now (`docker rm {}` if \
+                        it is not wanted)", new.name, new.name);
+                    continue;
+                }
+                Repair::RemoveOldThenFinish { old } => {
+                    let removed = self
+                        .raw_call(
+                            &format!("removing container {name}, which {} replaces", new.name),
+                            "DELETE",
+                            &format!("/v{v}/containers/{old}?force=1&v=0"),
+                        )
+                        .await;
+                    if let Err(e) = removed {
+                        said(e);
+                        continue;
+                    }
+                }
+                Repair::Finish => {}
+            }
+            if !self.take_name(&new.id, &new.name, name).await {
+                continue;
+            }
+            if replacement["State"]["Running"].as_bool() != Some(true) {
+                let started = self
+                    .raw_call(
+                        &format!("starting container {name}"),
+                        "POST",
+                        &format!("/v{v}/containers/{}/start", new.id),
+                    )
+                    .await;
+                if let Err(e) = started {
+                    said(e);
+                    continue;
+                }
+            }
+            tracing::info!(container = %name, "a recreation was cut short: finished");
+        }
     }
 
     async fn stop_container(

@@ -9,6 +9,10 @@
 //! network mode is dropped. The new container runs the image the old one ran (by id, whatever
 //! its tag names now) and takes over its volumes with `VolumesFrom`, so that anonymous volumes
 //! keep their data and stay anonymous: `docker rm -v` and `compose down -v` remove them as before.
+//!
+//! The replacement is created under a [`temporary_name`] no other tool uses, and takes the name
+//! only once the old container is gone; one found under such a name at start-up is a recreation
+//! a crash cut short, and is finished (see [`repair`]).
 
 use serde_json::{Map, Value};
 use thiserror::Error;
@@ -28,6 +32,9 @@ const HOST_CONFIG_DROPPED: &[&str] = &[
     "MacAddress",
 ];
 
+/// The `-`-joined mark of a [`temporary_name`]: no other tool names containers so.
+const TEMPORARY_MARK: &str = "-healthther-recreating-";
+
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum RecreateError {
     #[error("the engine's description of the container is not a JSON object")]
@@ -45,6 +52,28 @@ pub enum RecreateError {
     Changed { now: String },
     #[error("it was removed meanwhile")]
     Gone,
+}
+
+/// The name a replacement goes by until the container it replaces (`id`, named `name`) is
+/// gone: `<name>-healthther-recreating-<8 hex of id>`. Not compose's `<12 hex>_<name>`, which
+/// compose gives its own new container (v2) or the old one (v1) while it recreates the same
+/// service: whichever came second would fail. Made only of the name's characters, `-` and hex
+/// digits, so it is a valid name wherever the name is.
+pub fn temporary_name(id: &str, name: &str) -> String {
+    format!("{name}{TEMPORARY_MARK}{}", id.get(..8).unwrap_or(id))
+}
+
+/// Whether `name` is a [`temporary_name`]: a replacement not yet in its place, which is no
+/// target.
+pub fn is_temporary_name(name: &str) -> bool {
+    original_name(name).is_some()
+}
+
+/// The name a container under a [`temporary_name`] is to take.
+pub fn original_name(name: &str) -> Option<&str> {
+    let (original, hex) = name.rsplit_once(TEMPORARY_MARK)?;
+    let hex_ok = hex.len() == 8 && hex.bytes().all(|b| b.is_ascii_hexdigit());
+    (!original.is_empty() && hex_ok).then_some(original)
 }
 
 /// The body of `POST /containers/create` that recreates the container described by `inspect`
@@ -143,6 +172,54 @@ pub fn platform(image_inspect: &Value) -> Option<String> {
         platform = format!("{platform}/{variant}");
     }
     Some(platform)
+}
+
+/// What to do at start-up with a replacement found under a [`temporary_name`]: a recreation
+/// cut short (healthther killed, the host rebooted) after the replacement was created. The old
+/// container cannot run again (its parent is gone), so the recreation is finished, never undone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Repair {
+    /// The old container, `old`, still has the name: remove it (its volumes stay, the
+    /// replacement has them), then give the replacement the name and start it.
+    RemoveOldThenFinish { old: String },
+    /// The name is free: give the replacement the name, and start it.
+    Finish,
+    /// Not a replacement of ours, or another container has taken the name: touch nothing.
+    Leave,
+}
+
+/// Decides what to do with the container under the temporary name `temporary`, whose
+/// `HostConfig.VolumesFrom` is `volumes_from`, given the id of the container that has its
+/// original name now (`None`: none has). A replacement names exactly the container it replaces
+/// there (see [`create_body`]), whose id begins with the name's hex digits.
+pub fn repair(temporary: &str, volumes_from: &[String], holder: Option<&str>) -> Repair {
+    let Some((_, hex)) = temporary.rsplit_once(TEMPORARY_MARK) else {
+        return Repair::Leave;
+    };
+    let [old] = volumes_from else {
+        return Repair::Leave;
+    };
+    if !old.starts_with(hex) {
+        return Repair::Leave;
+    }
+    match holder {
+        None => Repair::Finish,
+        Some(h) if h == old => Repair::RemoveOldThenFinish { old: old.clone() },
+        Some(_) => Repair::Leave,
+    }
+}
+
+/// `HostConfig.VolumesFrom` of an inspect, empty when there is none.
+pub fn volumes_from(inspect: &Value) -> Vec<String> {
+    inspect["HostConfig"]["VolumesFrom"]
+        .as_array()
+        .map(|v| {
+            v.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -378,12 +455,56 @@ mod tests {
     }
 
     #[test]
+    fn temporary_names_are_told_apart_from_compose_ones() {
+        let id = "07fbce1ef9a67c18fb7ce201dabac38b96d1b78acb2de2275df133dc5c0e4848";
+        let t = temporary_name(id, "proj-torrent-1");
+        assert_eq!(t, "proj-torrent-1-healthther-recreating-07fbce1e");
+        assert!(is_temporary_name(&t));
+        assert_eq!(original_name(&t), Some("proj-torrent-1"));
+        for other in [
+            "07fbce1ef9a6_proj-torrent-1",
+            "proj-torrent-1",
+            "-healthther-recreating-07fbce1e",
+            "x-healthther-recreating-07fbce1",
+            "x-healthther-recreating-07fbce1g",
+        ] {
+            assert!(!is_temporary_name(other), "{other}");
+        }
+    }
+
+    #[test]
     fn the_platform_is_the_images_own() {
         let image = json!({ "Os": "linux", "Architecture": "arm", "Variant": "v7" });
         assert_eq!(platform(&image).as_deref(), Some("linux/arm/v7"));
         let image = json!({ "Os": "linux", "Architecture": "amd64" });
         assert_eq!(platform(&image).as_deref(), Some("linux/amd64"));
         assert_eq!(platform(&json!({ "Os": "linux" })), None);
+    }
+
+    #[test]
+    fn a_cut_short_recreation_is_finished() {
+        let old = "07fbce1ef9a67c18fb7ce201dabac38b96d1b78acb2de2275df133dc5c0e4848";
+        let t = temporary_name(old, "torrent");
+        let from = [old.to_string()];
+        assert_eq!(repair(&t, &from, None), Repair::Finish);
+        assert_eq!(
+            repair(&t, &from, Some(old)),
+            Repair::RemoveOldThenFinish { old: old.into() }
+        );
+        assert_eq!(repair(&t, &from, Some("another")), Repair::Leave);
+        // Not a replacement of the container its name says.
+        assert_eq!(repair(&t, &[], None), Repair::Leave);
+        assert_eq!(repair(&t, &["89e717cd2cb3".into()], None), Repair::Leave);
+        assert_eq!(
+            repair(&t, &[old.to_string(), "x".into()], None),
+            Repair::Leave
+        );
+        assert_eq!(repair("torrent", &from, None), Repair::Leave);
+        assert_eq!(
+            volumes_from(&json!({ "HostConfig": { "VolumesFrom": [old] } })),
+            from
+        );
+        assert!(volumes_from(&json!({ "HostConfig": { "VolumesFrom": null } })).is_empty());
     }
 
     #[test]

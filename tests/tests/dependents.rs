@@ -593,6 +593,15 @@ fn compose_v2_an_unlabelled_dependent_of_a_recreated_parent_is_reported() {
 // ---------------------------------------------------------------------------------------------
 // Recreation (issue 20): what it keeps, how it fails, and a crash in the middle of it
 
+/// Removes, when dropped, whatever may be left under `name` (a temporary name).
+struct Leftover(String);
+
+impl Drop for Leftover {
+    fn drop(&mut self) {
+        let _ = docker(&["rm", "-f", &self.0]);
+    }
+}
+
 /// An image built FROM the fixture, removed when dropped (after the containers using it).
 struct Image(String);
 
@@ -785,4 +794,221 @@ fn a_dependent_that_cannot_be_recreated_is_backed_off_and_quarantined() {
         context(&daemon)
     );
     assert_eq!(d.status(), "running", "left as it was");
+}
+
+/// What a crash of healthther in the middle of a recreation leaves: the replacement created
+/// under its temporary name, the old container still in its place (killed after the create;
+/// made here by hand as healthther makes it). A healthther started afterwards finishes it.
+#[test]
+fn a_recreation_cut_short_after_the_create_is_finished_at_start_up() {
+    let p = parent("vpn");
+    let d = dependent(&p, "torrent", &["-l", "healthther.recreate=true"], &[]);
+    let old_id = d.inspect("{{.Id}}");
+    let new_parent = replace_parent(&p);
+    let temporary = healthther::recreate::temporary_name(&old_id, &d.name);
+    let _leftover = Leftover(temporary.clone());
+    docker_ok(&[
+        "create",
+        "--name",
+        &temporary,
+        "--network",
+        &format!("container:{new_parent}"),
+        "--volumes-from",
+        &old_id,
+        "-l",
+        "healthther.recreate=true",
+        fixture_image(),
+    ]);
+
+    let daemon = Daemon::watching(&auto_env(&[&d.name]));
+    wait_recreated_in_order(&daemon, &d, &old_id, &new_parent, &temporary);
+}
+
+/// Waits until `d` runs under its name, a container other than `old_id`, joined to
+/// `new_parent`, with nothing left under `temporary` nor of `old_id`.
+fn wait_recreated_in_order(
+    daemon: &Daemon,
+    d: &Node,
+    old_id: &str,
+    new_parent: &str,
+    temporary: &str,
+) {
+    let start = Instant::now();
+    loop {
+        let now = docker(&[
+            "inspect",
+            "-f",
+            "{{.Id}} {{.State.Status}} {{.HostConfig.NetworkMode}}",
+            &d.name,
+        ]);
+        let now = String::from_utf8_lossy(&now.stdout).trim().to_string();
+        let temp_left = docker(&["container", "inspect", temporary])
+            .status
+            .success();
+        let old_left = docker(&["container", "inspect", old_id]).status.success();
+        if !temp_left
+            && !old_left
+            && now.ends_with(&format!("running container:{new_parent}"))
+            && !now.starts_with(old_id)
+        {
+            break;
+        }
+        assert!(
+            start.elapsed() < DEADLINE,
+            "not recreated in order: {d:?} is {now:?}, {temporary} left: {temp_left}, \
+             the old one left: {old_left}\n{}",
+            context(daemon),
+            d = d.name
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    wait_connects(&d.name);
+}
+
+/// healthther killed (-9) while the engine holds the recreation's stop of the old container
+/// (`/stop`) or start of the new one (`/start`): a healthther started afterwards finishes it,
+/// whether the held call went through before it looked or not. The proxy forwards the held
+/// call after `HOLD`, so the test waits that long before its last look.
+fn a_recreation_killed_while_the_engine_holds(path: &'static str) {
+    const HOLD: Duration = Duration::from_secs(6);
+    let p = parent("vpn");
+    let d = dependent(&p, "torrent", &["-l", "healthther.recreate=true"], &[]);
+    let old_id = d.inspect("{{.Id}}");
+    let temporary = healthther::recreate::temporary_name(&old_id, &d.name);
+    let _leftover = Leftover(temporary.clone());
+    let proxy = Proxy::in_temp_dir();
+    proxy.set_faults(Faults {
+        delay: vec![("POST", path, HOLD)],
+        ..Faults::default()
+    });
+    let (mut cmd, workdir) = command(&auto_env(&[&d.name]));
+    cmd.env("DOCKER_HOST", proxy.url());
+    let mut first = Daemon::spawn(cmd, workdir);
+    first.wait_log("watching");
+
+    let new_parent = replace_parent(&p);
+    // The new container is created, and the old one still runs (the stop held) or has
+    // stopped (the start held).
+    let old_state = if path == "/stop" { "running" } else { "exited" };
+    wait_until(&format!("the recreation to reach {path}"), || {
+        let new = docker(&["inspect", "-f", "{{.State.Status}}", &temporary]);
+        let old = docker(&["inspect", "-f", "{{.State.Status}}", &old_id]);
+        String::from_utf8_lossy(&new.stdout).trim() == "created"
+            && String::from_utf8_lossy(&old.stdout).trim() == old_state
+    });
+    let held_at = Instant::now();
+    first.signal("KILL");
+    first.wait_exit(DEADLINE);
+
+    let second = Daemon::watching(&auto_env(&[&d.name]));
+    wait_recreated_in_order(&second, &d, &old_id, &new_parent, &temporary);
+    // Whatever the held call did when it went through, the order stays.
+    wait_until("the held call to have gone through", || {
+        held_at.elapsed() > HOLD + Duration::from_secs(1)
+    });
+    wait_recreated_in_order(&second, &d, &old_id, &new_parent, &temporary);
+}
+
+#[test]
+fn a_recreation_killed_at_its_stop_is_finished_at_start_up() {
+    a_recreation_killed_while_the_engine_holds("/stop");
+}
+
+#[test]
+fn a_recreation_killed_at_its_start_is_finished_at_start_up() {
+    a_recreation_killed_while_the_engine_holds("/start");
+}
+
+/// Compose recreating the parent and its labelled dependent together, again and again, while
+/// healthther may recreate the same dependent: compose's temporary name for its new container
+/// (v2; v1's for the old one) must never be the one healthther uses, so every `up` succeeds and
+/// one container of each service is left, in order.
+fn compose_and_healthther_recreate_together(compose: Compose) {
+    let Some(pair) = Pair::up(compose, true) else {
+        return;
+    };
+    let daemon = Daemon::watching(&auto_env(&[&pair.vpn, &pair.torrent]));
+    for round in 0..5 {
+        let up = pair.run(&["up", "-d", "--force-recreate", &pair.vpn, &pair.torrent]);
+        assert!(
+            up.status.success(),
+            "round {round}: compose's up failed: {}\n{}",
+            String::from_utf8_lossy(&up.stderr),
+            context(&daemon)
+        );
+    }
+    let names = |service: &str| {
+        let filter_project = format!("label=com.docker.compose.project={}", pair.name);
+        let filter_service = format!("label=com.docker.compose.service={service}");
+        docker_ok(&[
+            "ps",
+            "-a",
+            "--filter",
+            &filter_project,
+            "--filter",
+            &filter_service,
+            "--format",
+            "{{.Names}} {{.State}}",
+        ])
+    };
+    let (vpn, torrent) = (pair.container(&pair.vpn), pair.container(&pair.torrent));
+    let start = Instant::now();
+    loop {
+        let (v, t) = (names(&pair.vpn), names(&pair.torrent));
+        let joined = docker(&["inspect", "-f", "{{.HostConfig.NetworkMode}}", &torrent]);
+        let joined = String::from_utf8_lossy(&joined.stdout).trim().to_string();
+        if v == format!("{vpn} running")
+            && t == format!("{torrent} running")
+            && joined == format!("container:{}", pair.id(&pair.vpn))
+        {
+            break;
+        }
+        assert!(
+            start.elapsed() < DEADLINE,
+            "not one of each in order: vpn {v:?}, torrent {t:?} ({joined})\n{}",
+            context(&daemon)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    wait_connects(&torrent);
+}
+
+#[test]
+fn compose_v1_and_healthther_recreating_together_never_collide() {
+    compose_and_healthther_recreate_together(Compose::V1);
+}
+
+#[test]
+fn compose_v2_and_healthther_recreating_together_never_collide() {
+    compose_and_healthther_recreate_together(Compose::V2);
+}
+
+/// The moment the two meet: healthther has created the replacement of a dependent under its
+/// temporary name (done here by hand) when compose v2 recreates the same service. Compose
+/// creates its new container as `<12 hex of the old id>_<name>` and renames it after;
+/// healthther's name must not be that one, or compose's `up` fails.
+#[test]
+fn compose_v2_recreates_a_dependent_healthther_is_recreating() {
+    let Some(pair) = Pair::up(Compose::V2, true) else {
+        return;
+    };
+    let torrent = pair.container(&pair.torrent);
+    let old_id = pair.id(&pair.torrent);
+    let temporary = healthther::recreate::temporary_name(&old_id, &torrent);
+    let _leftover = Leftover(temporary.clone());
+    docker_ok(&[
+        "create",
+        "--name",
+        &temporary,
+        "--network",
+        &format!("container:{}", pair.id(&pair.vpn)),
+        fixture_image(),
+    ]);
+    let up = pair.run(&["up", "-d", "--force-recreate", "--no-deps", &pair.torrent]);
+    assert!(
+        up.status.success(),
+        "compose's up failed: {}",
+        String::from_utf8_lossy(&up.stderr)
+    );
+    wait_connects(&torrent);
 }
