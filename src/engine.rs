@@ -677,10 +677,15 @@ impl Engine {
     /// Finishes the recreations a crash cut short: each container under a
     /// [`crate::recreate::temporary_name`] with the `healthther.recreate=true` label, whose
     /// original name `ours` takes for a target (so that another healthther's recreation under
-    /// way is left to it), is dealt with as [`crate::recreate::repair`] decides and started.
+    /// way is left to it), is dealt with as [`crate::recreate::repair`] decides (the old
+    /// container stopped within `stop_timeout` and removed) and started.
     /// Run once the engine answers, before the first list, so that the list sees each under its
     /// name. Failures are said and leave the containers as they are.
-    pub async fn repair_recreations(&self, ours: impl Fn(&ContainerRef) -> bool) {
+    pub async fn repair_recreations(
+        &self,
+        ours: impl Fn(&ContainerRef) -> bool,
+        stop_timeout: Duration,
+    ) {
         use crate::recreate::{original_name, repair, volumes_from, Repair};
         let filters = HashMap::from([
             ("label", vec!["healthther.recreate=true"]),
@@ -742,6 +747,15 @@ impl Engine {
                     continue;
                 }
                 Repair::RemoveOldThenFinish { old } => {
+                    // Still running if the crash came before its stop: it is given its stop
+                    // timeout, as the recreation would have; the removal kills it otherwise.
+                    let _ = self
+                        .raw_call(
+                            &format!("stopping container {name}, which {} replaces", new.name),
+                            "POST",
+                            &format!("/v{v}/containers/{old}/stop?t={}", stop_timeout.as_secs()),
+                        )
+                        .await;
                     let removed = self
                         .raw_call(
                             &format!("removing container {name}, which {} replaces", new.name),

@@ -427,7 +427,7 @@ impl Shell {
             let (engine, config) = (engine.clone(), Arc::clone(&self.config));
             self.looks.spawn(async move {
                 engine
-                    .repair_recreations(|c| is_target_by_name(&config, c))
+                    .repair_recreations(|c| is_target_by_name(&config, c), config.stop_timeout)
                     .await;
                 Done::Listed {
                     full: true,
