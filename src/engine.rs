@@ -91,6 +91,24 @@ impl EngineError {
         self.status_code().is_some()
     }
 
+    /// Whether the call got no answer at all: the connection failed, broke or timed out. Not
+    /// an error the engine answered, nor one of ours about what it answered.
+    pub fn is_unreachable(&self) -> bool {
+        match self {
+            EngineError::Unreachable { .. } | EngineError::StreamEnded => true,
+            EngineError::Call { source, .. } => matches!(
+                source,
+                BollardError::IOError { .. }
+                    | BollardError::HyperResponseError { .. }
+                    | BollardError::HyperLegacyError { .. }
+                    | BollardError::HttpClientError { .. }
+                    | BollardError::RequestTimeoutError
+                    | BollardError::SocketNotFoundError(_)
+            ),
+            EngineError::Recreate(..) => false,
+        }
+    }
+
     /// Whether the engine answered that the container does not exist (it was removed).
     pub fn is_not_found(&self) -> bool {
         self.status_code() == Some(404)
@@ -453,13 +471,33 @@ impl Engine {
         }
     }
 
+    /// A raw call's JSON answer; `None` when the engine answered that there is no such thing
+    /// (404, or a 304 with no body).
+    async fn raw_json(
+        &self,
+        doing: &str,
+        path: &str,
+    ) -> Result<Option<serde_json::Value>, EngineError> {
+        match self.raw_call(doing, "GET", path).await {
+            Ok(Some(body)) => serde_json::from_slice(&body)
+                .map(Some)
+                .map_err(|err| EngineError::call(doing)(BollardError::JsonSerdeError { err })),
+            Ok(None) => Ok(None),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Recreates the dependent `c` joined to the network namespace of `parent_id` (its parent
     /// was recreated, so `c` holds an id that is gone and can never start again), with exactly
-    /// its configuration: see [`crate::recreate`]. The old container is given a temporary name
-    /// ([`crate::recreate::temporary_name`]) and stopped, the new one
-    /// created under the old name and started, and the old one removed (its volumes kept).
-    /// Should the create or the start fail, what was created is removed and the old container
-    /// gets its name back (stopped: it could not run anyway). Returns the new container's id.
+    /// its configuration, image and volumes: see [`crate::recreate`]. In an order that a crash
+    /// at any point leaves something [`Engine::repair_recreations`] can finish: the new
+    /// container is created under its [`crate::recreate::temporary_name`], the old one
+    /// stopped, the new one started, the old one removed (its volumes kept: the new one has
+    /// them), and only then the new one takes the name. Should the create, the stop or the
+    /// start fail, the new container is removed and the old one is left as it was (stopped,
+    /// if the stop was done: it could not run anyway). Returns the new container's id;
+    /// [`crate::recreate::RecreateError::Gone`] when the old container disappeared meanwhile.
     ///
     /// Every call is made by hand so that the engine's JSON passes through whole: bollard's
     /// typed models would drop the fields they do not know.
@@ -469,16 +507,16 @@ impl Engine {
         parent_id: &str,
         stop_timeout: Duration,
     ) -> Result<String, EngineError> {
+        use crate::recreate::RecreateError;
+        let gone = || EngineError::Recreate(c.name.clone(), RecreateError::Gone);
         let v = self.docker.client_version().to_string();
-        let doing = format!("inspecting container {}", c.name);
-        let path = format!("/v{v}/containers/{}/json", c.id);
-        let inspect: serde_json::Value = self
-            .raw_call(&doing, "GET", &path)
+        let inspect = self
+            .raw_json(
+                &format!("inspecting container {}", c.name),
+                &format!("/v{v}/containers/{}/json", c.id),
+            )
             .await?
-            .map(|body| serde_json::from_slice(&body))
-            .transpose()
-            .map_err(|err| EngineError::call(&doing)(BollardError::JsonSerdeError { err }))?
-            .unwrap_or_default();
+            .ok_or_else(gone)?;
         // Renamed or relabelled since the look (compose replacing it itself, say): then it may
         // be no target any more, and is not touched.
         let label = |key: &str| {
@@ -496,65 +534,35 @@ impl Engine {
         if !now.same_identity(c) {
             return Err(EngineError::Recreate(
                 c.name.clone(),
-                crate::recreate::RecreateError::Changed { now: now.name },
+                RecreateError::Changed { now: now.name },
             ));
         }
         let body = crate::recreate::create_body(&inspect, parent_id)
             .map_err(|e| EngineError::Recreate(c.name.clone(), e))?;
         let running = inspect["State"]["Running"].as_bool() == Some(true);
-
-        let old_name = crate::recreate::temporary_name(&c.id, &c.name);
-        self.raw_call(
-            &format!("renaming container {} to {old_name}", c.name),
-            "POST",
-            &format!(
-                "/v{v}/containers/{}/rename?name={}",
-                c.id,
-                percent_encode(&old_name)
-            ),
-        )
-        .await?;
-        let rename_back = || async {
-            let back = self
-                .raw_call(
-                    &format!("renaming container {old_name} back to {}", c.name),
-                    "POST",
-                    &format!(
-                        "/v{v}/containers/{}/rename?name={}",
-                        c.id,
-                        percent_encode(&c.name)
-                    ),
+        let temporary = crate::recreate::temporary_name(&c.id, &c.name);
+        // The platform of the image it ran, where the API takes one (1.41 on): an image id
+        // may stand for several platforms (the containerd image store).
+        let mut create_query = format!("name={}", percent_encode(&temporary));
+        if self.api_at_least(1, 41) {
+            let image = body["Image"].as_str().unwrap_or_default();
+            let image_inspect = self
+                .raw_json(
+                    &format!("inspecting the image of container {}", c.name),
+                    &format!("/v{v}/images/{}/json", percent_encode(image)),
                 )
-                .await;
-            if let Err(e) = back {
-                tracing::error!(container = %c.name, "the recreation failed, and {old_name} could not \
-                    get its name back ({}): `docker rename {old_name} {}` does it", e.docker_text(), c.name);
-            }
-        };
-        if running {
-            let stopped = self
-                .raw_call(
-                    &format!("stopping container {}", c.name),
-                    "POST",
-                    &format!(
-                        "/v{v}/containers/{}/stop?t={}",
-                        c.id,
-                        stop_timeout.as_secs()
-                    ),
-                )
-                .await;
-            if let Err(e) = stopped {
-                rename_back().await;
-                return Err(e);
+                .await?;
+            if let Some(platform) = image_inspect.as_ref().and_then(crate::recreate::platform) {
+                create_query.push_str(&format!("&platform={}", percent_encode(&platform)));
             }
         }
 
-        let doing = format!("creating container {}", c.name);
-        let created = self
+        let doing = format!("creating container {temporary}");
+        let new_id = self
             .raw_send(
                 &doing,
                 "POST",
-                &format!("/v{v}/containers/create?name={}", percent_encode(&c.name)),
+                &format!("/v{v}/containers/create?{create_query}"),
                 Some(bytes::Bytes::from(body.to_string())),
             )
             .await
@@ -570,46 +578,216 @@ impl Engine {
                         message: "the engine's answer names no container id".into(),
                     })
                 })
-            });
-        let new_id = match created {
-            Ok(id) => id,
-            Err(e) => {
-                rename_back().await;
-                return Err(e);
+            })?;
+        // Undoes the create: the old container is left as it is, to be tried again.
+        let remove_new = || async {
+            let removed = self
+                .raw_call(
+                    &format!(
+                        "removing container {temporary}, which did not replace {}",
+                        c.name
+                    ),
+                    "DELETE",
+                    &format!("/v{v}/containers/{new_id}?force=1&v=0"),
+                )
+                .await;
+            if let Err(e) = removed {
+                tracing::error!(container = %c.name, "the recreation failed, and {temporary} \
+                    could not be removed ({}): `docker rm -f {temporary}` does it", e.docker_text());
             }
         };
+        if running {
+            let stopped = self
+                .raw_call(
+                    &format!("stopping container {}", c.name),
+                    "POST",
+                    &format!(
+                        "/v{v}/containers/{}/stop?t={}",
+                        c.id,
+                        stop_timeout.as_secs()
+                    ),
+                )
+                .await;
+            if let Err(e) = stopped {
+                remove_new().await;
+                return Err(if e.is_not_found() { gone() } else { e });
+            }
+        }
         let started = self
             .raw_call(
-                &format!("starting container {}", c.name),
+                &format!("starting container {temporary}"),
                 "POST",
                 &format!("/v{v}/containers/{new_id}/start"),
             )
             .await;
         if let Err(e) = started {
-            let _ = self
-                .raw_call(
-                    &format!("removing container {} that did not start", c.name),
-                    "DELETE",
-                    &format!("/v{v}/containers/{new_id}?force=1&v=0"),
-                )
-                .await;
-            rename_back().await;
+            remove_new().await;
             return Err(e);
         }
-        // The new one runs: that is the result, whatever becomes of the old one (someone may
-        // have removed it already).
         let removed = self
             .raw_call(
-                &format!("removing container {old_name}"),
+                &format!("removing container {}", c.name),
                 "DELETE",
                 &format!("/v{v}/containers/{}?force=1&v=0", c.id),
             )
             .await;
-        if let Err(e) = removed {
-            tracing::warn!(container = %c.name, "recreated, but the old container {old_name} was not removed: {}",
-                e.docker_text());
+        match removed {
+            // Someone removed it already: its name is free all the same.
+            Err(e) if !e.is_not_found() => {
+                remove_new().await;
+                return Err(e);
+            }
+            _ => {}
         }
+        self.take_name(&new_id, &temporary, &c.name).await;
         Ok(new_id)
+    }
+
+    /// Gives the replacement `id`, under `temporary`, its `name`; a failure is only said: it
+    /// runs, under a name the next start-up gives it.
+    async fn take_name(&self, id: &str, temporary: &str, name: &str) -> bool {
+        let renamed = self
+            .raw_call(
+                &format!("renaming container {temporary} to {name}"),
+                "POST",
+                &format!(
+                    "/v{}/containers/{id}/rename?name={}",
+                    self.docker.client_version(),
+                    percent_encode(name)
+                ),
+            )
+            .await;
+        match renamed {
+            Ok(_) => true,
+            Err(e) => {
+                tracing::error!(container = %name, "recreated, but the new container could not \
+                    take its name from {temporary} ({}): `docker rename {temporary} {name}` \
+                    does it", e.docker_text());
+                false
+            }
+        }
+    }
+
+    /// Whether the negotiated API version is `major.minor` or newer.
+    fn api_at_least(&self, major: usize, minor: usize) -> bool {
+        let v = self.docker.client_version();
+        (v.major_version, v.minor_version) >= (major, minor)
+    }
+
+    /// Finishes the recreations a crash cut short: each container under a
+    /// [`crate::recreate::temporary_name`] with the `healthther.recreate=true` label, whose
+    /// original name `ours` takes for a target (so that another healthther's recreation under
+    /// way is left to it), is dealt with as [`crate::recreate::repair`] decides (the old
+    /// container stopped within `stop_timeout` and removed) and started.
+    /// Run once the engine answers, before the first list, so that the list sees each under its
+    /// name. Failures are said and leave the containers as they are.
+    pub async fn repair_recreations(
+        &self,
+        ours: impl Fn(&ContainerRef) -> bool,
+        stop_timeout: Duration,
+    ) {
+        use crate::recreate::{original_name, repair, volumes_from, Repair};
+        let filters = HashMap::from([
+            ("label", vec!["healthther.recreate=true"]),
+            ("name", vec!["-healthther-recreating-"]),
+        ]);
+        let found = match self.list_filtered(filters).await {
+            Ok(found) => found,
+            Err(e) => {
+                tracing::warn!("looking for recreations cut short: {}", e.docker_text());
+                return;
+            }
+        };
+        let v = self.docker.client_version().to_string();
+        for new in found.into_iter().map(|l| l.container) {
+            let Some(name) = original_name(&new.name) else {
+                continue;
+            };
+            let to_be = ContainerRef {
+                name: name.to_string(),
+                ..new.clone()
+            };
+            if !ours(&to_be) {
+                continue;
+            }
+            let said = |e: EngineError| {
+                tracing::warn!(container = %name, "a recreation was cut short, and {} could not \
+                    be put in its place: {}", new.name, e.docker_text());
+            };
+            let looked = async {
+                let replacement = self
+                    .raw_json(
+                        &format!("inspecting container {}", new.name),
+                        &format!("/v{v}/containers/{}/json", new.id),
+                    )
+                    .await?;
+                let holder = self
+                    .raw_json(
+                        &format!("inspecting container {name}"),
+                        &format!("/v{v}/containers/{}/json", percent_encode(name)),
+                    )
+                    .await?;
+                Ok::<_, EngineError>((replacement, holder))
+            };
+            let (replacement, holder) = match looked.await {
+                Ok((Some(r), holder)) => (r, holder),
+                // Removed meanwhile.
+                Ok((None, _)) => continue,
+                Err(e) => {
+                    said(e);
+                    continue;
+                }
+            };
+            let holder_id = holder.as_ref().and_then(|h| h["Id"].as_str());
+            match repair(&new.name, &volumes_from(&replacement), holder_id) {
+                Repair::Leave => {
+                    tracing::warn!(container = %name, "a recreation was cut short, and {} is \
+                        left as it is: another container has the name now (`docker rm {}` if \
+                        it is not wanted)", new.name, new.name);
+                    continue;
+                }
+                Repair::RemoveOldThenFinish { old } => {
+                    // Still running if the crash came before its stop: it is given its stop
+                    // timeout, as the recreation would have; the removal kills it otherwise.
+                    let _ = self
+                        .raw_call(
+                            &format!("stopping container {name}, which {} replaces", new.name),
+                            "POST",
+                            &format!("/v{v}/containers/{old}/stop?t={}", stop_timeout.as_secs()),
+                        )
+                        .await;
+                    let removed = self
+                        .raw_call(
+                            &format!("removing container {name}, which {} replaces", new.name),
+                            "DELETE",
+                            &format!("/v{v}/containers/{old}?force=1&v=0"),
+                        )
+                        .await;
+                    if let Err(e) = removed {
+                        said(e);
+                        continue;
+                    }
+                }
+                Repair::Finish => {}
+            }
+            if !self.take_name(&new.id, &new.name, name).await {
+                continue;
+            }
+            if replacement["State"]["Running"].as_bool() != Some(true) {
+                let started = self
+                    .raw_call(
+                        &format!("starting container {name}"),
+                        "POST",
+                        &format!("/v{v}/containers/{}/start", new.id),
+                    )
+                    .await;
+                if let Err(e) = started {
+                    said(e);
+                    continue;
+                }
+            }
+            tracing::info!(container = %name, "a recreation was cut short: finished");
+        }
     }
 
     async fn stop_container(

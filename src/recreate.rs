@@ -6,7 +6,13 @@
 //!
 //! The JSON is passed through as the engine wrote it, not through typed models, so that no field
 //! the models do not know is lost. Only what the engine refuses together with a container
-//! network mode is dropped; anonymous volumes are kept by naming them, as compose does.
+//! network mode is dropped. The new container runs the image the old one ran (by id, whatever
+//! its tag names now) and takes over its volumes with `VolumesFrom`, so that anonymous volumes
+//! keep their data and stay anonymous: `docker rm -v` and `compose down -v` remove them as before.
+//!
+//! The replacement is created under a [`temporary_name`] no other tool uses, and takes the name
+//! only once the old container is gone; one found under such a name at start-up is a recreation
+//! a crash cut short, and is finished (see [`repair`]).
 
 use serde_json::{Map, Value};
 use thiserror::Error;
@@ -26,11 +32,14 @@ const HOST_CONFIG_DROPPED: &[&str] = &[
     "MacAddress",
 ];
 
+/// The `-`-joined mark of a [`temporary_name`]: no other tool names containers so.
+const TEMPORARY_MARK: &str = "-healthther-recreating-";
+
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum RecreateError {
     #[error("the engine's description of the container is not a JSON object")]
     NotAnObject,
-    #[error("the engine's description of the container has no {0} object")]
+    #[error("the engine's description of the container has no {0}")]
     Missing(&'static str),
     #[error("the parent's id is empty")]
     NoParent,
@@ -41,21 +50,30 @@ pub enum RecreateError {
     AutoRemove,
     #[error("it was renamed or relabelled meanwhile (now {now}), so it may be no target any more")]
     Changed { now: String },
+    #[error("it was removed meanwhile")]
+    Gone,
 }
 
-/// What every temporary name starts with: no other tool names containers so (compose v2 gives
-/// the container it replaces `<12 hex of its id>_<name>`, and a second name like it collides).
-const TEMPORARY_PREFIX: &str = "healthther-recreating-";
-
-/// The name a container of id `id` called `name` goes by while it is recreated.
+/// The name a replacement goes by until the container it replaces (`id`, named `name`) is
+/// gone: `<name>-healthther-recreating-<8 hex of id>`. Not compose's `<12 hex>_<name>`, which
+/// compose gives its own new container (v2) or the old one (v1) while it recreates the same
+/// service: whichever came second would fail. Made only of the name's characters, `-` and hex
+/// digits, so it is a valid name wherever the name is.
 pub fn temporary_name(id: &str, name: &str) -> String {
-    format!("{TEMPORARY_PREFIX}{}-{name}", id.get(..12).unwrap_or(id))
+    format!("{name}{TEMPORARY_MARK}{}", id.get(..8).unwrap_or(id))
 }
 
-/// Whether `name` is a name given by [`temporary_name`]: the container is being recreated (or
-/// a recreation was cut short), and it is still the target it was under its own name.
+/// Whether `name` is a [`temporary_name`]: a replacement not yet in its place, which is no
+/// target.
 pub fn is_temporary_name(name: &str) -> bool {
-    name.starts_with(TEMPORARY_PREFIX)
+    original_name(name).is_some()
+}
+
+/// The name a container under a [`temporary_name`] is to take.
+pub fn original_name(name: &str) -> Option<&str> {
+    let (original, hex) = name.rsplit_once(TEMPORARY_MARK)?;
+    let hex_ok = hex.len() == 8 && hex.bytes().all(|b| b.is_ascii_hexdigit());
+    (!original.is_empty() && hex_ok).then_some(original)
 }
 
 /// The body of `POST /containers/create` that recreates the container described by `inspect`
@@ -66,6 +84,14 @@ pub fn create_body(inspect: &Value, parent_id: &str) -> Result<Value, RecreateEr
         return Err(RecreateError::NoParent);
     }
     let inspect = inspect.as_object().ok_or(RecreateError::NotAnObject)?;
+    let text = |key: &'static str| {
+        inspect
+            .get(key)
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .ok_or(RecreateError::Missing(key))
+    };
+    let (id, image) = (text("Id")?, text("Image")?);
     let mut body = inspect
         .get("Config")
         .and_then(Value::as_object)
@@ -82,6 +108,10 @@ pub fn create_body(inspect: &Value, parent_id: &str) -> Result<Value, RecreateEr
     for key in CONFIG_DROPPED {
         body.remove(*key);
     }
+    // The image it ran, by id: `Config.Image` is the name it was created from, which a pull or
+    // a build may have moved to another image since (or removed); with the old image's
+    // environment and command on top, that would be neither the old container nor a new one.
+    body.insert("Image".into(), Value::String(image.to_string()));
     // The IPC and PID namespaces it shared with the old parent (compose's `ipc: service:vpn`)
     // follow the network to the new one.
     let old = host
@@ -100,74 +130,96 @@ pub fn create_body(inspect: &Value, parent_id: &str) -> Result<Value, RecreateEr
         "NetworkMode".into(),
         Value::String(format!("container:{parent_id}")),
     );
-    let mounts = inspect
-        .get("Mounts")
-        .and_then(Value::as_array)
-        .map(Vec::as_slice)
-        .unwrap_or_default();
-    keep_anonymous_volumes(&mut host, mounts);
+    take_over_volumes(&mut host, id);
     body.insert("HostConfig".into(), Value::Object(host));
     Ok(Value::Object(body))
 }
 
-/// Names every anonymous volume of `mounts` (the inspect's `Mounts`), so that the new container
-/// gets the old one's data instead of an empty new volume: a volume given in
-/// `HostConfig.Mounts` without a source gets its name as source; any other volume whose
-/// destination neither `Binds` nor `HostConfig.Mounts` gives (an image's `VOLUME`, `-v /data`)
-/// is added to `Binds` as `<name>:<destination>`, as compose does.
-fn keep_anonymous_volumes(host: &mut Map<String, Value>, mounts: &[Value]) {
-    for m in mounts {
-        let text = |key: &str| m.get(key).and_then(Value::as_str).unwrap_or("");
-        let (name, dest) = (text("Name"), text("Destination"));
-        if text("Type") != "volume" || name.is_empty() || dest.is_empty() {
-            continue;
-        }
-        let bound = host
-            .get("Binds")
-            .and_then(Value::as_array)
-            .is_some_and(|binds| {
-                binds
-                    .iter()
-                    .filter_map(Value::as_str)
-                    .any(|b| bind_destination(b) == Some(dest))
-            });
-        if bound {
-            continue;
-        }
-        if let Some(hm) = host
-            .get_mut("Mounts")
-            .and_then(Value::as_array_mut)
-            .and_then(|ms| {
-                ms.iter_mut()
-                    .find(|hm| hm.get("Target").and_then(Value::as_str) == Some(dest))
-            })
-        {
-            let source_given = hm
-                .get("Source")
-                .and_then(Value::as_str)
-                .is_some_and(|s| !s.is_empty());
-            if !source_given {
-                if let Some(hm) = hm.as_object_mut() {
-                    hm.insert("Source".into(), Value::String(name.to_string()));
-                }
-            }
-            continue;
-        }
-        let read_only = m.get("RW").and_then(Value::as_bool) == Some(false);
-        let bind = format!("{name}:{dest}{}", if read_only { ":ro" } else { "" });
-        match host.get_mut("Binds").and_then(Value::as_array_mut) {
-            Some(binds) => binds.push(Value::String(bind)),
-            // Absent or null: start the list.
-            None => {
-                host.insert("Binds".into(), Value::Array(vec![Value::String(bind)]));
-            }
-        }
+/// Gives the new container the old one's volumes with `VolumesFrom`: the engine then mounts
+/// each of them as the old container had it, an anonymous volume still as anonymous (`docker
+/// rm -v` of the new container removes it), which naming it in `Binds` or `Mounts` would not.
+/// What the old container had from a `VolumesFrom` of its own comes along the same way. An
+/// anonymous volume given in `HostConfig.Mounts` (one without a source) is left out there, or
+/// the engine would mount a new, empty one over it.
+fn take_over_volumes(host: &mut Map<String, Value>, old_id: &str) {
+    host.insert(
+        "VolumesFrom".into(),
+        Value::Array(vec![Value::String(old_id.to_string())]),
+    );
+    if let Some(mounts) = host.get_mut("Mounts").and_then(Value::as_array_mut) {
+        mounts.retain(|m| {
+            let anonymous = m.get("Type").and_then(Value::as_str) == Some("volume")
+                && m.get("Source")
+                    .and_then(Value::as_str)
+                    .is_none_or(str::is_empty);
+            !anonymous
+        });
     }
 }
 
-/// The destination of a `Binds` entry, `source:destination[:options]`.
-fn bind_destination(bind: &str) -> Option<&str> {
-    bind.split(':').nth(1)
+/// `os/architecture[/variant]` of an image, from the engine's answer to `GET /images/{id}/json`:
+/// the platform to create the new container for, so that an engine that holds an image for
+/// several platforms under one id picks the one the old container ran.
+pub fn platform(image_inspect: &Value) -> Option<String> {
+    let text = |key: &str| {
+        image_inspect
+            .get(key)
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+    };
+    let mut platform = format!("{}/{}", text("Os")?, text("Architecture")?);
+    if let Some(variant) = text("Variant") {
+        platform = format!("{platform}/{variant}");
+    }
+    Some(platform)
+}
+
+/// What to do at start-up with a replacement found under a [`temporary_name`]: a recreation
+/// cut short (healthther killed, the host rebooted) after the replacement was created. The old
+/// container cannot run again (its parent is gone), so the recreation is finished, never undone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Repair {
+    /// The old container, `old`, still has the name: remove it (its volumes stay, the
+    /// replacement has them), then give the replacement the name and start it.
+    RemoveOldThenFinish { old: String },
+    /// The name is free: give the replacement the name, and start it.
+    Finish,
+    /// Not a replacement of ours, or another container has taken the name: touch nothing.
+    Leave,
+}
+
+/// Decides what to do with the container under the temporary name `temporary`, whose
+/// `HostConfig.VolumesFrom` is `volumes_from`, given the id of the container that has its
+/// original name now (`None`: none has). A replacement names exactly the container it replaces
+/// there (see [`create_body`]), whose id begins with the name's hex digits.
+pub fn repair(temporary: &str, volumes_from: &[String], holder: Option<&str>) -> Repair {
+    let Some((_, hex)) = temporary.rsplit_once(TEMPORARY_MARK) else {
+        return Repair::Leave;
+    };
+    let [old] = volumes_from else {
+        return Repair::Leave;
+    };
+    if !old.starts_with(hex) {
+        return Repair::Leave;
+    }
+    match holder {
+        None => Repair::Finish,
+        Some(h) if h == old => Repair::RemoveOldThenFinish { old: old.clone() },
+        Some(_) => Repair::Leave,
+    }
+}
+
+/// `HostConfig.VolumesFrom` of an inspect, empty when there is none.
+pub fn volumes_from(inspect: &Value) -> Vec<String> {
+    inspect["HostConfig"]["VolumesFrom"]
+        .as_array()
+        .map(|v| {
+            v.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -175,6 +227,8 @@ mod tests {
     #[test]
     fn namespaces_shared_with_the_old_parent_follow_it_and_auto_remove_is_refused() {
         let mut inspect = serde_json::json!({
+            "Id": "old-dependent",
+            "Image": "sha256:1",
             "Config": {"Image": "x"},
             "HostConfig": {
                 "NetworkMode": "container:old",
@@ -309,7 +363,6 @@ mod tests {
             "Env",
             "Cmd",
             "Healthcheck",
-            "Image",
             "Volumes",
             "WorkingDir",
             "Entrypoint",
@@ -321,7 +374,10 @@ mod tests {
         ] {
             assert_eq!(body[key], inspect["Config"][key], "Config.{key}");
         }
-        assert_eq!(body["Image"], "htdeps-fixture:manual");
+        assert_eq!(
+            body["Image"], inspect["Image"],
+            "the image it ran, by id, not the tag that may name another one now"
+        );
         for key in [
             "LogConfig",
             "RestartPolicy",
@@ -365,46 +421,90 @@ mod tests {
     }
 
     #[test]
-    fn an_anonymous_volume_keeps_its_data_and_given_mounts_stay_as_they_were() {
-        let body = create_body(&real_inspect(), NEW_PARENT).unwrap();
+    fn the_volumes_come_from_the_old_container_and_given_mounts_stay_as_they_were() {
+        let inspect = real_inspect();
+        let body = create_body(&inspect, NEW_PARENT).unwrap();
+        assert_eq!(body["HostConfig"]["VolumesFrom"], json!([inspect["Id"]]));
+        assert_eq!(body["HostConfig"]["Binds"], inspect["HostConfig"]["Binds"]);
         assert_eq!(
-            body["HostConfig"]["Binds"],
-            json!([
-                "/tmp/htdeps-bind:/bind:ro",
-                "htdeps-named:/named",
-                "778cdab9fbd26ab94cb151bd647e4637e47050bfecef756e94a4524b695b4e01:/data"
-            ])
+            body["HostConfig"]["Mounts"],
+            inspect["HostConfig"]["Mounts"]
         );
     }
 
     #[test]
-    fn an_anonymous_volume_with_no_binds_at_all_starts_the_list() {
+    fn an_anonymous_volume_given_in_host_config_mounts_is_left_to_volumes_from() {
         let mut inspect = real_inspect();
-        inspect["HostConfig"]["Binds"] = Value::Null;
-        inspect["Mounts"] = json!([{
-            "Type": "volume", "Name": "abc", "Destination": "/data", "RW": false
-        }]);
-        let body = create_body(&inspect, NEW_PARENT).unwrap();
-        assert_eq!(body["HostConfig"]["Binds"], json!(["abc:/data:ro"]));
-    }
-
-    #[test]
-    fn an_anonymous_volume_given_in_host_config_mounts_gets_its_name_as_source() {
-        let mut inspect = real_inspect();
-        inspect["HostConfig"]["Mounts"] = json!([{ "Type": "volume", "Target": "/data" }]);
+        inspect["HostConfig"]["Mounts"] = json!([
+            { "Type": "volume", "Target": "/data" },
+            { "Type": "volume", "Source": "", "Target": "/data2" },
+            { "Type": "volume", "Source": "named", "Target": "/named2" },
+            { "Type": "tmpfs", "Target": "/tmp" }
+        ]);
+        inspect["HostConfig"]["VolumesFrom"] = json!(["other:ro"]);
         let body = create_body(&inspect, NEW_PARENT).unwrap();
         assert_eq!(
             body["HostConfig"]["Mounts"],
-            json!([{
-                "Type": "volume",
-                "Target": "/data",
-                "Source": "778cdab9fbd26ab94cb151bd647e4637e47050bfecef756e94a4524b695b4e01"
-            }])
+            json!([
+                { "Type": "volume", "Source": "named", "Target": "/named2" },
+                { "Type": "tmpfs", "Target": "/tmp" }
+            ])
         );
+        // What came from `other` is the old container's, and comes with it.
+        assert_eq!(body["HostConfig"]["VolumesFrom"], json!([inspect["Id"]]));
+    }
+
+    #[test]
+    fn temporary_names_are_told_apart_from_compose_ones() {
+        let id = "07fbce1ef9a67c18fb7ce201dabac38b96d1b78acb2de2275df133dc5c0e4848";
+        let t = temporary_name(id, "proj-torrent-1");
+        assert_eq!(t, "proj-torrent-1-healthther-recreating-07fbce1e");
+        assert!(is_temporary_name(&t));
+        assert_eq!(original_name(&t), Some("proj-torrent-1"));
+        for other in [
+            "07fbce1ef9a6_proj-torrent-1",
+            "proj-torrent-1",
+            "-healthther-recreating-07fbce1e",
+            "x-healthther-recreating-07fbce1",
+            "x-healthther-recreating-07fbce1g",
+        ] {
+            assert!(!is_temporary_name(other), "{other}");
+        }
+    }
+
+    #[test]
+    fn the_platform_is_the_images_own() {
+        let image = json!({ "Os": "linux", "Architecture": "arm", "Variant": "v7" });
+        assert_eq!(platform(&image).as_deref(), Some("linux/arm/v7"));
+        let image = json!({ "Os": "linux", "Architecture": "amd64" });
+        assert_eq!(platform(&image).as_deref(), Some("linux/amd64"));
+        assert_eq!(platform(&json!({ "Os": "linux" })), None);
+    }
+
+    #[test]
+    fn a_cut_short_recreation_is_finished() {
+        let old = "07fbce1ef9a67c18fb7ce201dabac38b96d1b78acb2de2275df133dc5c0e4848";
+        let t = temporary_name(old, "torrent");
+        let from = [old.to_string()];
+        assert_eq!(repair(&t, &from, None), Repair::Finish);
         assert_eq!(
-            body["HostConfig"]["Binds"],
-            json!(["/tmp/htdeps-bind:/bind:ro", "htdeps-named:/named"])
+            repair(&t, &from, Some(old)),
+            Repair::RemoveOldThenFinish { old: old.into() }
         );
+        assert_eq!(repair(&t, &from, Some("another")), Repair::Leave);
+        // Not a replacement of the container its name says.
+        assert_eq!(repair(&t, &[], None), Repair::Leave);
+        assert_eq!(repair(&t, &["89e717cd2cb3".into()], None), Repair::Leave);
+        assert_eq!(
+            repair(&t, &[old.to_string(), "x".into()], None),
+            Repair::Leave
+        );
+        assert_eq!(repair("torrent", &from, None), Repair::Leave);
+        assert_eq!(
+            volumes_from(&json!({ "HostConfig": { "VolumesFrom": [old] } })),
+            from
+        );
+        assert!(volumes_from(&json!({ "HostConfig": { "VolumesFrom": null } })).is_empty());
     }
 
     #[test]
@@ -413,13 +513,25 @@ mod tests {
             create_body(&json!([]), NEW_PARENT),
             Err(RecreateError::NotAnObject)
         );
+        let ids = json!({ "Id": "a", "Image": "sha256:1" });
+        let mut no_config = ids.clone();
+        no_config["HostConfig"] = json!({});
         assert_eq!(
-            create_body(&json!({ "HostConfig": {} }), NEW_PARENT),
+            create_body(&no_config, NEW_PARENT),
             Err(RecreateError::Missing("Config"))
         );
+        let mut no_host = ids.clone();
+        no_host["Config"] = json!({});
         assert_eq!(
-            create_body(&json!({ "Config": {} }), NEW_PARENT),
+            create_body(&no_host, NEW_PARENT),
             Err(RecreateError::Missing("HostConfig"))
+        );
+        assert_eq!(
+            create_body(
+                &json!({ "Id": "a", "Config": {}, "HostConfig": {} }),
+                NEW_PARENT
+            ),
+            Err(RecreateError::Missing("Image"))
         );
         assert_eq!(
             create_body(&real_inspect(), ""),

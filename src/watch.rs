@@ -426,7 +426,24 @@ impl Shell {
             quick_cuts: 0,
         });
         self.feed(Input::Connected { session_start });
-        self.list(true);
+        if self.announced_connection {
+            self.list(true);
+        } else {
+            // Started afresh: first put right the recreations a crash of ours cut short, so
+            // that the first list sees each such container under its name. Only then: later,
+            // a container under a temporary name may be a recreation of ours under way.
+            self.listing = true;
+            let (engine, config) = (engine.clone(), Arc::clone(&self.config));
+            self.looks.spawn(async move {
+                engine
+                    .repair_recreations(|c| is_target_by_name(&config, c), config.stop_timeout)
+                    .await;
+                Done::Listed {
+                    full: true,
+                    result: engine.list(true).await,
+                }
+            });
+        }
         self.next_poll = Some(tokio::time::Instant::now() + self.config.poll_interval);
         if !self.announced_connection {
             self.announced_connection = true;
@@ -602,6 +619,25 @@ impl Shell {
             }
         }
     }
+}
+
+/// Whether `c` is one of the targets by its name or its compose labels alone, not knowing the
+/// other containers: enough to tell this healthther's recreations from another's.
+fn is_target_by_name(config: &Config, c: &ContainerRef) -> bool {
+    struct Alone<'a>(&'a ContainerRef);
+    impl crate::targets::Neighbours for Alone<'_> {
+        fn name_taken(&self, _: &str) -> bool {
+            false
+        }
+        fn projects_with_service(&self, _: &str) -> std::collections::BTreeSet<String> {
+            self.0.project.iter().cloned().collect()
+        }
+    }
+    config
+        .targets
+        .resolve(c, &Alone(c), None)
+        .target()
+        .is_some()
 }
 
 async fn sleep_until(at: Option<tokio::time::Instant>) {

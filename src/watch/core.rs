@@ -1376,9 +1376,9 @@ impl Core {
         let mut changes = Vec::new();
         for (id, r) in &self.records {
             if crate::recreate::is_temporary_name(&r.container.name) {
-                // Our own recreation renamed it for a moment (or one cut short left it so): it
-                // stays the target it was, its back-off with it, however late the events that
-                // tell of the renames come.
+                // A replacement our own recreation made, not in its place yet (or one a crash
+                // cut short, for the start-up repair): no target while it has that name, and a
+                // container renamed so keeps what it was, its back-off with it.
                 continue;
             }
             let now_target = match targets.resolve(&r.container, &view, own) {
@@ -3479,19 +3479,20 @@ mod tests {
         assert!(acts(&out).is_empty() && records(&out).is_empty());
     }
 
-    /// A recreation of `torrent` that fails at the create: the engine's events for our rename
-    /// to the temporary name, our stop, and the name given back; then the failure. Returns
-    /// what the look after it decided.
+    /// A recreation of `torrent` that fails at the start: the engine's events for the
+    /// replacement created under the temporary name, our stop of the old one, and the
+    /// replacement removed; then the failure. Returns what the look after it decided.
     fn fail_recreation(s: &mut Script, act: &Act, torrent: &ContainerRef) -> Vec<Command> {
-        let temporary = ContainerRef {
+        let replacement = ContainerRef {
+            id: format!("new-{}", s.elapsed.as_millis()),
             name: crate::recreate::temporary_name(&torrent.id, &torrent.name),
             ..torrent.clone()
         };
-        s.event(EventKind::Rename, &temporary);
-        s.event(TERM, &temporary);
-        s.event(EventKind::Die, &temporary);
-        s.event(EventKind::Stop, &temporary);
-        s.event(EventKind::Rename, torrent);
+        s.event(EventKind::Create, &replacement);
+        s.event(TERM, torrent);
+        s.event(EventKind::Die, torrent);
+        s.event(EventKind::Stop, torrent);
+        s.event(EventKind::Destroy, &replacement);
         let mut out = s.feed(acted(
             act,
             ActResult::Failed {
@@ -3506,7 +3507,7 @@ mod tests {
     }
 
     #[test]
-    fn a_failed_recreation_backs_off_through_its_temporary_name_until_quarantined() {
+    fn a_failed_recreation_backs_off_until_quarantined() {
         // Plain `docker run` names: the temporary name is no target's.
         let vpn = c(VPN_ID, "vpn", None, None);
         let mut torrent = c("t", "torrent", None, None);

@@ -11,7 +11,9 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use super::{Act, ActResult, Acted, Action, Docker, Done, Input, Started};
+use crate::engine::EngineError;
 use crate::policy::{describe, Status};
+use crate::recreate::RecreateError;
 use crate::targets::ContainerRef;
 
 /// Runs a task so that whatever becomes of it, the core hears about its container: a panic (a
@@ -95,7 +97,7 @@ async fn carry_out(
     withdrawn: &CancellationToken,
 ) -> ActResult {
     let c = &act.seen.container;
-    let failed = |e: crate::engine::EngineError| match e.engine_answered() {
+    let failed = |e: EngineError| match e.engine_answered() {
         true => ActResult::Failed {
             denied: e.is_permission_denied(),
             error: e.docker_text(),
@@ -108,7 +110,7 @@ async fn carry_out(
         // No permit: like a restart's stop, it may wait out the stop timeout.
         return match engine.recreate(c, &parent.id, stop_timeout).await {
             Ok(id) => ActResult::Recreated { id },
-            Err(e) => failed(e),
+            Err(e) => recreate_failed(&e),
         };
     }
     if act.action == Action::Stop {
@@ -161,6 +163,24 @@ async fn carry_out(
     }
 }
 
+/// What a failed recreation was: the container gone is [`ActResult::Removed`]; a call the
+/// engine answered with an error, or a container the recreation refuses (`--rm`, renamed),
+/// is [`ActResult::Failed`] and counts toward the back-off and quarantine; only a call that
+/// got no answer at all is [`ActResult::Unreachable`], which counts nothing and is tried
+/// again once the engine answers.
+fn recreate_failed(e: &EngineError) -> ActResult {
+    match e {
+        EngineError::Recreate(_, RecreateError::Gone) => ActResult::Removed,
+        _ if e.is_unreachable() => ActResult::Unreachable {
+            error: e.docker_text(),
+        },
+        _ => ActResult::Failed {
+            denied: e.is_permission_denied(),
+            error: e.docker_text(),
+        },
+    }
+}
+
 /// healthther's own compose project, when it runs in a container of one: the container's id
 /// is in the paths of the files the engine mounts into it (`/etc/hostname` and the like).
 pub(super) async fn own_project(engine: &impl Docker) -> Option<String> {
@@ -188,6 +208,58 @@ fn own_container_id(mountinfo: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_failed_recreation_is_unreachable_only_when_nothing_answered() {
+        use bollard::errors::Error as BollardError;
+        let recreate = |e| EngineError::Recreate("torrent".into(), e);
+        let call = |source| EngineError::Call {
+            doing: "creating container torrent".into(),
+            source,
+        };
+        let answered = |status_code| {
+            call(BollardError::DockerResponseServerError {
+                status_code,
+                message: "no".into(),
+            })
+        };
+        assert_eq!(
+            recreate_failed(&recreate(RecreateError::Gone)),
+            ActResult::Removed
+        );
+        for refused in [
+            recreate(RecreateError::AutoRemove),
+            recreate(RecreateError::NotAnObject),
+            recreate(RecreateError::Changed { now: "x".into() }),
+            // The parent gone, from the create: the dependent itself is there.
+            answered(404),
+            answered(409),
+            answered(500),
+            // `{` alone is never JSON.
+            call(BollardError::JsonSerdeError {
+                err: serde_json::from_str::<serde_json::Value>("{").unwrap_err(),
+            }),
+        ] {
+            assert!(
+                matches!(
+                    recreate_failed(&refused),
+                    ActResult::Failed { denied: false, .. }
+                ),
+                "{refused:?}"
+            );
+        }
+        assert!(matches!(
+            recreate_failed(&answered(403)),
+            ActResult::Failed { denied: true, .. }
+        ));
+        let cut = call(BollardError::IOError {
+            err: std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset"),
+        });
+        assert!(matches!(
+            recreate_failed(&cut),
+            ActResult::Unreachable { .. }
+        ));
+    }
 
     #[test]
     fn finds_its_own_container_id() {

@@ -338,28 +338,8 @@ fn engine_recreate_joins_a_dependent_to_its_new_parent_with_its_configuration() 
     let new_parent = p2.inspect("{{.Id}}");
     assert!(!connects(&d.name));
 
-    let engine_ref = healthther::targets::ContainerRef {
-        id: old_id.clone(),
-        name: d.name.clone(),
-        project: None,
-        service: None,
-        labels: BTreeMap::new(),
-    };
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
-    let new_id = runtime
-        .block_on(async {
-            let host = healthther::config::DockerHost::Unix(PathBuf::from(docker_socket()));
-            let engine = healthther::engine::Engine::connect(&host, Duration::from_secs(30))
-                .await
-                .expect("connect to the engine");
-            engine
-                .recreate_container(&engine_ref, &new_parent, Duration::from_secs(10))
-                .await
-        })
-        .unwrap_or_else(|e| panic!("recreate failed: {e}"));
+    let new_id =
+        recreate_by_library(&d, &new_parent).unwrap_or_else(|e| panic!("recreate failed: {e}"));
 
     assert_eq!(d.inspect("{{.Id}}"), new_id, "same name, new container");
     assert_ne!(new_id, old_id);
@@ -619,4 +599,427 @@ fn compose_v1_an_unlabelled_dependent_of_a_recreated_parent_is_reported() {
 #[test]
 fn compose_v2_an_unlabelled_dependent_of_a_recreated_parent_is_reported() {
     compose_recreated_parent(Compose::V2, false);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Recreation (issue 20): what it keeps, how it fails, and a crash in the middle of it
+
+/// Removes, when dropped, whatever may be left under `name` (a temporary name).
+struct Leftover(String);
+
+impl Drop for Leftover {
+    fn drop(&mut self) {
+        let _ = docker(&["rm", "-f", &self.0]);
+    }
+}
+
+/// An image built FROM the fixture, removed when dropped (after the containers using it).
+struct Image(String);
+
+impl Drop for Image {
+    fn drop(&mut self) {
+        let _ = docker(&["rmi", "-f", &self.0]);
+    }
+}
+
+/// Builds an image from the fixture with `label` under `tag`; returns its id.
+fn fixture_variant(tag: &str, label: &str) -> Image {
+    let dockerfile = format!("FROM {}\nLABEL hr.variant={label}\n", fixture_image());
+    build_image(tag, &dockerfile, &[]);
+    Image(docker_ok(&["image", "inspect", "-f", "{{.Id}}", tag]))
+}
+
+/// `Engine::recreate_container` of `d` joined to `new_parent`, through the library.
+fn recreate_by_library(
+    d: &Node,
+    new_parent: &str,
+) -> Result<String, healthther::engine::EngineError> {
+    let engine_ref = healthther::targets::ContainerRef {
+        id: d.inspect("{{.Id}}"),
+        name: d.name.clone(),
+        project: None,
+        service: None,
+        labels: BTreeMap::new(),
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    runtime.block_on(async {
+        let host = healthther::config::DockerHost::Unix(PathBuf::from(docker_socket()));
+        let engine = healthther::engine::Engine::connect(&host, Duration::from_secs(30))
+            .await
+            .expect("connect to the engine");
+        engine
+            .recreate_container(&engine_ref, new_parent, Duration::from_secs(10))
+            .await
+    })
+}
+
+/// Replaces the parent `p`: removed, and a new one under its name. Returns the new one's id.
+fn replace_parent(p: &Node) -> String {
+    docker_ok(&["rm", "-f", &p.name]);
+    let p2 = parent_named(&p.name);
+    let id = p2.inspect("{{.Id}}");
+    // `p` removes it when the test ends.
+    std::mem::forget(p2);
+    id
+}
+
+/// The image a container was created from is the one it runs again, by id: not the image its
+/// tag names by now, and also once the tag is gone.
+#[test]
+fn a_recreated_dependent_runs_the_image_it_ran_whatever_its_tag_names_now() {
+    let tag = format!("{}:t", unique("hrimg"));
+    let first = fixture_variant(&tag, "first");
+    let p = parent("vpn");
+    let d = Node {
+        name: unique("torrent"),
+    };
+    docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        &d.name,
+        "--network",
+        &format!("container:{}", p.name),
+        "-l",
+        "healthther.recreate=true",
+        &tag,
+    ]);
+    assert_eq!(d.inspect("{{.Image}}"), first.0);
+    let second = fixture_variant(&tag, "second");
+    assert_ne!(first.0, second.0, "the tag moved");
+
+    let new_parent = replace_parent(&p);
+    recreate_by_library(&d, &new_parent).unwrap_or_else(|e| panic!("recreate failed: {e}"));
+    assert_eq!(
+        d.inspect("{{.Image}}"),
+        first.0,
+        "the image it ran, not the tag's"
+    );
+    assert_eq!(
+        d.inspect(r#"{{index .Config.Labels "hr.variant"}}"#),
+        "first"
+    );
+    assert_eq!(d.status(), "running");
+
+    // The tag gone (the second image was unused): recreating again works all the same.
+    docker_ok(&["rmi", &tag]);
+    let newer_parent = replace_parent(&p);
+    recreate_by_library(&d, &newer_parent).unwrap_or_else(|e| panic!("recreate failed: {e}"));
+    assert_eq!(d.inspect("{{.Image}}"), first.0);
+    assert_eq!(d.status(), "running");
+    assert_eq!(
+        d.inspect("{{.HostConfig.NetworkMode}}"),
+        format!("container:{newer_parent}")
+    );
+    wait_connects(&d.name);
+    drop(d);
+}
+
+/// An anonymous volume stays anonymous: `docker rm -v` of the recreated container removes it
+/// (and a named one stays), as it would have of the old one.
+#[test]
+fn a_recreated_dependents_anonymous_volume_goes_with_docker_rm_v() {
+    let p = parent("vpn");
+    let named = unique("hrvol");
+    let _named = Volume(named.clone());
+    let d = dependent(
+        &p,
+        "torrent",
+        &[
+            "-l",
+            "healthther.recreate=true",
+            "-v",
+            "/data",
+            "-v",
+            &format!("{named}:/named"),
+        ],
+        &[],
+    );
+    let anon =
+        d.inspect(r#"{{range .Mounts}}{{if eq .Destination "/data"}}{{.Name}}{{end}}{{end}}"#);
+    let _anon = Volume(anon.clone());
+    let new_parent = replace_parent(&p);
+    recreate_by_library(&d, &new_parent).unwrap_or_else(|e| panic!("recreate failed: {e}"));
+    let mounts = d.inspect("{{range .Mounts}}{{.Name}}:{{.Destination}} {{end}}");
+    assert!(mounts.contains(&format!("{anon}:/data")), "{mounts}");
+    assert!(mounts.contains(&format!("{named}:/named")), "{mounts}");
+
+    docker_ok(&["rm", "-f", "-v", &d.name]);
+    assert!(
+        !docker(&["volume", "inspect", &anon]).status.success(),
+        "the anonymous volume outlived `docker rm -v`"
+    );
+    assert!(
+        docker(&["volume", "inspect", &named]).status.success(),
+        "the named volume is kept"
+    );
+}
+
+/// A dependent that cannot be recreated (`--rm`: the engine would remove it as it stops) is
+/// refused as a failure: backed off and quarantined, not retried on every pass as if the
+/// engine were away.
+#[test]
+fn a_dependent_that_cannot_be_recreated_is_backed_off_and_quarantined() {
+    let p = parent("vpn");
+    let d = dependent(
+        &p,
+        "torrent",
+        &["--rm", "-l", "healthther.recreate=true"],
+        &[],
+    );
+    let env = format!(
+        "{}HEALTH_BACKOFF_INITIAL=300ms\nHEALTH_BACKOFF_MAX=1s\nHEALTH_QUARANTINE_AFTER=2\n",
+        auto_env(&[&d.name])
+    );
+    let daemon = Daemon::watching(&env);
+    replace_parent(&p);
+    let quarantined = || {
+        let (code, out, _) = client(daemon.dir.path(), &["status", "--json"]);
+        code == Some(0)
+            && serde_json::from_str::<Value>(&out).is_ok_and(|rows| {
+                rows.as_array().is_some_and(|rows| {
+                    rows.iter().any(|r| {
+                        r["target"] == d.name.as_str() && r["containers"][0]["quarantined"] == true
+                    })
+                })
+            })
+    };
+    let start = Instant::now();
+    while !quarantined() {
+        assert!(
+            start.elapsed() < DEADLINE,
+            "not quarantined: {}",
+            context(&daemon)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let failed = records_for(&daemon, "action", &d.name);
+    assert!(
+        failed.iter().all(|r| r["decision"] == "recreate"
+            && r["result"] == "failed"
+            && r["error"].as_str().is_some_and(|e| e.contains("--rm"))),
+        "{}",
+        context(&daemon)
+    );
+    assert_eq!(d.status(), "running", "left as it was");
+}
+
+/// What a crash of healthther in the middle of a recreation leaves: the replacement created
+/// under its temporary name, the old container still in its place (killed after the create;
+/// made here by hand as healthther makes it). A healthther started afterwards finishes it.
+#[test]
+fn a_recreation_cut_short_after_the_create_is_finished_at_start_up() {
+    let p = parent("vpn");
+    let d = dependent(&p, "torrent", &["-l", "healthther.recreate=true"], &[]);
+    let old_id = d.inspect("{{.Id}}");
+    let new_parent = replace_parent(&p);
+    let temporary = healthther::recreate::temporary_name(&old_id, &d.name);
+    let _leftover = Leftover(temporary.clone());
+    docker_ok(&[
+        "create",
+        "--name",
+        &temporary,
+        "--network",
+        &format!("container:{new_parent}"),
+        "--volumes-from",
+        &old_id,
+        "-l",
+        "healthther.recreate=true",
+        fixture_image(),
+    ]);
+
+    let daemon = Daemon::watching(&auto_env(&[&d.name]));
+    wait_recreated_in_order(&daemon, &d, &old_id, &new_parent, &temporary);
+}
+
+/// Waits until `d` runs under its name, a container other than `old_id`, joined to
+/// `new_parent`, with nothing left under `temporary` nor of `old_id`.
+fn wait_recreated_in_order(
+    daemon: &Daemon,
+    d: &Node,
+    old_id: &str,
+    new_parent: &str,
+    temporary: &str,
+) {
+    let start = Instant::now();
+    loop {
+        let now = docker(&[
+            "inspect",
+            "-f",
+            "{{.Id}} {{.State.Status}} {{.HostConfig.NetworkMode}}",
+            &d.name,
+        ]);
+        let now = String::from_utf8_lossy(&now.stdout).trim().to_string();
+        let temp_left = docker(&["container", "inspect", temporary])
+            .status
+            .success();
+        let old_left = docker(&["container", "inspect", old_id]).status.success();
+        if !temp_left
+            && !old_left
+            && now.ends_with(&format!("running container:{new_parent}"))
+            && !now.starts_with(old_id)
+        {
+            break;
+        }
+        assert!(
+            start.elapsed() < DEADLINE,
+            "not recreated in order: {d:?} is {now:?}, {temporary} left: {temp_left}, \
+             the old one left: {old_left}\n{}",
+            context(daemon),
+            d = d.name
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    wait_connects(&d.name);
+}
+
+/// healthther killed (-9) while the engine holds the recreation's stop of the old container
+/// (`/stop`) or start of the new one (`/start`): a healthther started afterwards finishes it,
+/// whether the held call went through before it looked or not. The proxy forwards the held
+/// call after `HOLD`, so the test waits that long before its last look.
+fn a_recreation_killed_while_the_engine_holds(path: &'static str) {
+    const HOLD: Duration = Duration::from_secs(6);
+    let p = parent("vpn");
+    let d = dependent(&p, "torrent", &["-l", "healthther.recreate=true"], &[]);
+    let old_id = d.inspect("{{.Id}}");
+    let temporary = healthther::recreate::temporary_name(&old_id, &d.name);
+    let _leftover = Leftover(temporary.clone());
+    let proxy = Proxy::in_temp_dir();
+    proxy.set_faults(Faults {
+        delay: vec![("POST", path, HOLD)],
+        ..Faults::default()
+    });
+    let (mut cmd, workdir) = command(&auto_env(&[&d.name]));
+    cmd.env("DOCKER_HOST", proxy.url());
+    let mut first = Daemon::spawn(cmd, workdir);
+    first.wait_log("watching");
+
+    let new_parent = replace_parent(&p);
+    // The new container is created, and the old one still runs (the stop held) or has
+    // stopped (the start held).
+    let old_state = if path == "/stop" { "running" } else { "exited" };
+    wait_until(&format!("the recreation to reach {path}"), || {
+        let new = docker(&["inspect", "-f", "{{.State.Status}}", &temporary]);
+        let old = docker(&["inspect", "-f", "{{.State.Status}}", &old_id]);
+        String::from_utf8_lossy(&new.stdout).trim() == "created"
+            && String::from_utf8_lossy(&old.stdout).trim() == old_state
+    });
+    let held_at = Instant::now();
+    first.signal("KILL");
+    first.wait_exit(DEADLINE);
+
+    let second = Daemon::watching(&auto_env(&[&d.name]));
+    wait_recreated_in_order(&second, &d, &old_id, &new_parent, &temporary);
+    // Whatever the held call did when it went through, the order stays.
+    wait_until("the held call to have gone through", || {
+        held_at.elapsed() > HOLD + Duration::from_secs(1)
+    });
+    wait_recreated_in_order(&second, &d, &old_id, &new_parent, &temporary);
+}
+
+#[test]
+fn a_recreation_killed_at_its_stop_is_finished_at_start_up() {
+    a_recreation_killed_while_the_engine_holds("/stop");
+}
+
+#[test]
+fn a_recreation_killed_at_its_start_is_finished_at_start_up() {
+    a_recreation_killed_while_the_engine_holds("/start");
+}
+
+/// Compose recreating the parent and its labelled dependent together, again and again, while
+/// healthther may recreate the same dependent: compose's temporary name for its new container
+/// (v2; v1's for the old one) must never be the one healthther uses, so every `up` succeeds and
+/// one container of each service is left, in order.
+fn compose_and_healthther_recreate_together(compose: Compose) {
+    let Some(pair) = Pair::up(compose, true) else {
+        return;
+    };
+    let daemon = Daemon::watching(&auto_env(&[&pair.vpn, &pair.torrent]));
+    for round in 0..5 {
+        let up = pair.run(&["up", "-d", "--force-recreate", &pair.vpn, &pair.torrent]);
+        assert!(
+            up.status.success(),
+            "round {round}: compose's up failed: {}\n{}",
+            String::from_utf8_lossy(&up.stderr),
+            context(&daemon)
+        );
+    }
+    let names = |service: &str| {
+        let filter_project = format!("label=com.docker.compose.project={}", pair.name);
+        let filter_service = format!("label=com.docker.compose.service={service}");
+        docker_ok(&[
+            "ps",
+            "-a",
+            "--filter",
+            &filter_project,
+            "--filter",
+            &filter_service,
+            "--format",
+            "{{.Names}} {{.State}}",
+        ])
+    };
+    let (vpn, torrent) = (pair.container(&pair.vpn), pair.container(&pair.torrent));
+    let start = Instant::now();
+    loop {
+        let (v, t) = (names(&pair.vpn), names(&pair.torrent));
+        let joined = docker(&["inspect", "-f", "{{.HostConfig.NetworkMode}}", &torrent]);
+        let joined = String::from_utf8_lossy(&joined.stdout).trim().to_string();
+        if v == format!("{vpn} running")
+            && t == format!("{torrent} running")
+            && joined == format!("container:{}", pair.id(&pair.vpn))
+        {
+            break;
+        }
+        assert!(
+            start.elapsed() < DEADLINE,
+            "not one of each in order: vpn {v:?}, torrent {t:?} ({joined})\n{}",
+            context(&daemon)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    wait_connects(&torrent);
+}
+
+#[test]
+fn compose_v1_and_healthther_recreating_together_never_collide() {
+    compose_and_healthther_recreate_together(Compose::V1);
+}
+
+#[test]
+fn compose_v2_and_healthther_recreating_together_never_collide() {
+    compose_and_healthther_recreate_together(Compose::V2);
+}
+
+/// The moment the two meet: healthther has created the replacement of a dependent under its
+/// temporary name (done here by hand) when compose v2 recreates the same service. Compose
+/// creates its new container as `<12 hex of the old id>_<name>` and renames it after;
+/// healthther's name must not be that one, or compose's `up` fails.
+#[test]
+fn compose_v2_recreates_a_dependent_healthther_is_recreating() {
+    let Some(pair) = Pair::up(Compose::V2, true) else {
+        return;
+    };
+    let torrent = pair.container(&pair.torrent);
+    let old_id = pair.id(&pair.torrent);
+    let temporary = healthther::recreate::temporary_name(&old_id, &torrent);
+    let _leftover = Leftover(temporary.clone());
+    docker_ok(&[
+        "create",
+        "--name",
+        &temporary,
+        "--network",
+        &format!("container:{}", pair.id(&pair.vpn)),
+        fixture_image(),
+    ]);
+    let up = pair.run(&["up", "-d", "--force-recreate", "--no-deps", &pair.torrent]);
+    assert!(
+        up.status.success(),
+        "compose's up failed: {}",
+        String::from_utf8_lossy(&up.stderr)
+    );
+    wait_connects(&torrent);
 }
