@@ -58,8 +58,13 @@ fn main() -> ExitCode {
         }
         match ControlSocket::bind(&config.control_socket) {
             Ok(socket) => drop(tokio::spawn(socket.serve(inputs_tx, cancel.clone()))),
-            // Manual mode without a terminal has no other way to be answered.
-            Err(e) if config.mode == Mode::Manual && !terminal => return fail(EXIT_CONFIG, &e),
+            // Manual mode does not run without its socket, terminal or not: the operator's
+            // `healthther answer`, `hold` and `pending` would reach nobody, or whoever holds
+            // the path.
+            Err(e) if config.mode == Mode::Manual => {
+                eprintln!("healthther: {e} (MODE=manual needs its control socket)");
+                return ExitCode::from(EXIT_CONFIG);
+            }
             Err(e) => tracing::warn!("{e}"),
         }
         let operator = Operator { inputs, terminal };

@@ -280,12 +280,14 @@ fn a_second_manual_instance_without_a_terminal_is_refused_at_start() {
 /// closes old ones, until dropped.
 struct Flood {
     stop: Arc<AtomicBool>,
+    opened: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Flood {
     fn start(path: std::path::PathBuf, n: usize) -> Flood {
         let stop = Arc::new(AtomicBool::new(false));
-        let flag = Arc::clone(&stop);
+        let opened = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (flag, count) = (Arc::clone(&stop), Arc::clone(&opened));
         std::thread::spawn(move || {
             let mut conns: Vec<UnixStream> = Vec::new();
             while !flag.load(Ordering::SeqCst) {
@@ -298,6 +300,7 @@ impl Flood {
                         Ok(c) => {
                             let _ = c.set_nonblocking(true);
                             conns.push(c);
+                            count.fetch_add(1, Ordering::SeqCst);
                         }
                         Err(_) => break,
                     }
@@ -305,7 +308,12 @@ impl Flood {
                 std::thread::sleep(Duration::from_millis(50));
             }
         });
-        Flood { stop }
+        Flood { stop, opened }
+    }
+
+    /// Connections opened so far, counting those opened again.
+    fn opened(&self) -> usize {
+        self.opened.load(Ordering::SeqCst)
     }
 }
 
@@ -379,4 +387,127 @@ fn a_proxy_refusing_starts_is_a_permission_problem_not_a_crash_loop() {
     proxy.set_faults(Faults::default());
     node.wait_restarted_since(&before);
     assert!(daemon.is_running());
+}
+
+/// Issue 20: the control path trusts only root and itself.
+mod control_trust {
+    use super::*;
+    use std::path::{Path, PathBuf};
+
+    /// A directory everyone may write in, as /tmp.
+    fn shared_dir() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o1777))
+            .expect("chmod 1777");
+        dir
+    }
+
+    /// `python3 -c script args` as the user `nobody`.
+    fn as_nobody(script: &str, args: &[&str]) -> Command {
+        let mut cmd = Command::new("setpriv");
+        cmd.args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "/usr/bin/python3",
+            "-c",
+            script,
+        ])
+        .args(args)
+        .stdin(Stdio::null());
+        cmd
+    }
+
+    /// Another user's socket at the path, answering every request with a fake success.
+    struct Impostor(Child);
+
+    impl Impostor {
+        fn bind(path: &Path) -> Impostor {
+            let script = "import os, socket, sys\n\
+                s = socket.socket(socket.AF_UNIX)\n\
+                s.bind(sys.argv[1]); os.chmod(sys.argv[1], 0o666); s.listen(16)\n\
+                while True:\n    c, _ = s.accept(); c.recv(4096)\n    \
+                c.sendall(b'ok\\nholding nodo_1 for 1h'); c.close()\n";
+            let child = as_nobody(script, &[&path.to_string_lossy()])
+                .spawn()
+                .expect("run python3 as nobody");
+            wait_until("the impostor's socket", || path.exists());
+            Impostor(child)
+        }
+    }
+
+    impl Drop for Impostor {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+
+    fn env_with_socket(env: &str, socket: &Path) -> String {
+        format!("{env}HEALTH_CONTROL_SOCKET={}\n", socket.display())
+    }
+
+    #[test]
+    fn a_socket_another_user_bound_first_is_refused_by_the_client() {
+        let shared = shared_dir();
+        let socket: PathBuf = shared.path().join("control.sock");
+        let _impostor = Impostor::bind(&socket);
+        let (_, workdir) = command(&env_with_socket("", &socket));
+        let (code, out, err) = client(workdir.path(), &["hold", "nodo_1", "1h"]);
+        assert_eq!(code, Some(1), "out: {out} err: {err}");
+        assert!(!out.contains("holding"), "{out}");
+        assert!(err.contains("uid 65534"), "{err}");
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+    }
+
+    #[test]
+    fn manual_mode_does_not_start_without_its_control_socket_even_with_a_terminal() {
+        let shared = shared_dir();
+        let socket = shared.path().join("control.sock");
+        let _impostor = Impostor::bind(&socket);
+        let mut t = Terminal::start(&env_with_socket(&manual_env(&["nodo_1"]), &socket));
+        t.expect("uid 65534");
+        let status = t.session.process().wait().expect("wait for healthther");
+        assert!(
+            matches!(status, rexpect::process::WaitStatus::Exited(_, 2)),
+            "{status:?}"
+        );
+    }
+
+    #[test]
+    fn the_daemon_refuses_requests_from_another_user() {
+        let daemon = Daemon::watching(&auto_env(&["nodo_1"]));
+        // As if someone loosened the modes: only the peer's uid still keeps others out.
+        let socket = daemon.dir.path().join("healthther.sock");
+        for (path, mode) in [(daemon.dir.path(), 0o755), (socket.as_path(), 0o666)] {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+        }
+        let script = "import socket, sys\n\
+            s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])\n\
+            s.sendall(b'pending\\n'); out = b''\n\
+            while True:\n    b = s.recv(4096)\n    if not b: break\n    out += b\n\
+            sys.stdout.write(out.decode())\n";
+        let out = as_nobody(script, &[&socket.to_string_lossy()])
+            .output()
+            .expect("run python3 as nobody");
+        let reply = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            reply.starts_with("error\n"),
+            "{reply:?} {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(reply.contains("uid 65534"), "{reply:?}");
+    }
+
+    #[test]
+    fn the_operator_gets_through_two_thousand_idle_connections() {
+        let daemon = Daemon::watching(&auto_env(&["nodo_1"]));
+        let flood = Flood::start(daemon.dir.path().join("healthther.sock"), 2000);
+        // Before the fix the backlog filled after some 1,100 and further connects waited.
+        wait_until("1000 idle connections", || flood.opened() >= 1000);
+        let (code, out, err) = client(daemon.dir.path(), &["pending"]);
+        assert_eq!(code, Some(0), "out: {out} err: {err}");
+        let (code, _, err) = client(daemon.dir.path(), &["status"]);
+        assert_eq!(code, Some(0), "{err}");
+    }
 }
