@@ -2,18 +2,17 @@
 //! socket (never TCP) for `healthther pending` and `healthther answer`, e.g. through
 //! `docker exec` when no terminal can be attached.
 
-use std::collections::VecDeque;
 use std::io::{BufRead, Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use thiserror::Error;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::{mpsc, oneshot, Semaphore};
-use tokio::task::AbortHandle;
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
+
+use crate::slots::{Heard, Slots};
 
 /// The longest hold with a duration; a longer one is a hold until resumed.
 const HOLD_LIMIT: Duration = Duration::from_secs(366 * 24 * 3600);
@@ -247,25 +246,6 @@ pub fn read_terminal(tx: mpsc::Sender<Input>) {
     }
 }
 
-/// Control connections held at once. Each holds a file descriptor: a flood of connections can
-/// neither exhaust our descriptors (which the engine calls need) nor grow us. Connections are
-/// accepted as they come, so the kernel's backlog never fills; when all are taken, the oldest
-/// that has not sent its request goes (see [`Waiting`]), so that a flood of idle connections
-/// cannot keep the operator out.
-const MAX_CONNECTIONS: usize = 64;
-
-/// The connections that have not sent their request yet, oldest first.
-#[derive(Default)]
-struct Waiting {
-    next: u64,
-    conns: VecDeque<(u64, AbortHandle)>,
-}
-
-fn lock(waiting: &Mutex<Waiting>) -> std::sync::MutexGuard<'_, Waiting> {
-    // A poisoned lock only means a panic elsewhere mid-update; the queue is still usable.
-    waiting.lock().unwrap_or_else(|p| p.into_inner())
-}
-
 /// The listening control socket; its file is removed when dropped.
 pub struct ControlSocket {
     path: PathBuf,
@@ -337,11 +317,9 @@ impl ControlSocket {
         })
     }
 
-    /// Accepts requests until cancelled, handing each to the watch loop through `tx`; at most
-    /// [`MAX_CONNECTIONS`] at once.
-    pub async fn serve(self, tx: mpsc::Sender<Input>, cancel: CancellationToken) {
-        let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
-        let waiting = Arc::new(Mutex::new(Waiting::default()));
+    /// Accepts requests until cancelled, handing each to the watch loop through `tx`; holds
+    /// at most `slots` connections (see [`crate::slots`]).
+    pub async fn serve(self, slots: Slots, tx: mpsc::Sender<Input>, cancel: CancellationToken) {
         loop {
             let stream = tokio::select! {
                 _ = cancel.cancelled() => return,
@@ -354,37 +332,14 @@ impl ControlSocket {
                     }
                 },
             };
-            let permit = match Arc::clone(&slots).try_acquire_owned() {
-                Ok(p) => p,
-                Err(_) => {
-                    // All taken: the oldest silent connection makes room. If every one is
-                    // being answered (each within IO_TIMEOUT), this one waits for the first.
-                    if let Some((_, oldest)) = lock(&waiting).conns.pop_front() {
-                        oldest.abort();
-                    }
-                    tokio::select! {
-                        _ = cancel.cancelled() => return,
-                        permit = Arc::clone(&slots).acquire_owned() => match permit {
-                            Ok(p) => p,
-                            // The semaphore is ours and never closed.
-                            Err(_) => return,
-                        },
-                    }
-                }
+            let slot = tokio::select! {
+                _ = cancel.cancelled() => return,
+                slot = slots.take() => slot,
             };
-            {
-                // Queued under the lock, so the connection cannot take itself off the queue
-                // before it is on it.
-                let mut w = lock(&waiting);
-                let id = w.next;
-                w.next += 1;
-                let served =
-                    tokio::spawn(handle(stream, tx.clone(), Arc::clone(&waiting), id, permit));
-                w.conns.push_back((id, served.abort_handle()));
-            }
-            // The connection just taken reads its request before more are accepted, and so
-            // is off the queue of those that go first.
-            tokio::task::yield_now().await;
+            let tx = tx.clone();
+            slots
+                .spawn(slot, move |heard| handle(stream, tx, heard))
+                .await;
         }
     }
 }
@@ -399,15 +354,9 @@ impl Drop for ControlSocket {
     }
 }
 
-/// Serves one connection: checks who it is, reads one request line, hands it on and writes
-/// the reply. `permit` is its slot, given back when it ends (or is aborted to make room).
-async fn handle(
-    stream: UnixStream,
-    tx: mpsc::Sender<Input>,
-    waiting: Arc<Mutex<Waiting>>,
-    id: u64,
-    _permit: tokio::sync::OwnedSemaphorePermit,
-) {
+/// Serves one connection: reads one request line, checks who sent it, hands it on and writes
+/// the reply.
+async fn handle(stream: UnixStream, tx: mpsc::Sender<Input>, heard: Heard) {
     let (read, mut write) = stream.into_split();
     let cred = read.as_ref().peer_cred();
     let mut line = String::new();
@@ -415,7 +364,7 @@ async fn handle(
     let mut reader = BufReader::new(read).take(4096);
     let got = tokio::time::timeout(REQUEST_TIMEOUT, reader.read_line(&mut line)).await;
     // Heard from: no longer among the first to go.
-    lock(&waiting).conns.retain(|(i, _)| *i != id);
+    heard.now();
     if !matches!(got, Ok(Ok(n)) if n > 0) {
         return;
     }

@@ -276,33 +276,44 @@ fn a_second_manual_instance_without_a_terminal_is_refused_at_start() {
     assert_eq!(code, Some(0), "the first still answers: {err}");
 }
 
-/// Holds `n` idle connections to the socket at `path` open, opening new ones as the daemon
-/// closes old ones, until dropped.
+/// Holds `n` idle connections open, each made non-blocking by `connect`, opening new ones as
+/// the daemon closes old ones, until dropped.
 struct Flood {
     stop: Arc<AtomicBool>,
     opened: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Flood {
+    /// Idle connections to the unix socket at `path`.
     fn start(path: std::path::PathBuf, n: usize) -> Flood {
+        Flood::with(n, move || {
+            let c = UnixStream::connect(&path).ok()?;
+            c.set_nonblocking(true).ok()?;
+            Some(Box::new(c))
+        })
+    }
+
+    fn with<F>(n: usize, mut connect: F) -> Flood
+    where
+        F: FnMut() -> Option<Box<dyn Read + Send>> + Send + 'static,
+    {
         let stop = Arc::new(AtomicBool::new(false));
         let opened = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let (flag, count) = (Arc::clone(&stop), Arc::clone(&opened));
         std::thread::spawn(move || {
-            let mut conns: Vec<UnixStream> = Vec::new();
+            let mut conns: Vec<Box<dyn Read + Send>> = Vec::new();
             while !flag.load(Ordering::SeqCst) {
-                conns.retain(|c| {
+                conns.retain_mut(|c| {
                     let mut b = [0u8; 1];
-                    matches!((&*c).read(&mut b), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+                    matches!(c.read(&mut b), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
                 });
                 while conns.len() < n && !flag.load(Ordering::SeqCst) {
-                    match UnixStream::connect(&path) {
-                        Ok(c) => {
-                            let _ = c.set_nonblocking(true);
+                    match connect() {
+                        Some(c) => {
                             conns.push(c);
                             count.fetch_add(1, Ordering::SeqCst);
                         }
-                        Err(_) => break,
+                        None => break,
                     }
                 }
                 std::thread::sleep(Duration::from_millis(50));
@@ -509,5 +520,121 @@ mod control_trust {
         assert_eq!(code, Some(0), "out: {out} err: {err}");
         let (code, _, err) = client(daemon.dir.path(), &["status"]);
         assert_eq!(code, Some(0), "{err}");
+    }
+}
+
+/// Issue 20: the metrics listener is bounded as the control socket is.
+mod metrics_flood {
+    use super::*;
+    use std::io::Write;
+    use std::net::{SocketAddr, TcpListener, TcpStream};
+
+    /// Idle connections to `addr`.
+    fn tcp_flood(addr: SocketAddr, n: usize) -> Flood {
+        Flood::with(n, move || {
+            let c = TcpStream::connect_timeout(&addr, Duration::from_millis(200)).ok()?;
+            c.set_nonblocking(true).ok()?;
+            Some(Box::new(c))
+        })
+    }
+
+    fn scrape(addr: SocketAddr) -> Option<String> {
+        let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+        write!(
+            s,
+            "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .ok()?;
+        let mut text = String::new();
+        s.read_to_string(&mut text).ok()?;
+        text.starts_with("HTTP/1.1 200").then_some(text)
+    }
+
+    #[test]
+    fn a_flood_of_idle_metrics_connections_starves_neither_revivals_nor_scrapes() {
+        let node = Node::start(&unique("mflood"), &[]);
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+        let env = format!(
+            "{}HEALTH_METRICS_ADDR=127.0.0.1:{port}\n",
+            auto_env(&[&node.name])
+        );
+        let (cmd, dir) = through_shell(&env, "ulimit -n 128");
+        let daemon = Daemon::spawn(cmd, dir);
+        daemon.wait_log("watching");
+        daemon.wait_log("serving metrics");
+        let flood = tcp_flood(addr, 2000);
+        // Well beyond the 128 files it may open.
+        wait_until("500 idle metrics connections", || flood.opened() >= 500);
+        let before = node.started_at();
+        node.kill();
+        node.wait_restarted_since(&before);
+        let actions = events(&daemon.wait_audit(1), "action").len();
+        assert_eq!(actions, 1, "{}", daemon.output());
+        let mut text = None;
+        wait_until("a scrape to get through", || {
+            text = scrape(addr);
+            text.is_some()
+        });
+        let text = text.unwrap_or_default();
+        assert!(text.contains("healthther_actions_total"), "{text}");
+    }
+
+    #[test]
+    fn a_silent_or_trickling_metrics_client_is_dropped_after_a_few_seconds() {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let env = format!(
+            "{}HEALTH_METRICS_ADDR=127.0.0.1:{port}\n",
+            auto_env(&["nodo_1"])
+        );
+        let daemon = Daemon::watching(&env);
+        daemon.wait_log("serving metrics");
+        let silent = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        let mut trickle = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        let start = std::time::Instant::now();
+        // One byte a second: each arrives well within any per-read timeout.
+        let mut closed = false;
+        for b in b"GET /metrics HTTP/1.1\r\nHost: x\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaa" {
+            if trickle.write_all(&[*b]).is_err() {
+                closed = true;
+                break;
+            }
+            std::thread::sleep(Duration::from_secs(1));
+            let _ = trickle.set_nonblocking(true);
+            let mut buf = [0u8; 512];
+            match (&trickle).read(&mut buf) {
+                Ok(_) => {
+                    closed = true;
+                    break;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(_) => {
+                    closed = true;
+                    break;
+                }
+            }
+            let _ = trickle.set_nonblocking(false);
+            if start.elapsed() > DEADLINE {
+                break;
+            }
+        }
+        assert!(
+            closed,
+            "the trickling client was still served after {:?}",
+            start.elapsed()
+        );
+        silent
+            .set_read_timeout(Some(DEADLINE))
+            .expect("read timeout");
+        let mut buf = [0u8; 1];
+        let n = (&silent).read(&mut buf).unwrap_or(0);
+        assert_eq!(n, 0, "the silent client was closed");
     }
 }
