@@ -8,6 +8,7 @@ use healthther::control::{self, ControlSocket};
 use healthther::metrics::{self, Metrics};
 use healthther::notify;
 use healthther::slots::{self, Slots};
+use healthther::state::{self, StateError};
 use healthther::tap::Tap;
 use healthther::watch::{self, Operator};
 use tokio::signal::unix::{signal, SignalKind};
@@ -37,6 +38,20 @@ fn main() -> ExitCode {
     for warning in &config.warnings {
         tracing::warn!("{warning}");
     }
+    // Read before anything is bound: a state file that is no file stops the start.
+    let restored = match state::load(&state::path_in(&config.log_dir)) {
+        Ok(loaded) => {
+            if let Some(dropped) = loaded.dropped {
+                tracing::warn!("{dropped}");
+            }
+            loaded.saved
+        }
+        Err(e @ StateError::NotAFile { .. }) => return fail(EXIT_CONFIG, &e),
+        Err(e) => {
+            tracing::warn!("{e}");
+            None
+        }
+    };
     // One thread is plenty: the work is waiting on the engine.
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -75,7 +90,8 @@ fn main() -> ExitCode {
         }
         let operator = Operator { inputs, terminal };
         let tap = tap(&config, per_listener, &cancel).await;
-        watch::run(Arc::new(config), Arc::new(audit), operator, tap, cancel).await;
+        let (config, audit) = (Arc::new(config), Arc::new(audit));
+        watch::run(config, restored, audit, operator, tap, cancel).await;
         ExitCode::SUCCESS
     })
 }
