@@ -18,5 +18,6 @@ mod restarts;
 mod revive;
 mod scope;
 mod sidecar;
+mod suite;
 mod swarm;
 mod tls;
