@@ -734,8 +734,9 @@ fn read_env_file(explicit: Option<&Path>) -> Result<HashMap<String, String>, Con
                     .map(|i| format!("line {}: ", i + 1))
                     .unwrap_or_default();
                 return Err(fail(format!(
-                    "{line}cannot parse {bad:?} (at character {}); quote values that contain \
+                    "{line}cannot parse {:?} (at character {}); quote values that contain \
                      spaces",
+                    redact_urls(&bad),
                     at + 1
                 )));
             }
@@ -743,6 +744,28 @@ fn read_env_file(explicit: Option<&Path>) -> Result<HashMap<String, String>, Con
         }
     }
     Ok(map)
+}
+
+/// `text` with every word that holds a URL redacted (`HEALTH_NOTIFY`'s tokens and passwords,
+/// `DOCKER_HOST`'s), as a notification URL is wherever it is shown.
+fn redact_urls(text: &str) -> String {
+    text.split(char::is_whitespace)
+        .map(|word| match word.find("://") {
+            None => word.to_string(),
+            Some(at) => {
+                // What precedes the URL (`KEY=`, a quote) is kept as written.
+                let start = word[..at]
+                    .rfind(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.')))
+                    .map_or(0, |i| i + 1);
+                format!(
+                    "{}{}",
+                    &word[..start],
+                    notify::channel::redact(&word[start..])
+                )
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// One warning per `HEALTH_*` key of the file that is no setting, naming the closest one.
@@ -929,6 +952,20 @@ pub fn parse_duration(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn words_that_hold_urls_are_redacted_in_a_line_shown_in_an_error() {
+        let line = "HEALTH_NOTIFY=telegram://1:TgSeCrEt@telegram?chats=1\t\
+                    \"generic://u:PwSeCrEt@h/x?token=TokSeCrEt plain words";
+        let shown = redact_urls(line);
+        assert!(!shown.contains("SeCrEt"), "{shown}");
+        assert!(
+            shown.starts_with("HEALTH_NOTIFY=telegram://***:***@telegram")
+                && shown.contains("\"generic://u:***@h/x?token=***")
+                && shown.ends_with("plain words"),
+            "{shown}"
+        );
+    }
 
     /// Parses `extra` as flags with an empty environment and no `.env`, whatever the
     /// environment of the test run holds (a developer's DOCKER_HOST included).

@@ -4,20 +4,38 @@
 
 use std::io::{BufRead, Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use thiserror::Error;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::{mpsc, oneshot, Semaphore};
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
+
+use crate::slots::{Heard, Slots};
 
 /// The longest hold with a duration; a longer one is a hold until resumed.
 const HOLD_LIMIT: Duration = Duration::from_secs(366 * 24 * 3600);
 
-/// How long a client may take to send its request, and the daemon to reply.
+/// How long the daemon may take to reply, and to have its reply read.
 const IO_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a client may take to send its request line: ours sends it as it connects, so a
+/// connection silent this long is idle, and goes.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long the client tries again while the daemon is too busy to take its connection (a
+/// flood of connections), or drops it unread to make room.
+const BUSY_RETRY: Duration = Duration::from_secs(5);
+
+/// The users the control path trusts, on either side: root, and the user we run as. Anyone
+/// else may have bound the path first in a shared directory, or may have been let in by a
+/// loosened mode; their answers are not believed and their requests are not carried out.
+pub fn trusted(uid: u32) -> bool {
+    uid == 0 || uid == own_uid()
+}
+
+fn own_uid() -> u32 {
+    nix::unistd::geteuid().as_raw()
+}
 
 /// Something the operator said.
 #[derive(Debug)]
@@ -208,6 +226,10 @@ pub enum ControlError {
     InUse { path: String },
     #[error("the control socket {path} exists and is not a socket; leaving it alone: set HEALTH_CONTROL_SOCKET (--control-socket) to another path")]
     NotASocket { path: String },
+    #[error("the control socket {path} belongs to uid {uid}, neither root nor uid {own}: someone else may have taken the path; not trusting it: remove it, or set HEALTH_CONTROL_SOCKET (--control-socket) to a directory only root or uid {own} can write")]
+    ForeignOwner { path: String, uid: u32, own: u32 },
+    #[error("the process answering on {path} runs as uid {uid}, neither root nor uid {own}: someone else may have taken the path; not trusting it: set HEALTH_CONTROL_SOCKET (--control-socket) to a directory only root or uid {own} can write")]
+    ForeignPeer { path: String, uid: u32, own: u32 },
     #[error("cannot reach healthther at {path}: {source}; is it running with this working directory? (its socket is HEALTH_CONTROL_SOCKET, --control-socket)")]
     Connect {
         path: String,
@@ -238,11 +260,6 @@ pub fn read_terminal(tx: mpsc::Sender<Input>) {
     }
 }
 
-/// Control connections served at once. Each holds a file descriptor; beyond this, clients wait
-/// in the kernel's backlog, so a flood of idle connections can neither exhaust our descriptors
-/// (which the engine calls need) nor grow us.
-const MAX_CONNECTIONS: usize = 64;
-
 /// The listening control socket; its file is removed when dropped.
 pub struct ControlSocket {
     path: PathBuf,
@@ -269,6 +286,13 @@ impl ControlSocket {
             None => Path::new("."),
         };
         match std::fs::symlink_metadata(path) {
+            Ok(meta) if meta.file_type().is_socket() && !trusted(meta.uid()) => {
+                return Err(ControlError::ForeignOwner {
+                    path: shown,
+                    uid: meta.uid(),
+                    own: own_uid(),
+                });
+            }
             Ok(meta) if meta.file_type().is_socket() => {
                 if std::os::unix::net::UnixStream::connect(path).is_ok() {
                     return Err(ControlError::InUse { path: shown });
@@ -307,20 +331,10 @@ impl ControlSocket {
         })
     }
 
-    /// Accepts requests until cancelled, handing each to the watch loop through `tx`; at most
-    /// [`MAX_CONNECTIONS`] at once.
-    pub async fn serve(self, tx: mpsc::Sender<Input>, cancel: CancellationToken) {
-        let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    /// Accepts requests until cancelled, handing each to the watch loop through `tx`; holds
+    /// at most `slots` connections (see [`crate::slots`]).
+    pub async fn serve(self, slots: Slots, tx: mpsc::Sender<Input>, cancel: CancellationToken) {
         loop {
-            // Taken before accepting: while all are in use, clients wait in the backlog.
-            let permit = tokio::select! {
-                _ = cancel.cancelled() => return,
-                permit = Arc::clone(&slots).acquire_owned() => match permit {
-                    Ok(p) => p,
-                    // The semaphore is ours and never closed.
-                    Err(_) => return,
-                },
-            };
             let stream = tokio::select! {
                 _ = cancel.cancelled() => return,
                 accepted = self.listener.accept() => match accepted {
@@ -332,11 +346,14 @@ impl ControlSocket {
                     }
                 },
             };
+            let slot = tokio::select! {
+                _ = cancel.cancelled() => return,
+                slot = slots.take() => slot,
+            };
             let tx = tx.clone();
-            tokio::spawn(async move {
-                let _ = tokio::time::timeout(IO_TIMEOUT, handle(stream, tx)).await;
-                drop(permit);
-            });
+            slots
+                .spawn(slot, move |heard| handle(stream, tx, heard))
+                .await;
         }
     }
 }
@@ -351,66 +368,173 @@ impl Drop for ControlSocket {
     }
 }
 
-async fn handle(stream: UnixStream, tx: mpsc::Sender<Input>) {
-    let peer = match stream.peer_cred() {
-        Ok(c) => match c.pid() {
-            Some(pid) => format!("control socket (uid {}, pid {pid})", c.uid()),
-            None => format!("control socket (uid {})", c.uid()),
-        },
-        Err(_) => "control socket".to_string(),
-    };
+/// Serves one connection: reads one request line, checks who sent it, hands it on and writes
+/// the reply.
+async fn handle(stream: UnixStream, tx: mpsc::Sender<Input>, heard: Heard) {
     let (read, mut write) = stream.into_split();
+    let cred = read.as_ref().peer_cred();
     let mut line = String::new();
     // One request line, bounded so a stray client cannot grow us.
     let mut reader = BufReader::new(read).take(4096);
-    if reader.read_line(&mut line).await.is_err() {
+    let got = tokio::time::timeout(REQUEST_TIMEOUT, reader.read_line(&mut line)).await;
+    // Heard from: no longer among the first to go.
+    heard.now();
+    if !matches!(got, Ok(Ok(n)) if n > 0) {
         return;
     }
-    let reply = match Request::parse(&line) {
-        Err(e) => Reply::error(e),
-        Ok(request) => {
-            let (reply_tx, reply_rx) = oneshot::channel();
-            let input = Input::Request {
-                request,
-                peer,
-                reply: reply_tx,
+    let reply = match cred {
+        Ok(c) if trusted(c.uid()) => {
+            let peer = match c.pid() {
+                Some(pid) => format!("control socket (uid {}, pid {pid})", c.uid()),
+                None => format!("control socket (uid {})", c.uid()),
             };
-            if tx.send(input).await.is_err() {
-                Reply::error("healthther is stopping")
-            } else {
-                reply_rx
-                    .await
-                    .unwrap_or_else(|_| Reply::error("healthther is stopping"))
-            }
+            answer(&line, peer, &tx).await
+        }
+        refused => {
+            let who = match refused {
+                Ok(c) => format!("uid {}", c.uid()),
+                Err(_) => "a peer whose uid cannot be read".to_string(),
+            };
+            tracing::warn!(
+                "control socket: refused a request from {who}: neither root nor our own user"
+            );
+            Reply::error(format!(
+                "refused: {who} is neither root nor healthther's own user (uid {})",
+                own_uid()
+            ))
         }
     };
-    let _ = write.write_all(reply.to_wire().as_bytes()).await;
-    let _ = write.shutdown().await;
+    let _ = tokio::time::timeout(IO_TIMEOUT, async {
+        let _ = write.write_all(reply.to_wire().as_bytes()).await;
+        let _ = write.shutdown().await;
+    })
+    .await;
+}
+
+/// The watch loop's reply to `line`. Once a request is read it is always answered, so that a
+/// connection closed without a reply means the request was never read (the client may send it
+/// again).
+async fn answer(line: &str, peer: String, tx: &mpsc::Sender<Input>) -> Reply {
+    let request = match Request::parse(line) {
+        Err(e) => return Reply::error(e),
+        Ok(request) => request,
+    };
+    let (reply_tx, reply_rx) = oneshot::channel();
+    let input = Input::Request {
+        request,
+        peer,
+        reply: reply_tx,
+    };
+    let asked = async {
+        if tx.send(input).await.is_err() {
+            return Reply::error("healthther is stopping");
+        }
+        reply_rx
+            .await
+            .unwrap_or_else(|_| Reply::error("healthther is stopping"))
+    };
+    tokio::time::timeout(IO_TIMEOUT, asked)
+        .await
+        .unwrap_or_else(|_| {
+            Reply::error(format!(
+                "healthther did not answer within {}s; the request may still be carried out",
+                IO_TIMEOUT.as_secs()
+            ))
+        })
 }
 
 /// Sends one request to the daemon listening on `path` and waits for its reply (the client side
-/// of `healthther pending` and `healthther answer`).
+/// of `healthther pending` and `healthther answer`). Only a socket, and a process, of root or of
+/// our own user is believed. While the daemon is too busy to take the connection, or drops it
+/// unread to make room, it tries again for a few seconds.
 pub fn request(path: &Path, request: &Request) -> Result<Reply, ControlError> {
+    use std::os::unix::fs::MetadataExt;
     let shown = path.display().to_string();
+    if let Ok(meta) = std::fs::metadata(path) {
+        if !trusted(meta.uid()) {
+            return Err(ControlError::ForeignOwner {
+                path: shown,
+                uid: meta.uid(),
+                own: own_uid(),
+            });
+        }
+    }
+    let give_up = Instant::now() + BUSY_RETRY;
+    loop {
+        match attempt(path, &shown, request) {
+            Ok(reply) => return Ok(reply),
+            Err((e, Busy::Yes)) if Instant::now() < give_up => {
+                tracing::debug!(error = %e, "control socket busy; trying again");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Err((e, _)) => return Err(e),
+        }
+    }
+}
+
+/// Whether a failed attempt may be made again: the request was never read.
+enum Busy {
+    Yes,
+    No,
+}
+
+fn attempt(path: &Path, shown: &str, request: &Request) -> Result<Reply, (ControlError, Busy)> {
     let talk = |e: std::io::Error| ControlError::Talk {
-        path: shown.clone(),
+        path: shown.to_string(),
         reason: e.to_string(),
     };
-    let mut stream =
-        std::os::unix::net::UnixStream::connect(path).map_err(|source| ControlError::Connect {
-            path: shown.clone(),
-            source,
-        })?;
-    stream.set_read_timeout(Some(IO_TIMEOUT)).map_err(talk)?;
-    stream.set_write_timeout(Some(IO_TIMEOUT)).map_err(talk)?;
+    let mut stream = std::os::unix::net::UnixStream::connect(path).map_err(|source| {
+        let busy = if source.kind() == std::io::ErrorKind::WouldBlock {
+            Busy::Yes
+        } else {
+            Busy::No
+        };
+        let path = shown.to_string();
+        (ControlError::Connect { path, source }, busy)
+    })?;
+    let peer = nix::sys::socket::getsockopt(&stream, nix::sys::socket::sockopt::PeerCredentials)
+        .map_err(|e| (talk(e.into()), Busy::No))?;
+    if !trusted(peer.uid()) {
+        let e = ControlError::ForeignPeer {
+            path: shown.to_string(),
+            uid: peer.uid(),
+            own: own_uid(),
+        };
+        return Err((e, Busy::No));
+    }
+    stream
+        .set_read_timeout(Some(IO_TIMEOUT + REQUEST_TIMEOUT))
+        .map_err(|e| (talk(e), Busy::No))?;
+    stream
+        .set_write_timeout(Some(IO_TIMEOUT))
+        .map_err(|e| (talk(e), Busy::No))?;
+    // Dropped before it was read, to make room: nothing was done, so it may go again.
+    let unread = |e: std::io::Error| {
+        let busy = match e.kind() {
+            std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::ConnectionReset => Busy::Yes,
+            _ => Busy::No,
+        };
+        (talk(e), busy)
+    };
     stream
         .write_all(request.to_line().as_bytes())
-        .map_err(talk)?;
+        .map_err(unread)?;
     let mut wire = String::new();
-    stream.read_to_string(&mut wire).map_err(talk)?;
-    Reply::from_wire(&wire).ok_or_else(|| ControlError::Talk {
-        path: shown.clone(),
-        reason: format!("unexpected reply {wire:?}"),
+    stream.read_to_string(&mut wire).map_err(unread)?;
+    if wire.is_empty() {
+        let reason = "the connection was closed before a reply".to_string();
+        let e = ControlError::Talk {
+            path: shown.to_string(),
+            reason,
+        };
+        return Err((e, Busy::Yes));
+    }
+    Reply::from_wire(&wire).ok_or_else(|| {
+        let e = ControlError::Talk {
+            path: shown.to_string(),
+            reason: format!("unexpected reply {wire:?}"),
+        };
+        (e, Busy::No)
     })
 }
 

@@ -3,7 +3,8 @@
 //! Data flows `config` → `audit` (logging) → `watch`, which reads the engine through `engine`,
 //! decides with `policy`, matches names with `targets`, and in manual mode asks the operator
 //! (`prompt` decides, `control` carries the terminal and the control socket). `tap` lets every
-//! record out to `metrics` and `notify`.
+//! record out to `metrics` and `notify`. `slots` bounds the connections of the control socket
+//! and the metrics listener.
 
 pub mod audit;
 pub mod backoff;
@@ -17,6 +18,7 @@ pub mod overrides;
 pub mod policy;
 pub mod prompt;
 pub mod recreate;
+pub mod slots;
 pub mod state;
 pub mod tap;
 pub mod targets;

@@ -7,6 +7,8 @@ use healthther::config::{Config, ConfigError, Invocation, Mode};
 use healthther::control::{self, ControlSocket};
 use healthther::metrics::{self, Metrics};
 use healthther::notify;
+use healthther::slots::{self, Slots};
+use healthther::state::{self, StateError};
 use healthther::tap::Tap;
 use healthther::watch::{self, Operator};
 use tokio::signal::unix::{signal, SignalKind};
@@ -36,6 +38,20 @@ fn main() -> ExitCode {
     for warning in &config.warnings {
         tracing::warn!("{warning}");
     }
+    // Read before anything is bound: a state file that is no file stops the start.
+    let restored = match state::load(&state::path_in(&config.log_dir)) {
+        Ok(loaded) => {
+            if let Some(dropped) = loaded.dropped {
+                tracing::warn!("{dropped}");
+            }
+            loaded.saved
+        }
+        Err(e @ StateError::NotAFile { .. }) => return fail(EXIT_CONFIG, &e),
+        Err(e) => {
+            tracing::warn!("{e}");
+            None
+        }
+    };
     // One thread is plenty: the work is waiting on the engine.
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -56,21 +72,32 @@ fn main() -> ExitCode {
         if terminal {
             control::read_terminal(inputs_tx.clone());
         }
+        // The two listeners share the files the limit leaves; engine calls keep a reserve.
+        let per_listener = slots::for_this_process();
         match ControlSocket::bind(&config.control_socket) {
-            Ok(socket) => drop(tokio::spawn(socket.serve(inputs_tx, cancel.clone()))),
-            // Manual mode without a terminal has no other way to be answered.
-            Err(e) if config.mode == Mode::Manual && !terminal => return fail(EXIT_CONFIG, &e),
+            Ok(socket) => {
+                let serving = socket.serve(Slots::new(per_listener), inputs_tx, cancel.clone());
+                drop(tokio::spawn(serving));
+            }
+            // Manual mode does not run without its socket, terminal or not: the operator's
+            // `healthther answer`, `hold` and `pending` would reach nobody, or whoever holds
+            // the path.
+            Err(e) if config.mode == Mode::Manual => {
+                eprintln!("healthther: {e} (MODE=manual needs its control socket)");
+                return ExitCode::from(EXIT_CONFIG);
+            }
             Err(e) => tracing::warn!("{e}"),
         }
         let operator = Operator { inputs, terminal };
-        let tap = tap(&config, &cancel).await;
-        watch::run(Arc::new(config), Arc::new(audit), operator, tap, cancel).await;
+        let tap = tap(&config, per_listener, &cancel).await;
+        let (config, audit) = (Arc::new(config), Arc::new(audit));
+        watch::run(config, restored, audit, operator, tap, cancel).await;
         ExitCode::SUCCESS
     })
 }
 
 /// Metrics (when `HEALTH_METRICS_ADDR` is set) and notifications (when `HEALTH_NOTIFY` is).
-async fn tap(config: &Config, cancel: &CancellationToken) -> Tap {
+async fn tap(config: &Config, per_listener: usize, cancel: &CancellationToken) -> Tap {
     let mut asks = None;
     let metrics = config
         .metrics_addr
@@ -82,7 +109,9 @@ async fn tap(config: &Config, cancel: &CancellationToken) -> Tap {
             Ok(listener) => {
                 let (tx, rx) = mpsc::channel(4);
                 asks = Some(rx);
-                tokio::spawn(metrics::serve(listener, Arc::clone(m), tx, cancel.clone()));
+                let slots = Slots::new(per_listener);
+                let serving = metrics::serve(listener, slots, Arc::clone(m), tx, cancel.clone());
+                tokio::spawn(serving);
             }
             Err(e) => tracing::error!("{e}; running without metrics"),
         }

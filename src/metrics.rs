@@ -26,6 +26,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info};
 
 use crate::audit::{Record, RecordEvent};
+use crate::slots::Slots;
 use crate::watch::TargetStatus;
 
 /// A scrape's question to the watch loop: where each target stands now.
@@ -33,8 +34,10 @@ pub type StatusAsk = oneshot::Sender<Vec<TargetStatus>>;
 
 /// How long a scrape waits for the watch loop's answer before serving the counters alone.
 const ASK_TIMEOUT: Duration = Duration::from_secs(2);
-/// A client must send its request head within this.
-const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
+/// A client must send its request head within this: a scraper sends it as it connects.
+const HEAD_TIMEOUT: Duration = Duration::from_secs(3);
+/// A connection lasts this long at most, however slowly its client reads the reply.
+const CONNECTION_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Error)]
 #[error("cannot listen for metrics on {addr} (HEALTH_METRICS_ADDR, --metrics-addr): {source}")]
@@ -366,9 +369,11 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener, BindError> {
         .map_err(|source| BindError { addr, source })
 }
 
-/// Serves `GET /metrics` until `cancel`.
+/// Serves `GET /metrics` until `cancel`, holding at most `slots` connections (see
+/// [`crate::slots`]), one request each.
 pub async fn serve(
     listener: TcpListener,
+    slots: Slots,
     metrics: Arc<Metrics>,
     asks: mpsc::Sender<StatusAsk>,
     cancel: CancellationToken,
@@ -389,21 +394,34 @@ pub async fn serve(
                 }
             },
         };
+        let slot = tokio::select! {
+            _ = cancel.cancelled() => return,
+            slot = slots.take() => slot,
+        };
         let (metrics, asks) = (Arc::clone(&metrics), asks.clone());
-        let service = hyper::service::service_fn(move |req| {
-            let (metrics, asks) = (Arc::clone(&metrics), asks.clone());
-            async move { Ok::<_, Infallible>(answer(req, &metrics, &asks).await) }
-        });
-        tokio::spawn(async move {
-            let served = hyper::server::conn::http1::Builder::new()
-                .timer(hyper_util::rt::TokioTimer::new())
-                .header_read_timeout(HEAD_TIMEOUT)
-                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                .await;
-            if let Err(e) = served {
-                debug!(%peer, error = %e, "metrics: connection ended with an error");
-            }
-        });
+        slots
+            .spawn(slot, move |heard| async move {
+                let service = hyper::service::service_fn(move |req| {
+                    heard.now();
+                    let (metrics, asks) = (Arc::clone(&metrics), asks.clone());
+                    async move { Ok::<_, Infallible>(answer(req, &metrics, &asks).await) }
+                });
+                // One request per connection (a scrape every few seconds needs no more), so
+                // a connection is silent until its request comes, and then soon closed.
+                let served = hyper::server::conn::http1::Builder::new()
+                    .timer(hyper_util::rt::TokioTimer::new())
+                    .header_read_timeout(HEAD_TIMEOUT)
+                    .keep_alive(false)
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+                match tokio::time::timeout(CONNECTION_TIMEOUT, served).await {
+                    Ok(Err(e)) => {
+                        debug!(%peer, error = %e, "metrics: connection ended with an error")
+                    }
+                    Err(_) => debug!(%peer, "metrics: connection took too long; closed"),
+                    Ok(Ok(())) => {}
+                }
+            })
+            .await;
     }
 }
 

@@ -65,6 +65,20 @@ pub enum StateError {
         reason: String,
         aside: String,
     },
+    #[error(
+        "the state file {path} is not a regular file ({what}); healthther neither reads nor \
+         replaces it: remove it, or set HEALTH_LOG_DIR (--log-dir) to another directory"
+    )]
+    NotAFile { path: String, what: &'static str },
+    #[error(
+        "the state file {path} had entries that cannot be read back, dropped: {dropped}; the \
+         rest was restored, and the file as it was is kept as {copy}"
+    )]
+    Dropped {
+        path: String,
+        dropped: String,
+        copy: String,
+    },
     #[error("writing the state file {path}: {source}; holds, quarantines and answers may be lost at the next restart")]
     Write {
         path: String,
@@ -77,30 +91,63 @@ pub fn path_in(log_dir: &Path) -> PathBuf {
     log_dir.join(FILE_NAME)
 }
 
-/// Reads the state back. No file is a fresh start (`Ok(None)`); a file that cannot be read
-/// back is renamed aside (never deleted) and reported, and healthther starts fresh.
-pub fn load(path: &Path) -> Result<Option<Saved>, StateError> {
+/// What [`load`] read back.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    /// `None`: no file, a fresh start.
+    pub saved: Option<Saved>,
+    /// Entries that could not be read back and were left out ([`StateError::Dropped`]), to be
+    /// reported.
+    pub dropped: Option<StateError>,
+}
+
+/// Reads the state back. No file is a fresh start; an entry that cannot be read back is left
+/// out, the rest restored, and the file as it was copied aside; a file that cannot be read
+/// back at all is renamed aside (never deleted) and reported, and healthther starts fresh.
+/// Anything but a regular file (a FIFO would wait for ever for a writer) is refused.
+pub fn load(path: &Path) -> Result<Loaded, StateError> {
     let shown = path.display().to_string();
-    let text = match std::fs::read(path) {
+    let text = match read_regular(path) {
         Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(source) => {
+        Err(ReadError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(Loaded::default())
+        }
+        Err(ReadError::Io(source)) => {
             return Err(StateError::Read {
                 path: shown,
                 source,
             })
         }
+        Err(ReadError::NotAFile(what)) => return Err(StateError::NotAFile { path: shown, what }),
     };
-    let reason = match serde_json::from_slice::<Saved>(&text) {
-        Ok(saved) if saved.v == FORMAT_VERSION => return Ok(Some(saved)),
-        Ok(saved) => format!("format version {} is not {FORMAT_VERSION}", saved.v),
+    let reason = match serde_json::from_slice::<serde_json::Value>(&text) {
+        Ok(value) => match restore(&value) {
+            Ok((saved, dropped)) if dropped.is_empty() => {
+                return Ok(Loaded {
+                    saved: Some(saved),
+                    dropped: None,
+                })
+            }
+            Ok((saved, dropped)) => {
+                let copy = aside(path, "bad");
+                std::fs::write(&copy, &text).map_err(|source| StateError::Read {
+                    path: shown.clone(),
+                    source,
+                })?;
+                return Ok(Loaded {
+                    saved: Some(saved),
+                    dropped: Some(StateError::Dropped {
+                        path: shown,
+                        dropped: dropped.join(", "),
+                        copy: copy.display().to_string(),
+                    }),
+                });
+            }
+            Err(reason) => reason,
+        },
         Err(e) => e.to_string(),
     };
-    let stamp = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let aside = path.with_file_name(format!("{FILE_NAME}.corrupt-{stamp}"));
+    let aside = aside(path, "corrupt");
     std::fs::rename(path, &aside).map_err(|source| StateError::Read {
         path: shown.clone(),
         source,
@@ -110,6 +157,101 @@ pub fn load(path: &Path) -> Result<Option<Saved>, StateError> {
         reason,
         aside: aside.display().to_string(),
     })
+}
+
+/// `state.json.<what>-<unix time>` beside `path`.
+fn aside(path: &Path, what: &str) -> PathBuf {
+    let stamp = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    path.with_file_name(format!("{FILE_NAME}.{what}-{stamp}"))
+}
+
+enum ReadError {
+    Io(std::io::Error),
+    NotAFile(&'static str),
+}
+
+/// The file's bytes, if it is a regular file. Opened without blocking (a FIFO's open would wait
+/// for a writer), then checked on the open file itself, so nothing can be swapped in between.
+fn read_regular(path: &Path) -> Result<Vec<u8>, ReadError> {
+    use std::io::Read;
+    use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| match e.raw_os_error() {
+            // Opening a directory for reading succeeds on Linux; this is for other systems.
+            Some(nix::libc::EISDIR) => ReadError::NotAFile("a directory"),
+            _ => ReadError::Io(e),
+        })?;
+    let kind = file.metadata().map_err(ReadError::Io)?.file_type();
+    let what = if kind.is_file() {
+        None
+    } else if kind.is_dir() {
+        Some("a directory")
+    } else if kind.is_fifo() {
+        Some("a FIFO")
+    } else if kind.is_socket() {
+        Some("a socket")
+    } else {
+        Some("a device")
+    };
+    if let Some(what) = what {
+        return Err(ReadError::NotAFile(what));
+    }
+    let mut text = Vec::new();
+    file.read_to_end(&mut text).map_err(ReadError::Io)?;
+    Ok(text)
+}
+
+/// The state in `value`, entry by entry: what cannot be read back is named (`holds[1] (missing
+/// field \`by\`)`) and left out. A wrong format version or a file that is no object at all
+/// is the whole file's fault.
+fn restore(value: &serde_json::Value) -> Result<(Saved, Vec<String>), String> {
+    let object = value
+        .as_object()
+        .ok_or_else(|| "it is not a JSON object".to_string())?;
+    match object.get("v").and_then(serde_json::Value::as_u64) {
+        Some(v) if v == u64::from(FORMAT_VERSION) => {}
+        Some(v) => return Err(format!("format version {v} is not {FORMAT_VERSION}")),
+        None => return Err("it has no format version `v`".to_string()),
+    }
+    let mut dropped = Vec::new();
+    let saved = Saved {
+        v: FORMAT_VERSION,
+        holds: entries(object, "holds", &mut dropped),
+        always: entries(object, "always", &mut dropped),
+        never: entries(object, "never", &mut dropped),
+        containers: entries(object, "containers", &mut dropped),
+    };
+    Ok((saved, dropped))
+}
+
+/// The entries of the list `key` that parse; the others named in `dropped`.
+fn entries<T: serde::de::DeserializeOwned>(
+    object: &serde_json::Map<String, serde_json::Value>,
+    key: &str,
+    dropped: &mut Vec<String>,
+) -> Vec<T> {
+    let Some(list) = object.get(key) else {
+        dropped.push(format!("{key} (missing)"));
+        return Vec::new();
+    };
+    let Some(list) = list.as_array() else {
+        dropped.push(format!("{key} (not a list)"));
+        return Vec::new();
+    };
+    let mut kept = Vec::new();
+    for (i, entry) in list.iter().enumerate() {
+        match T::deserialize(entry) {
+            Ok(t) => kept.push(t),
+            Err(e) => dropped.push(format!("{key}[{i}] ({e})")),
+        }
+    }
+    kept
 }
 
 /// Writes the state: a temporary file beside it, flushed to disk, then renamed over it.
@@ -221,9 +363,14 @@ mod tests {
     fn saves_and_loads_back() {
         let dir = tempfile::tempdir().unwrap();
         let path = path_in(dir.path());
-        assert!(load(&path).unwrap().is_none(), "no file: a fresh start");
+        assert!(
+            load(&path).unwrap().saved.is_none(),
+            "no file: a fresh start"
+        );
         save(&path, &sample()).unwrap();
-        assert_eq!(load(&path).unwrap(), Some(sample()));
+        let loaded = load(&path).unwrap();
+        assert_eq!(loaded.saved, Some(sample()));
+        assert!(loaded.dropped.is_none());
         assert!(!path.with_file_name("state.json.tmp").exists());
     }
 
@@ -242,6 +389,70 @@ mod tests {
             "{\"v\":1,\"holds\":["
         );
         // And the next start is a fresh one.
-        assert!(load(&path).unwrap().is_none());
+        assert!(load(&path).unwrap().saved.is_none());
+    }
+
+    #[test]
+    fn one_bad_entry_drops_only_itself_and_the_original_is_copied_aside() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = path_in(dir.path());
+        let good = serde_json::to_value(sample()).unwrap();
+        let mut text = good.clone();
+        // A hold without `by`, and a container whose history is a string.
+        text["holds"]
+            .as_array_mut()
+            .unwrap()
+            .push(serde_json::json!({
+                "target": "nodo_9", "reason": "", "since": null, "until": null
+            }));
+        text["containers"].as_array_mut().unwrap().insert(
+            0,
+            serde_json::json!({"id": "x", "name": "y", "history": "?"}),
+        );
+        let original = serde_json::to_string(&text).unwrap();
+        std::fs::write(&path, &original).unwrap();
+        let loaded = load(&path).unwrap();
+        assert_eq!(loaded.saved, Some(sample()), "what parses is kept");
+        let note = loaded
+            .dropped
+            .expect("the dropped entries are said")
+            .to_string();
+        assert!(
+            note.contains("holds[1]") && note.contains("containers[0]") && !note.contains('\n'),
+            "{note}"
+        );
+        let copies: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .flatten()
+            .filter(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .starts_with("state.json.bad-")
+            })
+            .collect();
+        assert_eq!(copies.len(), 1, "{note}");
+        assert!(
+            note.contains(&copies[0].path().display().to_string()),
+            "{note}"
+        );
+        assert_eq!(std::fs::read_to_string(copies[0].path()).unwrap(), original);
+    }
+
+    #[test]
+    fn anything_but_a_regular_file_is_refused_without_waiting() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = path_in(dir.path());
+        let made = std::process::Command::new("mkfifo")
+            .arg(&path)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        // A FIFO nobody writes to: an open for reading would wait for ever.
+        let e = load(&path).unwrap_err();
+        assert!(matches!(e, StateError::NotAFile { .. }), "{e}");
+        std::fs::remove_file(&path).unwrap();
+        std::fs::create_dir(&path).unwrap();
+        let e = load(&path).unwrap_err();
+        assert!(matches!(e, StateError::NotAFile { .. }), "{e}");
     }
 }

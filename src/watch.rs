@@ -139,22 +139,21 @@ pub struct Operator {
     pub terminal: bool,
 }
 
-/// Watches the targets until `cancel` fires, then lets actions under way finish and records
-/// them.
+/// Watches the targets, starting from the `restored` state (see `state::load`), until `cancel`
+/// fires, then lets actions under way finish and records them.
 pub async fn run(
     config: Arc<Config>,
+    restored: Option<state::Saved>,
     audit: Arc<Audit>,
     operator: Operator,
     tap: Tap,
     cancel: CancellationToken,
 ) {
     let mut core = Core::new(Arc::clone(&config), operator.terminal, Now::current());
-    let state_file = state::path_in(&config.log_dir);
-    match state::load(&state_file) {
-        Ok(Some(saved)) => drop(core.handle(Input::Restored(saved), Now::current())),
-        Ok(None) => {}
-        Err(e) => warn!("{e}"),
+    if let Some(saved) = restored {
+        drop(core.handle(Input::Restored(saved), Now::current()));
     }
+    let state_file = state::path_in(&config.log_dir);
     let shell = Shell {
         state: state::Writer::spawn(state_file),
         core,

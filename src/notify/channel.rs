@@ -4,6 +4,7 @@
 
 use std::fmt;
 
+use base64::Engine as _;
 use thiserror::Error;
 use url::Url;
 
@@ -117,40 +118,98 @@ impl Channel {
         }
     }
 
-    /// Every secret it holds, so that error texts can be scrubbed of them.
-    pub fn secrets(&self) -> Vec<&str> {
-        fn basic(b: &Option<Basic>) -> Vec<&str> {
-            b.iter().map(|b| b.password.expose()).collect()
-        }
+    /// Every secret it holds, in every form a request carries it (as is, URL-encoded, and a
+    /// Basic pair as its `Authorization` header has it), so that error texts can be scrubbed
+    /// of them. A receiver's error page may echo the request.
+    pub fn secrets(&self) -> Vec<String> {
+        let mut plain: Vec<String> = Vec::new();
+        let mut encoded: Vec<String> = Vec::new();
+        let mut basic = |b: &Option<Basic>, plain: &mut Vec<String>| {
+            if let Some(b) = b {
+                plain.push(b.password.expose().to_string());
+                let pair = format!("{}:{}", b.user, b.password.expose());
+                encoded.push(base64::engine::general_purpose::STANDARD.encode(pair));
+            }
+        };
         match self {
             Channel::Generic {
-                basic: b, headers, ..
+                url,
+                basic: b,
+                headers,
             } => {
-                let mut s = basic(b);
-                s.extend(headers.iter().map(|(_, v)| v.expose()));
-                s
+                basic(b, &mut plain);
+                plain.extend(headers.iter().map(|(_, v)| v.expose().to_string()));
+                plain.extend(url_secrets(url));
             }
-            Channel::Ntfy { auth, .. } => basic(auth),
+            Channel::Ntfy { auth, .. } => basic(auth, &mut plain),
             Channel::Slack { token, .. }
             | Channel::Discord { token, .. }
             | Channel::Telegram { token, .. }
-            | Channel::Gotify { token, .. } => vec![token.expose()],
-            Channel::Smtp(s) => basic(&s.auth),
-            Channel::Alertmanager { basic: b, .. } => basic(b),
+            | Channel::Gotify { token, .. } => plain.push(token.expose().to_string()),
+            Channel::Smtp(s) => basic(&s.auth, &mut plain),
+            Channel::Alertmanager { basic: b, .. } => basic(b, &mut plain),
         }
-        .into_iter()
-        .filter(|s| !s.is_empty())
-        .collect()
+        for s in &plain {
+            let form: String = url::form_urlencoded::byte_serialize(s.as_bytes()).collect();
+            encoded.push(form.replace('+', "%20"));
+            encoded.push(form);
+        }
+        let mut all: Vec<String> = plain.into_iter().chain(encoded).collect();
+        all.retain(|s| !s.is_empty());
+        // Longest first: a secret that holds another is replaced whole.
+        all.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        all.dedup();
+        all
     }
 
     /// Replaces every secret of this channel in `text` (an error's words) with `***`.
     pub fn scrub(&self, text: &str) -> String {
         let mut text = text.to_string();
         for s in self.secrets() {
-            text = text.replace(s, "***");
+            text = text.replace(&s, "***");
         }
         text
     }
+}
+
+/// Query keys whose values are secrets: tokens, keys, passwords, signatures, headers (`@Name`).
+fn secret_key(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    key.starts_with('@')
+        || ["token", "key", "secret", "pass", "auth"]
+            .iter()
+            .any(|w| key.contains(w))
+        || matches!(key.as_str(), "code" | "sig" | "signature")
+}
+
+/// Whether a path segment of a generic webhook may be shown: a plain word (`hooks`,
+/// `services`, `webhook`). Anything else (digits, a long run of letters) may be a token.
+fn plain_segment(segment: &str) -> bool {
+    segment.len() <= 20
+        && segment
+            .chars()
+            .all(|c| c.is_ascii_alphabetic() || matches!(c, '-' | '_' | '.'))
+}
+
+/// The secrets in a generic webhook's URL: its path segments that are not plain words, and its
+/// query values under secret keys.
+fn url_secrets(url: &str) -> Vec<String> {
+    let Ok(url) = Url::parse(url) else {
+        return Vec::new();
+    };
+    let mut found: Vec<String> = url
+        .path_segments()
+        .into_iter()
+        .flatten()
+        .filter(|s| !plain_segment(s))
+        .flat_map(|s| [s.to_string(), decode(s)])
+        .collect();
+    found.extend(
+        url.query_pairs()
+            .filter(|(k, _)| secret_key(k))
+            .map(|(_, v)| v.into_owned()),
+    );
+    found
 }
 
 /// One configured channel: what it is, and its URL as it may be shown.
@@ -498,8 +557,9 @@ fn percent_decode(s: &str) -> String {
 }
 
 /// The URL with whatever may be a secret replaced by `***`: passwords, the user part where it
-/// is a token (discord, telegram, slack), the path where it is a token (slack, gotify), and
-/// query values that name keys, tokens or headers.
+/// is a token (discord, telegram, slack), the path where it is a token (slack, gotify) or may
+/// be one (a generic webhook's segments that are not plain words), and query values that name
+/// keys, tokens, signatures or headers.
 pub fn redact(raw: &str) -> String {
     let Ok(mut url) = Url::parse(raw) else {
         // Not a URL: keep the scheme and the host, hide the rest.
@@ -521,6 +581,24 @@ pub fn redact(raw: &str) -> String {
         let _ = url.set_username("***");
     }
     match scheme.as_str() {
+        "generic" | "generic+http" | "generic+https" => {
+            let segs: Vec<String> = url
+                .path_segments()
+                .map(|s| {
+                    s.map(|s| {
+                        if plain_segment(s) {
+                            s.to_string()
+                        } else {
+                            "***".to_string()
+                        }
+                    })
+                    .collect()
+                })
+                .unwrap_or_default();
+            if !segs.is_empty() {
+                url.set_path(&segs.join("/"));
+            }
+        }
         "slack" if url.username() != "hook" => {
             let _ = url.set_host(Some("***"));
             url.set_path("");
@@ -540,12 +618,11 @@ pub fn redact(raw: &str) -> String {
     let pairs: Vec<(String, String)> = url
         .query_pairs()
         .map(|(k, v)| {
-            let key = k.to_ascii_lowercase();
-            let secret = key.starts_with('@')
-                || ["token", "key", "secret", "pass", "auth"]
-                    .iter()
-                    .any(|w| key.contains(w));
-            let v = if secret { "***".into() } else { v.into_owned() };
+            let v = if secret_key(&k) {
+                "***".into()
+            } else {
+                v.into_owned()
+            };
             (k.into_owned(), v)
         })
         .collect();
@@ -713,6 +790,18 @@ mod tests {
                 "weird://user:***@host/path%20withspace",
             ),
             ("slack://to:ken@[bad/x", "slack://***@[bad/***"),
+            (
+                "generic://h/x?code=abc&sig=def&signature=ghi&signal=on",
+                "generic://h/x?code=***&sig=***&signature=***&signal=on",
+            ),
+            (
+                "generic+https://hooks.example.com/services/T0123/B0456/XyZsecret789",
+                "generic+https://hooks.example.com/services/***/***/***",
+            ),
+            (
+                "generic://h/webhook/aGVsbG8td29ybGQtdG9rZW4",
+                "generic://h/webhook/***",
+            ),
         ];
         for (raw, want) in cases {
             assert_eq!(redact(raw), want, "{raw}");
@@ -723,5 +812,18 @@ mod tests {
             "posting to /bot***/sendMessage"
         );
         assert_eq!(format!("{c:?}"), c.shown);
+    }
+
+    #[test]
+    fn scrubbing_hides_every_form_a_generic_channel_sends_its_secrets_in() {
+        let c = parse("generic+http://u:pw%2Bx@h/hook/PaTh123?token=t%20k&code=cd&a=1").unwrap();
+        // The request line as sent, and the Authorization header: Basic base64("u:pw+x").
+        let echoed = "POST /hook/PaTh123?token=t+k&code=cd&a=1 HTTP/1.1 \
+            Authorization: Basic dTpwdyt4 token t k, t%20k";
+        let scrubbed = c.channel.scrub(echoed);
+        for secret in ["PaTh123", "t+k", "t k", "t%20k", "cd", "dTpwdyt4", "pw+x"] {
+            assert!(!scrubbed.contains(secret), "{secret}: {scrubbed}");
+        }
+        assert!(scrubbed.contains("a=1"), "{scrubbed}");
     }
 }

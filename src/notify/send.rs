@@ -27,6 +27,9 @@ const RETRY_WAITS: [Duration; 2] = [Duration::from_secs(1), Duration::from_secs(
 const ALERT_REPOST: Duration = Duration::from_secs(60);
 /// How much of a refusing server's answer goes into the error.
 const BODY_SHOWN: usize = 200;
+/// How much of it is kept to be scrubbed of secrets first: a secret across the cut at
+/// [`BODY_SHOWN`] would otherwise show its first half.
+const BODY_KEPT: usize = 4096;
 
 /// Why a send failed. Its words never hold a secret of the channel.
 #[derive(Debug, Error)]
@@ -192,7 +195,14 @@ fn scrub(c: &Configured, e: SendError) -> SendError {
     match e {
         SendError::Status { status, body } => SendError::Status {
             status,
-            body: c.channel.scrub(&body),
+            body: c
+                .channel
+                .scrub(&body)
+                .chars()
+                .take(BODY_SHOWN)
+                .collect::<String>()
+                .trim()
+                .to_string(),
         },
         SendError::Transport(t) => SendError::Transport(c.channel.scrub(&t)),
         SendError::Smtp(t) => SendError::Smtp(c.channel.scrub(&t)),
@@ -221,7 +231,7 @@ async fn send_http(client: &reqwest::Client, r: HttpRequest) -> Result<(), SendE
         status: status.as_u16(),
         body: body
             .chars()
-            .take(BODY_SHOWN)
+            .take(BODY_KEPT)
             .collect::<String>()
             .trim()
             .to_string(),

@@ -185,3 +185,17 @@ fn a_misspelt_key_in_the_env_file_is_named_once_with_the_closest_one() {
     daemon.signal("TERM");
     assert_eq!(daemon.wait_exit(Duration::from_secs(10)).code(), Some(0));
 }
+
+#[test]
+fn an_env_file_that_cannot_be_parsed_never_shows_a_notification_secret() {
+    // Unquoted, space-separated URLs: the line cannot be parsed.
+    let (code, err) = run(
+        "HEALTH_TARGETS=a\nHEALTH_NOTIFY=telegram://110201543:TgSeCrEt@telegram?chats=1 \
+         generic://u:PwSeCrEt@h/x?token=TokSeCrEt\n",
+        &[],
+    );
+    assert_eq!(code, Some(2), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("line 2") && err.contains("quote"), "{err}");
+    assert!(!err.contains("SeCrEt"), "{err}");
+}

@@ -276,36 +276,55 @@ fn a_second_manual_instance_without_a_terminal_is_refused_at_start() {
     assert_eq!(code, Some(0), "the first still answers: {err}");
 }
 
-/// Holds `n` idle connections to the socket at `path` open, opening new ones as the daemon
-/// closes old ones, until dropped.
+/// Holds `n` idle connections open, each made non-blocking by `connect`, opening new ones as
+/// the daemon closes old ones, until dropped.
 struct Flood {
     stop: Arc<AtomicBool>,
+    opened: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Flood {
+    /// Idle connections to the unix socket at `path`.
     fn start(path: std::path::PathBuf, n: usize) -> Flood {
+        Flood::with(n, move || {
+            let c = UnixStream::connect(&path).ok()?;
+            c.set_nonblocking(true).ok()?;
+            Some(Box::new(c))
+        })
+    }
+
+    fn with<F>(n: usize, mut connect: F) -> Flood
+    where
+        F: FnMut() -> Option<Box<dyn Read + Send>> + Send + 'static,
+    {
         let stop = Arc::new(AtomicBool::new(false));
-        let flag = Arc::clone(&stop);
+        let opened = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (flag, count) = (Arc::clone(&stop), Arc::clone(&opened));
         std::thread::spawn(move || {
-            let mut conns: Vec<UnixStream> = Vec::new();
+            let mut conns: Vec<Box<dyn Read + Send>> = Vec::new();
             while !flag.load(Ordering::SeqCst) {
-                conns.retain(|c| {
+                conns.retain_mut(|c| {
                     let mut b = [0u8; 1];
-                    matches!((&*c).read(&mut b), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+                    matches!(c.read(&mut b), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
                 });
                 while conns.len() < n && !flag.load(Ordering::SeqCst) {
-                    match UnixStream::connect(&path) {
-                        Ok(c) => {
-                            let _ = c.set_nonblocking(true);
+                    match connect() {
+                        Some(c) => {
                             conns.push(c);
+                            count.fetch_add(1, Ordering::SeqCst);
                         }
-                        Err(_) => break,
+                        None => break,
                     }
                 }
                 std::thread::sleep(Duration::from_millis(50));
             }
         });
-        Flood { stop }
+        Flood { stop, opened }
+    }
+
+    /// Connections opened so far, counting those opened again.
+    fn opened(&self) -> usize {
+        self.opened.load(Ordering::SeqCst)
     }
 }
 
@@ -379,4 +398,243 @@ fn a_proxy_refusing_starts_is_a_permission_problem_not_a_crash_loop() {
     proxy.set_faults(Faults::default());
     node.wait_restarted_since(&before);
     assert!(daemon.is_running());
+}
+
+/// Issue 20: the control path trusts only root and itself.
+mod control_trust {
+    use super::*;
+    use std::path::{Path, PathBuf};
+
+    /// A directory everyone may write in, as /tmp.
+    fn shared_dir() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o1777))
+            .expect("chmod 1777");
+        dir
+    }
+
+    /// `python3 -c script args` as the user `nobody`.
+    fn as_nobody(script: &str, args: &[&str]) -> Command {
+        let mut cmd = Command::new("setpriv");
+        cmd.args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "/usr/bin/python3",
+            "-c",
+            script,
+        ])
+        .args(args)
+        .stdin(Stdio::null());
+        cmd
+    }
+
+    /// Another user's socket at the path, answering every request with a fake success.
+    struct Impostor(Child);
+
+    impl Impostor {
+        fn bind(path: &Path) -> Impostor {
+            let script = "import os, socket, sys\n\
+                s = socket.socket(socket.AF_UNIX)\n\
+                s.bind(sys.argv[1]); os.chmod(sys.argv[1], 0o666); s.listen(16)\n\
+                while True:\n    c, _ = s.accept(); c.recv(4096)\n    \
+                c.sendall(b'ok\\nholding nodo_1 for 1h'); c.close()\n";
+            let child = as_nobody(script, &[&path.to_string_lossy()])
+                .spawn()
+                .expect("run python3 as nobody");
+            wait_until("the impostor's socket", || path.exists());
+            Impostor(child)
+        }
+    }
+
+    impl Drop for Impostor {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+
+    fn env_with_socket(env: &str, socket: &Path) -> String {
+        format!("{env}HEALTH_CONTROL_SOCKET={}\n", socket.display())
+    }
+
+    #[test]
+    fn a_socket_another_user_bound_first_is_refused_by_the_client() {
+        let shared = shared_dir();
+        let socket: PathBuf = shared.path().join("control.sock");
+        let _impostor = Impostor::bind(&socket);
+        let (_, workdir) = command(&env_with_socket("", &socket));
+        let (code, out, err) = client(workdir.path(), &["hold", "nodo_1", "1h"]);
+        assert_eq!(code, Some(1), "out: {out} err: {err}");
+        assert!(!out.contains("holding"), "{out}");
+        assert!(err.contains("uid 65534"), "{err}");
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+    }
+
+    #[test]
+    fn manual_mode_does_not_start_without_its_control_socket_even_with_a_terminal() {
+        let shared = shared_dir();
+        let socket = shared.path().join("control.sock");
+        let _impostor = Impostor::bind(&socket);
+        let mut t = Terminal::start(&env_with_socket(&manual_env(&["nodo_1"]), &socket));
+        t.expect("uid 65534");
+        let status = t.session.process().wait().expect("wait for healthther");
+        assert!(
+            matches!(status, rexpect::process::WaitStatus::Exited(_, 2)),
+            "{status:?}"
+        );
+    }
+
+    #[test]
+    fn the_daemon_refuses_requests_from_another_user() {
+        let daemon = Daemon::watching(&auto_env(&["nodo_1"]));
+        // As if someone loosened the modes: only the peer's uid still keeps others out.
+        let socket = daemon.dir.path().join("healthther.sock");
+        for (path, mode) in [(daemon.dir.path(), 0o755), (socket.as_path(), 0o666)] {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+        }
+        let script = "import socket, sys\n\
+            s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])\n\
+            s.sendall(b'pending\\n'); out = b''\n\
+            while True:\n    b = s.recv(4096)\n    if not b: break\n    out += b\n\
+            sys.stdout.write(out.decode())\n";
+        let out = as_nobody(script, &[&socket.to_string_lossy()])
+            .output()
+            .expect("run python3 as nobody");
+        let reply = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            reply.starts_with("error\n"),
+            "{reply:?} {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(reply.contains("uid 65534"), "{reply:?}");
+    }
+
+    #[test]
+    fn the_operator_gets_through_two_thousand_idle_connections() {
+        let daemon = Daemon::watching(&auto_env(&["nodo_1"]));
+        let flood = Flood::start(daemon.dir.path().join("healthther.sock"), 2000);
+        // Before the fix the backlog filled after some 1,100 and further connects waited.
+        wait_until("1000 idle connections", || flood.opened() >= 1000);
+        let (code, out, err) = client(daemon.dir.path(), &["pending"]);
+        assert_eq!(code, Some(0), "out: {out} err: {err}");
+        let (code, _, err) = client(daemon.dir.path(), &["status"]);
+        assert_eq!(code, Some(0), "{err}");
+    }
+}
+
+/// Issue 20: the metrics listener is bounded as the control socket is.
+mod metrics_flood {
+    use super::*;
+    use std::io::Write;
+    use std::net::{SocketAddr, TcpListener, TcpStream};
+
+    /// Idle connections to `addr`.
+    fn tcp_flood(addr: SocketAddr, n: usize) -> Flood {
+        Flood::with(n, move || {
+            let c = TcpStream::connect_timeout(&addr, Duration::from_millis(200)).ok()?;
+            c.set_nonblocking(true).ok()?;
+            Some(Box::new(c))
+        })
+    }
+
+    fn scrape(addr: SocketAddr) -> Option<String> {
+        let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+        write!(
+            s,
+            "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .ok()?;
+        let mut text = String::new();
+        s.read_to_string(&mut text).ok()?;
+        text.starts_with("HTTP/1.1 200").then_some(text)
+    }
+
+    #[test]
+    fn a_flood_of_idle_metrics_connections_starves_neither_revivals_nor_scrapes() {
+        let node = Node::start(&unique("mflood"), &[]);
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+        let env = format!(
+            "{}HEALTH_METRICS_ADDR=127.0.0.1:{port}\n",
+            auto_env(&[&node.name])
+        );
+        let (cmd, dir) = through_shell(&env, "ulimit -n 128");
+        let daemon = Daemon::spawn(cmd, dir);
+        daemon.wait_log("watching");
+        daemon.wait_log("serving metrics");
+        let flood = tcp_flood(addr, 2000);
+        // Well beyond the 128 files it may open.
+        wait_until("500 idle metrics connections", || flood.opened() >= 500);
+        let before = node.started_at();
+        node.kill();
+        node.wait_restarted_since(&before);
+        let actions = events(&daemon.wait_audit(1), "action").len();
+        assert_eq!(actions, 1, "{}", daemon.output());
+        let mut text = None;
+        wait_until("a scrape to get through", || {
+            text = scrape(addr);
+            text.is_some()
+        });
+        let text = text.unwrap_or_default();
+        assert!(text.contains("healthther_actions_total"), "{text}");
+    }
+
+    #[test]
+    fn a_silent_or_trickling_metrics_client_is_dropped_after_a_few_seconds() {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let env = format!(
+            "{}HEALTH_METRICS_ADDR=127.0.0.1:{port}\n",
+            auto_env(&["nodo_1"])
+        );
+        let daemon = Daemon::watching(&env);
+        daemon.wait_log("serving metrics");
+        let silent = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        let mut trickle = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        let start = std::time::Instant::now();
+        // One byte a second: each arrives well within any per-read timeout.
+        let mut closed = false;
+        for b in b"GET /metrics HTTP/1.1\r\nHost: x\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaa" {
+            if trickle.write_all(&[*b]).is_err() {
+                closed = true;
+                break;
+            }
+            std::thread::sleep(Duration::from_secs(1));
+            let _ = trickle.set_nonblocking(true);
+            let mut buf = [0u8; 512];
+            match (&trickle).read(&mut buf) {
+                Ok(_) => {
+                    closed = true;
+                    break;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(_) => {
+                    closed = true;
+                    break;
+                }
+            }
+            let _ = trickle.set_nonblocking(false);
+            if start.elapsed() > DEADLINE {
+                break;
+            }
+        }
+        assert!(
+            closed,
+            "the trickling client was still served after {:?}",
+            start.elapsed()
+        );
+        silent
+            .set_read_timeout(Some(DEADLINE))
+            .expect("read timeout");
+        let mut buf = [0u8; 1];
+        let n = (&silent).read(&mut buf).unwrap_or(0);
+        assert_eq!(n, 0, "the silent client was closed");
+    }
 }

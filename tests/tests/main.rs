@@ -21,5 +21,6 @@ mod revive;
 mod scale;
 mod scope;
 mod sidecar;
+mod suite;
 mod swarm;
 mod tls;

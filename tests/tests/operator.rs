@@ -226,3 +226,60 @@ fn a_corrupt_state_file_is_set_aside_and_healthther_starts_afresh() {
     node.kill();
     node.wait_restarted_since(&before);
 }
+
+#[test]
+fn a_fifo_in_place_of_the_state_file_stops_the_start_with_one_line() {
+    let (cmd, dir) = command(&auto_env(&["nodo_1"]));
+    let logs = dir.path().join("logs");
+    std::fs::create_dir(&logs).expect("mkdir logs");
+    let fifo = logs.join("state.json");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("run mkfifo");
+    assert!(made.success());
+    let mut daemon = Daemon::spawn(cmd, dir);
+    let status = daemon.wait_exit(Duration::from_secs(30));
+    let out = daemon.output();
+    assert_eq!(status.code(), Some(2), "{out}");
+    assert_eq!(out.trim().lines().count(), 1, "{out}");
+    assert!(
+        out.contains("logs/state.json") && out.contains("not a regular file (a FIFO)"),
+        "{out}"
+    );
+    assert!(
+        !daemon.dir.path().join("healthther.sock").exists(),
+        "nothing was bound"
+    );
+}
+
+#[test]
+fn a_malformed_entry_in_the_state_file_costs_only_itself() {
+    let node = Node::start(&unique("partial"), &[]);
+    let (cmd, dir) = command(&auto_env(&[&node.name]));
+    let logs = dir.path().join("logs");
+    std::fs::create_dir(&logs).expect("mkdir logs");
+    let state = serde_json::json!({
+        "v": 1,
+        "holds": [{"target": node.name, "reason": "disk swap", "by": "test",
+                   "since": null, "until": null}],
+        "always": [], "never": [],
+        "containers": [{"id": "abc", "name": "gone", "history": "garbled"}],
+    });
+    std::fs::write(logs.join("state.json"), state.to_string()).expect("write");
+    let daemon = Daemon::spawn(cmd, dir);
+    daemon.wait_log("containers[0]");
+    daemon.wait_log("watching");
+    // The hold is still there: a killed target stays down.
+    assert!(!status(&daemon)[0]["held"].is_null(), "{}", daemon.output());
+    let copies = std::fs::read_dir(&logs)
+        .expect("read logs")
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("state.json.bad-")
+        })
+        .count();
+    assert_eq!(copies, 1, "the file as it was is kept");
+}

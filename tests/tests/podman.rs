@@ -225,10 +225,7 @@ fn assert_no_reconnects(daemon: &Daemon) {
 
 #[test]
 fn a_killed_podman_container_is_revived_by_its_event() {
-    if !tools_present(
-        "a_killed_podman_container_is_revived_by_its_event",
-        &[("podman", "--version")],
-    ) {
+    if !tools_present(&[("podman", "--version")]) {
         return;
     }
     let service = PodmanService::start();
@@ -250,10 +247,7 @@ fn a_killed_podman_container_is_revived_by_its_event() {
 
 #[test]
 fn an_unhealthy_podman_container_is_restarted() {
-    if !tools_present(
-        "an_unhealthy_podman_container_is_restarted",
-        &[("podman", "--version")],
-    ) {
+    if !tools_present(&[("podman", "--version")]) {
         return;
     }
     let service = PodmanService::start();
@@ -276,10 +270,7 @@ fn an_unhealthy_podman_container_is_restarted() {
 
 #[test]
 fn passes_against_podman_keep_the_connection() {
-    if !tools_present(
-        "passes_against_podman_keep_the_connection",
-        &[("podman", "--version")],
-    ) {
+    if !tools_present(&[("podman", "--version")]) {
         return;
     }
     let service = PodmanService::start();

@@ -347,10 +347,7 @@ fn revives_through(proxy: &Haproxy, label: &str) {
 
 #[test]
 fn linuxserver_least_privilege_revives_and_refuses_create_delete_exec() {
-    if !tools_present(
-        "linuxserver_least_privilege_revives_and_refuses_create_delete_exec",
-        &[("haproxy", "-v")],
-    ) {
+    if !tools_present(&[("haproxy", "-v")]) {
         return;
     }
     let proxy = Haproxy::start(Rules::Linuxserver, LINUXSERVER_LEAST, None);
@@ -366,10 +363,7 @@ fn linuxserver_least_privilege_revives_and_refuses_create_delete_exec() {
 
 #[test]
 fn tecnativa_lets_create_delete_exec_through_whenever_healthther_can_start() {
-    if !tools_present(
-        "tecnativa_lets_create_delete_exec_through_whenever_healthther_can_start",
-        &[("haproxy", "-v")],
-    ) {
+    if !tools_present(&[("haproxy", "-v")]) {
         return;
     }
     // What healthther needs works...
@@ -408,10 +402,7 @@ fn tecnativa_lets_create_delete_exec_through_whenever_healthther_can_start() {
 
 #[test]
 fn an_event_stream_cut_by_an_idle_timeout_is_asked_for_again_at_once() {
-    if !tools_present(
-        "an_event_stream_cut_by_an_idle_timeout_is_asked_for_again_at_once",
-        &[("haproxy", "-v")],
-    ) {
+    if !tools_present(&[("haproxy", "-v")]) {
         return;
     }
     // linuxserver's rules, whose event stream shares the backend's server timeout: here 2 s

@@ -191,10 +191,7 @@ fn daemon_over_tls(proxy: &TlsProxy, cert_path: &Path, targets: &[&str]) -> Daem
 
 #[test]
 fn a_remote_engine_over_tls_with_a_client_certificate_revives_a_target() {
-    if !tools_present(
-        "a_remote_engine_over_tls_with_a_client_certificate_revives_a_target",
-        &[("haproxy", "-v"), ("openssl", "version")],
-    ) {
+    if !tools_present(&[("haproxy", "-v"), ("openssl", "version")]) {
         return;
     }
     let pki = Pki::make();
@@ -212,10 +209,7 @@ fn a_remote_engine_over_tls_with_a_client_certificate_revives_a_target() {
 
 #[test]
 fn a_certificate_the_engine_refuses_is_one_line_naming_docker_cert_path() {
-    if !tools_present(
-        "a_certificate_the_engine_refuses_is_one_line_naming_docker_cert_path",
-        &[("haproxy", "-v"), ("openssl", "version")],
-    ) {
+    if !tools_present(&[("haproxy", "-v"), ("openssl", "version")]) {
         return;
     }
     let pki = Pki::make();
@@ -238,10 +232,7 @@ fn a_certificate_the_engine_refuses_is_one_line_naming_docker_cert_path() {
 
 #[test]
 fn a_missing_certificate_stops_at_start_with_one_line_naming_the_file() {
-    if !tools_present(
-        "a_missing_certificate_stops_at_start_with_one_line_naming_the_file",
-        &[("haproxy", "-v"), ("openssl", "version")],
-    ) {
+    if !tools_present(&[("haproxy", "-v"), ("openssl", "version")]) {
         return;
     }
     let pki = Pki::make();
