@@ -22,6 +22,53 @@ pub struct Overrides {
     pub recreate: Option<bool>,
 }
 
+impl Overrides {
+    /// The mode in force for the container: its label's when that is narrower than the
+    /// operator's `MODE` (observe is narrower than manual, manual than auto), else `MODE`. A
+    /// container's author may ask for less than the operator allowed, never for more.
+    pub fn mode(&self, global: Mode) -> Mode {
+        match self.mode {
+            Some(m) if reach(m) < reach(global) => m,
+            _ => global,
+        }
+    }
+
+    /// What a stop through the API means for the container: `hold` if either the operator or
+    /// the label says so.
+    pub fn on_stop(&self, global: OnStop) -> OnStop {
+        match (global, self.on_stop) {
+            (OnStop::Hold, _) | (_, Some(OnStop::Hold)) => OnStop::Hold,
+            _ => OnStop::Revive,
+        }
+    }
+
+    /// The labels that ask for more than the operator allowed, and are ignored: (label,
+    /// value asked for, the operator's setting).
+    pub fn widening(&self, mode: Mode, on_stop: OnStop) -> Vec<(&'static str, String, String)> {
+        let mut found = Vec::new();
+        if let Some(m) = self.mode.filter(|m| reach(*m) > reach(mode)) {
+            found.push(("healthther.mode", m.to_string(), format!("MODE={mode}")));
+        }
+        if on_stop == OnStop::Hold && self.on_stop == Some(OnStop::Revive) {
+            found.push((
+                "healthther.on-stop",
+                "revive".into(),
+                "HEALTH_ON_STOP=hold".into(),
+            ));
+        }
+        found
+    }
+}
+
+/// How far a mode lets healthther go on its own.
+fn reach(mode: Mode) -> u8 {
+    match mode {
+        Mode::Observe => 0,
+        Mode::Manual => 1,
+        Mode::Auto => 2,
+    }
+}
+
 /// A label whose value is not understood: the global setting applies.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BadLabel {
@@ -87,6 +134,45 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
+    }
+
+    #[test]
+    fn a_label_narrows_and_never_widens() {
+        use Mode::{Auto, Manual, Observe};
+        // (global, label, in force, ignored)
+        let cases = [
+            (Auto, Some(Manual), Manual, false),
+            (Auto, Some(Observe), Observe, false),
+            (Manual, Some(Observe), Observe, false),
+            (Manual, Some(Auto), Manual, true),
+            (Observe, Some(Auto), Observe, true),
+            (Observe, Some(Manual), Observe, true),
+            (Manual, Some(Manual), Manual, false),
+            (Auto, None, Auto, false),
+        ];
+        for (global, label, expected, ignored) in cases {
+            let o = Overrides {
+                mode: label,
+                ..Overrides::default()
+            };
+            assert_eq!(o.mode(global), expected, "{global} with {label:?}");
+            assert_eq!(
+                !o.widening(global, OnStop::Revive).is_empty(),
+                ignored,
+                "{global} with {label:?}"
+            );
+        }
+        for (global, label, expected) in [
+            (OnStop::Hold, Some(OnStop::Revive), OnStop::Hold),
+            (OnStop::Revive, Some(OnStop::Hold), OnStop::Hold),
+            (OnStop::Revive, None, OnStop::Revive),
+        ] {
+            let o = Overrides {
+                on_stop: label,
+                ..Overrides::default()
+            };
+            assert_eq!(o.on_stop(global), expected);
+        }
     }
 
     #[test]

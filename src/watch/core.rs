@@ -32,9 +32,10 @@ use crate::targets::{ContainerRef, Neighbours, Resolution, TargetName};
 pub const STOP_SETTLE: Duration = Duration::from_secs(1);
 /// How late the last pass may be, beyond two poll periods, for `probe` to call the loop alive.
 const PROBE_SLACK: Duration = Duration::from_secs(10);
-/// How much longer than `HEALTH_STOP_TIMEOUT` a `healthther.stop-timeout` label may be: the
-/// engine calls wait the stop timeout and 30 s more, and the stop must end within them.
-const LABEL_STOP_SLACK: Duration = Duration::from_secs(25);
+/// The longest stop timeout a `healthther.stop-timeout` label may ask for, unless
+/// `HEALTH_STOP_TIMEOUT` is longer: the shipped compose files give healthther 30 s to stop,
+/// actions under way included, and it needs a moment after the stop to record it.
+const LABEL_STOP_CAP: Duration = Duration::from_secs(25);
 /// How late after a death an API kill may be told of and still explain it.
 const LATE_KILL: Duration = Duration::from_secs(2);
 /// SIGKILL: a `kill` event with it is a kill, not the first step of a stop.
@@ -875,7 +876,7 @@ impl Core {
         let Some(target) = r.target.clone() else {
             return;
         };
-        let on_stop = r.overrides.on_stop.unwrap_or(self.config.on_stop);
+        let on_stop = r.overrides.on_stop(self.config.on_stop);
         if kind == EventKind::Stop
             && on_stop == OnStop::Hold
             && !matches!(r.phase, Phase::Acting { .. })
@@ -1440,6 +1441,13 @@ impl Core {
                             "label {}={:?} is not understood (use {}); the global setting applies",
                             b.label, b.value, b.expected);
                     }
+                    for (label, asked, setting) in
+                        r.overrides.widening(self.config.mode, self.config.on_stop)
+                    {
+                        warn!(target = %t, container = %r.container.name, label,
+                            "label {label}={asked} is ignored: it asks for more than {setting} \
+                             allows, and a label may only narrow what the operator allowed");
+                    }
                 }
                 (None, None) => {}
             }
@@ -1552,7 +1560,7 @@ impl Core {
         let Some(r) = self.records.get_mut(id) else {
             return;
         };
-        let mode = r.overrides.mode.unwrap_or(self.config.mode);
+        let mode = r.overrides.mode(self.config.mode);
         r.has_check |= s.health != Health::None;
         r.state = Some(SeenState {
             status: s.status.clone(),
@@ -1793,12 +1801,12 @@ impl Core {
             Mode::Manual if self.always.contains(&target) => Some(Approval::Always),
             Mode::Manual | Mode::Observe => None,
         });
-        // A label may lengthen the stop timeout only as far as the engine calls may wait.
+        // A label may lengthen the stop timeout only as far as healthther's own stop allows.
         let stop_timeout = r
             .overrides
             .stop_timeout
             .map_or(self.config.stop_timeout, |t| {
-                t.min(self.config.stop_timeout + LABEL_STOP_SLACK)
+                t.min(self.config.stop_timeout.max(LABEL_STOP_CAP))
             });
         let Some(approval) = approval else {
             let seen = match &net {
@@ -3315,16 +3323,15 @@ mod tests {
 
     #[test]
     fn an_answer_for_the_parent_does_not_lift_a_dependents_quarantine() {
-        let vpn = c(VPN_ID, "vpn", None, None);
-        let mut torrent = c("t", "torrent", None, None);
-        torrent
-            .labels
-            .insert("healthther.mode".into(), "auto".into());
+        // vpn is asked about (its label narrows MODE=auto); torrent is revived on its own.
+        let mut vpn = c(VPN_ID, "vpn", None, None);
+        vpn.labels.insert("healthther.mode".into(), "manual".into());
+        let torrent = c("t", "torrent", None, None);
         let config = config_with(&[
             "--targets",
             "vpn,torrent",
             "--mode",
-            "manual",
+            "auto",
             "--quarantine-after",
             "1",
         ]);
@@ -3743,6 +3750,55 @@ mod tests {
         s.event(EventKind::Die, &quick);
         let out = s.inspected(&quick, Status::Exited, 0);
         assert_eq!(acts(&out)[0].stop_timeout, Duration::from_secs(1));
+    }
+
+    #[test]
+    fn a_label_narrows_the_mode_and_never_widens_it() {
+        let mut eager = c("1", "nodo_1", None, None);
+        eager.labels.insert("healthther.mode".into(), "auto".into());
+        eager
+            .labels
+            .insert("healthther.on-stop".into(), "revive".into());
+        for global in ["observe", "manual"] {
+            let mut s = Script::with(config_with(&[
+                "--targets",
+                "nodo_1",
+                "--mode",
+                global,
+                "--on-stop",
+                "hold",
+            ]));
+            s.start(&[&eager]);
+            s.event(EventKind::Die, &eager);
+            let out = s.inspected(&eager, Status::Exited, 0);
+            assert!(
+                acts(&out).is_empty(),
+                "MODE={global}: the container's own label made healthther act: {out:?}"
+            );
+            // HEALTH_ON_STOP=hold stands against a label asking to revive.
+            s.elapsed += Duration::from_secs(60);
+            s.event(EventKind::Start, &eager);
+            s.event(TERM, &eager);
+            let out = s.event(EventKind::Stop, &eager);
+            assert_eq!(
+                records(&out).first().map(|r| r.event),
+                Some(RecordEvent::Hold),
+                "MODE={global}: {out:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_stop_timeout_label_ends_inside_the_sidecars_stop_grace_period() {
+        let mut slow = c("1", "nodo_1", None, None);
+        slow.labels
+            .insert("healthther.stop-timeout".into(), "1h".into());
+        let mut s = Script::new("auto", "nodo_1");
+        s.start(&[&slow]);
+        s.event(EventKind::Die, &slow);
+        let act = acts(&s.inspected(&slow, Status::Exited, 0))[0].clone();
+        // docker-compose.yml gives healthther 30 s to stop, actions under way included.
+        assert_eq!(act.stop_timeout, Duration::from_secs(25));
     }
 
     #[test]

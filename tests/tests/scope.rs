@@ -87,3 +87,29 @@ fn exact_name_wins_over_compose_service() {
     daemon.wait_passes(3);
     assert_eq!(labelled.status(), "exited");
 }
+
+/// `MODE=observe` is the operator's dry run: a target's own `healthther.mode=auto` label does
+/// not end it (a label may narrow what the operator allowed, never widen it).
+#[test]
+fn a_label_cannot_end_the_operators_observe_mode() {
+    let target = Node::start(&unique("eager"), &["--label", "healthther.mode=auto"]);
+    let env = format!(
+        "HEALTH_TARGETS={}\nMODE=observe\nHEALTH_POLL_INTERVAL=500ms\nRUST_LOG=info,healthther=debug\n",
+        target.name
+    );
+    let daemon = Daemon::watching(&env);
+    target.kill();
+    wait_until("the death to be observed", || {
+        !events(&daemon.audit(), "observed").is_empty()
+    });
+    daemon.wait_passes(3);
+    assert_eq!(target.status(), "exited", "{}", daemon.output());
+    assert!(events(&daemon.audit(), "action").is_empty());
+    assert!(
+        daemon
+            .output()
+            .contains("label healthther.mode=auto is ignored"),
+        "{}",
+        daemon.output()
+    );
+}
