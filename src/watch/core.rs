@@ -1653,6 +1653,35 @@ impl Core {
                 }
                 return;
             }
+            // Only a dead or unhealthy one needs telling: a start cannot work.
+            NetworkFix::ParentGone(_) if !verdict.acts() => (verdict, None),
+            NetworkFix::ParentGone(parent) => {
+                if r.reported.replace(verdict) != Some(verdict) {
+                    let note = format!(
+                        "the container whose network {0} shares ({1}) no longer exists, so {0} \
+                         cannot start again until it is recreated: `{2}`",
+                        s.container.name,
+                        short(&parent),
+                        graph::fix_command(&s.container, short(&parent))
+                    );
+                    warn!(target = %target, container = %s.container.name, "{note}");
+                    let mut record = Record::new(
+                        RecordEvent::Skipped,
+                        now.wall,
+                        target.as_str(),
+                        &s.container,
+                        describe(&s),
+                    );
+                    record.mode = Some(mode_word(mode));
+                    record.state = Some(audit::State::from(&s));
+                    record.decision = Some("none");
+                    record.cause = Some(Cause::ParentRecreated.word());
+                    record.result = Some("needs_recreate".into());
+                    record.note = Some(note);
+                    out.push(Command::Record(record));
+                }
+                return;
+            }
             NetworkFix::Rejoined => {
                 r.net_lost = None;
                 (verdict, None)
@@ -3586,6 +3615,31 @@ mod tests {
             tries, 5,
             "HEALTH_QUARANTINE_AFTER (5) failed tries, then quarantine"
         );
+    }
+
+    #[test]
+    fn a_dependent_whose_parent_went_while_nobody_watched_is_told_not_start_looped() {
+        let torrent = c("t", "torrent", Some("p"), Some("torrent"));
+        let mut s = Script::new("auto", "torrent");
+        let session_start = s.now().wall;
+        s.feed(Input::Connected { session_start });
+        s.feed(Input::Listed {
+            full: true,
+            containers: vec![listed_in(&torrent, "0123456789abcdef")],
+        });
+        s.event(EventKind::Die, &torrent);
+        let out = s.inspected(&torrent, Status::Exited, 0);
+        assert!(acts(&out).is_empty(), "a start cannot work: {out:?}");
+        let r = records(&out);
+        assert_eq!(r[0].result.as_deref(), Some("needs_recreate"));
+        assert!(r[0]
+            .note
+            .as_deref()
+            .unwrap_or("")
+            .contains("docker compose up -d --force-recreate --no-deps torrent"));
+        // Said once.
+        s.event(EventKind::Die, &torrent);
+        assert!(records(&s.inspected(&torrent, Status::Exited, 0)).is_empty());
     }
 
     #[test]

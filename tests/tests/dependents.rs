@@ -1023,3 +1023,37 @@ fn compose_v2_recreates_a_dependent_healthther_is_recreating() {
     );
     wait_connects(&torrent);
 }
+
+/// P replaced while healthther was not running: at start-up it cannot know P's successor, so
+/// the dead dependent D (a target) is told once with the command that fixes it, and no start
+/// that cannot work is tried (it used to start-loop into quarantine).
+#[test]
+fn a_dependent_whose_parent_was_replaced_while_healthther_was_down_is_told_once() {
+    let p = parent("vpn");
+    let d = dependent(&p, "torrent", &[], &[]);
+    wait_connects(&d.name);
+    let p_name = p.name.clone();
+    drop(p);
+    let _p = Node::start_with(&p_name, &[], &["serve", PORT]);
+    d.kill();
+    let daemon = Daemon::watching(&format!("{}{DEBUG}", auto_env(&[&p_name, &d.name])));
+    wait_until("the dependent to be reported", || {
+        !records_for(&daemon, "skipped", &d.name).is_empty()
+    });
+    daemon.wait_passes(4);
+    let skipped = records_for(&daemon, "skipped", &d.name);
+    assert_eq!(skipped.len(), 1, "told once: {}", context(&daemon));
+    assert_eq!(skipped[0]["result"], "needs_recreate");
+    assert!(
+        skipped[0]["note"]
+            .as_str()
+            .is_some_and(|n| n.contains("no longer exists")),
+        "{}",
+        context(&daemon)
+    );
+    assert!(
+        records_for(&daemon, "action", &d.name).is_empty(),
+        "no start that cannot work: {}",
+        context(&daemon)
+    );
+}

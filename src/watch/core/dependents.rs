@@ -31,6 +31,9 @@ pub(super) enum NetworkFix {
     Restart(Parent),
     /// Its parent was replaced: recreate it joined to the successor.
     Recreate(Parent),
+    /// The container whose network it names (this id) is gone, and no successor is known (it
+    /// went while healthther was not watching): it cannot start until it is recreated.
+    ParentGone(String),
 }
 
 impl Core {
@@ -314,6 +317,11 @@ impl Core {
         };
         if let Some(p) = r.network_parent.as_deref().and_then(successor) {
             return NetworkFix::Recreate(p);
+        }
+        if let Some(reference) = r.network_parent.as_deref().filter(|x| {
+            self.synced && !self.records.values().any(|c| graph::names(x, &c.container))
+        }) {
+            return NetworkFix::ParentGone(reference.to_string());
         }
         match r.net_lost.as_ref().filter(|n| n.ready) {
             Some(n) => {
