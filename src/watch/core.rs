@@ -305,7 +305,7 @@ impl ActResult {
             | ActResult::Unknown { error }
             | ActResult::Unreachable { error } => Some(error.clone()),
             ActResult::LeftStopped { now } => Some(format!(
-                "renamed or relabelled while it stopped; now {now}; not started"
+                "renamed or relabelled since the look; now {now}; not started"
             )),
             _ => None,
         }

@@ -145,6 +145,24 @@ async fn carry_out(
     if withdrawn.is_cancelled() {
         return ActResult::Withdrawn;
     }
+    if act.action == Action::Start {
+        // Who it is, once more, just before the start: renamed or relabelled since the look
+        // (compose replacing it, `docker rename`), it may be no target any more.
+        match engine.inspect(c).await {
+            Ok(Some(now)) if !now.container.same_identity(c) => {
+                return ActResult::LeftStopped {
+                    now: format!("{} ({})", now.container.name, describe(&now)),
+                }
+            }
+            Ok(None) => return ActResult::Removed,
+            Err(e) => {
+                return ActResult::Unknown {
+                    error: format!("{}; not started", e.docker_text()),
+                }
+            }
+            Ok(Some(_)) => {}
+        }
+    }
     match engine.start(c).await {
         Err(e) => return failed(e),
         Ok(Started::Already) => return ActResult::AlreadyRunning,
@@ -208,6 +226,109 @@ fn own_container_id(mountinfo: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::policy::Snapshot;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    /// An engine that answers every inspect with `now`, and remembers whether a start came.
+    #[derive(Clone)]
+    struct Renamed {
+        now: Snapshot,
+        started: Arc<AtomicBool>,
+    }
+
+    impl Docker for Renamed {
+        async fn list(&self, _: bool) -> Result<Vec<crate::policy::Listed>, EngineError> {
+            Ok(Vec::new())
+        }
+        async fn inspect(&self, _: &ContainerRef) -> Result<Option<Snapshot>, EngineError> {
+            Ok(Some(self.now.clone()))
+        }
+        async fn start(&self, _: &ContainerRef) -> Result<Started, EngineError> {
+            self.started.store(true, Ordering::SeqCst);
+            Ok(Started::Now)
+        }
+        async fn stop(&self, _: &ContainerRef, _: Duration) -> Result<(), EngineError> {
+            Ok(())
+        }
+        async fn recreate(
+            &self,
+            _: &ContainerRef,
+            _: &str,
+            _: Duration,
+        ) -> Result<String, EngineError> {
+            Ok(String::new())
+        }
+        fn events(
+            &self,
+            _: std::time::SystemTime,
+        ) -> impl futures_util::Stream<Item = Result<crate::engine::Event, EngineError>> + Send + 'static
+        {
+            futures_util::stream::empty()
+        }
+    }
+
+    fn snapshot_of(name: &str, status: Status) -> Snapshot {
+        Snapshot {
+            container: ContainerRef {
+                id: "1".into(),
+                name: name.into(),
+                ..ContainerRef::default()
+            },
+            status,
+            health: crate::policy::Health::None,
+            exit_code: Some(137),
+            oom_killed: false,
+            has_run: true,
+            started_at: Some("2026-12-06T00:00:00Z".into()),
+            finished_at: None,
+            error: None,
+            health_output: None,
+            network_parent: None,
+            has_check: false,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_start_rechecks_who_the_container_is_just_before() {
+        let seen = snapshot_of("nodo_1", Status::Exited);
+        let mut now = seen.clone();
+        now.container.name = "kept_for_forensics".into();
+        let engine = Renamed {
+            now,
+            started: Arc::new(AtomicBool::new(false)),
+        };
+        let act = Act {
+            target: crate::targets::Targets::parse("nodo_1")
+                .ok()
+                .and_then(|t| t.iter().next().cloned())
+                .expect("a valid target"),
+            seen,
+            action: Action::Start,
+            approval: super::super::Approval::Auto,
+            mode: crate::config::Mode::Auto,
+            stop_timeout: Duration::from_secs(1),
+            cause: super::super::core::Cause::Crash,
+            parent: None,
+            decided: Instant::now(),
+        };
+        let calls = Semaphore::new(1);
+        let result = carry_out(
+            &engine,
+            &calls,
+            act.stop_timeout,
+            &act,
+            &CancellationToken::new(),
+        )
+        .await;
+        assert!(
+            matches!(result, ActResult::LeftStopped { .. }),
+            "{result:?}"
+        );
+        assert!(
+            !engine.started.load(Ordering::SeqCst),
+            "renamed since the look: not started"
+        );
+    }
 
     #[test]
     fn a_failed_recreation_is_unreachable_only_when_nothing_answered() {
