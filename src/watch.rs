@@ -131,6 +131,9 @@ const REQUEST_SLACK: Duration = Duration::from_secs(30);
 /// Engine calls under way at once: enough to revive many targets in parallel, few enough not
 /// to flood an engine that is struggling already.
 const PARALLEL_CALLS: usize = 8;
+/// One reconciliation pass in this many lists every container (a minute at the default 10 s):
+/// the others ask only for what may need attention, which is cheap however many there are.
+const FULL_PASS_EVERY: u32 = 6;
 
 /// Where the operator's words come from.
 pub struct Operator {
@@ -176,6 +179,7 @@ pub async fn run(
         tap,
         told_stream_cut: false,
         withdraw: HashMap::new(),
+        passes: 0,
     };
     shell.run(cancel).await;
 }
@@ -243,6 +247,8 @@ struct Shell {
     told_stream_cut: bool,
     /// What withdraws each action under way, by container id: see [`Command::Withdraw`].
     withdraw: HashMap<String, CancellationToken>,
+    /// Reconciliation passes so far: see [`FULL_PASS_EVERY`].
+    passes: u32,
 }
 
 impl Shell {
@@ -327,7 +333,10 @@ impl Shell {
         }
         if self.next_poll.is_some_and(|t| t <= now) {
             self.next_poll = Some(now + self.config.poll_interval);
-            self.list(false);
+            // Most passes ask only for what may need attention; every so often one asks for
+            // every container, so that a removal whose event the engine dropped is noticed.
+            self.passes = self.passes.wrapping_add(1);
+            self.list(self.passes.is_multiple_of(FULL_PASS_EVERY));
         }
     }
 

@@ -287,3 +287,28 @@ fn a_server_refusing_unversioned_and_older_requests_is_watched_through() {
         daemon.output()
     );
 }
+
+/// A destroy event the engine never delivers (dropped under load; here the stream is held
+/// unanswered) leaves no removed container behind: a whole list now and then prunes it, so
+/// `status` shows what is there.
+#[test]
+fn a_removal_whose_event_never_came_is_pruned_by_a_later_pass() {
+    let service = unique("web");
+    let label = format!("com.docker.compose.service={service}");
+    let keep = Node::start(&format!("{service}-1"), &["--label", &label]);
+    let gone = Node::start(&format!("{service}-2"), &["--label", &label]);
+    let proxy = Proxy::in_temp_dir();
+    proxy.set_faults(Faults {
+        stall_events: true,
+        ..Faults::default()
+    });
+    let (mut cmd, workdir) = command(&auto_env(&[&service]));
+    cmd.env("DOCKER_HOST", proxy.url());
+    let daemon = Daemon::spawn(cmd, workdir);
+    daemon.wait_log("watching");
+    docker_ok(&["rm", "-f", &gone.name]);
+    wait_until("status to forget the removed replica", || {
+        let (_, out, _) = client(daemon.dir.path(), &["status", "--json"]);
+        out.contains(&keep.name) && !out.contains(&gone.name)
+    });
+}
