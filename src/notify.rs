@@ -58,12 +58,17 @@ pub fn hostname() -> String {
         .unwrap_or_else(|| "unknown-host".into())
 }
 
+/// How long, at most, healthther waits at its stop for the news still being grouped or sent:
+/// well inside the 30 s the shipped compose files give it.
+pub const LAST_WORD: Duration = Duration::from_secs(10);
+
 /// The watch loop's handle on notifications.
-#[derive(Clone)]
 pub struct Notifier {
     tx: mpsc::Sender<Note>,
     metrics: Option<Arc<Metrics>>,
     told_full: Arc<AtomicBool>,
+    /// The grouping task and each channel's: they end once the news they hold is out.
+    tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Notifier {
@@ -80,6 +85,21 @@ impl Notifier {
                 }
             }
             Err(mpsc::error::TrySendError::Closed(_)) => {}
+        }
+    }
+
+    /// At the stop: the group still open is sent at once, and what the channels hold goes
+    /// out, for at most [`LAST_WORD`].
+    pub async fn close(self) {
+        let Notifier { tx, tasks, .. } = self;
+        // The grouping task flushes when its queue closes, and the channels end after it.
+        drop(tx);
+        let all = futures_util::future::join_all(tasks);
+        if tokio::time::timeout(LAST_WORD, all).await.is_err() {
+            warn!(
+                "stopping with notifications not yet sent after {}s",
+                LAST_WORD.as_secs()
+            );
         }
     }
 }
@@ -113,6 +133,7 @@ pub fn start(settings: Settings, metrics: Option<Arc<Metrics>>) -> Option<Notifi
         metrics: metrics.clone(),
     });
     let mut outlets = Vec::new();
+    let mut tasks = Vec::new();
     for (c, label) in settings
         .channels
         .iter()
@@ -120,15 +141,21 @@ pub fn start(settings: Settings, metrics: Option<Arc<Metrics>>) -> Option<Notifi
         .zip(labels(&settings.channels))
     {
         let (tx, rx) = mpsc::channel(CHANNEL_QUEUE);
-        tokio::spawn(send::run(c, label.clone(), rx, Arc::clone(&shared)));
+        tasks.push(tokio::spawn(send::run(
+            c,
+            label.clone(),
+            rx,
+            Arc::clone(&shared),
+        )));
         outlets.push((label, tx));
     }
     let (tx, rx) = mpsc::channel(QUEUE);
-    tokio::spawn(group(settings, rx, outlets, metrics.clone()));
+    tasks.push(tokio::spawn(group(settings, rx, outlets, metrics.clone())));
     Some(Notifier {
         tx,
         metrics,
         told_full: Arc::new(AtomicBool::new(false)),
+        tasks,
     })
 }
 

@@ -63,6 +63,13 @@ impl Tap {
         }
     }
 
+    /// At the stop: lets the notifications still grouped or queued out (bounded).
+    pub async fn close(&mut self) {
+        if let Some(n) = self.notifier.take() {
+            n.close().await;
+        }
+    }
+
     /// The next scrape's question; never, without metrics.
     pub async fn next_ask(&mut self) -> StatusAsk {
         match &mut self.asks {

@@ -287,6 +287,7 @@ impl Shell {
         while let Some(done) = self.actions.join_next().await {
             self.on_done(done);
         }
+        self.tap.close().await;
         self.state.finish();
         info!("stopped");
     }

@@ -306,6 +306,32 @@ fn hosted_services_get_the_requests_their_apis_document() {
     assert!(!said.contains("SeCrEt"), "a secret in the output:\n{said}");
 }
 
+/// News still in the grouping window when healthther is told to stop is sent, not lost.
+#[test]
+fn news_still_grouping_at_sigterm_is_sent_before_it_exits() {
+    let server = Capture::start();
+    let node = Node::start(&unique("lastword"), &[]);
+    let url = format!("generic+http://127.0.0.1:{}/last", server.port);
+    let mut daemon = Daemon::watching(&env_with(
+        &auto_env(&[&node.name]),
+        &[("HEALTH_NOTIFY", &url)],
+    ));
+    let before = node.started_at();
+    node.kill();
+    node.wait_restarted_since(&before);
+    daemon.wait_audit(1);
+    // Well inside the 2 s the group stays open for more news.
+    daemon.signal("TERM");
+    let status = daemon.wait_exit(Duration::from_secs(20));
+    assert!(status.success(), "{}", daemon.output());
+    assert_eq!(
+        generic_records(&server.seen()).len(),
+        1,
+        "the revival was told before the exit: {}",
+        daemon.output()
+    );
+}
+
 #[test]
 fn a_storm_of_twenty_deaths_is_a_few_messages() {
     let server = Capture::start();
