@@ -230,6 +230,13 @@ impl Metrics {
             RecordEvent::Quarantine => {
                 down.entry(r.container_id.clone()).or_insert(at);
             }
+            // A failure of a held or quarantined target: not acted on, but a failure.
+            RecordEvent::Skipped if matches!(r.result.as_deref(), Some("held" | "quarantined")) => {
+                if !down.contains_key(&r.container_id) {
+                    self.failure(r);
+                }
+                down.entry(r.container_id.clone()).or_insert(at);
+            }
             RecordEvent::Answer
             | RecordEvent::PromptDropped
             | RecordEvent::Hold
@@ -493,5 +500,21 @@ mod tests {
             assert!(text.contains(want), "{want} not in:\n{text}");
         }
         assert!(!text.contains("# EOF"));
+    }
+
+    #[test]
+    fn failures_of_held_and_quarantined_targets_count() {
+        let m = Metrics::new("web-01");
+        m.observe(&record(RecordEvent::Skipped, "held_1", Some("held")));
+        m.observe(&record(RecordEvent::Skipped, "sick_1", Some("quarantined")));
+        m.observe(&record(RecordEvent::Skipped, "other", Some("not_a_target")));
+        let text = m.encode();
+        for want in [
+            "healthther_failures_total{host=\"web-01\",target=\"held_1\",kind=\"exited\"} 1",
+            "healthther_failures_total{host=\"web-01\",target=\"sick_1\",kind=\"exited\"} 1",
+        ] {
+            assert!(text.contains(want), "{want} not in:\n{text}");
+        }
+        assert!(!text.contains("target=\"other\""), "{text}");
     }
 }

@@ -1703,6 +1703,14 @@ impl Core {
                 if r.reported.replace(verdict) != Some(verdict) {
                     info!(target = %target, container = %s.container.name, seen = %describe(&s),
                         "held ({reason}): not acting, not asking");
+                    out.push(Command::Record(not_acted_on(
+                        &target,
+                        &s,
+                        mode,
+                        "held",
+                        format!("held: {reason}"),
+                        now,
+                    )));
                 }
                 return;
             }
@@ -1909,7 +1917,19 @@ impl Core {
                     approval: None,
                 };
             }
-            Plan::Quarantine { newly: false } => {}
+            // Still failing: told once per failure (for metrics and people), not acted on.
+            Plan::Quarantine { newly: false } => {
+                if r.reported.replace(verdict) != Some(verdict) {
+                    out.push(Command::Record(not_acted_on(
+                        &target,
+                        &s,
+                        mode,
+                        "quarantined",
+                        format!("quarantined: `healthther release {target}` lifts it"),
+                        now,
+                    )));
+                }
+            }
             Plan::Quarantine { newly: true } => {
                 let note = format!(
                     "{} revivals failed within {}: not reviving it any more. It is released when \
@@ -2898,6 +2918,31 @@ impl Core {
 }
 
 /// An id as `docker ps` shows it.
+/// The record of a failure healthther does not act on (held, quarantined): `skipped`, with
+/// `result` saying why.
+fn not_acted_on(
+    target: &TargetName,
+    s: &Snapshot,
+    mode: Mode,
+    result: &str,
+    note: String,
+    now: Now,
+) -> Record {
+    let mut record = Record::new(
+        RecordEvent::Skipped,
+        now.wall,
+        target.as_str(),
+        &s.container,
+        describe(s),
+    );
+    record.mode = Some(mode_word(mode));
+    record.state = Some(audit::State::from(s));
+    record.decision = Some("none");
+    record.result = Some(result.into());
+    record.note = Some(note);
+    record
+}
+
 fn short(id: &str) -> &str {
     id.get(..12).unwrap_or(id)
 }
@@ -3669,7 +3714,14 @@ mod tests {
             s.event(EventKind::Die, &node);
             let out = s.inspected(&node, Status::Exited, 0);
             assert!(
-                acts(&out).is_empty() && records(&out).is_empty(),
+                acts(&out).is_empty() && prints(&out).is_empty(),
+                "{mode}: {out:?}"
+            );
+            // The failure is recorded (for metrics), not acted on.
+            let r = records(&out);
+            assert_eq!(
+                (r.len(), r[0].event, r[0].result.as_deref()),
+                (1, RecordEvent::Skipped, Some("held")),
                 "{mode}: {out:?}"
             );
             // The hold ends by itself, and the target is looked at at once.
@@ -3682,6 +3734,48 @@ mod tests {
                 _ => assert_eq!(records(&out)[0].event, RecordEvent::Prompt),
             }
         }
+    }
+
+    #[test]
+    fn each_failure_of_a_quarantined_target_is_recorded() {
+        let node = c("1", "nodo_1", None, None);
+        let mut s = Script::with(config_with(&[
+            "--targets",
+            "nodo_1",
+            "--mode",
+            "auto",
+            "--quarantine-after",
+            "1",
+        ]));
+        s.start(&[&node]);
+        let mut quarantined = false;
+        for round in 0..4u64 {
+            s.elapsed += Duration::from_secs(1);
+            s.event(EventKind::Die, &node);
+            let run = round * 1000;
+            let out = s.inspected(&node, Status::Exited, run);
+            if quarantined {
+                let r = records(&out);
+                assert_eq!(
+                    (r.len(), r[0].result.as_deref()),
+                    (1, Some("quarantined")),
+                    "{out:?}"
+                );
+                // Someone else starts it; it fails again.
+                s.event(EventKind::Start, &node);
+                s.inspected(&node, Status::Running, run + 1);
+            }
+            quarantined |= records(&out)
+                .iter()
+                .any(|r| r.event == RecordEvent::Quarantine);
+            if let Some(a) = acts(&out).first() {
+                let a = (*a).clone();
+                s.event(EventKind::Start, &node);
+                s.feed(acted(&a, ActResult::Running));
+                s.inspected(&node, Status::Running, run + 1);
+            }
+        }
+        assert!(quarantined);
     }
 
     #[test]

@@ -79,6 +79,12 @@ fn a_held_target_stays_down_until_resumed_and_a_hold_with_a_time_ends_by_itself(
     node.kill();
     daemon.wait_passes(4);
     assert_eq!(node.status(), "exited", "revived while held");
+    // The failure is recorded all the same (metrics count it), not acted on.
+    let skipped = events(&daemon.audit(), "skipped")
+        .into_iter()
+        .filter(|r| r["result"] == "held")
+        .count();
+    assert_eq!(skipped, 1, "{:?}", daemon.audit());
     let held = &status(&daemon)[0]["held"];
     assert_eq!(held["reason"], "swapping the disk");
 
