@@ -825,7 +825,9 @@ impl Core {
                 }
             }
             EventKind::Kill { signal } => {
-                let graceful = signal != Some(SIGKILL);
+                // Podman names no signal: its `kill` is SIGKILL by default, and its `stop`
+                // tells of itself with a stop event before the death (below).
+                let graceful = signal.is_some_and(|s| s != SIGKILL);
                 // A signal long before the death (a reload's SIGHUP) did not cause it.
                 let k = match r.api_kill.filter(|k| now.at < k.at + SIGNAL_RELEVANT) {
                     Some(k) => k,
@@ -845,8 +847,19 @@ impl Core {
                 }
             }
             EventKind::Stop => {
-                if let Some(k) = r.api_kill.as_mut() {
-                    k.stopped = true;
+                match r.api_kill.as_mut() {
+                    Some(k) => k.stopped = true,
+                    None => {
+                        r.api_kill = Some(ApiKill {
+                            graceful: true,
+                            stopped: true,
+                            at: now.at,
+                        })
+                    }
+                }
+                // Podman tells of a stop before the death it causes: a stop under way.
+                if !r.died {
+                    r.stopping = Some(now.at);
                 }
             }
             EventKind::Oom => r.oom = true,
@@ -1260,7 +1273,7 @@ impl Core {
             return;
         };
         let stop = match kind {
-            EventKind::Kill { signal } => signal != Some(SIGKILL),
+            EventKind::Kill { signal } => signal.is_some_and(|s| s != SIGKILL),
             // The death a stop caused; a crash is no stop.
             EventKind::Die => {
                 known.is_some_and(|r| r.stopping.is_some_and(|t| now.at < t + SIGNAL_RELEVANT))
@@ -4508,6 +4521,37 @@ mod tests {
         assert_eq!(prints(&out).len(), 1, "the new failure is shown: {out:?}");
         let (reply, _) = request(&mut s, Request::Pending);
         assert_eq!(reply.text.lines().count(), 1, "one prompt: {}", reply.text);
+    }
+
+    /// Podman names no signal in its kill events, and tells of a stop before the death.
+    #[test]
+    fn a_podman_kill_is_revived_at_once_and_a_podman_stop_settles() {
+        let node = c("1", "nodo_1", None, None);
+        let mut s = Script::new("auto", "nodo_1");
+        s.start(&[&node]);
+        s.elapsed += Duration::from_secs(30);
+        s.event(EventKind::Kill { signal: None }, &node);
+        let out = s.event(EventKind::Die, &node);
+        assert_eq!(inspects(&out), ["1"], "looked at at once: {out:?}");
+        let act = acts(&s.inspected(&node, Status::Exited, 0))[0].clone();
+        assert_eq!(act.cause, Cause::ApiKill);
+        s.event(EventKind::Start, &node);
+        s.feed(acted(&act, ActResult::Running));
+        s.inspected(&node, Status::Running, 30_000);
+        // `podman stop`: stop, then die.
+        s.elapsed += Duration::from_secs(30);
+        s.event(EventKind::Stop, &node);
+        let mut out = s.event(EventKind::Die, &node);
+        if inspects(&out).contains(&"1") {
+            out = s.inspected(&node, Status::Exited, 30_000);
+        }
+        assert!(acts(&out).is_empty(), "a stop is given its moment: {out:?}");
+        let mut out = s.advance(STOP_SETTLE);
+        if inspects(&out).contains(&"1") {
+            out = s.inspected(&node, Status::Exited, 30_000);
+        }
+        let act = acts(&out)[0].clone();
+        assert_eq!(act.cause, Cause::ApiStop, "not its own failure");
     }
 
     #[test]
