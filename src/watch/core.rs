@@ -1649,19 +1649,8 @@ impl Core {
                         graph::fix_command(&s.container, &p.name)
                     );
                     warn!(target = %target, container = %s.container.name, "{note}");
-                    let mut record = Record::new(
-                        RecordEvent::Skipped,
-                        now.wall,
-                        target.as_str(),
-                        &s.container,
-                        describe(&s),
-                    );
-                    record.mode = Some(mode_word(mode));
-                    record.state = Some(audit::State::from(&s));
-                    record.decision = Some("none");
+                    let mut record = not_acted_on(&target, &s, mode, "needs_recreate", note, now);
                     record.cause = Some(Cause::ParentRecreated.word());
-                    record.result = Some("needs_recreate".into());
-                    record.note = Some(note);
                     out.push(Command::Record(record));
                 }
                 return;
@@ -1678,19 +1667,8 @@ impl Core {
                         graph::fix_command(&s.container, short(&parent))
                     );
                     warn!(target = %target, container = %s.container.name, "{note}");
-                    let mut record = Record::new(
-                        RecordEvent::Skipped,
-                        now.wall,
-                        target.as_str(),
-                        &s.container,
-                        describe(&s),
-                    );
-                    record.mode = Some(mode_word(mode));
-                    record.state = Some(audit::State::from(&s));
-                    record.decision = Some("none");
+                    let mut record = not_acted_on(&target, &s, mode, "needs_recreate", note, now);
                     record.cause = Some(Cause::ParentRecreated.word());
-                    record.result = Some("needs_recreate".into());
-                    record.note = Some(note);
                     out.push(Command::Record(record));
                 }
                 return;

@@ -126,19 +126,8 @@ async fn carry_out(
         // Compose may have renamed it for a recreate while it stopped: then it is compose's. If
         // that cannot be told, it is not started: the look after the action decides again.
         let _permit = calls.acquire().await;
-        match engine.inspect(c).await {
-            Ok(Some(now)) if !now.container.same_identity(c) => {
-                return ActResult::LeftStopped {
-                    now: format!("{} ({})", now.container.name, describe(&now)),
-                }
-            }
-            Ok(None) => return ActResult::Removed,
-            Err(e) => {
-                return ActResult::Unknown {
-                    error: format!("stopped; then {}; not started", e.docker_text()),
-                }
-            }
-            Ok(Some(_)) => {}
+        if let Some(left) = changed_since_the_look(engine, c, "stopped; then ").await {
+            return left;
         }
     }
     let _permit = calls.acquire().await;
@@ -148,19 +137,8 @@ async fn carry_out(
     if act.action == Action::Start {
         // Who it is, once more, just before the start: renamed or relabelled since the look
         // (compose replacing it, `docker rename`), it may be no target any more.
-        match engine.inspect(c).await {
-            Ok(Some(now)) if !now.container.same_identity(c) => {
-                return ActResult::LeftStopped {
-                    now: format!("{} ({})", now.container.name, describe(&now)),
-                }
-            }
-            Ok(None) => return ActResult::Removed,
-            Err(e) => {
-                return ActResult::Unknown {
-                    error: format!("{}; not started", e.docker_text()),
-                }
-            }
-            Ok(Some(_)) => {}
+        if let Some(left) = changed_since_the_look(engine, c, "").await {
+            return left;
         }
     }
     match engine.start(c).await {
@@ -178,6 +156,25 @@ async fn carry_out(
         Err(e) => ActResult::Unknown {
             error: e.docker_text(),
         },
+    }
+}
+
+/// Why `c` is not to be started, if it is not what the look saw any more: renamed or
+/// relabelled, removed, or not to be told (`before` says what was done already).
+async fn changed_since_the_look(
+    engine: &impl Docker,
+    c: &ContainerRef,
+    before: &str,
+) -> Option<ActResult> {
+    match engine.inspect(c).await {
+        Ok(Some(now)) if !now.container.same_identity(c) => Some(ActResult::LeftStopped {
+            now: format!("{} ({})", now.container.name, describe(&now)),
+        }),
+        Ok(None) => Some(ActResult::Removed),
+        Err(e) => Some(ActResult::Unknown {
+            error: format!("{before}{}; not started", e.docker_text()),
+        }),
+        Ok(Some(_)) => None,
     }
 }
 
