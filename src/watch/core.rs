@@ -1658,7 +1658,19 @@ impl Core {
             // Only a dead or unhealthy one needs telling: a start cannot work.
             NetworkFix::ParentGone(_) if !verdict.acts() => (verdict, None),
             NetworkFix::ParentGone(parent) => {
-                if r.reported.replace(verdict) != Some(verdict) {
+                // One report for the lost parent, whichever way it was found out.
+                let n = r.net_lost.get_or_insert_with(|| NetLoss {
+                    parent: Parent {
+                        id: parent.clone(),
+                        name: short(&parent).to_string(),
+                    },
+                    parent_started: now.wall,
+                    approval: None,
+                    ready: true,
+                    reported: false,
+                    recreated: true,
+                });
+                if !std::mem::replace(&mut n.reported, true) {
                     let note = format!(
                         "the container whose network {0} shares ({1}) no longer exists, so {0} \
                          cannot start again until it is recreated: `{2}`",
