@@ -45,6 +45,9 @@ const SIGKILL: i32 = 9;
 /// container before it removes any, and with 50 replicas on a busy engine the list between the
 /// two phases has been seen to take several seconds. A start in that gap makes `down` fail.
 const PROJECT_QUIET: Duration = Duration::from_secs(10);
+/// How long after one of our own actions ends its container's stop events may still come in
+/// (the event stream lags behind the calls): they are ours, not a compose project stopping.
+const OWN_EVENTS_LAG: Duration = Duration::from_secs(2);
 /// How long a signal sent through the API explains a death that follows: a stop's SIGKILL
 /// comes after its grace period, so this covers long grace periods; a signal older than this
 /// (a reload's SIGHUP) did not cause the death, and a stop that never ended holds up no one.
@@ -405,6 +408,8 @@ struct Watched {
     /// Stopping it again, should its compose service be taken down right after our start of
     /// it ran: see `note_project_stop`.
     undo: Option<Act>,
+    /// Until when its stop events are our own action's (with [`OWN_EVENTS_LAG`]).
+    ours_until: Option<Instant>,
 }
 
 /// A dependent's lost network: whose restart took it, and what follows.
@@ -487,6 +492,7 @@ impl Watched {
             died: false,
             awaited_die: false,
             undo: None,
+            ours_until: None,
         }
     }
 
@@ -842,7 +848,7 @@ impl Core {
                     at: now.at,
                     ..k
                 });
-                if graceful {
+                if is_stop_signal(signal) {
                     r.stopping = Some(now.at);
                 }
             }
@@ -1147,6 +1153,7 @@ impl Core {
         });
         let again = matches!(r.phase, Phase::Acting { again: true, .. });
         r.phase = Phase::Idle;
+        r.ours_until = Some(now.at + OWN_EVENTS_LAG);
         match result {
             // Undoing our own start, or not starting, says nothing about the container.
             ActResult::Withdrawn => self.look(&c.id, None, out),
@@ -1266,6 +1273,12 @@ impl Core {
         out: &mut Vec<Command>,
     ) {
         let known = self.records.get(&c.id);
+        // Our own restart (or undoing our own start) is no one taking the project down.
+        if known.is_some_and(|r| {
+            matches!(r.phase, Phase::Acting { .. }) || r.ours_until.is_some_and(|t| now.at < t)
+        }) {
+            return;
+        }
         let Some(project) = known
             .and_then(|r| r.container.project.clone())
             .or_else(|| c.project.clone())
@@ -1273,7 +1286,7 @@ impl Core {
             return;
         };
         let stop = match kind {
-            EventKind::Kill { signal } => signal.is_some_and(|s| s != SIGKILL),
+            EventKind::Kill { signal } => is_stop_signal(signal),
             // The death a stop caused; a crash is no stop.
             EventKind::Die => {
                 known.is_some_and(|r| r.stopping.is_some_and(|t| now.at < t + SIGNAL_RELEVANT))
@@ -2921,6 +2934,14 @@ impl Core {
 }
 
 /// An id as `docker ps` shows it.
+/// Whether a signal sent through the API is the first step of a stop: not a kill, and not one
+/// that programs take for "reload" or "reopen your logs" (HUP, USR1, USR2, WINCH), after which
+/// the container goes on running. Podman names no signal at all.
+fn is_stop_signal(signal: Option<i32>) -> bool {
+    const NOT_A_STOP: [i32; 5] = [SIGKILL, 1, 10, 12, 28];
+    signal.is_some_and(|s| !NOT_A_STOP.contains(&s))
+}
+
 /// The record of a failure healthther does not act on (held, quarantined): `skipped`, with
 /// `result` saying why.
 fn not_acted_on(
@@ -4348,6 +4369,63 @@ mod tests {
         );
         // Once is enough.
         assert!(acts(&s.event(EventKind::Die, &a)).is_empty());
+    }
+
+    #[test]
+    fn our_own_restart_is_no_compose_stop() {
+        let mut a = c("a", "p_svc_1", Some("p"), Some("svc"));
+        a.labels.insert("x".into(), "y".into());
+        let b = c("b", "p_svc_2", Some("p"), Some("svc"));
+        let mut s = Script::new("auto", "p/svc");
+        s.start(&[&a, &b]);
+        s.elapsed += Duration::from_secs(30);
+        // b was revived a moment ago.
+        s.event(EventKind::Die, &b);
+        let start = acts(&s.inspected(&b, Status::Exited, 0))[0].clone();
+        s.event(EventKind::Start, &b);
+        if !inspects(&s.feed(acted(&start, ActResult::Running))).is_empty() {
+            s.inspected(&b, Status::Running, 30_000);
+        }
+        // a turns unhealthy: our restart stops it (its events come late, after the action).
+        s.elapsed += Duration::from_secs(1);
+        s.event(EventKind::Health(Health::Unhealthy), &a);
+        let mut sick = snapshot(&a, Status::Running, s.now().wall, s.now().wall);
+        sick.health = Health::Unhealthy;
+        let out = s.feed(Input::Inspected {
+            container: a.clone(),
+            result: Ok(Some(sick)),
+        });
+        let restart = acts(&out)[0].clone();
+        assert_eq!(restart.action, Action::Restart);
+        s.feed(acted(&restart, ActResult::Running));
+        let mut out = s.event(TERM, &a);
+        out.extend(s.event(EventKind::Die, &a));
+        out.extend(s.event(EventKind::Stop, &a));
+        out.extend(s.event(EventKind::Start, &a));
+        assert!(
+            !acts(&out).iter().any(|x| x.action == Action::Stop),
+            "our restart stopped b again: {out:?}"
+        );
+        // And a crash of b right after is revived at once, not held for the project.
+        s.elapsed += Duration::from_secs(20);
+        s.event(EventKind::Die, &b);
+        let out = s.inspected(&b, Status::Exited, 0);
+        assert_eq!(acts(&out).len(), 1, "{out:?}");
+    }
+
+    #[test]
+    fn a_reload_signal_holds_up_no_one_in_its_project() {
+        let a = c("a", "p-nginx-1", Some("p"), Some("nginx"));
+        let b = c("b", "p-app-1", Some("p"), Some("app"));
+        let mut s = Script::new("auto", "p/nginx,p/app");
+        s.start(&[&a, &b]);
+        s.elapsed += Duration::from_secs(30);
+        // `compose kill -s HUP nginx`: a reload, not a stop; nginx keeps running.
+        s.event(EventKind::Kill { signal: Some(1) }, &a);
+        s.elapsed += Duration::from_secs(1);
+        s.event(EventKind::Die, &b);
+        let out = s.inspected(&b, Status::Exited, 0);
+        assert_eq!(acts(&out).len(), 1, "{out:?}");
     }
 
     #[test]
