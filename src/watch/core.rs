@@ -2469,6 +2469,10 @@ impl Core {
             if answer == Answer::No {
                 r.declined = Some(p.run.clone());
             }
+            if answer == Answer::Never {
+                // The answer is this failure's record; the next one is told as `never`.
+                r.reported = Some(p.verdict);
+            }
             let mut record = Record::new(
                 RecordEvent::Answer,
                 now.wall,
@@ -5179,6 +5183,19 @@ mod tests {
         s.event(EventKind::Die, &a);
         let a2 = acts(&s.inspected(&a, Status::Exited, 300))[0].clone();
         assert_eq!(a2.approval, Approval::Always);
+    }
+
+    #[test]
+    fn the_failure_answered_never_is_not_recorded_again() {
+        let a = c("a", "a1", None, None);
+        let mut s = Script::new("manual", "a1");
+        s.start(&[&a]);
+        s.event(EventKind::Die, &a);
+        s.inspected(&a, Status::Exited, 100);
+        assert!(s.answer("a1", "never").0.ok);
+        // The next pass sees the same failure: the answer is its record already.
+        let out = s.inspected(&a, Status::Exited, 100);
+        assert!(records(&out).is_empty(), "{out:?}");
     }
 
     #[test]
