@@ -226,9 +226,9 @@ pub enum ControlError {
     InUse { path: String },
     #[error("the control socket {path} exists and is not a socket; leaving it alone: set HEALTH_CONTROL_SOCKET (--control-socket) to another path")]
     NotASocket { path: String },
-    #[error("the control socket {path} belongs to uid {uid}, neither root nor uid {own}: someone else may have taken the path; not trusting it: remove it, or set HEALTH_CONTROL_SOCKET (--control-socket) to a directory only root or uid {own} can write")]
+    #[error("the control socket {path} belongs to uid {uid}, not root and not uid {own}: someone else may have taken the path; not trusting it: remove it, or set HEALTH_CONTROL_SOCKET (--control-socket) to a directory only root or uid {own} can write")]
     ForeignOwner { path: String, uid: u32, own: u32 },
-    #[error("the process answering on {path} runs as uid {uid}, neither root nor uid {own}: someone else may have taken the path; not trusting it: set HEALTH_CONTROL_SOCKET (--control-socket) to a directory only root or uid {own} can write")]
+    #[error("the process answering on {path} runs as uid {uid}, not root and not uid {own}: someone else may have taken the path; not trusting it: set HEALTH_CONTROL_SOCKET (--control-socket) to a directory only root or uid {own} can write")]
     ForeignPeer { path: String, uid: u32, own: u32 },
     #[error("cannot reach healthther at {path}: {source}; is it running with this working directory? (its socket is HEALTH_CONTROL_SOCKET, --control-socket)")]
     Connect {

@@ -410,6 +410,8 @@ struct Watched {
     undo: Option<Act>,
     /// Until when its stop events are our own action's (with [`OWN_EVENTS_LAG`]).
     ours_until: Option<Instant>,
+    /// The run whose failure was last told as not acted on because of a `never`.
+    never_told: Option<String>,
 }
 
 /// A dependent's lost network: whose restart took it, and what follows.
@@ -493,6 +495,7 @@ impl Watched {
             awaited_die: false,
             undo: None,
             ours_until: None,
+            never_told: None,
         }
     }
 
@@ -2104,8 +2107,9 @@ impl Core {
         let run = s.started_at.clone().unwrap_or_default();
         if self.never.contains(target) {
             // Every failure is still told (and notified): a mistaken `never` must not become
-            // a silent outage.
-            if r.reported.replace(verdict) != Some(verdict) {
+            // a silent outage. Once per failure: per run.
+            if r.never_told.as_deref() != Some(run.as_str()) {
+                r.never_told = Some(run.clone());
                 warn!(target = %target, container = %s.container.name, seen = %describe(s),
                     "not acting, not asking: the operator answered never for this target \
                      (`healthther forget {target}` undoes it)");
@@ -2471,7 +2475,7 @@ impl Core {
             }
             if answer == Answer::Never {
                 // The answer is this failure's record; the next one is told as `never`.
-                r.reported = Some(p.verdict);
+                r.never_told = Some(p.run.clone());
             }
             let mut record = Record::new(
                 RecordEvent::Answer,
