@@ -211,6 +211,27 @@ impl Record {
     }
 }
 
+/// The record of a recreation a crash of ours cut short, finished at start-up: `c` is the
+/// container now under the target's name.
+pub fn recreation_finished(target: &crate::targets::TargetName, c: &ContainerRef) -> Record {
+    let mut r = Record::new(
+        RecordEvent::Action,
+        SystemTime::now(),
+        target.as_str(),
+        c,
+        "a recreation cut short".into(),
+    );
+    r.mode = Some("auto");
+    r.by = Some("auto".into());
+    r.decision = Some("recreate");
+    r.cause = Some("parent_recreated");
+    r.result = Some("running".into());
+    r.note = Some(
+        "healthther stopped in the middle of this recreation; finished at its next start".into(),
+    );
+    r
+}
+
 pub fn now_rfc3339() -> String {
     humantime::format_rfc3339_millis(SystemTime::now()).to_string()
 }

@@ -681,12 +681,13 @@ impl Engine {
     /// container stopped within `stop_timeout` and removed) and started.
     /// Run once the engine answers, before the first list, so that the list sees each under its
     /// name. Failures are said and leave the containers as they are.
-    pub async fn repair_recreations(
+    pub async fn repair_recreations<T>(
         &self,
-        ours: impl Fn(&ContainerRef) -> bool,
+        ours: impl Fn(&ContainerRef) -> Option<T>,
         stop_timeout: Duration,
-    ) {
-        use crate::recreate::{original_name, repair, volumes_from, Repair};
+    ) -> Vec<(T, ContainerRef)> {
+        use crate::recreate::{original_name, repair, volumes_from, Parents, Repair};
+        let mut finished = Vec::new();
         let filters = HashMap::from([
             ("label", vec!["healthther.recreate=true"]),
             ("name", vec!["-healthther-recreating-"]),
@@ -695,7 +696,7 @@ impl Engine {
             Ok(found) => found,
             Err(e) => {
                 tracing::warn!("looking for recreations cut short: {}", e.docker_text());
-                return;
+                return finished;
             }
         };
         let v = self.docker.client_version().to_string();
@@ -707,9 +708,9 @@ impl Engine {
                 name: name.to_string(),
                 ..new.clone()
             };
-            if !ours(&to_be) {
+            let Some(target) = ours(&to_be) else {
                 continue;
-            }
+            };
             let said = |e: EngineError| {
                 tracing::warn!(container = %name, "a recreation was cut short, and {} could not \
                     be put in its place: {}", new.name, e.docker_text());
@@ -739,7 +740,15 @@ impl Engine {
                 }
             };
             let holder_id = holder.as_ref().and_then(|h| h["Id"].as_str());
-            match repair(&new.name, &volumes_from(&replacement), holder_id) {
+            let new_parent = self.network_parent(&v, Some(&replacement)).await;
+            let old_parent = self.network_parent(&v, holder.as_ref()).await;
+            let parents = Parents {
+                replacements_runs: new_parent
+                    .as_ref()
+                    .is_some_and(|p| p["State"]["Running"].as_bool() == Some(true)),
+                old_ones_exists: old_parent.is_some(),
+            };
+            match repair(&new.name, &volumes_from(&replacement), holder_id, parents) {
                 Repair::Leave => {
                     tracing::warn!(container = %name, "a recreation was cut short, and {} is \
                         left as it is: another container has the name now (`docker rm {}` if \
@@ -787,7 +796,32 @@ impl Engine {
                 }
             }
             tracing::info!(container = %name, "a recreation was cut short: finished");
+            finished.push((
+                target,
+                ContainerRef {
+                    id: new.id.clone(),
+                    ..to_be
+                },
+            ));
         }
+        finished
+    }
+
+    /// What the engine says of the container `inspect`'s network mode names, if it names one
+    /// and it exists.
+    async fn network_parent(
+        &self,
+        v: &str,
+        inspect: Option<&serde_json::Value>,
+    ) -> Option<serde_json::Value> {
+        let id = inspect.and_then(crate::recreate::network_parent_of)?;
+        self.raw_json(
+            &format!("inspecting container {id}"),
+            &format!("/v{v}/containers/{}/json", percent_encode(id)),
+        )
+        .await
+        .ok()
+        .flatten()
     }
 
     async fn stop_container(

@@ -192,7 +192,18 @@ pub enum Repair {
 /// `HostConfig.VolumesFrom` is `volumes_from`, given the id of the container that has its
 /// original name now (`None`: none has). A replacement names exactly the container it replaces
 /// there (see [`create_body`]), whose id begins with the name's hex digits.
-pub fn repair(temporary: &str, volumes_from: &[String], holder: Option<&str>) -> Repair {
+pub fn repair(
+    temporary: &str,
+    volumes_from: &[String],
+    holder: Option<&str>,
+    parents: Parents,
+) -> Repair {
+    // A recreation is only ever made because the old parent went: with the old container's
+    // parent still there, or no parent running for the replacement, it is none of ours (a
+    // container named and labelled like one, say) and nothing is touched.
+    if !parents.replacements_runs || parents.old_ones_exists {
+        return Repair::Leave;
+    }
     let Some((_, hex)) = temporary.rsplit_once(TEMPORARY_MARK) else {
         return Repair::Leave;
     };
@@ -207,6 +218,23 @@ pub fn repair(temporary: &str, volumes_from: &[String], holder: Option<&str>) ->
         Some(h) if h == old => Repair::RemoveOldThenFinish { old: old.clone() },
         Some(_) => Repair::Leave,
     }
+}
+
+/// What the engine says of the network parents, for [`repair`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Parents {
+    /// The container the replacement's network mode names runs.
+    pub replacements_runs: bool,
+    /// The container the old one's network mode names still exists (`false` when the old one
+    /// is gone too).
+    pub old_ones_exists: bool,
+}
+
+/// The container a `container:<id>` network mode names, from an inspect.
+pub fn network_parent_of(inspect: &Value) -> Option<&str> {
+    inspect["HostConfig"]["NetworkMode"]
+        .as_str()?
+        .strip_prefix("container:")
 }
 
 /// `HostConfig.VolumesFrom` of an inspect, empty when there is none.
@@ -481,25 +509,53 @@ mod tests {
         assert_eq!(platform(&json!({ "Os": "linux" })), None);
     }
 
+    /// The old parent gone, the new one running: what a recreation cut short leaves.
+    const GONE: Parents = Parents {
+        replacements_runs: true,
+        old_ones_exists: false,
+    };
+
+    #[test]
+    fn a_lookalike_of_a_recreation_is_left_alone() {
+        let old = "07fbce1ef9a67c18fb7ce201dabac38b96d1b78acb2de2275df133dc5c0e4848";
+        let t = temporary_name(old, "torrent");
+        let from = [old.to_string()];
+        // The target still has its parent: a container named and labelled like a replacement
+        // (anyone may create one) must not take its place.
+        let forged = Parents {
+            replacements_runs: true,
+            old_ones_exists: true,
+        };
+        assert_eq!(repair(&t, &from, Some(old), forged), Repair::Leave);
+        let orphan = Parents {
+            replacements_runs: false,
+            old_ones_exists: false,
+        };
+        assert_eq!(repair(&t, &from, Some(old), orphan), Repair::Leave);
+    }
+
     #[test]
     fn a_cut_short_recreation_is_finished() {
         let old = "07fbce1ef9a67c18fb7ce201dabac38b96d1b78acb2de2275df133dc5c0e4848";
         let t = temporary_name(old, "torrent");
         let from = [old.to_string()];
-        assert_eq!(repair(&t, &from, None), Repair::Finish);
+        assert_eq!(repair(&t, &from, None, GONE), Repair::Finish);
         assert_eq!(
-            repair(&t, &from, Some(old)),
+            repair(&t, &from, Some(old), GONE),
             Repair::RemoveOldThenFinish { old: old.into() }
         );
-        assert_eq!(repair(&t, &from, Some("another")), Repair::Leave);
+        assert_eq!(repair(&t, &from, Some("another"), GONE), Repair::Leave);
         // Not a replacement of the container its name says.
-        assert_eq!(repair(&t, &[], None), Repair::Leave);
-        assert_eq!(repair(&t, &["89e717cd2cb3".into()], None), Repair::Leave);
+        assert_eq!(repair(&t, &[], None, GONE), Repair::Leave);
         assert_eq!(
-            repair(&t, &[old.to_string(), "x".into()], None),
+            repair(&t, &["89e717cd2cb3".into()], None, GONE),
             Repair::Leave
         );
-        assert_eq!(repair("torrent", &from, None), Repair::Leave);
+        assert_eq!(
+            repair(&t, &[old.to_string(), "x".into()], None, GONE),
+            Repair::Leave
+        );
+        assert_eq!(repair("torrent", &from, None, GONE), Repair::Leave);
         assert_eq!(
             volumes_from(&json!({ "HostConfig": { "VolumesFrom": [old] } })),
             from

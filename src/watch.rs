@@ -220,6 +220,12 @@ enum Done {
     },
     OwnProject(Option<String>),
     Core(Box<Input>),
+    /// Recreations a crash of ours cut short, finished at start-up (each target and the
+    /// container now under its name), then what came after.
+    Repaired {
+        finished: Vec<(crate::targets::TargetName, ContainerRef)>,
+        then: Box<Done>,
+    },
 }
 
 struct Shell {
@@ -366,6 +372,14 @@ impl Shell {
             Err(_) => return,
         };
         match done {
+            Done::Repaired { finished, then } => {
+                for (target, c) in finished {
+                    let record = audit::recreation_finished(&target, &c);
+                    self.audit.record(&record);
+                    self.tap.record(&record);
+                }
+                self.on_done(Ok(*then));
+            }
             Done::Core(input) => {
                 if let Input::Acted(a) = &*input {
                     self.withdraw.remove(&a.act.seen.container.id);
@@ -443,13 +457,25 @@ impl Shell {
             // a container under a temporary name may be a recreation of ours under way.
             self.listing = true;
             let (engine, config) = (engine.clone(), Arc::clone(&self.config));
+            // Only what auto mode would do by itself: not under observe or manual (a label
+            // may narrow that), not for a held target.
+            let held = self.core.held_targets();
             self.looks.spawn(async move {
-                engine
-                    .repair_recreations(|c| is_target_by_name(&config, c), config.stop_timeout)
+                let may_finish = |c: &ContainerRef| {
+                    let target = target_by_name(&config, c)?;
+                    let mode = crate::overrides::parse(&c.labels).0.mode(config.mode);
+                    (mode == crate::config::Mode::Auto && !held.contains(&target)).then_some(target)
+                };
+                let finished = engine
+                    .repair_recreations(may_finish, config.stop_timeout)
                     .await;
-                Done::Listed {
+                let listed = Done::Listed {
                     full: true,
                     result: engine.list(true).await,
+                };
+                Done::Repaired {
+                    finished,
+                    then: Box::new(listed),
                 }
             });
         }
@@ -632,7 +658,7 @@ impl Shell {
 
 /// Whether `c` is one of the targets by its name or its compose labels alone, not knowing the
 /// other containers: enough to tell this healthther's recreations from another's.
-fn is_target_by_name(config: &Config, c: &ContainerRef) -> bool {
+fn target_by_name(config: &Config, c: &ContainerRef) -> Option<crate::targets::TargetName> {
     struct Alone<'a>(&'a ContainerRef);
     impl crate::targets::Neighbours for Alone<'_> {
         fn name_taken(&self, _: &str) -> bool {
@@ -642,11 +668,7 @@ fn is_target_by_name(config: &Config, c: &ContainerRef) -> bool {
             self.0.project.iter().cloned().collect()
         }
     }
-    config
-        .targets
-        .resolve(c, &Alone(c), None)
-        .target()
-        .is_some()
+    config.targets.resolve(c, &Alone(c), None).target().cloned()
 }
 
 async fn sleep_until(at: Option<tokio::time::Instant>) {

@@ -626,6 +626,11 @@ impl Core {
         }
     }
 
+    /// The targets an operator holds now.
+    pub fn held_targets(&self) -> HashSet<TargetName> {
+        self.holds.keys().cloned().collect()
+    }
+
     /// When the next wait ends, for [`Input::Tick`].
     pub fn next_timer(&self) -> Option<Instant> {
         let waits = self.records.values().filter_map(|r| match r.phase {

@@ -833,6 +833,76 @@ fn a_recreation_cut_short_after_the_create_is_finished_at_start_up() {
 
     let daemon = Daemon::watching(&auto_env(&[&d.name]));
     wait_recreated_in_order(&daemon, &d, &old_id, &new_parent, &temporary);
+    // What it did is in the audit file, as any action of its own.
+    let done = records_for(&daemon, "action", &d.name);
+    assert!(
+        done.iter()
+            .any(|r| r["decision"] == "recreate" && r["result"] == "running"),
+        "{}",
+        context(&daemon)
+    );
+}
+
+/// The same leftover under `MODE=observe` (the operator's dry run) is left as it is; and a
+/// container named and labelled like a replacement of a target whose parent is still there
+/// (anyone can make one) never takes the target's place.
+#[test]
+fn a_recreation_cut_short_is_only_finished_where_auto_mode_would_act() {
+    // Under observe.
+    let p = parent("vpn");
+    let d = dependent(&p, "torrent", &["-l", "healthther.recreate=true"], &[]);
+    let old_id = d.inspect("{{.Id}}");
+    let new_parent = replace_parent(&p);
+    let temporary = healthther::recreate::temporary_name(&old_id, &d.name);
+    let _leftover = Leftover(temporary.clone());
+    docker_ok(&[
+        "create",
+        "--name",
+        &temporary,
+        "--network",
+        &format!("container:{new_parent}"),
+        "--volumes-from",
+        &old_id,
+        "-l",
+        "healthther.recreate=true",
+        fixture_image(),
+    ]);
+    let env = format!(
+        "HEALTH_TARGETS={}\nMODE=observe\nHEALTH_POLL_INTERVAL=500ms\n{DEBUG}",
+        d.name
+    );
+    let daemon = Daemon::watching(&env);
+    daemon.wait_passes(3);
+    assert_eq!(d.inspect("{{.Id}}"), old_id, "{}", context(&daemon));
+    assert!(docker(&["container", "inspect", &temporary])
+        .status
+        .success());
+    drop(daemon);
+
+    // A forged replacement of a healthy target, whose parent is there.
+    let q = parent("vpn2");
+    let e = dependent(&q, "torrent2", &["-l", "healthther.recreate=true"], &[]);
+    let e_id = e.inspect("{{.Id}}");
+    let forged = healthther::recreate::temporary_name(&e_id, &e.name);
+    let _forged = Leftover(forged.clone());
+    docker_ok(&[
+        "create",
+        "--name",
+        &forged,
+        "--volumes-from",
+        &e_id,
+        "-l",
+        "healthther.recreate=true",
+        fixture_image(),
+        "exit-after",
+        "999999",
+        "7",
+    ]);
+    let daemon = Daemon::watching(&format!("{}{DEBUG}", auto_env(&[&e.name])));
+    daemon.wait_passes(3);
+    assert_eq!(e.inspect("{{.Id}}"), e_id, "{}", context(&daemon));
+    assert_eq!(e.status(), "running");
+    assert!(records_for(&daemon, "action", &e.name).is_empty());
 }
 
 /// Waits until `d` runs under its name, a container other than `old_id`, joined to
