@@ -1799,12 +1799,9 @@ impl Core {
             };
             return;
         }
-        if let Some(until) = self
-            .project_busy_until(id, now)
-            .filter(|_| !by_operator && net.is_none())
-        {
-            // Its project is being taken down (a crash-looping replica died meanwhile): reviving
-            // it now would make compose's removal fail.
+        if let Some(until) = self.project_busy_until(id, now).filter(|_| !by_operator) {
+            // Its project is being taken down (a crash-looping replica died meanwhile), or
+            // compose is recreating it (a dependent): acting now would make compose fail.
             debug!(target = %target, container = %s.container.name,
                 "its compose project is being stopped; waiting until it is quiet");
             if let Some(r) = self.records.get_mut(id) {
