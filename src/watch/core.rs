@@ -4277,13 +4277,19 @@ mod tests {
         assert_eq!(act.cause, Cause::Crash);
     }
 
-    #[test]
-    fn a_replica_that_crashes_while_its_project_is_taken_down_waits_for_it() {
-        // compose v1's down: every replica stopped first, then every one removed.
+    /// Two replicas of the compose service `p/svc`, a target in auto mode, listed running.
+    fn two_replicas() -> (Script, ContainerRef, ContainerRef) {
         let a = c("a", "p_svc_1", Some("p"), Some("svc"));
         let b = c("b", "p_svc_2", Some("p"), Some("svc"));
         let mut s = Script::new("auto", "p/svc");
         s.start(&[&a, &b]);
+        (s, a, b)
+    }
+
+    #[test]
+    fn a_replica_that_crashes_while_its_project_is_taken_down_waits_for_it() {
+        // compose v1's down: every replica stopped first, then every one removed.
+        let (mut s, a, b) = two_replicas();
         let mut out = s.event(TERM, &a);
         // b crash-loops: it dies by itself while a is being stopped.
         out.extend(s.event(EventKind::Die, &b));
@@ -4300,10 +4306,7 @@ mod tests {
 
     #[test]
     fn our_start_that_ends_while_its_project_is_taken_down_is_undone() {
-        let a = c("a", "p_svc_1", Some("p"), Some("svc"));
-        let b = c("b", "p_svc_2", Some("p"), Some("svc"));
-        let mut s = Script::new("auto", "p/svc");
-        s.start(&[&a, &b]);
+        let (mut s, a, b) = two_replicas();
         s.event(EventKind::Die, &b);
         let start = acts(&s.inspected(&b, Status::Exited, 0))[0].clone();
         // The engine is slow to start it; meanwhile compose's down begins.
@@ -4332,10 +4335,7 @@ mod tests {
 
     #[test]
     fn a_start_withdrawn_while_its_project_is_taken_down_waits_for_it() {
-        let a = c("a", "p_svc_1", Some("p"), Some("svc"));
-        let b = c("b", "p_svc_2", Some("p"), Some("svc"));
-        let mut s = Script::new("auto", "p/svc");
-        s.start(&[&a, &b]);
+        let (mut s, a, b) = two_replicas();
         s.event(EventKind::Die, &b);
         let start = acts(&s.inspected(&b, Status::Exited, 0))[0].clone();
         s.event(TERM, &a);

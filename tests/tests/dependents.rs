@@ -807,29 +807,61 @@ fn a_dependent_that_cannot_be_recreated_is_backed_off_and_quarantined() {
     assert_eq!(d.status(), "running", "left as it was");
 }
 
+/// A recreation cut short after its create, made by hand as healthther makes it: `d`'s parent
+/// replaced, and `d`'s replacement created under its temporary name, joined to `new_parent`.
+struct CutShort {
+    _parent: Node,
+    d: Node,
+    old_id: String,
+    new_parent: String,
+    temporary: String,
+    _leftover: Leftover,
+}
+
+impl CutShort {
+    fn made() -> CutShort {
+        let p = parent("vpn");
+        let d = dependent(&p, "torrent", &["-l", "healthther.recreate=true"], &[]);
+        let old_id = d.inspect("{{.Id}}");
+        let new_parent = replace_parent(&p);
+        let temporary = healthther::recreate::temporary_name(&old_id, &d.name);
+        let leftover = Leftover(temporary.clone());
+        docker_ok(&[
+            "create",
+            "--name",
+            &temporary,
+            "--network",
+            &format!("container:{new_parent}"),
+            "--volumes-from",
+            &old_id,
+            "-l",
+            "healthther.recreate=true",
+            fixture_image(),
+        ]);
+        CutShort {
+            _parent: p,
+            d,
+            old_id,
+            new_parent,
+            temporary,
+            _leftover: leftover,
+        }
+    }
+}
+
 /// What a crash of healthther in the middle of a recreation leaves: the replacement created
 /// under its temporary name, the old container still in its place (killed after the create;
 /// made here by hand as healthther makes it). A healthther started afterwards finishes it.
 #[test]
 fn a_recreation_cut_short_after_the_create_is_finished_at_start_up() {
-    let p = parent("vpn");
-    let d = dependent(&p, "torrent", &["-l", "healthther.recreate=true"], &[]);
-    let old_id = d.inspect("{{.Id}}");
-    let new_parent = replace_parent(&p);
-    let temporary = healthther::recreate::temporary_name(&old_id, &d.name);
-    let _leftover = Leftover(temporary.clone());
-    docker_ok(&[
-        "create",
-        "--name",
-        &temporary,
-        "--network",
-        &format!("container:{new_parent}"),
-        "--volumes-from",
-        &old_id,
-        "-l",
-        "healthther.recreate=true",
-        fixture_image(),
-    ]);
+    let CutShort {
+        _parent,
+        d,
+        old_id,
+        new_parent,
+        temporary,
+        _leftover,
+    } = CutShort::made();
 
     let daemon = Daemon::watching(&auto_env(&[&d.name]));
     wait_recreated_in_order(&daemon, &d, &old_id, &new_parent, &temporary);
@@ -849,24 +881,14 @@ fn a_recreation_cut_short_after_the_create_is_finished_at_start_up() {
 #[test]
 fn a_recreation_cut_short_is_only_finished_where_auto_mode_would_act() {
     // Under observe.
-    let p = parent("vpn");
-    let d = dependent(&p, "torrent", &["-l", "healthther.recreate=true"], &[]);
-    let old_id = d.inspect("{{.Id}}");
-    let new_parent = replace_parent(&p);
-    let temporary = healthther::recreate::temporary_name(&old_id, &d.name);
-    let _leftover = Leftover(temporary.clone());
-    docker_ok(&[
-        "create",
-        "--name",
-        &temporary,
-        "--network",
-        &format!("container:{new_parent}"),
-        "--volumes-from",
-        &old_id,
-        "-l",
-        "healthther.recreate=true",
-        fixture_image(),
-    ]);
+    let CutShort {
+        _parent,
+        d,
+        old_id,
+        temporary,
+        _leftover,
+        ..
+    } = CutShort::made();
     let env = format!(
         "HEALTH_TARGETS={}\nMODE=observe\nHEALTH_POLL_INTERVAL=500ms\n{DEBUG}",
         d.name
