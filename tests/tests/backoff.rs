@@ -2,18 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
-
 use crate::harness::*;
-
-/// The audit records with `event` about `container`.
-fn records_for(daemon: &Daemon, event: &str, container: &str) -> Vec<Value> {
-    events(&daemon.audit(), event)
-        .into_iter()
-        .filter(|r| r["container"] == container)
-        .cloned()
-        .collect()
-}
 
 /// A labelled dependent whose recreation cannot succeed (its bind mount's source is gone) is
 /// tried under the back-off and quarantined, not retried at once: the rename to the temporary

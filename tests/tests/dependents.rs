@@ -66,15 +66,6 @@ fn context(daemon: &Daemon) -> String {
     )
 }
 
-/// The audit records with `event` about `container`.
-fn records_for(daemon: &Daemon, event: &str, container: &str) -> Vec<Value> {
-    events(&daemon.audit(), event)
-        .into_iter()
-        .filter(|r| r["container"] == container)
-        .cloned()
-        .collect()
-}
-
 /// Waits for the restart of `dep` the daemon makes because its parent `parent` started again,
 /// and returns its record.
 fn wait_parent_restarted_record(daemon: &Daemon, dep: &str, parent: &str) -> Value {

@@ -664,6 +664,15 @@ pub fn read_audit(workdir: &Path) -> Vec<Value> {
 }
 
 /// The audit records of one kind (`action`, `prompt`, `answer`, `prompt_dropped`).
+/// The daemon's audit records with `event` about `container`.
+pub fn records_for(daemon: &Daemon, event: &str, container: &str) -> Vec<Value> {
+    events(&daemon.audit(), event)
+        .into_iter()
+        .filter(|r| r["container"] == container)
+        .cloned()
+        .collect()
+}
+
 pub fn events<'a>(audit: &'a [Value], event: &str) -> Vec<&'a Value> {
     audit.iter().filter(|r| r["event"] == event).collect()
 }
