@@ -3078,7 +3078,9 @@ mod tests {
 
         fn feed(&mut self, input: Input) -> Vec<Command> {
             let now = self.now();
-            self.core.handle(input, now)
+            let out = self.core.handle(input, now);
+            golden::capture(&out);
+            out
         }
 
         /// Moves the clock on and lets every wait that ended go off.
@@ -5260,5 +5262,145 @@ mod tests {
             .expect("a row for web");
         assert_eq!(web["resolution"], "ambiguous", "{web}");
         assert_eq!(web["ambiguous_projects"], serde_json::json!(["p1", "p2"]));
+    }
+
+    /// The audit file's lines, byte for byte, as every scenario above writes them: the format
+    /// (`"v":1`) is a promise to whoever reads the file, whatever the core's types become.
+    /// `HEALTHTHER_GOLDEN=write cargo test --lib golden` writes the file anew (then read the diff).
+    mod golden {
+        use std::cell::RefCell;
+
+        use super::super::Command;
+
+        thread_local! {
+            static LINES: RefCell<Option<Vec<String>>> = const { RefCell::new(None) };
+        }
+
+        /// Keeps the records among `out`, while a golden run is under way on this thread.
+        pub fn capture(out: &[Command]) {
+            LINES.with(|l| {
+                if let Some(lines) = l.borrow_mut().as_mut() {
+                    for c in out {
+                        if let Command::Record(r) = c {
+                            lines.push(serde_json::to_string(r).expect("a record serializes"));
+                        }
+                    }
+                }
+            });
+        }
+
+        #[test]
+        fn every_scenario_writes_the_audit_lines_it_always_wrote() {
+            LINES.with(|l| *l.borrow_mut() = Some(Vec::new()));
+            let scenarios: &[(&str, fn())] = &[
+                ("a_revived_parent_brings_its_running_dependents_back_after_it", super::a_revived_parent_brings_its_running_dependents_back_after_it),
+                ("someone_elses_restart_of_a_parent_brings_its_dependents_back_too", super::someone_elses_restart_of_a_parent_brings_its_dependents_back_too),
+                ("dependents_wait_until_a_parent_with_a_health_check_is_healthy", super::dependents_wait_until_a_parent_with_a_health_check_is_healthy),
+                ("a_pass_that_saw_the_parent_down_does_not_forget_its_health_check", super::a_pass_that_saw_the_parent_down_does_not_forget_its_health_check),
+                ("a_dependent_that_started_after_its_parent_is_left_alone", super::a_dependent_that_started_after_its_parent_is_left_alone),
+                ("a_dependent_that_is_no_target_is_reported_once_and_untouched", super::a_dependent_that_is_no_target_is_reported_once_and_untouched),
+                ("a_dependents_own_failure_never_touches_its_parent", super::a_dependents_own_failure_never_touches_its_parent),
+                ("one_prompt_covers_the_parent_and_the_dependents_it_restarts", super::one_prompt_covers_the_parent_and_the_dependents_it_restarts),
+                ("an_answer_for_the_parent_does_not_lift_a_dependents_quarantine", super::an_answer_for_the_parent_does_not_lift_a_dependents_quarantine),
+                ("a_parent_created_while_watching_is_waited_on_for_its_health_check", super::a_parent_created_while_watching_is_waited_on_for_its_health_check),
+                ("two_containers_that_name_each_other_do_not_restart_each_other", super::two_containers_that_name_each_other_do_not_restart_each_other),
+                ("a_labelled_dependent_of_a_recreated_parent_is_recreated_joined_to_the_new_one", super::a_labelled_dependent_of_a_recreated_parent_is_recreated_joined_to_the_new_one),
+                ("an_unlabelled_dependent_of_a_recreated_parent_gets_the_command_that_fixes_it", super::an_unlabelled_dependent_of_a_recreated_parent_gets_the_command_that_fixes_it),
+                ("a_failed_recreation_backs_off_until_quarantined", super::a_failed_recreation_backs_off_until_quarantined),
+                ("a_dependent_whose_parent_went_while_nobody_watched_is_told_not_start_looped", super::a_dependent_whose_parent_went_while_nobody_watched_is_told_not_start_looped),
+                ("status_lists_each_containers_dependents", super::status_lists_each_containers_dependents),
+                ("a_held_target_is_neither_revived_nor_asked_about_until_the_hold_ends", super::a_held_target_is_neither_revived_nor_asked_about_until_the_hold_ends),
+                ("each_failure_of_a_quarantined_target_is_recorded", super::each_failure_of_a_quarantined_target_is_recorded),
+                ("holds_and_resumes_name_the_targets", super::holds_and_resumes_name_the_targets),
+                ("on_stop_hold_keeps_a_stopped_target_down_until_someone_starts_it", super::on_stop_hold_keeps_a_stopped_target_down_until_someone_starts_it),
+                ("unhealthy_after_waits_that_long_before_a_restart", super::unhealthy_after_waits_that_long_before_a_restart),
+                ("labels_choose_mode_and_stop_timeout_per_container", super::labels_choose_mode_and_stop_timeout_per_container),
+                ("a_label_narrows_the_mode_and_never_widens_it", super::a_label_narrows_the_mode_and_never_widens_it),
+                ("a_stop_timeout_label_ends_inside_the_sidecars_stop_grace_period", super::a_stop_timeout_label_ends_inside_the_sidecars_stop_grace_period),
+                ("observe_mode_never_acts", super::observe_mode_never_acts),
+                ("a_quarantine_and_an_always_survive_a_restart", super::a_quarantine_and_an_always_survive_a_restart),
+                ("restored_histories_of_containers_that_are_gone_are_dropped", super::restored_histories_of_containers_that_are_gone_are_dropped),
+                ("status_shows_each_target_and_what_it_resolves_to", super::status_shows_each_target_and_what_it_resolves_to),
+                ("api_kills_are_revived_at_once_however_often_and_never_add_up", super::api_kills_are_revived_at_once_however_often_and_never_add_up),
+                ("a_kill_told_of_after_the_death_is_still_someone_elses_doing", super::a_kill_told_of_after_the_death_is_still_someone_elses_doing),
+                ("a_kill_told_of_while_the_revival_is_under_way_is_recorded_as_a_kill", super::a_kill_told_of_while_the_revival_is_under_way_is_recorded_as_a_kill),
+                ("a_death_seen_before_its_events_waits_a_moment_for_them", super::a_death_seen_before_its_events_waits_a_moment_for_them),
+                ("its_own_crashes_still_back_off_and_oom_is_told_apart", super::its_own_crashes_still_back_off_and_oom_is_told_apart),
+                ("nothing_is_decided_before_the_sessions_first_whole_list", super::nothing_is_decided_before_the_sessions_first_whole_list),
+                ("a_refused_start_after_an_api_kill_still_backs_off", super::a_refused_start_after_an_api_kill_still_backs_off),
+                ("an_unanswered_engine_counts_nothing_against_the_container", super::an_unanswered_engine_counts_nothing_against_the_container),
+                ("an_old_signal_holds_up_no_one", super::an_old_signal_holds_up_no_one),
+                ("a_replica_that_crashes_while_its_project_is_taken_down_waits_for_it", super::a_replica_that_crashes_while_its_project_is_taken_down_waits_for_it),
+                ("our_start_that_ends_while_its_project_is_taken_down_is_undone", super::our_start_that_ends_while_its_project_is_taken_down_is_undone),
+                ("a_start_withdrawn_while_its_project_is_taken_down_waits_for_it", super::a_start_withdrawn_while_its_project_is_taken_down_waits_for_it),
+                ("our_start_just_before_its_service_is_taken_down_is_undone", super::our_start_just_before_its_service_is_taken_down_is_undone),
+                ("our_own_restart_is_no_compose_stop", super::our_own_restart_is_no_compose_stop),
+                ("a_reload_signal_holds_up_no_one_in_its_project", super::a_reload_signal_holds_up_no_one_in_its_project),
+                ("a_crash_in_a_project_nobody_stops_is_revived_at_once", super::a_crash_in_a_project_nobody_stops_is_revived_at_once),
+                ("a_hold_on_stop_ends_when_a_look_finds_it_running", super::a_hold_on_stop_ends_when_a_look_finds_it_running),
+                ("an_answer_does_not_follow_a_container_into_another_target", super::an_answer_does_not_follow_a_container_into_another_target),
+                ("the_terminal_answers_the_prompt_on_the_screen", super::the_terminal_answers_the_prompt_on_the_screen),
+                ("a_yes_typed_while_an_approved_action_runs_answers_nothing", super::a_yes_typed_while_an_approved_action_runs_answers_nothing),
+                ("a_new_failure_of_the_same_container_is_shown_again", super::a_new_failure_of_the_same_container_is_shown_again),
+                ("a_podman_kill_is_revived_at_once_and_a_podman_stop_settles", super::a_podman_kill_is_revived_at_once_and_a_podman_stop_settles),
+                ("a_killed_target_is_looked_at_then_started", super::a_killed_target_is_looked_at_then_started),
+                ("a_named_swarm_task_is_said_once_and_never_acted_on", super::a_named_swarm_task_is_said_once_and_never_acted_on),
+                ("lookalikes_and_others_are_never_looked_at", super::lookalikes_and_others_are_never_looked_at),
+                ("compose_v1_recreate_is_left_to_compose", super::compose_v1_recreate_is_left_to_compose),
+                ("compose_v2_recreate_is_left_to_compose", super::compose_v2_recreate_is_left_to_compose),
+                ("compose_down_waits_for_the_whole_project_to_stop", super::compose_down_waits_for_the_whole_project_to_stop),
+                ("someone_elses_restart_is_left_alone", super::someone_elses_restart_is_left_alone),
+                ("a_stop_seen_by_a_pass_before_its_die_event_still_settles", super::a_stop_seen_by_a_pass_before_its_die_event_still_settles),
+                ("a_stop_that_ends_while_a_look_is_out_still_settles", super::a_stop_that_ends_while_a_look_is_out_still_settles),
+                ("a_plain_docker_stop_is_revived_after_the_settle", super::a_plain_docker_stop_is_revived_after_the_settle),
+                ("a_stop_while_a_look_is_out_still_settles", super::a_stop_while_a_look_is_out_still_settles),
+                ("a_target_renamed_during_its_back_off_is_not_started", super::a_target_renamed_during_its_back_off_is_not_started),
+                ("an_answer_racing_a_rename_starts_nothing", super::an_answer_racing_a_rename_starts_nothing),
+                ("a_rename_drops_the_open_prompt", super::a_rename_drops_the_open_prompt),
+                ("a_bare_service_of_two_projects_is_acted_on_for_neither_unless_one_is_ours", super::a_bare_service_of_two_projects_is_acted_on_for_neither_unless_one_is_ours),
+                ("a_lost_task_is_looked_at_again_on_the_next_pass", super::a_lost_task_is_looked_at_again_on_the_next_pass),
+                ("an_approval_given_while_the_engine_is_away_is_kept", super::an_approval_given_while_the_engine_is_away_is_kept),
+                ("a_removed_container_takes_its_prompt_with_it", super::a_removed_container_takes_its_prompt_with_it),
+                ("an_event_while_a_look_is_out_means_another_look", super::an_event_while_a_look_is_out_means_another_look),
+                ("a_late_healthy_event_is_not_taken_for_its_word", super::a_late_healthy_event_is_not_taken_for_its_word),
+                ("a_refused_start_backs_off_once", super::a_refused_start_backs_off_once),
+                ("a_denied_start_never_leads_to_quarantine", super::a_denied_start_never_leads_to_quarantine),
+                ("an_answer_during_a_look_is_not_asked_again", super::an_answer_during_a_look_is_not_asked_again),
+                ("an_unhealthy_report_right_after_our_restart_waits_for_a_fresh_one", super::an_unhealthy_report_right_after_our_restart_waits_for_a_fresh_one),
+                ("a_start_someone_else_made_first_is_recorded_as_theirs", super::a_start_someone_else_made_first_is_recorded_as_theirs),
+                ("prompts_are_asked_oldest_first_one_at_a_time", super::prompts_are_asked_oldest_first_one_at_a_time),
+                ("no_declines_this_failure_and_always_stands_for_the_target", super::no_declines_this_failure_and_always_stands_for_the_target),
+                ("the_failure_answered_never_is_not_recorded_again", super::the_failure_answered_never_is_not_recorded_again),
+                ("every_failure_of_a_never_target_is_recorded_and_forget_ends_the_answer", super::every_failure_of_a_never_target_is_recorded_and_forget_ends_the_answer),
+                ("an_ambiguous_target_names_every_project_that_has_the_service", super::an_ambiguous_target_names_every_project_that_has_the_service),
+            ];
+            let mut text = String::new();
+            for (name, scenario) in scenarios {
+                text.push_str(&format!("# {name}\n"));
+                scenario();
+                for line in LINES
+                    .with(|l| l.borrow_mut().as_mut().map(std::mem::take))
+                    .unwrap_or_default()
+                {
+                    text.push_str(&line);
+                    text.push('\n');
+                }
+            }
+            LINES.with(|l| *l.borrow_mut() = None);
+            let path = concat!(env!("CARGO_MANIFEST_DIR"), "/src/watch/core/golden.jsonl");
+            if std::env::var("HEALTHTHER_GOLDEN").as_deref() == Ok("write") {
+                std::fs::write(path, &text).expect("the golden file is writable");
+                return;
+            }
+            let golden = std::fs::read_to_string(path).expect("the golden file exists");
+            for (i, (want, got)) in golden.lines().zip(text.lines()).enumerate() {
+                assert_eq!(got, want, "line {} of {path} differs", i + 1);
+            }
+            assert_eq!(
+                text.lines().count(),
+                golden.lines().count(),
+                "line counts differ"
+            );
+        }
     }
 }
