@@ -19,17 +19,18 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
 
+use crate::config::Mode;
 use crate::escape::{self, Escaping};
 use crate::policy::{Health, Snapshot};
 use crate::prompt::Answer;
 use crate::targets::ContainerRef;
+use crate::watch::{ActResult, Action, Approval, Cause, Outcome, Skip, What};
 
 /// Lines a log writer may fall behind before it drops lines: a burst of a few thousand
 /// targets' events, at a few bytes of memory a line.
 const BUFFERED_LINES: usize = 8192;
 
-/// The tracing target of events that go to the log file but not the console.
-pub const FILE_ONLY: &str = "healthther::file_only";
+pub use crate::watch::FILE_ONLY;
 
 /// Prints a line for the operator on the console: stdout, so `docker logs` keeps it. Prompts
 /// are whole lines too, since the engine's log copier holds back a line until it ends. Goes
@@ -209,6 +210,163 @@ impl Record {
             note: None,
         }
     }
+}
+
+impl Record {
+    /// The audit file's line for what the core reports; `None` for what is no action or
+    /// decision (a container that runs again by itself, or went). This is the one place where
+    /// the core's types become the file's words, which change only with [`FORMAT_VERSION`].
+    pub fn of(o: &Outcome) -> Option<Record> {
+        let event = match &o.what {
+            What::Acted { .. } => RecordEvent::Action,
+            What::Skipped { .. } => RecordEvent::Skipped,
+            What::Observed { .. } => RecordEvent::Observed,
+            What::Asked { .. } => RecordEvent::Prompt,
+            What::Answered { .. } => RecordEvent::Answer,
+            What::PromptDropped { .. } => RecordEvent::PromptDropped,
+            What::Quarantined { .. } => RecordEvent::Quarantine,
+            What::Released { .. } => RecordEvent::Release,
+            What::Held { .. } => RecordEvent::Hold,
+            What::Resumed { .. } => RecordEvent::Resume,
+            What::Forgotten { .. } => RecordEvent::Forget,
+            What::Recovered | What::Gone => return None,
+        };
+        let none = ContainerRef::default();
+        let mut r = Record::new(
+            event,
+            o.at,
+            o.target.as_ref().map_or("", |t| t.as_str()),
+            o.container.as_ref().unwrap_or(&none),
+            o.seen.clone(),
+        );
+        r.state = o.state.as_ref().map(State::from);
+        match &o.what {
+            What::Acted {
+                mode,
+                approval,
+                parent,
+                action,
+                cause,
+                result,
+                took,
+            } => {
+                r.mode = Some(mode_word(*mode));
+                r.by = Some(match parent {
+                    Some(p) => format!("{}; its parent {}", approval.by(), p.name),
+                    None => approval.by(),
+                });
+                r.note = match (result, parent) {
+                    (ActResult::Withdrawn, _) => Some(
+                        "its compose project began to be stopped or removed before the start \
+                         was sent; not started"
+                            .into(),
+                    ),
+                    _ if *action == Action::Stop => Some(
+                        "our start of it ended while its compose project was being stopped or \
+                         removed; stopped again so that compose can remove it"
+                            .into(),
+                    ),
+                    (ActResult::Recreated { id }, Some(p)) => Some(format!(
+                        "recreated as {} with the same configuration, joined to the network of \
+                         {} ({})",
+                        short(id),
+                        p.name,
+                        short(&p.id)
+                    )),
+                    _ => None,
+                };
+                r.decision = Some(action.word());
+                r.cause = Some(cause.word());
+                r.result = Some(result.word());
+                r.error = result.error();
+                r.took_ms = Some(u64::try_from(took.as_millis()).unwrap_or(u64::MAX));
+            }
+            What::Skipped {
+                mode,
+                approval,
+                cause,
+                why,
+                note,
+            } => {
+                r.mode = mode.map(mode_word);
+                r.by = approval.as_ref().map(Approval::by);
+                r.decision = Some("none");
+                r.cause = cause.map(Cause::word);
+                r.result = Some(skip_word(*why).into());
+                r.note = note.clone();
+            }
+            What::Observed {
+                mode,
+                would,
+                never,
+                note,
+            } => {
+                r.mode = Some(mode_word(*mode));
+                r.decision = Some(would.word());
+                r.result = Some(if *never { "never" } else { "observed" }.into());
+                r.note = note.clone();
+            }
+            What::Asked { prompt } => {
+                // A prompt's line keeps to what it asks; the action that follows has the state.
+                r.state = None;
+                r.note = Some(prompt.clone());
+            }
+            What::Answered {
+                answer,
+                by,
+                same_target,
+            } => {
+                r.answer = Some(*answer);
+                r.by = Some(by.clone());
+                r.note = same_target.then(|| "same target".into());
+            }
+            What::PromptDropped { why } | What::Resumed { why } => r.note = Some(why.clone()),
+            What::Quarantined { note } => r.note = Some(note.clone()),
+            What::Released { by } => {
+                r.note = Some(match by {
+                    Some(by) => format!("released by {by}"),
+                    None => "runs well again".into(),
+                });
+            }
+            What::Held { by, note } => {
+                r.by = by.clone();
+                r.note = Some(note.clone());
+            }
+            What::Forgotten { answer, by } => {
+                r.by = Some(by.clone());
+                r.note = Some(format!(
+                    "forgot the standing answer {} (by {by})",
+                    answer.word()
+                ));
+            }
+            What::Recovered | What::Gone => {}
+        }
+        Some(r)
+    }
+}
+
+fn skip_word(why: Skip) -> &'static str {
+    match why {
+        Skip::NotATarget => "not_a_target",
+        Skip::Held => "held",
+        Skip::Quarantined => "quarantined",
+        Skip::NeedsRecreate => "needs_recreate",
+        Skip::SwarmTask => "swarm_task",
+        Skip::DependentNotATarget => "dependent_not_a_target",
+    }
+}
+
+pub fn mode_word(mode: Mode) -> &'static str {
+    match mode {
+        Mode::Auto => "auto",
+        Mode::Manual => "manual",
+        Mode::Observe => "observe",
+    }
+}
+
+/// An id as `docker ps` shows it.
+fn short(id: &str) -> &str {
+    id.get(..12).unwrap_or(id)
 }
 
 /// The record of a recreation a crash of ours cut short, finished at start-up: `c` is the
@@ -507,6 +665,13 @@ impl Write for LogFile {
 impl Audit {
     /// Appends one record as one line, in a single write so a line is whole or absent. A
     /// failure to write is reported on the console; the action itself is not undone.
+    /// Writes what the core reports, if it is a record (see [`Record::of`]).
+    pub fn report(&self, o: &Outcome) {
+        if let Some(r) = Record::of(o) {
+            self.record(&r);
+        }
+    }
+
     pub fn record(&self, record: &Record) {
         let mut line = match serde_json::to_vec(record) {
             Ok(line) => line,

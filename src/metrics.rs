@@ -4,11 +4,10 @@
 //! Counters are fed from the audit records as they are written, gauges from a status snapshot
 //! the watch loop answers at each scrape (the same rows `healthther status` shows).
 
-use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::sync::Arc;
+use std::time::Duration;
 
 use http_body_util::Full;
 use hyper::body::Bytes;
@@ -25,9 +24,9 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info};
 
-use crate::audit::{Record, RecordEvent};
+use crate::policy::{Snapshot, Status};
 use crate::slots::Slots;
-use crate::watch::TargetStatus;
+use crate::watch::{ActResult, Outcome, TargetStatus, What};
 
 /// A scrape's question to the watch loop: where each target stands now.
 pub type StatusAsk = oneshot::Sender<Vec<TargetStatus>>;
@@ -93,9 +92,6 @@ pub struct Metrics {
     prompts_pending: Gauge,
     engine_up: Gauge,
     notifications: Family<ChannelLabels, Counter>,
-    /// When each container (by id) was first seen down and not yet back, for the recovery
-    /// histogram.
-    down_since: Mutex<HashMap<String, SystemTime>>,
 }
 
 impl Default for Metrics {
@@ -124,7 +120,6 @@ impl Metrics {
             prompts_pending: Gauge::default(),
             engine_up: Gauge::default(),
             notifications: Family::default(),
-            down_since: Mutex::new(HashMap::new()),
             registry: Registry::default(),
         };
         registry.register(
@@ -182,84 +177,39 @@ impl Metrics {
         Metrics { registry, ..m }
     }
 
-    /// Counts what an audit record tells.
-    pub fn observe(&self, r: &Record) {
-        let at = humantime::parse_rfc3339(&r.time).unwrap_or_else(|_| SystemTime::now());
-        // A poisoned lock only means a panic elsewhere mid-update; the map is still usable.
-        let mut down = self.down_since.lock().unwrap_or_else(|p| p.into_inner());
-        match r.event {
-            RecordEvent::Action => {
-                let result = action_result(r.result.as_deref());
-                self.actions
-                    .get_or_create(&ActionLabels {
-                        target: r.target.clone(),
-                        action: r.decision.unwrap_or("none").to_string(),
-                        result: result.to_string(),
-                    })
-                    .inc();
-                // Our own start undone or not sent while compose takes the project down.
-                if r.decision == Some("stop") || r.result.as_deref() == Some("withdrawn") {
-                    return;
-                }
-                // An action an operator answered for was counted as a failure at its prompt.
-                let answered =
-                    r.by.as_deref()
-                        .is_some_and(|b| b.starts_with("operator: ") && b.ends_with(')'));
-                if !answered && !down.contains_key(&r.container_id) {
-                    self.failure(r);
-                }
-                if result == "running" {
-                    let took = Duration::from_millis(r.took_ms.unwrap_or(0));
-                    let since = down.remove(&r.container_id);
-                    let recovery = since
-                        .and_then(|s| at.duration_since(s).ok())
-                        .map_or(took, |d| d.max(took));
-                    self.recovery.observe(recovery.as_secs_f64());
-                } else if result != "already_running" {
-                    down.entry(r.container_id.clone()).or_insert(at);
-                } else {
-                    down.remove(&r.container_id);
-                }
-            }
-            RecordEvent::Prompt | RecordEvent::Observed => {
-                if !down.contains_key(&r.container_id) {
-                    self.failure(r);
-                }
-                down.entry(r.container_id.clone()).or_insert(at);
-            }
-            RecordEvent::Quarantine => {
-                down.entry(r.container_id.clone()).or_insert(at);
-            }
-            // A failure of a held or quarantined target: not acted on, but a failure.
-            RecordEvent::Skipped if matches!(r.result.as_deref(), Some("held" | "quarantined")) => {
-                if !down.contains_key(&r.container_id) {
-                    self.failure(r);
-                }
-                down.entry(r.container_id.clone()).or_insert(at);
-            }
-            RecordEvent::Answer
-            | RecordEvent::PromptDropped
-            | RecordEvent::Hold
-            | RecordEvent::Release
-            | RecordEvent::Skipped
-            | RecordEvent::Resume
-            | RecordEvent::Forget => {}
+    /// Counts what the core reports: each failure once (at its first word), each action, and
+    /// how long a failure lasted when our action ended it.
+    pub fn observe(&self, o: &Outcome) {
+        if let What::Acted { action, result, .. } = &o.what {
+            self.actions
+                .get_or_create(&ActionLabels {
+                    target: target_of(o),
+                    action: action.word().to_string(),
+                    result: action_result(result).to_string(),
+                })
+                .inc();
         }
-    }
-
-    fn failure(&self, r: &Record) {
-        let kind = match &r.state {
-            Some(s) if s.oom_killed => "oom",
-            Some(s) if s.status == "dead" => "dead",
-            Some(s) if s.status == "running" => "unhealthy",
-            _ => "exited",
-        };
-        self.failures
-            .get_or_create(&FailureLabels {
-                target: r.target.clone(),
-                kind: kind.to_string(),
-            })
-            .inc();
+        let Some(down) = o.down else { return };
+        // Told of a failure: a prompt, an observation, an action, a failure not acted on.
+        // A quarantine only follows a failure told of already.
+        let counts = !matches!(o.what, What::Quarantined { .. });
+        if down.first && counts {
+            self.failures
+                .get_or_create(&FailureLabels {
+                    target: target_of(o),
+                    kind: failure_kind(o.state.as_ref()).to_string(),
+                })
+                .inc();
+        }
+        if let What::Acted {
+            result: ActResult::Running | ActResult::Recreated { .. },
+            took,
+            ..
+        } = &o.what
+        {
+            let lasted = o.at.duration_since(down.since).unwrap_or_default();
+            self.recovery.observe(lasted.max(*took).as_secs_f64());
+        }
     }
 
     pub fn engine(&self, up: bool) {
@@ -325,18 +275,33 @@ impl Metrics {
 }
 
 /// The result words an action's metric is labelled with: a fixed few, whatever the engine said.
-fn action_result(result: Option<&str>) -> &'static str {
+fn action_result(result: &ActResult) -> &'static str {
     match result {
-        Some("running") => "running",
-        Some("already_running") => "already_running",
-        Some("removed") => "removed",
-        Some("stopped") => "stopped",
-        Some("withdrawn") => "withdrawn",
-        Some("left_stopped") => "left_stopped",
-        Some("failed") => "failed",
-        Some("unknown") | None => "unknown",
-        Some(_) => "not_running",
+        ActResult::Running | ActResult::Recreated { .. } => "running",
+        ActResult::AlreadyRunning => "already_running",
+        ActResult::Removed => "removed",
+        ActResult::Stopped => "stopped",
+        ActResult::Withdrawn => "withdrawn",
+        ActResult::LeftStopped { .. } => "left_stopped",
+        ActResult::Failed { .. } | ActResult::Unreachable { .. } => "failed",
+        ActResult::Unknown { .. } => "unknown",
+        ActResult::NotRunning { .. } => "not_running",
     }
+}
+
+fn failure_kind(state: Option<&Snapshot>) -> &'static str {
+    match state {
+        Some(s) if s.oom_killed => "oom",
+        Some(s) if s.status == Status::Dead => "dead",
+        Some(s) if s.status == Status::Running => "unhealthy",
+        _ => "exited",
+    }
+}
+
+fn target_of(o: &Outcome) -> String {
+    o.target
+        .as_ref()
+        .map_or_else(String::new, |t| t.as_str().to_string())
 }
 
 /// prometheus-client writes OpenMetrics; the classic text format differs in three ways for
@@ -473,7 +438,7 @@ async fn answer<B>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::notify::message::tests::record;
+    use crate::notify::message::tests::{record, RecordEvent};
 
     #[test]
     fn counts_actions_failures_and_recoveries_each_series_with_the_host() {

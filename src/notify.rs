@@ -24,8 +24,8 @@ pub use self::channel::{Configured, UrlError};
 pub use self::message::{Message, Note};
 pub use self::request::Bases;
 use self::send::{Batch, SendError, Shared};
-use crate::audit::RecordEvent;
 use crate::metrics::Metrics;
+use crate::watch::What;
 
 /// A group closes when nothing more came for this long...
 pub const QUIET: Duration = Duration::from_secs(2);
@@ -168,26 +168,37 @@ struct Open {
     next: Instant,
 }
 
-/// Keeps the open prompts, by container id, from the records that open and close them.
+/// Keeps the open prompts, by container id, from the outcomes that open and close them.
 fn track(open: &mut BTreeMap<String, Open>, note: &Note, remind: Duration, now: Instant) {
-    let Note::Record(r) = note else { return };
-    match r.event {
-        RecordEvent::Prompt => {
+    let Note::Outcome(o) = note else { return };
+    let target = o.target.as_ref().map_or("", |t| t.as_str());
+    let Some(c) = &o.container else {
+        // A hold of the whole target: no prompt of it waits any more.
+        if matches!(o.what, What::Held { .. }) {
+            open.retain(|_, p| p.target != target);
+        }
+        return;
+    };
+    match &o.what {
+        What::Asked { .. } => {
             open.insert(
-                r.container_id.clone(),
+                c.id.clone(),
                 Open {
-                    target: r.target.clone(),
-                    container: r.container.clone(),
-                    seen: r.seen.clone(),
+                    target: target.to_string(),
+                    container: c.name.clone(),
+                    seen: o.seen.clone(),
                     since: now,
                     next: now + remind,
                 },
             );
         }
-        RecordEvent::Answer | RecordEvent::PromptDropped | RecordEvent::Action => {
-            open.remove(&r.container_id);
+        What::Answered { .. }
+        | What::PromptDropped { .. }
+        | What::Acted { .. }
+        | What::Gone
+        | What::Held { .. } => {
+            open.remove(&c.id);
         }
-        RecordEvent::Hold => open.retain(|_, o| o.target != r.target),
         _ => {}
     }
 }
@@ -286,17 +297,17 @@ pub async fn test_all(settings: &Settings) -> Vec<(String, Result<(), SendError>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::notify::message::tests::record;
+    use crate::notify::message::tests::{record, RecordEvent};
 
     #[test]
     fn prompts_are_tracked_until_answered() {
         let mut open = BTreeMap::new();
         let now = Instant::now();
         let remind = Duration::from_secs(900);
-        let prompt = Note::Record(Box::new(record(RecordEvent::Prompt, "a", None)));
+        let prompt = Note::Outcome(Box::new(record(RecordEvent::Prompt, "a", None)));
         track(&mut open, &prompt, remind, now);
         assert_eq!(open.len(), 1);
-        let answer = Note::Record(Box::new(record(RecordEvent::Answer, "a", None)));
+        let answer = Note::Outcome(Box::new(record(RecordEvent::Answer, "a", None)));
         track(&mut open, &answer, remind, now);
         assert!(open.is_empty());
     }
@@ -322,12 +333,12 @@ mod tests {
         tokio::spawn(group(settings, rx, vec![("x".into(), out_tx)], None));
         for i in 0..20 {
             let r = record(RecordEvent::Action, &format!("n{i}"), Some("running"));
-            tx.send(Note::Record(Box::new(r))).await.unwrap();
+            tx.send(Note::Outcome(Box::new(r))).await.unwrap();
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         let first = out.recv().await.unwrap();
         assert_eq!(first.notes.len(), 20);
-        tx.send(Note::Record(Box::new(record(
+        tx.send(Note::Outcome(Box::new(record(
             RecordEvent::Prompt,
             "p",
             None,

@@ -7,9 +7,10 @@ use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
-use crate::audit::{self, Record};
+use crate::audit;
 use crate::metrics::{Metrics, StatusAsk};
 use crate::notify::{Note, Notifier};
+use crate::watch::Outcome;
 
 #[derive(Default)]
 pub struct Tap {
@@ -35,12 +36,12 @@ impl Tap {
         }
     }
 
-    pub fn record(&self, r: &Record) {
+    pub fn report(&self, o: &Outcome) {
         if let Some(m) = &self.metrics {
-            m.observe(r);
+            m.observe(o);
         }
         if let Some(n) = &self.notifier {
-            n.tell(Note::Record(Box::new(r.clone())));
+            n.tell(Note::Outcome(Box::new(o.clone())));
         }
     }
 

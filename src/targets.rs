@@ -34,6 +34,12 @@ pub const COMPOSE_VERSION_LABEL: &str = "com.docker.compose.version";
 pub struct TargetName(String);
 
 impl TargetName {
+    /// A name as written, unchecked: for tests of what reads targets.
+    #[cfg(test)]
+    pub fn unchecked(name: &str) -> TargetName {
+        TargetName(name.to_string())
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }

@@ -57,7 +57,10 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-pub use self::core::{Act, ActResult, Acted, Action, Approval, Command, Core, Input, Now};
+pub use self::core::{
+    Act, ActResult, Acted, Action, Approval, Cause, Command, Core, Down, Input, Now, Outcome, Skip,
+    What, FILE_ONLY,
+};
 pub use self::status::{ContainerStatus, TargetStatus};
 use crate::audit::{self, Audit};
 use crate::backoff::Backoff;
@@ -374,9 +377,24 @@ impl Shell {
         match done {
             Done::Repaired { finished, then } => {
                 for (target, c) in finished {
-                    let record = audit::recreation_finished(&target, &c);
-                    self.audit.record(&record);
-                    self.tap.record(&record);
+                    self.audit.record(&audit::recreation_finished(&target, &c));
+                    self.tap.report(&Outcome {
+                        at: SystemTime::now(),
+                        target: Some(target),
+                        container: Some(c),
+                        seen: "a recreation cut short".into(),
+                        state: None,
+                        down: None,
+                        what: What::Acted {
+                            mode: crate::config::Mode::Auto,
+                            approval: Approval::Auto,
+                            parent: None,
+                            action: Action::Recreate,
+                            cause: Cause::ParentRecreated,
+                            result: ActResult::Running,
+                            took: Duration::ZERO,
+                        },
+                    });
                 }
                 self.on_done(Ok(*then));
             }
@@ -598,9 +616,9 @@ impl Shell {
     ) {
         for command in commands {
             match command {
-                Command::Record(record) => {
-                    self.audit.record(&record);
-                    self.tap.record(&record);
+                Command::Report(outcome) => {
+                    self.audit.report(&outcome);
+                    self.tap.report(&outcome);
                 }
                 Command::Save(saved) => self.state.write(saved),
                 Command::Print(text) => audit::print_line(&text),

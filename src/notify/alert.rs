@@ -7,8 +7,9 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::message::{Message, Note};
-use crate::audit::{Record, RecordEvent};
 use crate::escape::control;
+use crate::prompt::Answer;
+use crate::watch::{ActResult, Outcome, What};
 
 /// The alert a target that is down raises.
 pub const TARGET_DOWN: &str = "HealththerTargetDown";
@@ -26,40 +27,51 @@ pub struct Alert {
     pub ends_at: Option<String>,
 }
 
-/// The alerts that fire now, by their labels.
+/// The alerts that fire now, by their labels, and which container (by id) raised each.
 #[derive(Debug, Default)]
 pub struct Book {
     firing: BTreeMap<BTreeMap<String, String>, Alert>,
+    raised_by: BTreeMap<String, BTreeMap<String, String>>,
 }
 
-/// What a record means for its target's alert.
+/// What an outcome means for its target's alert: the core says when a failure ends (it runs
+/// again, or went), when it is held or released, and when someone decided to leave it.
 enum Effect {
-    Fire { severity: &'static str },
+    Fire {
+        severity: &'static str,
+    },
     Resolve,
+    /// Every alert of the target: it is held on purpose.
+    ResolveTarget,
     None,
 }
 
-fn effect(r: &Record) -> Effect {
-    match r.event {
-        RecordEvent::Action => match r.result.as_deref() {
-            Some("running" | "already_running") => Effect::Resolve,
-            // Removed or no target any more: nothing left to be down.
-            Some("removed" | "left_stopped") => Effect::Resolve,
-            _ => Effect::Fire {
+fn effect(o: &Outcome) -> Effect {
+    if o.ends_failure() {
+        return Effect::Resolve;
+    }
+    match &o.what {
+        // Undoing our own start while compose takes the project down is no failure.
+        What::Acted {
+            result: ActResult::Stopped | ActResult::Withdrawn,
+            ..
+        } => Effect::None,
+        What::Acted { .. } | What::Asked { .. } | What::Observed { never: false, .. } => {
+            Effect::Fire {
                 severity: "warning",
-            },
-        },
-        RecordEvent::Prompt => Effect::Fire {
-            severity: "warning",
-        },
-        RecordEvent::Quarantine => Effect::Fire {
+            }
+        }
+        What::Quarantined { .. } => Effect::Fire {
             severity: "critical",
         },
-        // Someone decided (no, never), it resolved itself, or it is held on purpose.
-        RecordEvent::Answer if matches!(r.answer.map(|a| a.word()), Some("no" | "never")) => {
-            Effect::Resolve
+        // Someone decided (no, never), or it needs no answer any more.
+        What::Answered {
+            answer: Answer::No | Answer::Never,
+            ..
         }
-        RecordEvent::PromptDropped | RecordEvent::Release | RecordEvent::Hold => Effect::Resolve,
+        | What::PromptDropped { .. }
+        | What::Released { .. } => Effect::Resolve,
+        What::Held { .. } => Effect::ResolveTarget,
         _ => Effect::None,
     }
 }
@@ -70,16 +82,45 @@ impl Book {
         let mut post: BTreeMap<BTreeMap<String, String>, Alert> = BTreeMap::new();
         for note in notes {
             let (labels, effect, time, summary) = match note {
-                Note::Record(r) => (
-                    labels(
-                        TARGET_DOWN,
-                        host,
-                        &[("target", &r.target), ("container", &r.container)],
-                    ),
-                    effect(r),
-                    r.time.clone(),
-                    format!("{} on {host}: {}", r.target, r.seen),
-                ),
+                Note::Outcome(o) => {
+                    let target = o.target.as_ref().map_or("", |t| t.as_str());
+                    let time = humantime::format_rfc3339_millis(o.at).to_string();
+                    let Some(c) = &o.container else {
+                        if matches!(effect(o), Effect::ResolveTarget) {
+                            self.resolve_target(target, time, &mut post);
+                        }
+                        continue;
+                    };
+                    // What it raised, found by id: a renamed or replaced container's alert
+                    // still ends.
+                    let labels = self.raised_by.get(&c.id).cloned().unwrap_or_else(|| {
+                        labels(
+                            TARGET_DOWN,
+                            host,
+                            &[("target", target), ("container", &c.name)],
+                        )
+                    });
+                    let effect = effect(o);
+                    match effect {
+                        Effect::Fire { .. } => {
+                            self.raised_by.insert(c.id.clone(), labels.clone());
+                        }
+                        Effect::Resolve => {
+                            self.raised_by.remove(&c.id);
+                        }
+                        Effect::ResolveTarget => {
+                            self.resolve_target(target, time, &mut post);
+                            continue;
+                        }
+                        Effect::None => {}
+                    }
+                    (
+                        labels,
+                        effect,
+                        time,
+                        format!("{target} on {host}: {}", o.seen),
+                    )
+                }
                 Note::Engine { up, why, time } => (
                     labels(ENGINE_DOWN, host, &[]),
                     if *up {
@@ -136,10 +177,34 @@ impl Book {
                         }
                     }
                 }
-                Effect::None => {}
+                Effect::ResolveTarget | Effect::None => {}
             }
         }
         post.into_values().collect()
+    }
+
+    /// Ends every alert of `target` (a hold).
+    fn resolve_target(
+        &mut self,
+        target: &str,
+        time: String,
+        post: &mut BTreeMap<BTreeMap<String, String>, Alert>,
+    ) {
+        let of_it: Vec<_> = self
+            .firing
+            .keys()
+            .filter(|l| l.get("alertname").map(String::as_str) == Some(TARGET_DOWN))
+            .filter(|l| l.get("target").map(String::as_str) == Some(target))
+            .cloned()
+            .collect();
+        for labels in of_it {
+            if let Some(mut alert) = self.firing.remove(&labels) {
+                alert.ends_at = Some(time.clone());
+                post.insert(labels, alert);
+            }
+        }
+        self.raised_by
+            .retain(|_, l| l.get("target").map(String::as_str) != Some(target));
     }
 
     /// Every alert that fires now, to post again before Alertmanager times it out.
@@ -164,7 +229,7 @@ fn labels(name: &str, host: &str, extra: &[(&str, &str)]) -> BTreeMap<String, St
 mod tests {
     use super::*;
     use crate::notify::message::compose;
-    use crate::notify::message::tests::record;
+    use crate::notify::message::tests::{record, RecordEvent};
 
     fn apply(book: &mut Book, notes: Vec<Note>) -> Vec<Alert> {
         let m = compose("h", &notes);
@@ -174,7 +239,7 @@ mod tests {
     #[test]
     fn fires_while_down_and_resolves_when_back() {
         let mut book = Book::default();
-        let rec = |e, res| Note::Record(Box::new(record(e, "nodo_1", res)));
+        let rec = |e, res| Note::Outcome(Box::new(record(e, "nodo_1", res)));
         // A revival that works at once raises nothing.
         assert!(apply(&mut book, vec![rec(RecordEvent::Action, Some("running"))]).is_empty());
         let fired = apply(&mut book, vec![rec(RecordEvent::Prompt, None)]);
@@ -193,7 +258,7 @@ mod tests {
     fn the_summary_is_one_line_whatever_a_container_wrote() {
         let mut r = record(RecordEvent::Prompt, "nodo_1", None);
         r.seen = "unhealthy: x\n2026-12-06T00:00:00Z  INFO revived\u{1b}]0;t\u{7}".into();
-        let fired = apply(&mut Book::default(), vec![Note::Record(Box::new(r))]);
+        let fired = apply(&mut Book::default(), vec![Note::Outcome(Box::new(r))]);
         assert_eq!(
             fired[0].annotations["summary"],
             "nodo_1 on h: unhealthy: x\\n2026-12-06T00:00:00Z  INFO revived\\x1b]0;t\\x07"

@@ -5,8 +5,9 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::audit::{Record, RecordEvent};
+use crate::audit::Record;
 use crate::escape::control;
+use crate::watch::{ActResult, Outcome, What};
 
 /// Lines of a message beyond this are summed up in one more line: a storm of 200 targets
 /// stays one readable message.
@@ -15,8 +16,8 @@ const MAX_LINES: usize = 40;
 /// Something the notifier is told.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Note {
-    /// An audit record, as written to the audit file.
-    Record(Box<Record>),
+    /// What the core reports.
+    Outcome(Box<Outcome>),
     /// The engine stopped answering (`why`), or answers again (`None`).
     Engine {
         up: bool,
@@ -49,6 +50,10 @@ pub struct Message {
     /// Whether this is `healthther notify-test`.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub test: bool,
+    /// Nothing in it is for people (a container runs again by itself, or went): only alerts,
+    /// which follow state, take it in.
+    #[serde(skip)]
+    pub silent: bool,
 }
 
 /// The commands that answer the prompt of `target`: on the host, and in the sidecar.
@@ -59,20 +64,28 @@ pub fn answer_commands(target: &str) -> String {
     )
 }
 
-/// What was done, for machines: the result words of the records that were actions.
-fn is_revived(r: &Record) -> bool {
-    r.event == RecordEvent::Action
-        && matches!(
-            r.result.as_deref(),
-            Some("running" | "already_running" | "stopped" | "withdrawn")
-        )
+/// Whether an action's outcome is no failure of it.
+fn is_revived(result: &ActResult) -> bool {
+    matches!(
+        result,
+        ActResult::Running
+            | ActResult::Recreated { .. }
+            | ActResult::AlreadyRunning
+            | ActResult::Stopped
+            | ActResult::Withdrawn
+    )
+}
+
+/// Whether people are told of it: what is not in the audit file is for alerts only.
+pub fn is_told(note: &Note) -> bool {
+    !matches!(note, Note::Outcome(o) if matches!(o.what, What::Recovered | What::Gone))
 }
 
 /// One line (more for a prompt) for one note. What a container wrote (its name, what was
 /// seen, the engine's words) has its control characters written out: one note, its own lines.
 fn lines(note: &Note) -> String {
     match note {
-        Note::Record(r) => record_lines(r),
+        Note::Outcome(o) => outcome_lines(o),
         Note::Engine { up: false, why, .. } => format!(
             "the Docker engine is lost: {}; reconnecting",
             control(why.as_deref().unwrap_or("no answer"))
@@ -93,7 +106,11 @@ fn lines(note: &Note) -> String {
     }
 }
 
-fn record_lines(r: &Record) -> String {
+fn outcome_lines(o: &Outcome) -> String {
+    // The audit file's words for it: the same text people read in the file.
+    let Some(r) = Record::of(o) else {
+        return String::new();
+    };
     let t = control(&r.target);
     let who = if r.container != r.target {
         format!("{t} ({})", control(&r.container))
@@ -108,63 +125,57 @@ fn record_lines(r: &Record) -> String {
         .unwrap_or_default();
     let note = control(r.note.as_deref().unwrap_or(""));
     let result = control(r.result.as_deref().unwrap_or(""));
-    match r.event {
-        RecordEvent::Action => {
-            let took = r
-                .took_ms
-                .map(|ms| format!(" in {ms} ms"))
-                .unwrap_or_default();
-            let decision = r.decision.unwrap_or("start");
-            let result = if r.result.is_some() {
-                &result
-            } else {
-                "unknown"
-            };
-            if is_revived(r) {
+    match &o.what {
+        What::Acted {
+            action,
+            result: done,
+            took,
+            ..
+        } => {
+            let took = format!(" in {} ms", took.as_millis());
+            let decision = action.word();
+            if is_revived(done) {
                 format!("{who}: {seen} -> {decision}: {result}{took}")
             } else {
                 format!("{who}: {seen} -> {decision} FAILED: {result}{error}")
             }
         }
-        RecordEvent::Skipped => format!(
-            "{who}: {} not made: {result}",
-            r.decision.unwrap_or("action"),
-        ),
-        RecordEvent::Observed => format!("{who}: {seen} (observe mode: not acting)"),
-        RecordEvent::Prompt => format!(
+        What::Skipped { .. } => format!("{who}: action not made: {result}"),
+        What::Observed { .. } => format!("{who}: {seen} (observe mode: not acting)"),
+        What::Asked { .. } => format!(
             "{who}: {seen}: waiting for an answer\n{}",
             answer_commands(&t)
         ),
-        RecordEvent::Answer => format!(
-            "{who}: answered {} by {}",
-            r.answer.map(|a| a.word()).unwrap_or("?"),
-            control(r.by.as_deref().unwrap_or("?"))
-        ),
-        RecordEvent::PromptDropped => format!("{who}: no answer needed any more: {note}"),
-        RecordEvent::Quarantine => format!("{who}: QUARANTINED: {note}"),
-        RecordEvent::Release => format!("{who}: released from quarantine: {note}"),
-        RecordEvent::Hold => format!("{who}: held: {note}"),
-        RecordEvent::Resume => format!("{who}: resumed: {note}"),
-        RecordEvent::Forget => format!("{who}: {note}"),
+        What::Answered { answer, by, .. } => {
+            format!("{who}: answered {} by {}", answer.word(), control(by))
+        }
+        What::PromptDropped { .. } => format!("{who}: no answer needed any more: {note}"),
+        What::Quarantined { .. } => format!("{who}: QUARANTINED: {note}"),
+        What::Released { .. } => format!("{who}: released from quarantine: {note}"),
+        What::Held { .. } => format!("{who}: held: {note}"),
+        What::Resumed { .. } => format!("{who}: resumed: {note}"),
+        What::Forgotten { .. } => format!("{who}: {note}"),
+        What::Recovered | What::Gone => String::new(),
     }
 }
 
 /// The title's words for a kind of note, singular and plural.
 fn kind(note: &Note) -> &'static str {
     match note {
-        Note::Record(r) => match r.event {
-            RecordEvent::Action if is_revived(r) => "revived",
-            RecordEvent::Action => "revival failed",
-            RecordEvent::Skipped => "skipped",
-            RecordEvent::Observed => "seen failing (observe)",
-            RecordEvent::Prompt => "waiting for an answer",
-            RecordEvent::Answer => "answered",
-            RecordEvent::PromptDropped => "prompt dropped",
-            RecordEvent::Quarantine => "QUARANTINED",
-            RecordEvent::Release => "released",
-            RecordEvent::Hold => "held",
-            RecordEvent::Resume => "resumed",
-            RecordEvent::Forget => "standing answer forgotten",
+        Note::Outcome(o) => match &o.what {
+            What::Acted { result, .. } if is_revived(result) => "revived",
+            What::Acted { .. } => "revival failed",
+            What::Skipped { .. } => "skipped",
+            What::Observed { .. } => "seen failing (observe)",
+            What::Asked { .. } => "waiting for an answer",
+            What::Answered { .. } => "answered",
+            What::PromptDropped { .. } => "prompt dropped",
+            What::Quarantined { .. } => "QUARANTINED",
+            What::Released { .. } => "released",
+            What::Held { .. } => "held",
+            What::Resumed { .. } => "resumed",
+            What::Forgotten { .. } => "standing answer forgotten",
+            What::Recovered | What::Gone => "",
         },
         Note::Engine { up: false, .. } => "Docker engine lost",
         Note::Engine { up: true, .. } => "Docker engine back",
@@ -173,8 +184,9 @@ fn kind(note: &Note) -> &'static str {
     }
 }
 
-/// One message telling of `notes`, in order.
-pub fn compose(host: &str, notes: &[Note]) -> Message {
+/// One message telling of `notes`, in order (those for alerts only left out of its text).
+pub fn compose(host: &str, all: &[Note]) -> Message {
+    let notes: Vec<&Note> = all.iter().filter(|n| is_told(n)).collect();
     let mut counts: BTreeMap<&'static str, (usize, usize)> = BTreeMap::new();
     for (i, n) in notes.iter().enumerate() {
         counts.entry(kind(n)).or_insert((i, 0)).1 += 1;
@@ -184,8 +196,10 @@ pub fn compose(host: &str, notes: &[Note]) -> Message {
         .into_iter()
         .map(|(k, (first, n))| {
             let text = match (notes.len(), k) {
-                (1, _) => match &notes[first] {
-                    Note::Record(r) => format!("{} {k}", r.target),
+                (1, _) => match notes[first] {
+                    Note::Outcome(o) => {
+                        format!("{} {k}", o.target.as_ref().map_or("", |t| t.as_str()))
+                    }
                     Note::Reminder { target, .. } => format!("{target} {k}"),
                     _ => k.to_string(),
                 },
@@ -206,11 +220,11 @@ pub fn compose(host: &str, notes: &[Note]) -> Message {
     );
     // One line, whatever the names in it hold (an email's subject, an ntfy header).
     let title = control(&title).into_owned();
-    let mut text: Vec<String> = notes.iter().take(MAX_LINES).map(lines).collect();
+    let mut text: Vec<String> = notes.iter().take(MAX_LINES).map(|n| lines(n)).collect();
     if notes.len() > MAX_LINES {
         text.push(format!("... and {} more", notes.len() - MAX_LINES));
     }
-    let engine = notes.iter().rev().find_map(|n| match n {
+    let engine = notes.iter().rev().find_map(|n| match *n {
         Note::Engine { up, .. } => Some(if *up { "back" } else { "lost" }),
         _ => None,
     });
@@ -221,52 +235,111 @@ pub fn compose(host: &str, notes: &[Note]) -> Message {
         records: notes
             .iter()
             .filter_map(|n| match n {
-                Note::Record(r) => Some((**r).clone()),
+                Note::Outcome(o) => Record::of(o),
                 _ => None,
             })
             .collect(),
         engine,
         test: notes.iter().any(|n| matches!(n, Note::Test)),
+        silent: notes.is_empty(),
     }
 }
 
 #[cfg(test)]
 pub(crate) mod tests {
-    use std::time::SystemTime;
+    use std::time::{Duration, SystemTime};
 
     use super::*;
-    use crate::targets::ContainerRef;
+    pub use crate::audit::RecordEvent;
+    use crate::config::Mode;
+    use crate::prompt::Answer;
+    use crate::targets::{ContainerRef, TargetName};
+    use crate::watch::{Action, Approval, Cause, Down, Skip};
 
-    pub fn record(event: RecordEvent, target: &str, result: Option<&str>) -> Record {
+    /// An outcome about `target`, as the core would report it, by the audit file's words for
+    /// it: `event`, and `result` for an action or a skip.
+    pub fn record(event: RecordEvent, target: &str, result: Option<&str>) -> Outcome {
         let c = ContainerRef {
             id: format!("{target}-id"),
             name: target.to_string(),
             ..ContainerRef::default()
         };
-        let mut r = Record::new(
-            event,
-            SystemTime::UNIX_EPOCH,
-            target,
-            &c,
-            "exited (code 137)".into(),
-        );
-        r.decision = (event == RecordEvent::Action).then_some("start");
-        r.result = result.map(String::from);
-        r.took_ms = Some(12);
-        r
+        let what = match event {
+            RecordEvent::Action => What::Acted {
+                mode: Mode::Auto,
+                approval: Approval::Auto,
+                parent: None,
+                action: Action::Start,
+                cause: Cause::Crash,
+                result: match result {
+                    Some("running") => ActResult::Running,
+                    Some("failed") => ActResult::Failed {
+                        error: "refused".into(),
+                        denied: false,
+                    },
+                    other => ActResult::NotRunning {
+                        seen: other.unwrap_or("exited").into(),
+                        error: None,
+                    },
+                },
+                took: Duration::from_millis(12),
+            },
+            RecordEvent::Skipped => What::Skipped {
+                mode: Some(Mode::Auto),
+                approval: None,
+                cause: None,
+                why: match result {
+                    Some("held") => Skip::Held,
+                    Some("quarantined") => Skip::Quarantined,
+                    _ => Skip::NotATarget,
+                },
+                note: None,
+            },
+            RecordEvent::Prompt => What::Asked {
+                prompt: "nodo_1 exited".into(),
+            },
+            RecordEvent::Answer => What::Answered {
+                answer: Answer::Yes,
+                by: "terminal".into(),
+                same_target: false,
+            },
+            RecordEvent::Hold => What::Held {
+                by: Some("test".into()),
+                note: "maintenance".into(),
+            },
+            other => unimplemented!("no test outcome for {other:?}"),
+        };
+        // As the core tells it: each of these is the first word of a failure.
+        let failure = match &what {
+            What::Acted { .. } | What::Asked { .. } => true,
+            What::Skipped { why, .. } => matches!(why, Skip::Held | Skip::Quarantined),
+            _ => false,
+        };
+        Outcome {
+            at: SystemTime::UNIX_EPOCH,
+            target: Some(TargetName::unchecked(target)),
+            container: Some(c),
+            seen: "exited (code 137)".into(),
+            state: None,
+            down: failure.then_some(Down {
+                since: SystemTime::UNIX_EPOCH,
+                first: true,
+            }),
+            what,
+        }
     }
 
     #[test]
     fn a_storm_is_one_message() {
         let notes: Vec<Note> = (0..20)
             .map(|i| {
-                Note::Record(Box::new(record(
+                Note::Outcome(Box::new(record(
                     RecordEvent::Action,
                     &format!("n{i}"),
                     Some("running"),
                 )))
             })
-            .chain([Note::Record(Box::new(record(
+            .chain([Note::Outcome(Box::new(record(
                 RecordEvent::Action,
                 "bad",
                 Some("failed"),
@@ -287,7 +360,7 @@ pub(crate) mod tests {
     fn a_prompt_says_how_to_answer() {
         let m = compose(
             "box1",
-            &[Note::Record(Box::new(record(
+            &[Note::Outcome(Box::new(record(
                 RecordEvent::Prompt,
                 "nodo_1",
                 None,
@@ -303,9 +376,11 @@ pub(crate) mod tests {
     #[test]
     fn what_a_container_wrote_stays_on_its_line() {
         let mut r = record(RecordEvent::Prompt, "nodo_1", None);
-        r.container = "proj-nodo_1-1\u{1b}[2J".into();
+        if let Some(c) = &mut r.container {
+            c.name = "proj-nodo_1-1\u{1b}[2J".into();
+        }
         r.seen = "unhealthy; last check said: x\n2026-12-06T00:00:00Z  INFO revived\u{7}".into();
-        let m = compose("box\r1", &[Note::Record(Box::new(r))]);
+        let m = compose("box\r1", &[Note::Outcome(Box::new(r))]);
         assert_eq!(
             m.message.lines().next().unwrap(),
             "nodo_1 (proj-nodo_1-1\\x1b[2J): unhealthy; last check said: \
@@ -322,7 +397,7 @@ pub(crate) mod tests {
     #[test]
     fn long_groups_are_cut() {
         let notes: Vec<Note> = (0..100)
-            .map(|i| Note::Record(Box::new(record(RecordEvent::Hold, &format!("n{i}"), None))))
+            .map(|i| Note::Outcome(Box::new(record(RecordEvent::Hold, &format!("n{i}"), None))))
             .collect();
         let m = compose("h", &notes);
         assert_eq!(m.message.lines().count(), MAX_LINES + 1);

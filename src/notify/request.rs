@@ -270,6 +270,7 @@ mod tests {
             records: vec![],
             engine: None,
             test: false,
+            silent: false,
         }
     }
 

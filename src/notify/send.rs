@@ -88,6 +88,9 @@ pub async fn run(
             batch = queue.recv() => {
                 let Some(batch) = batch else { return };
                 if !is_alertmanager {
+                    if batch.message.silent {
+                        continue;
+                    }
                     let result = with_retries(|| deliver(&c, &batch.message, &shared)).await;
                     report(&c, &label, result, &mut failing, &shared);
                     continue;

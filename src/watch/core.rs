@@ -9,11 +9,12 @@ use std::time::{Duration, Instant, SystemTime};
 use tracing::{debug, error, info, warn};
 
 mod dependents;
+mod outcome;
 
 use self::dependents::NetworkFix;
+pub use self::outcome::{Down, Outcome, Skip, What, FILE_ONLY};
 use super::graph;
 use super::status::{self, ActionStatus, ContainerStatus, HoldStatus, TargetStatus};
-use crate::audit::{self, Record, RecordEvent};
 use crate::backoff::{History, Plan, GRACE};
 use crate::config::{Config, Mode, OnStop};
 use crate::control::{Reply, Request};
@@ -141,11 +142,15 @@ pub enum Input {
 }
 
 /// What the core asks the shell to do.
+// An `Act` is most of a command's size; commands live for one call of `handle`, a few at a
+// time, so boxing it would buy nothing but an allocation per action.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum Command {
     Inspect(ContainerRef),
     Act(Act),
-    Record(Record),
+    /// What happened, for the audit file, metrics and notifications.
+    Report(Box<Outcome>),
     /// A line for the operator on the console (a prompt).
     Print(String),
     /// The answer to the [`Input::Request`] just handled.
@@ -155,6 +160,12 @@ pub enum Command {
     /// Its compose project is being taken down: the action under way on this container (by
     /// id) is not to start it, if the start was not sent yet.
     Withdraw(String),
+}
+
+impl Command {
+    fn report(o: Outcome) -> Command {
+        Command::Report(Box::new(o))
+    }
 }
 
 /// A start or restart to carry out: everything its record needs travels with it, so the
@@ -239,7 +250,7 @@ pub enum Action {
 }
 
 impl Action {
-    fn word(self) -> &'static str {
+    pub fn word(self) -> &'static str {
         match self {
             Action::Start => "start",
             Action::Restart => "restart",
@@ -287,7 +298,7 @@ pub enum ActResult {
 }
 
 impl ActResult {
-    fn word(&self) -> String {
+    pub fn word(&self) -> String {
         match self {
             ActResult::Running | ActResult::Recreated { .. } => "running".into(),
             ActResult::AlreadyRunning => "already_running".into(),
@@ -301,7 +312,7 @@ impl ActResult {
         }
     }
 
-    fn error(&self) -> Option<String> {
+    pub fn error(&self) -> Option<String> {
         match self {
             ActResult::NotRunning { error, .. } => error.clone(),
             ActResult::Failed { error, .. }
@@ -412,6 +423,8 @@ struct Watched {
     ours_until: Option<Instant>,
     /// The run whose failure was last told as not acted on because of a `never`.
     never_told: Option<String>,
+    /// Since when its failure has been told of, until it runs again: see [`Down`].
+    down_since: Option<SystemTime>,
 }
 
 /// A dependent's lost network: whose restart took it, and what follows.
@@ -465,6 +478,15 @@ struct Hold {
 }
 
 impl Watched {
+    /// Its failure, told of now: the first word of it, or more about one told of already.
+    fn failing(&mut self, now: Now) -> Down {
+        let first = self.down_since.is_none();
+        Down {
+            since: *self.down_since.get_or_insert(now.wall),
+            first,
+        }
+    }
+
     fn new(container: ContainerRef) -> Watched {
         Watched {
             container,
@@ -496,6 +518,7 @@ impl Watched {
             undo: None,
             ours_until: None,
             never_told: None,
+            down_since: None,
         }
     }
 
@@ -915,28 +938,31 @@ impl Core {
             }
             info!(target = %target, container = %r.container.name,
                 "stopped through the engine's API: held until it is started again (HEALTH_ON_STOP=hold)");
-            let mut record = Record::new(
-                RecordEvent::Hold,
-                now.wall,
-                target.as_str(),
+            out.push(Command::report(told(
+                now,
+                &target,
                 &r.container,
                 "stopped".into(),
-            );
-            record.note = Some("stopped through the engine's API; held until it is started again (HEALTH_ON_STOP=hold)".into());
-            out.push(Command::Record(record));
+                What::Held {
+                    by: None,
+                    note: "stopped through the engine's API; held until it is started again \
+                           (HEALTH_ON_STOP=hold)"
+                        .into(),
+                },
+            )));
             return;
         }
         if kind == EventKind::Start && std::mem::take(&mut r.held_by_stop) {
             info!(target = %target, container = %r.container.name, "started again: no longer held");
-            let mut record = Record::new(
-                RecordEvent::Resume,
-                now.wall,
-                target.as_str(),
+            out.push(Command::report(told(
+                now,
+                &target,
                 &r.container,
                 "running".into(),
-            );
-            record.note = Some("started again".into());
-            out.push(Command::Record(record));
+                What::Resumed {
+                    why: "started again".into(),
+                },
+            )));
         }
         debug!(target = %target, container = %r.container.name, event = ?kind, "event");
         match kind {
@@ -1098,57 +1124,46 @@ impl Core {
                 error = other.error().as_deref().unwrap_or(""), "revival did not bring it back"
             ),
         }
-        let mut record = Record::new(
-            RecordEvent::Action,
-            now.wall,
-            act.target.as_str(),
-            c,
-            describe(&act.seen),
-        );
-        record.mode = Some(mode_word(act.mode));
-        record.by = Some(match &act.parent {
-            Some(p) => format!("{}; its parent {}", act.approval.by(), p.name),
-            None => act.approval.by(),
-        });
-        if result == ActResult::Withdrawn {
-            record.note = Some(
-                "its compose project began to be stopped or removed before the start was sent; \
-                 not started"
-                    .into(),
-            );
-        }
-        if act.action == Action::Stop {
-            record.note = Some(
-                "our start of it ended while its compose project was being stopped or removed; \
-                 stopped again so that compose can remove it"
-                    .into(),
-            );
-        }
-        if let (ActResult::Recreated { id }, Some(p)) = (&result, &act.parent) {
-            record.note = Some(format!(
-                "recreated as {} with the same configuration, joined to the network of {} ({})",
-                short(id),
-                p.name,
-                short(&p.id)
-            ));
-        }
-        record.state = Some(audit::State::from(&act.seen));
-        record.decision = Some(act.action.word());
         // A kill the engine told of only after the look (under load) was no crash after all.
         let told_late = act.cause == Cause::Crash
             && self
                 .records
                 .get(&c.id)
                 .is_some_and(|r| r.last_cause == Some(Cause::ApiKill));
-        record.cause = Some(if told_late {
-            Cause::ApiKill.word()
-        } else {
-            act.cause.word()
-        });
-        record.result = Some(result.word());
-        record.error = result.error();
-        record.took_ms = Some(took_ms);
-        out.push(Command::Record(record));
+        let cause = if told_late { Cause::ApiKill } else { act.cause };
+        // Undoing our own start, or not sending it, tells nothing of a failure.
+        let undone = act.action == Action::Stop || result == ActResult::Withdrawn;
+        let down = match self.records.get_mut(&c.id) {
+            _ if undone => None,
+            Some(r) => Some(r.failing(now)),
+            None => Some(Down {
+                since: now.wall,
+                first: true,
+            }),
+        };
+        let outcome = Outcome {
+            at: now.wall,
+            target: Some(act.target.clone()),
+            container: Some(c.clone()),
+            seen: describe(&act.seen),
+            state: Some(act.seen.clone()),
+            down,
+            what: What::Acted {
+                mode: act.mode,
+                approval: act.approval.clone(),
+                parent: act.parent.clone(),
+                action: act.action,
+                cause,
+                result: result.clone(),
+                took,
+            },
+        };
+        if outcome.ends_failure() {
+            if let Some(r) = self.records.get_mut(&c.id) {
+                r.down_since = None;
+            }
+        }
+        out.push(Command::report(outcome));
 
         let Some(r) = self.records.get_mut(&c.id) else {
             return;
@@ -1383,6 +1398,16 @@ impl Core {
     fn remove(&mut self, id: &str, now: Now, out: &mut Vec<Command>) {
         if let Some(mut r) = self.records.remove(id) {
             self.drop_prompt(&mut r, "the container was removed", now, out);
+            if let (Some(t), Some(_)) = (&r.target, r.down_since) {
+                // Its failure is over with it (a removal, or compose replacing it).
+                out.push(Command::report(told(
+                    now,
+                    t,
+                    &r.container,
+                    "removed".into(),
+                    What::Gone,
+                )));
+            }
             self.remember_parent(&r);
             self.parent_removed(id, now, out);
         }
@@ -1614,19 +1639,21 @@ impl Core {
             if verdict.acts() && (approval.is_some() || mode == Mode::Auto) {
                 info!(container = %s.container.name, seen = %describe(&s),
                     "not acting: {} is no longer a target", s.container.name);
-                let mut record = Record::new(
-                    RecordEvent::Skipped,
-                    now.wall,
-                    "",
-                    &s.container,
-                    describe(&s),
-                );
-                record.mode = Some(mode_word(mode));
-                record.by = Some(approval.unwrap_or(Approval::Auto).by());
-                record.state = Some(audit::State::from(&s));
-                record.decision = Some("none");
-                record.result = Some("not_a_target".into());
-                out.push(Command::Record(record));
+                out.push(Command::report(Outcome {
+                    at: now.wall,
+                    target: None,
+                    container: Some(s.container.clone()),
+                    seen: describe(&s),
+                    state: Some(s.clone()),
+                    down: None,
+                    what: What::Skipped {
+                        mode: Some(mode),
+                        approval: Some(approval.unwrap_or(Approval::Auto)),
+                        cause: None,
+                        why: Skip::NotATarget,
+                        note: None,
+                    },
+                }));
             }
             return;
         };
@@ -1670,9 +1697,12 @@ impl Core {
                         graph::fix_command(&s.container, &p.name)
                     );
                     warn!(target = %target, container = %s.container.name, "{note}");
-                    let mut record = not_acted_on(&target, &s, mode, "needs_recreate", note, now);
-                    record.cause = Some(Cause::ParentRecreated.word());
-                    out.push(Command::Record(record));
+                    let mut outcome =
+                        not_acted_on(&target, &s, mode, Skip::NeedsRecreate, note, now);
+                    if let What::Skipped { cause, .. } = &mut outcome.what {
+                        *cause = Some(Cause::ParentRecreated);
+                    }
+                    out.push(Command::report(outcome));
                 }
                 return;
             }
@@ -1700,9 +1730,12 @@ impl Core {
                         graph::fix_command(&s.container, short(&parent))
                     );
                     warn!(target = %target, container = %s.container.name, "{note}");
-                    let mut record = not_acted_on(&target, &s, mode, "needs_recreate", note, now);
-                    record.cause = Some(Cause::ParentRecreated.word());
-                    out.push(Command::Record(record));
+                    let mut outcome =
+                        not_acted_on(&target, &s, mode, Skip::NeedsRecreate, note, now);
+                    if let What::Skipped { cause, .. } = &mut outcome.what {
+                        *cause = Some(Cause::ParentRecreated);
+                    }
+                    out.push(Command::report(outcome));
                 }
                 return;
             }
@@ -1727,14 +1760,16 @@ impl Core {
                 if r.reported.replace(verdict) != Some(verdict) {
                     info!(target = %target, container = %s.container.name, seen = %describe(&s),
                         "held ({reason}): not acting, not asking");
-                    out.push(Command::Record(not_acted_on(
+                    let mut outcome = not_acted_on(
                         &target,
                         &s,
                         mode,
-                        "held",
+                        Skip::Held,
                         format!("held: {reason}"),
                         now,
-                    )));
+                    );
+                    outcome.down = Some(r.failing(now));
+                    out.push(Command::report(outcome));
                 }
                 return;
             }
@@ -1742,22 +1777,21 @@ impl Core {
                 if r.reported.replace(verdict) != Some(verdict) {
                     warn!(target = %target, container = %s.container.name, seen = %describe(&s),
                         "observed (MODE=observe): would {verdict}, but does not act");
-                    let mut record = Record::new(
-                        RecordEvent::Observed,
-                        now.wall,
-                        target.as_str(),
+                    let mut outcome = told(
+                        now,
+                        &target,
                         &s.container,
                         describe(&s),
+                        What::Observed {
+                            mode,
+                            would: would(verdict),
+                            never: false,
+                            note: None,
+                        },
                     );
-                    record.mode = Some(mode_word(mode));
-                    record.state = Some(audit::State::from(&s));
-                    record.decision = Some(if verdict == Verdict::Restart {
-                        "restart"
-                    } else {
-                        "start"
-                    });
-                    record.result = Some("observed".into());
-                    out.push(Command::Record(record));
+                    outcome.state = Some(s.clone());
+                    outcome.down = Some(r.failing(now));
+                    out.push(Command::report(outcome));
                 }
                 return;
             }
@@ -1941,14 +1975,16 @@ impl Core {
             // Still failing: told once per failure (for metrics and people), not acted on.
             Plan::Quarantine { newly: false } => {
                 if r.reported.replace(verdict) != Some(verdict) {
-                    out.push(Command::Record(not_acted_on(
+                    let mut outcome = not_acted_on(
                         &target,
                         &s,
                         mode,
-                        "quarantined",
+                        Skip::Quarantined,
                         format!("quarantined: `healthther release {target}` lifts it"),
                         now,
-                    )));
+                    );
+                    outcome.down = Some(r.failing(now));
+                    out.push(Command::report(outcome));
                 }
             }
             Plan::Quarantine { newly: true } => {
@@ -1962,15 +1998,15 @@ impl Core {
                 );
                 error!(target = %target, container = %s.container.name, seen = %describe(&s),
                     "QUARANTINED: {note}");
-                let mut record = Record::new(
-                    RecordEvent::Quarantine,
-                    now.wall,
-                    target.as_str(),
+                let mut outcome = told(
+                    now,
+                    &target,
                     &s.container,
                     describe(&s),
+                    What::Quarantined { note },
                 );
-                record.note = Some(note);
-                out.push(Command::Record(record));
+                outcome.down = Some(r.failing(now));
+                out.push(Command::report(outcome));
             }
         }
     }
@@ -1999,15 +2035,13 @@ impl Core {
         if was_quarantined {
             info!(target = %target, container = %s.container.name,
                 "released from quarantine: it runs well again");
-            let mut record = Record::new(
-                RecordEvent::Release,
-                now.wall,
-                target.as_str(),
+            out.push(Command::report(told(
+                now,
+                target,
                 &s.container,
                 describe(s),
-            );
-            record.note = Some("runs well again".into());
-            out.push(Command::Record(record));
+                What::Released { by: None },
+            )));
         }
     }
 
@@ -2027,6 +2061,11 @@ impl Core {
         if matches!(verdict, Verdict::Fine | Verdict::Wait) {
             // Running again (its start event may have been missed): what explained its last
             // death is over, unless a stop is under way right now.
+            if r.down_since.take().is_some() {
+                let mut outcome = told(now, target, &s.container, describe(s), What::Recovered);
+                outcome.state = Some(s.clone());
+                out.push(Command::report(outcome));
+            }
             r.settle_until = None;
             if r.stopping.is_none() {
                 r.api_kill = None;
@@ -2034,15 +2073,15 @@ impl Core {
             if std::mem::take(&mut r.held_by_stop) {
                 // Started again while the event stream was away: the hold is over all the same.
                 info!(target = %target, container = %s.container.name, "started again: no longer held");
-                let mut record = Record::new(
-                    RecordEvent::Resume,
-                    now.wall,
-                    target.as_str(),
+                out.push(Command::report(told(
+                    now,
+                    target,
                     &s.container,
                     describe(s),
-                );
-                record.note = Some("started again".into());
-                out.push(Command::Record(record));
+                    What::Resumed {
+                        why: "started again".into(),
+                    },
+                )));
             }
             // A health check in its start period is the normal course after any start.
             if r.reported.take().is_some() {
@@ -2115,26 +2154,24 @@ impl Core {
                 warn!(target = %target, container = %s.container.name, seen = %describe(s),
                     "not acting, not asking: the operator answered never for this target \
                      (`healthther forget {target}` undoes it)");
-                let mut record = Record::new(
-                    RecordEvent::Observed,
-                    now.wall,
-                    target.as_str(),
+                let mut outcome = told(
+                    now,
+                    target,
                     &s.container,
                     describe(s),
+                    What::Observed {
+                        mode: Mode::Manual,
+                        would: would(verdict),
+                        never: true,
+                        note: Some(format!(
+                            "the operator answered never for {target}; `healthther forget \
+                             {target}` undoes it"
+                        )),
+                    },
                 );
-                record.mode = Some(mode_word(Mode::Manual));
-                record.state = Some(audit::State::from(s));
-                record.decision = Some(if verdict == Verdict::Restart {
-                    "restart"
-                } else {
-                    "start"
-                });
-                record.result = Some("never".into());
-                record.note = Some(format!(
-                    "the operator answered never for {target}; `healthther forget {target}` \
-                     undoes it"
-                ));
-                out.push(Command::Record(record));
+                outcome.state = Some(s.clone());
+                outcome.down = Some(r.failing(now));
+                out.push(Command::report(outcome));
             }
             return;
         }
@@ -2146,15 +2183,15 @@ impl Core {
             // A new failure (another run, or dead where it was unhealthy): the open prompt
             // no longer says what the operator would answer, so a new one replaces it.
             Some((p, _)) => {
-                let mut record = Record::new(
-                    RecordEvent::PromptDropped,
-                    now.wall,
-                    p.target.as_str(),
+                out.push(Command::report(told(
+                    now,
+                    &p.target,
                     &p.container,
                     p.seen.clone(),
-                );
-                record.note = Some("a new failure replaces it".into());
-                out.push(Command::Record(record));
+                    What::PromptDropped {
+                        why: "a new failure replaces it".into(),
+                    },
+                )));
                 r.prompt = None;
             }
             None => {}
@@ -2173,16 +2210,19 @@ impl Core {
             dependents,
         };
         let text = prompt::render(&pending, now.wall);
-        let mut record = Record::new(
-            RecordEvent::Prompt,
-            now.wall,
-            target.as_str(),
+        let mut outcome = told(
+            now,
+            target,
             &s.container,
             pending.seen.clone(),
+            What::Asked {
+                prompt: text.clone(),
+            },
         );
-        record.note = Some(text.clone());
-        out.push(Command::Record(record));
-        info!(target: audit::FILE_ONLY, target = %target, container = %s.container.name,
+        outcome.state = Some(s.clone());
+        outcome.down = Some(r.failing(now));
+        out.push(Command::report(outcome));
+        info!(target: FILE_ONLY, target = %target, container = %s.container.name,
             seen = %pending.seen, "asking the operator: {text}");
         self.prompt_seq += 1;
         r.prompt = Some((pending, self.prompt_seq));
@@ -2197,15 +2237,15 @@ impl Core {
             return;
         };
         info!(target = %p.target, container = %p.container.name, "dropping the prompt: {why}");
-        let mut record = Record::new(
-            RecordEvent::PromptDropped,
-            now.wall,
-            p.target.as_str(),
+        out.push(Command::report(told(
+            now,
+            &p.target,
             &p.container,
             p.seen.clone(),
-        );
-        record.note = Some(why.to_string());
-        out.push(Command::Record(record));
+            What::PromptDropped {
+                why: why.to_string(),
+            },
+        )));
     }
 
     /// The oldest open prompt: the one the terminal answers.
@@ -2408,15 +2448,15 @@ impl Core {
         let mut names = Vec::new();
         for (id, t, c) in released {
             info!(target = %t, container = %c.name, by = %by, "released from quarantine");
-            let mut record = Record::new(
-                RecordEvent::Release,
-                now.wall,
-                t.as_str(),
+            out.push(Command::report(told(
+                now,
+                &t,
                 &c,
                 String::new(),
-            );
-            record.note = Some(format!("released by {by}"));
-            out.push(Command::Record(record));
+                What::Released {
+                    by: Some(by.to_string()),
+                },
+            )));
             names.push(c.name.clone());
             self.look(&id, None, out);
         }
@@ -2479,19 +2519,17 @@ impl Core {
                 // The answer is this failure's record; the next one is told as `never`.
                 r.never_told = Some(p.run.clone());
             }
-            let mut record = Record::new(
-                RecordEvent::Answer,
-                now.wall,
-                p.target.as_str(),
+            out.push(Command::report(told(
+                now,
+                &p.target,
                 &p.container,
                 p.seen.clone(),
-            );
-            record.answer = Some(answer);
-            record.by = Some(by.to_string());
-            if i > 0 {
-                record.note = Some("same target".into());
-            }
-            out.push(Command::Record(record));
+                What::Answered {
+                    answer,
+                    by: by.to_string(),
+                    same_target: i > 0,
+                },
+            )));
         }
         match answer {
             Answer::Always => {
@@ -2572,16 +2610,14 @@ impl Core {
             None => "until `healthther resume`".to_string(),
         };
         info!(target = %t, by = %by, "held {how_long}: {reason}");
-        let mut record = Record::new(
-            RecordEvent::Hold,
-            now.wall,
-            t.as_str(),
-            &ContainerRef::default(),
-            String::new(),
-        );
-        record.by = Some(by.to_string());
-        record.note = Some(format!("{reason} ({how_long})"));
-        out.push(Command::Record(record));
+        out.push(Command::report(about_target(
+            now,
+            &t,
+            What::Held {
+                by: Some(by.to_string()),
+                note: format!("{reason} ({how_long})"),
+            },
+        )));
         self.holds.insert(
             t.clone(),
             Hold {
@@ -2616,13 +2652,14 @@ impl Core {
         let Some(t) = self.config.targets.get(target).cloned() else {
             return self.not_a_target(target);
         };
-        let word = if self.always.remove(&t) {
-            "always"
+        let answer = if self.always.remove(&t) {
+            Answer::Always
         } else if self.never.remove(&t) {
-            "never"
+            Answer::Never
         } else {
             return Reply::error(format!("{t} has no standing answer (always or never)"));
         };
+        let word = answer.word();
         info!(target = %t, by = %by, "forgot the standing answer {word}");
         let ids: Vec<String> = self
             .records
@@ -2630,16 +2667,14 @@ impl Core {
             .filter(|(_, r)| r.target.as_ref() == Some(&t))
             .map(|(id, _)| id.clone())
             .collect();
-        let mut record = Record::new(
-            RecordEvent::Forget,
-            now.wall,
-            t.as_str(),
-            &ContainerRef::default(),
-            String::new(),
-        );
-        record.by = Some(by.to_string());
-        record.note = Some(format!("forgot the standing answer {word} (by {by})"));
-        out.push(Command::Record(record));
+        out.push(Command::report(about_target(
+            now,
+            &t,
+            What::Forgotten {
+                answer,
+                by: by.to_string(),
+            },
+        )));
         for id in ids {
             if let Some(r) = self.records.get_mut(&id) {
                 r.reported = None;
@@ -2668,15 +2703,13 @@ impl Core {
             return;
         }
         info!(target = %t, "no longer held: {why}");
-        let mut record = Record::new(
-            RecordEvent::Resume,
-            now.wall,
-            t.as_str(),
-            &ContainerRef::default(),
-            String::new(),
-        );
-        record.note = Some(why.to_string());
-        out.push(Command::Record(record));
+        out.push(Command::report(about_target(
+            now,
+            t,
+            What::Resumed {
+                why: why.to_string(),
+            },
+        )));
         let ids: Vec<String> = self
             .records
             .iter()
@@ -2928,17 +2961,19 @@ impl Core {
             );
             warn!(target = %t, container = %name, "{note}");
             let seen = format!("a task of Swarm service {service}");
-            let mut record = Record::new(
-                RecordEvent::Skipped,
-                now.wall,
-                t.as_str(),
+            out.push(Command::report(told(
+                now,
+                t,
                 &r.container,
                 seen,
-            );
-            record.decision = Some("none");
-            record.result = Some("swarm_task".into());
-            record.note = Some(note);
-            out.push(Command::Record(record));
+                What::Skipped {
+                    mode: None,
+                    approval: None,
+                    cause: None,
+                    why: Skip::SwarmTask,
+                    note: Some(note),
+                },
+            )));
         }
     }
 }
@@ -2958,23 +2993,60 @@ fn not_acted_on(
     target: &TargetName,
     s: &Snapshot,
     mode: Mode,
-    result: &str,
+    why: Skip,
     note: String,
     now: Now,
-) -> Record {
-    let mut record = Record::new(
-        RecordEvent::Skipped,
-        now.wall,
-        target.as_str(),
+) -> Outcome {
+    let mut outcome = told(
+        now,
+        target,
         &s.container,
         describe(s),
+        What::Skipped {
+            mode: Some(mode),
+            approval: None,
+            cause: None,
+            why,
+            note: Some(note),
+        },
     );
-    record.mode = Some(mode_word(mode));
-    record.state = Some(audit::State::from(s));
-    record.decision = Some("none");
-    record.result = Some(result.into());
-    record.note = Some(note);
-    record
+    outcome.state = Some(s.clone());
+    outcome
+}
+
+/// An outcome about `c`, a container of `target`, the state and failure left to fill in.
+fn told(now: Now, target: &TargetName, c: &ContainerRef, seen: String, what: What) -> Outcome {
+    Outcome {
+        at: now.wall,
+        target: Some(target.clone()),
+        container: Some(c.clone()),
+        seen,
+        state: None,
+        down: None,
+        what,
+    }
+}
+
+/// An outcome about a whole target (a hold, a forget).
+fn about_target(now: Now, target: &TargetName, what: What) -> Outcome {
+    Outcome {
+        at: now.wall,
+        target: Some(target.clone()),
+        container: None,
+        seen: String::new(),
+        state: None,
+        down: None,
+        what,
+    }
+}
+
+/// What a verdict that acts would have done.
+fn would(verdict: Verdict) -> Action {
+    if verdict == Verdict::Restart {
+        Action::Restart
+    } else {
+        Action::Start
+    }
 }
 
 fn short(id: &str) -> &str {
@@ -2990,19 +3062,12 @@ fn health_word(h: Health) -> &'static str {
     }
 }
 
-fn mode_word(mode: Mode) -> &'static str {
-    match mode {
-        Mode::Auto => "auto",
-        Mode::Manual => "manual",
-        Mode::Observe => "observe",
-    }
-}
-
 /// The core driven by scripted inputs and a clock that only moves when told: every race the
 /// project has met, replayed in its bad order.
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::audit::RecordEvent;
     use crate::config::Args;
     use clap::Parser;
 
@@ -3168,10 +3233,11 @@ mod tests {
             .collect()
     }
 
-    fn records(out: &[Command]) -> Vec<&audit::Record> {
+    /// The audit file's records among `out`, as the audit file writes them.
+    fn records(out: &[Command]) -> Vec<crate::audit::Record> {
         out.iter()
             .filter_map(|c| match c {
-                Command::Record(r) => Some(r),
+                Command::Report(o) => crate::audit::Record::of(o),
                 _ => None,
             })
             .collect()
@@ -5264,6 +5330,103 @@ mod tests {
         assert_eq!(web["ambiguous_projects"], serde_json::json!(["p1", "p2"]));
     }
 
+    fn outcomes(out: &[Command]) -> Vec<&What> {
+        out.iter()
+            .filter_map(|c| match c {
+                Command::Report(o) => Some(&o.what),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_failure_observed_ends_when_it_runs_again() {
+        let node = c("1", "nodo_1", None, None);
+        let mut s = Script::new("observe", "nodo_1");
+        s.start(&[&node]);
+        s.event(EventKind::Die, &node);
+        let out = s.inspected(&node, Status::Exited, 0);
+        assert!(
+            matches!(outcomes(&out)[..], [What::Observed { .. }]),
+            "{out:?}"
+        );
+        s.elapsed += Duration::from_secs(5);
+        let out = s.event(EventKind::Start, &node);
+        assert_eq!(inspects(&out), vec!["1"], "a start is looked at");
+        let out = s.inspected(&node, Status::Running, 5000);
+        assert_eq!(outcomes(&out), vec![&What::Recovered], "{out:?}");
+        // Once: a later look at it running says nothing more.
+        s.elapsed += Duration::from_secs(5);
+        s.event(EventKind::Start, &node);
+        let out = s.inspected(&node, Status::Running, 5000);
+        assert!(outcomes(&out).is_empty(), "{out:?}");
+    }
+
+    #[test]
+    fn a_failing_target_removed_ends_its_failure_and_a_well_one_says_nothing() {
+        let node = c("1", "nodo_1", None, None);
+        let well = c("2", "nodo_2", None, None);
+        let mut s = Script::new("manual", "nodo_1,nodo_2");
+        s.start(&[&node, &well]);
+        s.event(EventKind::Die, &node);
+        let out = s.inspected(&node, Status::Exited, 0);
+        assert!(
+            matches!(outcomes(&out)[..], [What::Asked { .. }]),
+            "{out:?}"
+        );
+        let out = s.event(EventKind::Destroy, &node);
+        assert!(outcomes(&out).contains(&&What::Gone), "{out:?}");
+        let out = s.event(EventKind::Destroy, &well);
+        assert!(outcomes(&out).is_empty(), "{out:?}");
+    }
+
+    #[test]
+    fn a_failure_is_first_told_once_and_ends_with_the_revival() {
+        let node = c("1", "nodo_1", None, None);
+        let mut s = Script::new("manual", "nodo_1");
+        s.start(&[&node]);
+        s.event(EventKind::Die, &node);
+        let out = s.inspected(&node, Status::Exited, 0);
+        let Command::Report(asked) = out
+            .iter()
+            .find(|c| matches!(c, Command::Report(_)))
+            .expect("a prompt")
+        else {
+            unreachable!("found above")
+        };
+        let since = asked.down.expect("a failure").since;
+        assert!(asked.down.is_some_and(|d| d.first));
+        s.elapsed += Duration::from_secs(3);
+        s.answer("nodo_1", "yes");
+        let out = s.inspected(&node, Status::Exited, 0);
+        let act = acts(&out)[0].clone();
+        let out = s.feed(acted(&act, ActResult::Running));
+        let Some(Command::Report(acted)) = out.iter().find(|c| matches!(c, Command::Report(_)))
+        else {
+            panic!("no outcome: {out:?}")
+        };
+        assert_eq!(
+            acted.down,
+            Some(Down {
+                since,
+                first: false
+            }),
+            "the same failure"
+        );
+        // The next death is a new failure.
+        s.elapsed += Duration::from_secs(60);
+        s.event(EventKind::Die, &node);
+        let out = s.inspected(&node, Status::Exited, 3000);
+        let Some(Command::Report(next)) = out.iter().find(|c| matches!(c, Command::Report(_)))
+        else {
+            panic!("no outcome: {out:?}")
+        };
+        assert!(
+            next.down.is_some_and(|d| d.first && d.since > since),
+            "{next:?}"
+        );
+    }
+
     /// The audit file's lines, byte for byte, as every scenario above writes them: the format
     /// (`"v":1`) is a promise to whoever reads the file, whatever the core's types become.
     /// `HEALTHTHER_GOLDEN=write cargo test --lib golden` writes the file anew (then read the diff).
@@ -5281,8 +5444,11 @@ mod tests {
             LINES.with(|l| {
                 if let Some(lines) = l.borrow_mut().as_mut() {
                     for c in out {
-                        if let Command::Record(r) = c {
-                            lines.push(serde_json::to_string(r).expect("a record serializes"));
+                        if let Some(r) = match c {
+                            Command::Report(o) => crate::audit::Record::of(o),
+                            _ => None,
+                        } {
+                            lines.push(serde_json::to_string(&r).expect("a record serializes"));
                         }
                     }
                 }

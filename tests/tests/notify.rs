@@ -534,74 +534,171 @@ fn prometheus_scrapes_the_actions_of_a_revived_target() {
     }
 }
 
-#[test]
-fn alertmanager_gets_the_alert_and_its_resolution() {
-    if !have(
-        "prometheus-alertmanager",
-        on_path("prometheus-alertmanager"),
-    ) {
-        return;
-    }
-    let hook = Capture::start();
-    let dir = tempfile::tempdir().expect("temp dir");
-    let config = dir.path().join("alertmanager.yml");
-    std::fs::write(
-        &config,
-        format!(
-            "route:\n  receiver: hook\n  group_by: ['alertname', 'target']\n  group_wait: 1s\n  \
-             group_interval: 1s\n  repeat_interval: 1h\nreceivers:\n  - name: hook\n    \
-             webhook_configs:\n      - url: http://127.0.0.1:{}/am\n        send_resolved: true\n",
-            hook.port
-        ),
-    )
-    .expect("write alertmanager.yml");
-    let aport = free_port();
-    let _am = spawn(
-        Command::new("prometheus-alertmanager")
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!(
-                "--storage.path={}",
-                dir.path().join("data").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{aport}"))
-            // No gossip port on every interface: one Alertmanager, on loopback.
-            .arg("--cluster.listen-address="),
-        &dir.path().join("alertmanager.log"),
-    );
-    wait_until("Alertmanager to answer", || {
-        http_get(aport, "/-/ready").is_some_and(|r| r.0 == 200)
-    });
+/// A real Alertmanager on loopback whose webhook receiver is a capture: what it tells is what
+/// Alertmanager decided from healthther's posts.
+struct Alertmanager {
+    hook: Capture,
+    port: u16,
+    _server: Server,
+    _dir: tempfile::TempDir,
+}
 
-    let node = Node::start(&unique("am"), &[]);
-    let url = format!("alertmanager://127.0.0.1:{aport}");
-    let daemon = Daemon::watching(&env_with(
-        &manual_env(&[&node.name]),
-        &[("HEALTH_NOTIFY", &url), ("HEALTH_NOTIFY_HOST", "ambox")],
-    ));
-    node.kill();
-    let for_node = |status: &str| {
-        hook.on("/am").into_iter().any(|s| {
+impl Alertmanager {
+    /// `None` (the test skips) where the package is missing.
+    fn start() -> Option<Alertmanager> {
+        if !have(
+            "prometheus-alertmanager",
+            on_path("prometheus-alertmanager"),
+        ) {
+            return None;
+        }
+        let hook = Capture::start();
+        let dir = tempfile::tempdir().expect("temp dir");
+        let config = dir.path().join("alertmanager.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "route:\n  receiver: hook\n  group_by: ['alertname', 'target']\n  group_wait: 1s\n  \
+                 group_interval: 1s\n  repeat_interval: 1h\nreceivers:\n  - name: hook\n    \
+                 webhook_configs:\n      - url: http://127.0.0.1:{}/am\n        send_resolved: true\n",
+                hook.port
+            ),
+        )
+        .expect("write alertmanager.yml");
+        let port = free_port();
+        let server = spawn(
+            Command::new("prometheus-alertmanager")
+                .arg(format!("--config.file={}", config.display()))
+                .arg(format!(
+                    "--storage.path={}",
+                    dir.path().join("data").display()
+                ))
+                .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+                // No gossip port on every interface: one Alertmanager, on loopback.
+                .arg("--cluster.listen-address="),
+            &dir.path().join("alertmanager.log"),
+        );
+        wait_until("Alertmanager to answer", || {
+            http_get(port, "/-/ready").is_some_and(|r| r.0 == 200)
+        });
+        Some(Alertmanager {
+            hook,
+            port,
+            _server: server,
+            _dir: dir,
+        })
+    }
+
+    /// healthther's settings for it, beside `env`.
+    fn env(&self, env: &str) -> String {
+        let url = format!("alertmanager://127.0.0.1:{}", self.port);
+        env_with(
+            env,
+            &[("HEALTH_NOTIFY", &url), ("HEALTH_NOTIFY_HOST", "ambox")],
+        )
+    }
+
+    /// Whether the webhook told of `target`'s alert in `status` (`firing`, `resolved`), with
+    /// `severity` if given.
+    fn told(&self, target: &str, status: &str, severity: Option<&str>) -> bool {
+        self.hook.on("/am").into_iter().any(|s| {
             let v = s.json();
             v["status"] == status
                 && v["alerts"].as_array().is_some_and(|a| {
                     a.iter().any(|a| {
-                        a["labels"]["target"] == node.name.as_str()
+                        a["labels"]["target"] == target
                             && a["labels"]["alertname"] == "HealththerTargetDown"
                             && a["labels"]["instance"] == "ambox"
                             && a["status"] == status
+                            && severity.is_none_or(|sev| {
+                                a["labels"]["severity"] == sev
+                                    || a["annotations"]["severity"] == sev
+                            })
                     })
                 })
         })
+    }
+
+    fn wait(&self, target: &str, status: &str, severity: Option<&str>) {
+        wait_until_long(
+            &format!("Alertmanager's webhook to deliver {target}'s alert {status}"),
+            || self.told(target, status, severity),
+        );
+    }
+}
+
+#[test]
+fn alertmanager_gets_the_alert_and_its_resolution() {
+    let Some(am) = Alertmanager::start() else {
+        return;
     };
-    wait_until_long("Alertmanager's webhook to deliver the firing alert", || {
-        for_node("firing")
-    });
+    let node = Node::start(&unique("am"), &[]);
+    let daemon = Daemon::watching(&am.env(&manual_env(&[&node.name])));
+    node.kill();
+    am.wait(&node.name, "firing", None);
     let (code, _, err) = client(daemon.dir.path(), &["answer", &node.name, "yes"]);
     assert_eq!(code, Some(0), "{err}");
     wait_until("the node to run again", || node.status() == "running");
-    wait_until_long("Alertmanager's webhook to deliver the resolution", || {
-        for_node("resolved")
-    });
+    am.wait(&node.name, "resolved", None);
+}
+
+/// A hold says the target is down on purpose: its alert ends (a hold is about the target, not
+/// one container, and once ended no alert).
+#[test]
+fn a_held_targets_alert_is_resolved() {
+    let Some(am) = Alertmanager::start() else {
+        return;
+    };
+    let node = Node::start(&unique("amhold"), &[]);
+    let daemon = Daemon::watching(&am.env(&manual_env(&[&node.name])));
+    node.kill();
+    am.wait(&node.name, "firing", None);
+    let (code, _, err) = client(
+        daemon.dir.path(),
+        &["hold", &node.name, "--reason", "maintenance"],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    am.wait(&node.name, "resolved", None);
+    assert_eq!(node.status(), "exited", "a hold revives nothing");
+}
+
+/// A quarantined target raises a critical alert; compose replacing the container (here by
+/// hand: removed, and a healthy one of the same name made) ends it.
+#[test]
+fn a_recreated_quarantined_targets_alert_is_resolved() {
+    let Some(am) = Alertmanager::start() else {
+        return;
+    };
+    let name = unique("amquar");
+    let node = Node::start_with(&name, &[], &["exit-after", "300", "3"]);
+    let env = format!(
+        "{}HEALTH_BACKOFF_INITIAL=500ms\nHEALTH_QUARANTINE_AFTER=2\n",
+        auto_env(&[&node.name])
+    );
+    let daemon = Daemon::watching(&am.env(&env));
+    daemon.wait_log("QUARANTINED");
+    am.wait(&node.name, "firing", Some("critical"));
+    docker_ok(&["rm", "-f", &node.name]);
+    let _again = Node::start(&name, &[]);
+    am.wait(&node.name, "resolved", None);
+}
+
+/// Observe mode sees the same failures as auto: it raises the alert, and the container
+/// running again (started by someone) ends it.
+#[test]
+fn observe_mode_raises_the_alert_and_resolves_it() {
+    let Some(am) = Alertmanager::start() else {
+        return;
+    };
+    let node = Node::start(&unique("amobs"), &[]);
+    let env = auto_env(&[&node.name]).replace("MODE=auto", "MODE=observe");
+    assert!(env.contains("MODE=observe"), "{env}");
+    let _daemon = Daemon::watching(&am.env(&env));
+    node.kill();
+    am.wait(&node.name, "firing", None);
+    assert_eq!(node.status(), "exited", "observe mode acts on nothing");
+    docker_ok(&["start", &node.name]);
+    am.wait(&node.name, "resolved", None);
 }
 
 #[test]

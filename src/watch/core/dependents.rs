@@ -9,8 +9,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use tracing::{debug, warn};
 
-use super::{Approval, Command, Core, NetLoss, Now, Parent, Watched};
-use crate::audit::{Record, RecordEvent};
+use super::{told, Approval, Cause, Command, Core, NetLoss, Now, Parent, Skip, Watched, What};
 use crate::engine::EventKind;
 use crate::policy::{Health, Status};
 use crate::targets::ContainerRef;
@@ -227,24 +226,25 @@ impl Core {
                 )
             };
             warn!(target = %pt, container = %r.container.name, "{note}");
-            let mut record = Record::new(
-                RecordEvent::Skipped,
-                now.wall,
-                pt.as_str(),
+            out.push(Command::report(told(
+                now,
+                pt,
                 &r.container,
                 r.state
                     .as_ref()
                     .map_or_else(|| "running".into(), |s| s.status.to_string()),
-            );
-            record.decision = Some("none");
-            record.cause = Some(if n.recreated {
-                "parent_recreated"
-            } else {
-                "parent_restarted"
-            });
-            record.result = Some("dependent_not_a_target".into());
-            record.note = Some(note);
-            out.push(Command::Record(record));
+                What::Skipped {
+                    mode: None,
+                    approval: None,
+                    cause: Some(if n.recreated {
+                        Cause::ParentRecreated
+                    } else {
+                        Cause::ParentRestarted
+                    }),
+                    why: Skip::DependentNotATarget,
+                    note: Some(note),
+                },
+            )));
         }
     }
 
