@@ -145,7 +145,8 @@ fn call_text(doing: &str, e: &BollardError) -> String {
 /// The docker-socket-proxy settings that allow a call, by what the call was doing.
 fn proxy_setting(doing: &str) -> &'static str {
     // linuxserver's proxy allows these actions with POST=0; Tecnativa's only with POST=1,
-    // which opens create, delete and exec too (see the README's least-privilege section).
+    // which opens create, delete and exec too (see "Least privilege behind a socket proxy" in
+    // docs/proxies-and-tls.md).
     if doing.starts_with("starting") {
         "ALLOW_START=1 (Tecnativa's proxy: POST=1)"
     } else if doing.starts_with("stopping") {

@@ -3,7 +3,7 @@
 //! Docker's own `name=` filter is an unanchored regex and its events filter matches by prefix,
 //! so neither is used to decide what we may touch: `nodo_1` must never match `nodo_10`.
 //!
-//! The rules, in order (the README's "Which container is a target" says the same):
+//! The rules, in order (docs/targets.md says the same):
 //! 1. A container compose is replacing is no target: during a recreate compose renames a
 //!    container to `<12 hex digits>_<name>` (v1 the old one, v2 the new one until it is ready).
 //! 2. A bare target `nodo_1` matches the container named exactly `nodo_1`.

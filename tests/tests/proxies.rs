@@ -277,7 +277,7 @@ impl Drop for Haproxy {
 }
 
 /// The settings under which healthther works behind linuxserver's proxy and nothing that
-/// creates, deletes or executes gets through (the README's).
+/// creates, deletes or executes gets through (docs/proxies-and-tls.md's).
 const LINUXSERVER_LEAST: &[(&str, &str)] = &[
     ("CONTAINERS", "1"),
     ("EVENTS", "1"),
@@ -288,8 +288,8 @@ const LINUXSERVER_LEAST: &[(&str, &str)] = &[
     ("POST", "0"),
 ];
 
-/// The settings healthther needs behind Tecnativa's proxy (the README's): list, inspect and
-/// events, and a start and a stop, which its rules let through only with `POST=1`.
+/// The settings healthther needs behind Tecnativa's proxy (docs/proxies-and-tls.md's): list,
+/// inspect and events, and a start and a stop, which its rules let through only with `POST=1`.
 const TECNATIVA_NEEDED: &[(&str, &str)] = &[
     ("CONTAINERS", "1"),
     ("EVENTS", "1"),
@@ -369,7 +369,7 @@ fn tecnativa_lets_create_delete_exec_through_whenever_healthther_can_start() {
     // What healthther needs works...
     let proxy = Haproxy::start(Rules::Tecnativa, TECNATIVA_NEEDED, None);
     revives_through(&proxy, "tecn");
-    // ...and lets the dangerous calls through: no 403 (the README says so).
+    // ...and lets the dangerous calls through: no 403 (docs/proxies-and-tls.md says so).
     let victim = Node::start(&format!("hhpod{}", unique("victim")), NO_NETWORK);
     let statuses = dangerous_calls(&proxy, &victim.name);
     assert!(

@@ -5,7 +5,7 @@
 //! during the take-down waits, a start not sent yet is withdrawn, one that landed is stopped
 //! again). No engine test here: with 20 replicas crashing every 3 s on a 2-core machine one
 //! start takes seconds, and a start the engine carries out in the moment before compose v1
-//! lists the project still lands after its stop phase (see the README), so such a test fails
+//! lists the project still lands after its stop phase (see docs/targets.md), so such a test fails
 //! now and then whatever healthther does.
 //!
 //! Compose v1 stops every container of the project first and removes them only once all have

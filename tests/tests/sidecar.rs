@@ -206,7 +206,7 @@ fn runtime_image_runs_hardened_as_a_non_root_user_in_the_socket_group() {
     let work = tempfile::tempdir().expect("temp dir");
     let logs = work.path().join("logs");
     std::fs::create_dir(&logs).expect("mkdir logs");
-    // Writable for the unprivileged user, as the README tells users to make it.
+    // Writable for the unprivileged user, as docs/sidecar.md tells users to make it.
     std::fs::set_permissions(&logs, std::fs::Permissions::from_mode(0o777)).expect("chmod logs");
     let name = unique("healthther_nonroot");
     let sidecar = Node { name: name.clone() };
