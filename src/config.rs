@@ -667,7 +667,7 @@ pub fn notify_settings(args: &Args) -> Result<notify::Settings, ConfigError> {
     };
     let host = match args.notify_host.as_deref().map(str::trim) {
         Some(h) if !h.is_empty() => h.to_string(),
-        _ => notify::hostname(),
+        _ => crate::host::hostname(),
     };
     Ok(notify::Settings {
         channels,

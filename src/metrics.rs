@@ -27,7 +27,7 @@ use tracing::{debug, info};
 
 use crate::audit::{Record, RecordEvent};
 use crate::slots::Slots;
-use crate::watch::TargetStatus;
+use crate::watch::core::status::TargetStatus;
 
 /// A scrape's question to the watch loop: where each target stands now.
 pub type StatusAsk = oneshot::Sender<Vec<TargetStatus>>;
@@ -100,7 +100,7 @@ pub struct Metrics {
 
 impl Default for Metrics {
     fn default() -> Metrics {
-        Metrics::new(&crate::notify::hostname())
+        Metrics::new(&crate::host::hostname())
     }
 }
 

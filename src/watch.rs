@@ -40,74 +40,35 @@
 //! - A removed container takes its record with it; an action's record is written from what
 //!   the action carried, whatever became of the container.
 
-mod core;
+pub mod core;
+pub mod docker;
 mod graph;
-mod status;
 mod task;
 
 use std::collections::HashMap;
-use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use futures_util::stream::BoxStream;
-use futures_util::{Stream, StreamExt};
+use futures_util::StreamExt;
 use tokio::sync::{mpsc, oneshot, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
+pub use self::core::event::{Event, EventKind};
+pub use self::core::status::{ContainerStatus, TargetStatus};
 pub use self::core::{Act, ActResult, Acted, Action, Approval, Command, Core, Input, Now};
-pub use self::status::{ContainerStatus, TargetStatus};
+pub use self::docker::{Docker, DockerError, Started};
 use crate::audit::{self, Audit};
 use crate::backoff::Backoff;
 use crate::config::Config;
 use crate::control;
-use crate::engine::{Engine, EngineError, Event};
-use crate::policy::{Listed, Snapshot};
+use crate::engine::Engine;
+use crate::policy::Listed;
 use crate::state;
 use crate::tap::Tap;
 use crate::targets::ContainerRef;
-
-/// What the watch loop needs of the engine, and no more.
-pub trait Docker: Clone + Send + Sync + 'static {
-    /// Every container (`full`), or only those that may need attention.
-    fn list(&self, full: bool) -> impl Future<Output = Result<Vec<Listed>, EngineError>> + Send;
-    /// The container's state, or `None` if it no longer exists.
-    fn inspect(
-        &self,
-        c: &ContainerRef,
-    ) -> impl Future<Output = Result<Option<Snapshot>, EngineError>> + Send;
-    fn start(&self, c: &ContainerRef) -> impl Future<Output = Result<Started, EngineError>> + Send;
-    /// Stops it, waiting up to `timeout` before killing it.
-    fn stop(
-        &self,
-        c: &ContainerRef,
-        timeout: Duration,
-    ) -> impl Future<Output = Result<(), EngineError>> + Send;
-    /// Replaces the container by one of the same name and configuration whose network is
-    /// `parent_id`'s (stopping the old one waits up to `stop_timeout`); returns the new
-    /// container's id.
-    fn recreate(
-        &self,
-        c: &ContainerRef,
-        parent_id: &str,
-        stop_timeout: Duration,
-    ) -> impl Future<Output = Result<String, EngineError>> + Send;
-    /// Container events from `since` on, then live.
-    fn events(
-        &self,
-        since: SystemTime,
-    ) -> impl Stream<Item = Result<Event, EngineError>> + Send + 'static;
-}
-
-/// What a start call did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Started {
-    Now,
-    /// Nothing: it was running already (the engine's 304).
-    Already,
-}
 
 /// Reconnecting after the engine is lost, and asking again for a lost event stream.
 const RECONNECT: Backoff = Backoff {
@@ -202,7 +163,7 @@ enum Link {
 struct Session {
     engine: Engine,
     since: tokio::time::Instant,
-    events: Option<BoxStream<'static, Result<Event, EngineError>>>,
+    events: Option<BoxStream<'static, Result<Event, DockerError>>>,
     /// When the current event stream was asked for.
     subscribed: tokio::time::Instant,
     resubscribe_at: Option<tokio::time::Instant>,
@@ -213,10 +174,10 @@ struct Session {
 
 /// What a task brings back.
 enum Done {
-    Connected(Result<Engine, EngineError>),
+    Connected(Result<Engine, DockerError>),
     Listed {
         full: bool,
-        result: Result<Vec<Listed>, EngineError>,
+        result: Result<Vec<Listed>, DockerError>,
     },
     OwnProject(Option<String>),
     Core(Box<Input>),
@@ -328,8 +289,13 @@ impl Shell {
                 self.link = Link::Connecting { failures, outage };
                 let host = self.config.docker_host.clone();
                 let timeout = self.config.stop_timeout + REQUEST_SLACK;
-                self.looks
-                    .spawn(async move { Done::Connected(Engine::connect(&host, timeout).await) });
+                self.looks.spawn(async move {
+                    Done::Connected(
+                        Engine::connect(&host, timeout)
+                            .await
+                            .map_err(DockerError::from),
+                    )
+                });
             }
             Link::Up(s) if s.resubscribe_at.is_some_and(|t| t <= now) => {
                 s.resubscribe_at = None;
@@ -488,7 +454,7 @@ impl Shell {
     }
 
     /// The engine stopped answering: reconnect under the back-off.
-    fn lost(&mut self, e: EngineError) {
+    fn lost(&mut self, e: DockerError) {
         let Link::Up(s) = &self.link else {
             return;
         };
@@ -510,7 +476,7 @@ impl Shell {
         self.feed(Input::Lost);
     }
 
-    fn on_event_item(&mut self, item: Option<Result<Event, EngineError>>) {
+    fn on_event_item(&mut self, item: Option<Result<Event, DockerError>>) {
         let Link::Up(s) = &mut self.link else {
             return;
         };
@@ -526,7 +492,7 @@ impl Shell {
             ended => {
                 let why = match ended {
                     Some(Err(e)) => e,
-                    _ => EngineError::StreamEnded,
+                    _ => DockerError::stream_ended(),
                 };
                 s.events = None;
                 // A stream that worked a while was cut (a proxy's idle timeout); so, probably,

@@ -9,15 +9,17 @@ use std::time::{Duration, Instant, SystemTime};
 use tracing::{debug, error, info, warn};
 
 mod dependents;
+pub mod event;
+pub mod status;
 
 use self::dependents::NetworkFix;
+use self::event::{Event, EventKind};
+use self::status::{ActionStatus, ContainerStatus, HoldStatus, TargetStatus};
 use super::graph;
-use super::status::{self, ActionStatus, ContainerStatus, HoldStatus, TargetStatus};
 use crate::audit::{self, Record, RecordEvent};
 use crate::backoff::{History, Plan, GRACE};
 use crate::config::{Config, Mode, OnStop};
 use crate::control::{Reply, Request};
-use crate::engine::{Event, EventKind};
 use crate::overrides::{self, Overrides};
 use crate::policy::{
     classify, describe, needs_inspection, ran_for, Health, Listed, Snapshot, Status, Verdict,

@@ -9,9 +9,9 @@ use std::time::{Duration, Instant, SystemTime};
 
 use tracing::{debug, warn};
 
+use super::event::EventKind;
 use super::{Approval, Command, Core, NetLoss, Now, Parent, Watched};
 use crate::audit::{Record, RecordEvent};
-use crate::engine::EventKind;
 use crate::policy::{Health, Status};
 use crate::targets::ContainerRef;
 use crate::watch::graph;
