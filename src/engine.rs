@@ -874,6 +874,49 @@ impl crate::watch::docker::Docker for Engine {
         self.event_stream(since)
             .map(|item| item.map_err(DockerError::from))
     }
+
+    fn api_version(&self) -> String {
+        Engine::api_version(self)
+    }
+
+    async fn repair_recreations<T, F>(
+        &self,
+        ours: F,
+        stop_timeout: Duration,
+    ) -> Vec<(T, ContainerRef)>
+    where
+        T: Send,
+        F: Fn(&ContainerRef) -> Option<T> + Send + Sync,
+    {
+        Engine::repair_recreations(self, ours, stop_timeout).await
+    }
+}
+
+/// Requests wait this much longer than the stop timeout, since a restart waits for it.
+const REQUEST_SLACK: Duration = Duration::from_secs(30);
+
+/// Connects to the engine at `host`, at the start and again after each loss.
+pub struct Connector {
+    host: DockerHost,
+    request_timeout: Duration,
+}
+
+impl Connector {
+    /// Every request may take up to `stop_timeout` and then some, since a restart waits for it.
+    pub fn new(host: DockerHost, stop_timeout: Duration) -> Connector {
+        Connector {
+            host,
+            request_timeout: stop_timeout + REQUEST_SLACK,
+        }
+    }
+}
+
+impl crate::watch::docker::Connect for Connector {
+    type Docker = Engine;
+
+    async fn connect(&self) -> Result<Engine, DockerError> {
+        Ok(Engine::connect(&self.host, self.request_timeout).await?)
+    }
 }
 
 /// `path` (with its query) under the API version `prefix` (`/v1.45`), or `None` when it

@@ -59,12 +59,11 @@ use tracing::{debug, info, warn};
 pub use self::core::event::{Event, EventKind};
 pub use self::core::status::{ContainerStatus, TargetStatus};
 pub use self::core::{Act, ActResult, Acted, Action, Approval, Command, Core, Input, Now};
-pub use self::docker::{Docker, DockerError, Started};
+pub use self::docker::{Connect, Docker, DockerError, Started};
 use crate::audit::{self, Audit};
 use crate::backoff::Backoff;
 use crate::config::Config;
 use crate::control;
-use crate::engine::Engine;
 use crate::policy::Listed;
 use crate::state;
 use crate::tap::Tap;
@@ -87,8 +86,6 @@ const QUICK_CUTS: u32 = 3;
 /// How far back the event subscription asks the engine to replay, to cover the moment between
 /// subscribing and the first list (and a little clock skew).
 const REPLAY: Duration = Duration::from_secs(2);
-/// Requests wait this much longer than the stop timeout, since a restart waits for it.
-const REQUEST_SLACK: Duration = Duration::from_secs(30);
 /// Engine calls under way at once: enough to revive many targets in parallel, few enough not
 /// to flood an engine that is struggling already.
 const PARALLEL_CALLS: usize = 8;
@@ -103,9 +100,11 @@ pub struct Operator {
     pub terminal: bool,
 }
 
-/// Watches the targets, starting from the `restored` state (see `state::load`), until `cancel`
-/// fires, then lets actions under way finish and records them.
-pub async fn run(
+/// Watches the targets on the engine `engine` connects to, starting from the `restored` state
+/// (see `state::load`), until `cancel` fires, then lets actions under way finish and records
+/// them.
+pub async fn run<C: Connect>(
+    engine: C,
     config: Arc<Config>,
     restored: Option<state::Saved>,
     audit: Arc<Audit>,
@@ -113,12 +112,13 @@ pub async fn run(
     tap: Tap,
     cancel: CancellationToken,
 ) {
-    let mut core = Core::new(Arc::clone(&config), operator.terminal, Now::current());
+    let mut core = Core::new(Arc::clone(&config), operator.terminal, now());
     if let Some(saved) = restored {
-        drop(core.handle(Input::Restored(saved), Now::current()));
+        drop(core.handle(Input::Restored(saved), now()));
     }
     let state_file = state::path_in(&config.log_dir);
     let shell = Shell {
+        connect: Arc::new(engine),
         state: state::Writer::spawn(state_file),
         core,
         config,
@@ -146,7 +146,7 @@ pub async fn run(
 }
 
 /// The connection to the engine.
-enum Link {
+enum Link<D> {
     Down {
         retry_at: tokio::time::Instant,
         failures: u32,
@@ -157,11 +157,11 @@ enum Link {
         failures: u32,
         outage: Option<String>,
     },
-    Up(Session),
+    Up(Session<D>),
 }
 
-struct Session {
-    engine: Engine,
+struct Session<D> {
+    engine: D,
     since: tokio::time::Instant,
     events: Option<BoxStream<'static, Result<Event, DockerError>>>,
     /// When the current event stream was asked for.
@@ -173,8 +173,8 @@ struct Session {
 }
 
 /// What a task brings back.
-enum Done {
-    Connected(Result<Engine, DockerError>),
+enum Done<D> {
+    Connected(Result<D, DockerError>),
     Listed {
         full: bool,
         result: Result<Vec<Listed>, DockerError>,
@@ -185,21 +185,22 @@ enum Done {
     /// container now under its name), then what came after.
     Repaired {
         finished: Vec<(crate::targets::TargetName, ContainerRef)>,
-        then: Box<Done>,
+        then: Box<Done<D>>,
     },
 }
 
-struct Shell {
+struct Shell<C: Connect> {
+    connect: Arc<C>,
     core: Core,
     state: state::Writer,
     config: Arc<Config>,
     audit: Arc<Audit>,
     inputs: mpsc::Receiver<control::Input>,
-    link: Link,
+    link: Link<C::Docker>,
     /// Connecting, listing and inspecting: dropped at shutdown.
-    looks: JoinSet<Done>,
+    looks: JoinSet<Done<C::Docker>>,
     /// Starts and restarts: finished and recorded at shutdown.
-    actions: JoinSet<Done>,
+    actions: JoinSet<Done<C::Docker>>,
     calls: Arc<Semaphore>,
     listing: bool,
     next_poll: Option<tokio::time::Instant>,
@@ -218,7 +219,7 @@ struct Shell {
     passes: u32,
 }
 
-impl Shell {
+impl<C: Connect> Shell<C> {
     async fn run(mut self, cancel: CancellationToken) {
         loop {
             let alarm = self.alarm();
@@ -239,7 +240,7 @@ impl Shell {
                 Some(input) = self.inputs.recv() => self.on_operator(input),
                 ask = self.tap.next_ask() => {
                     // The scrape may have given up waiting; nothing to do about that.
-                    let _ = ask.send(self.core.target_rows(Now::current()));
+                    let _ = ask.send(self.core.target_rows(now()));
                 }
                 _ = sleep_until(alarm) => self.on_alarm(),
             }
@@ -287,15 +288,9 @@ impl Shell {
             } if *retry_at <= now => {
                 let (failures, outage) = (*failures, outage.take());
                 self.link = Link::Connecting { failures, outage };
-                let host = self.config.docker_host.clone();
-                let timeout = self.config.stop_timeout + REQUEST_SLACK;
-                self.looks.spawn(async move {
-                    Done::Connected(
-                        Engine::connect(&host, timeout)
-                            .await
-                            .map_err(DockerError::from),
-                    )
-                });
+                let connect = Arc::clone(&self.connect);
+                self.looks
+                    .spawn(async move { Done::Connected(connect.connect().await) });
             }
             Link::Up(s) if s.resubscribe_at.is_some_and(|t| t <= now) => {
                 s.resubscribe_at = None;
@@ -331,7 +326,7 @@ impl Shell {
         });
     }
 
-    fn on_done(&mut self, done: Result<Done, tokio::task::JoinError>) {
+    fn on_done(&mut self, done: Result<Done<C::Docker>, tokio::task::JoinError>) {
         let done = match done {
             Ok(done) => done,
             // Aborted at shutdown; a panic is caught inside each task (see `task.rs`).
@@ -386,7 +381,7 @@ impl Shell {
         }
     }
 
-    fn connected(&mut self, engine: Engine) {
+    fn connected(&mut self, engine: C::Docker) {
         let was_out = matches!(
             &self.link,
             Link::Connecting {
@@ -546,14 +541,14 @@ impl Shell {
             } => {
                 let commands = self
                     .core
-                    .handle(Input::Request { request, by: peer }, Now::current());
+                    .handle(Input::Request { request, by: peer }, now());
                 self.carry_out(commands, Some(reply));
             }
         }
     }
 
     fn feed(&mut self, input: Input) {
-        let commands = self.core.handle(input, Now::current());
+        let commands = self.core.handle(input, now());
         self.carry_out(commands, None);
     }
 
@@ -635,6 +630,15 @@ fn target_by_name(config: &Config, c: &ContainerRef) -> Option<crate::targets::T
         }
     }
     config.targets.resolve(c, &Alone(c), None).target().cloned()
+}
+
+/// The time for the core: the runtime's clock (which tests may pause and advance), and the wall
+/// clock.
+fn now() -> Now {
+    Now {
+        at: tokio::time::Instant::now().into_std(),
+        wall: SystemTime::now(),
+    }
 }
 
 async fn sleep_until(at: Option<tokio::time::Instant>) {

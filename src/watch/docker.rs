@@ -40,6 +40,25 @@ pub trait Docker: Clone + Send + Sync + 'static {
         &self,
         since: SystemTime,
     ) -> impl Stream<Item = Result<Event, DockerError>> + Send + 'static;
+    /// The API version spoken, for the log.
+    fn api_version(&self) -> String;
+    /// Finishes the recreations a crash of ours cut short, for the containers `ours` names a
+    /// target of; returns each finished one with its target and the container now under its
+    /// name.
+    fn repair_recreations<T, F>(
+        &self,
+        ours: F,
+        stop_timeout: Duration,
+    ) -> impl Future<Output = Vec<(T, ContainerRef)>> + Send
+    where
+        T: Send,
+        F: Fn(&ContainerRef) -> Option<T> + Send + Sync;
+}
+
+/// How the loop reaches an engine: once at the start, and again after each loss.
+pub trait Connect: Send + Sync + 'static {
+    type Docker: Docker;
+    fn connect(&self) -> impl Future<Output = Result<Self::Docker, DockerError>> + Send;
 }
 
 /// What a start call did.

@@ -17,7 +17,7 @@ use crate::targets::ContainerRef;
 
 /// Runs a task so that whatever becomes of it, the core hears about its container: a panic (a
 /// bug) comes back as [`Input::TaskLost`] instead of leaving the container waiting forever.
-pub(super) async fn guarded(container_id: String, task: impl Future<Output = Input>) -> Done {
+pub(super) async fn guarded<D>(container_id: String, task: impl Future<Output = Input>) -> Done<D> {
     match AssertUnwindSafe(task).catch_unwind().await {
         Ok(input) => Done::Core(Box::new(input)),
         Err(_) => Done::Core(Box::new(Input::TaskLost { container_id })),
@@ -26,12 +26,12 @@ pub(super) async fn guarded(container_id: String, task: impl Future<Output = Inp
 
 /// An action, run so that even a panic (a bug) midway leaves its record: the start may have
 /// been sent.
-pub(super) async fn guarded_act(
-    engine: impl Docker,
+pub(super) async fn guarded_act<D: Docker>(
+    engine: D,
     calls: Arc<Semaphore>,
     a: Act,
     withdrawn: CancellationToken,
-) -> Done {
+) -> Done<D> {
     let kept = a.clone();
     let began = Instant::now();
     match AssertUnwindSafe(act(engine, calls, a, withdrawn))
@@ -261,6 +261,16 @@ mod tests {
                + Send
                + 'static {
             futures_util::stream::empty()
+        }
+        fn api_version(&self) -> String {
+            "1.41".into()
+        }
+        async fn repair_recreations<T, F>(&self, _: F, _: Duration) -> Vec<(T, ContainerRef)>
+        where
+            T: Send,
+            F: Fn(&ContainerRef) -> Option<T> + Send + Sync,
+        {
+            Vec::new()
         }
     }
 
