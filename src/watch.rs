@@ -44,6 +44,8 @@ pub mod core;
 pub mod docker;
 mod graph;
 mod task;
+#[cfg(test)]
+mod tests;
 
 use std::collections::HashMap;
 use std::sync::Arc;
