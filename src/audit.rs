@@ -19,18 +19,18 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
 
-use crate::config::Mode;
 use crate::escape::{self, Escaping};
+use crate::policy::Mode;
 use crate::policy::{Health, Snapshot};
 use crate::prompt::Answer;
 use crate::targets::ContainerRef;
-use crate::watch::{ActResult, Action, Approval, Cause, Outcome, Skip, What};
+use crate::watch::core::outcome::{ActResult, Action, Approval, Cause, Outcome, Skip, What};
 
 /// Lines a log writer may fall behind before it drops lines: a burst of a few thousand
 /// targets' events, at a few bytes of memory a line.
 const BUFFERED_LINES: usize = 8192;
 
-pub use crate::watch::FILE_ONLY;
+pub use crate::watch::core::outcome::FILE_ONLY;
 
 /// Prints a line for the operator on the console: stdout, so `docker logs` keeps it. Prompts
 /// are whole lines too, since the engine's log copier holds back a line until it ends. Goes

@@ -16,6 +16,7 @@ use thiserror::Error;
 use crate::backoff::Limits;
 use crate::control::Request;
 use crate::notify;
+pub use crate::policy::Mode;
 use crate::targets::{TargetError, Targets};
 
 const DEFAULT_ENV_FILE: &str = ".env";
@@ -284,25 +285,6 @@ pub enum Invocation {
     Client { socket: PathBuf, request: Request },
     /// `healthther notify-test`.
     NotifyTest(notify::Settings),
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
-    Auto,
-    Manual,
-    /// Detect, log and record, never act: to try healthther on a live system.
-    Observe,
-}
-
-impl Mode {
-    pub fn parse(raw: &str) -> Option<Mode> {
-        match raw.trim().to_ascii_lowercase().as_str() {
-            "auto" => Some(Mode::Auto),
-            "manual" => Some(Mode::Manual),
-            "observe" => Some(Mode::Observe),
-            _ => None,
-        }
-    }
 }
 
 /// What a stop asked through the engine's API (`docker stop`) means.
@@ -667,7 +649,7 @@ pub fn notify_settings(args: &Args) -> Result<notify::Settings, ConfigError> {
     };
     let host = match args.notify_host.as_deref().map(str::trim) {
         Some(h) if !h.is_empty() => h.to_string(),
-        _ => notify::hostname(),
+        _ => crate::host::hostname(),
     };
     Ok(notify::Settings {
         channels,

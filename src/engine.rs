@@ -14,9 +14,11 @@ use serde::Deserialize;
 use thiserror::Error;
 
 use crate::config::DockerHost;
+use crate::errors::error_chain;
 use crate::policy::{health_from_status_text, network_parent, Health, Listed, Snapshot, Status};
 use crate::targets::ContainerRef;
-use crate::watch::Started;
+use crate::watch::core::event::{Event, EventKind};
+use crate::watch::docker::{DockerError, Failure, Started};
 
 const COMPOSE_PROJECT_LABEL: &str = "com.docker.compose.project";
 const COMPOSE_SERVICE_LABEL: &str = "com.docker.compose.service";
@@ -47,8 +49,6 @@ pub enum EngineError {
         #[source]
         source: BollardError,
     },
-    #[error("the Docker engine ended the event stream")]
-    StreamEnded,
     #[error("cannot recreate container {0}: {1}")]
     Recreate(String, #[source] crate::recreate::RecreateError),
 }
@@ -95,7 +95,7 @@ impl EngineError {
     /// an error the engine answered, nor one of ours about what it answered.
     pub fn is_unreachable(&self) -> bool {
         match self {
-            EngineError::Unreachable { .. } | EngineError::StreamEnded => true,
+            EngineError::Unreachable { .. } => true,
             EngineError::Call { source, .. } => matches!(
                 source,
                 BollardError::IOError { .. }
@@ -158,72 +158,26 @@ fn proxy_setting(doing: &str) -> &'static str {
     }
 }
 
-/// `a: b: c` for an error and its sources, skipping repeats (hyper repeats its cause).
-pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut parts: Vec<String> = vec![e.to_string()];
-    let mut next = e.source();
-    while let Some(cause) = next {
-        let text = cause.to_string();
-        if !parts.iter().any(|p| p.contains(&text)) {
-            parts.push(text);
-        }
-        next = cause.source();
+/// The kind of event an action of the engine's event stream is.
+fn kind_from_action(action: &str) -> EventKind {
+    // health_status actions read "health_status: unhealthy".
+    if let Some(h) = action.strip_prefix("health_status:") {
+        return match Health::from_engine(h.trim()) {
+            Health::None => EventKind::Other,
+            h => EventKind::Health(h),
+        };
     }
-    parts.join(": ")
-}
-
-/// What happened to a container, from the engine's event stream.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Event {
-    pub kind: EventKind,
-    /// The container as it was named and labelled when the event happened.
-    pub container: ContainerRef,
-    /// When the engine says it happened.
-    pub time: SystemTime,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EventKind {
-    Create,
-    Start,
-    Die,
-    Oom,
-    /// A signal sent through the API (`docker kill`, or the first step of `docker stop`).
-    Kill {
-        signal: Option<i32>,
-    },
-    Stop,
-    Health(Health),
-    /// A health check ran, and the event does not say with what result. Podman sends
-    /// `health_status` after every check, with the status in a field of its own that holds the
-    /// status from *before* the check (Podman 4.3): only a look tells.
-    HealthChecked,
-    Destroy,
-    Rename,
-    Other,
-}
-
-impl EventKind {
-    fn from_action(action: &str) -> EventKind {
-        // health_status actions read "health_status: unhealthy".
-        if let Some(h) = action.strip_prefix("health_status:") {
-            return match Health::from_engine(h.trim()) {
-                Health::None => EventKind::Other,
-                h => EventKind::Health(h),
-            };
-        }
-        match action {
-            "health_status" => EventKind::HealthChecked,
-            "create" => EventKind::Create,
-            "start" => EventKind::Start,
-            "die" | "died" => EventKind::Die,
-            "oom" => EventKind::Oom,
-            "kill" => EventKind::Kill { signal: None },
-            "stop" => EventKind::Stop,
-            "destroy" => EventKind::Destroy,
-            "rename" => EventKind::Rename,
-            _ => EventKind::Other,
-        }
+    match action {
+        "health_status" => EventKind::HealthChecked,
+        "create" => EventKind::Create,
+        "start" => EventKind::Start,
+        "die" | "died" => EventKind::Die,
+        "oom" => EventKind::Oom,
+        "kill" => EventKind::Kill { signal: None },
+        "stop" => EventKind::Stop,
+        "destroy" => EventKind::Destroy,
+        "rename" => EventKind::Rename,
+        _ => EventKind::Other,
     }
 }
 
@@ -868,25 +822,41 @@ impl Engine {
     }
 }
 
-impl crate::watch::Docker for Engine {
-    async fn list(&self, full: bool) -> Result<Vec<Listed>, EngineError> {
-        if full {
-            self.list_all().await
+/// What the loop tells failures apart by, with the message and the engine's own words as they
+/// were.
+impl From<EngineError> for DockerError {
+    fn from(e: EngineError) -> DockerError {
+        let kind = match &e {
+            EngineError::Recreate(_, crate::recreate::RecreateError::Gone) => Failure::Gone,
+            e if e.is_unreachable() => Failure::Unreachable,
+            e => match e.status_code() {
+                Some(status) => Failure::Answered(status),
+                None => Failure::Other,
+            },
+        };
+        DockerError::new(kind, e.to_string(), e.docker_text())
+    }
+}
+
+impl crate::watch::docker::Docker for Engine {
+    async fn list(&self, full: bool) -> Result<Vec<Listed>, DockerError> {
+        Ok(if full {
+            self.list_all().await?
         } else {
-            self.list_unwell().await
-        }
+            self.list_unwell().await?
+        })
     }
 
-    async fn inspect(&self, c: &ContainerRef) -> Result<Option<Snapshot>, EngineError> {
-        self.inspect_container(c).await
+    async fn inspect(&self, c: &ContainerRef) -> Result<Option<Snapshot>, DockerError> {
+        Ok(self.inspect_container(c).await?)
     }
 
-    async fn start(&self, c: &ContainerRef) -> Result<Started, EngineError> {
-        self.start_container(c).await
+    async fn start(&self, c: &ContainerRef) -> Result<Started, DockerError> {
+        Ok(self.start_container(c).await?)
     }
 
-    async fn stop(&self, c: &ContainerRef, timeout: Duration) -> Result<(), EngineError> {
-        self.stop_container(c, timeout).await
+    async fn stop(&self, c: &ContainerRef, timeout: Duration) -> Result<(), DockerError> {
+        Ok(self.stop_container(c, timeout).await?)
     }
 
     async fn recreate(
@@ -894,15 +864,59 @@ impl crate::watch::Docker for Engine {
         c: &ContainerRef,
         parent_id: &str,
         stop_timeout: Duration,
-    ) -> Result<String, EngineError> {
-        self.recreate_container(c, parent_id, stop_timeout).await
+    ) -> Result<String, DockerError> {
+        Ok(self.recreate_container(c, parent_id, stop_timeout).await?)
     }
 
     fn events(
         &self,
         since: SystemTime,
-    ) -> impl Stream<Item = Result<Event, EngineError>> + Send + 'static {
+    ) -> impl Stream<Item = Result<Event, DockerError>> + Send + 'static {
         self.event_stream(since)
+            .map(|item| item.map_err(DockerError::from))
+    }
+
+    fn api_version(&self) -> String {
+        Engine::api_version(self)
+    }
+
+    async fn repair_recreations<T, F>(
+        &self,
+        ours: F,
+        stop_timeout: Duration,
+    ) -> Vec<(T, ContainerRef)>
+    where
+        T: Send,
+        F: Fn(&ContainerRef) -> Option<T> + Send + Sync,
+    {
+        Engine::repair_recreations(self, ours, stop_timeout).await
+    }
+}
+
+/// Requests wait this much longer than the stop timeout, since a restart waits for it.
+const REQUEST_SLACK: Duration = Duration::from_secs(30);
+
+/// Connects to the engine at `host`, at the start and again after each loss.
+pub struct Connector {
+    host: DockerHost,
+    request_timeout: Duration,
+}
+
+impl Connector {
+    /// Every request may take up to `stop_timeout` and then some, since a restart waits for it.
+    pub fn new(host: DockerHost, stop_timeout: Duration) -> Connector {
+        Connector {
+            host,
+            request_timeout: stop_timeout + REQUEST_SLACK,
+        }
+    }
+}
+
+impl crate::watch::docker::Connect for Connector {
+    type Docker = Engine;
+
+    async fn connect(&self) -> Result<Engine, DockerError> {
+        Ok(Engine::connect(&self.host, self.request_timeout).await?)
     }
 }
 
@@ -1236,7 +1250,7 @@ fn event(msg: EventMessage) -> Option<Event> {
     let id = actor.id?;
     let attributes = actor.attributes.unwrap_or_default();
     let name = name_of(attributes.get("name")?);
-    let kind = match EventKind::from_action(msg.action.as_deref().unwrap_or("")) {
+    let kind = match kind_from_action(msg.action.as_deref().unwrap_or("")) {
         EventKind::Kill { .. } => EventKind::Kill {
             signal: attributes.get("signal").and_then(|s| s.parse().ok()),
         },
@@ -1286,7 +1300,7 @@ mod tests {
             ("health_status", EventKind::HealthChecked),
         ];
         for (action, want) in cases {
-            assert_eq!(EventKind::from_action(action), want, "{action}");
+            assert_eq!(kind_from_action(action), want, "{action}");
         }
     }
 

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use healthther::audit;
 use healthther::config::{Config, ConfigError, Invocation, Mode};
 use healthther::control::{self, ControlSocket};
+use healthther::engine::Connector;
 use healthther::metrics::{self, Metrics};
 use healthther::notify;
 use healthther::slots::{self, Slots};
@@ -91,7 +92,8 @@ fn main() -> ExitCode {
         let operator = Operator { inputs, terminal };
         let tap = tap(&config, per_listener, &cancel).await;
         let (config, audit) = (Arc::new(config), Arc::new(audit));
-        watch::run(config, restored, audit, operator, tap, cancel).await;
+        let engine = Connector::new(config.docker_host.clone(), config.stop_timeout);
+        watch::run(engine, config, restored, audit, operator, tap, cancel).await;
         ExitCode::SUCCESS
     })
 }

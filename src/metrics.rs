@@ -26,7 +26,8 @@ use tracing::{debug, info};
 
 use crate::policy::{Snapshot, Status};
 use crate::slots::Slots;
-use crate::watch::{ActResult, Outcome, TargetStatus, What};
+use crate::watch::core::outcome::{ActResult, Outcome, What};
+use crate::watch::core::status::TargetStatus;
 
 /// A scrape's question to the watch loop: where each target stands now.
 pub type StatusAsk = oneshot::Sender<Vec<TargetStatus>>;
@@ -96,7 +97,7 @@ pub struct Metrics {
 
 impl Default for Metrics {
     fn default() -> Metrics {
-        Metrics::new(&crate::notify::hostname())
+        Metrics::new(&crate::host::hostname())
     }
 }
 
@@ -438,17 +439,13 @@ async fn answer<B>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::notify::message::tests::{record, RecordEvent};
+    use crate::watch::core::outcome::sample::{record, Kind};
 
     #[test]
     fn counts_actions_failures_and_recoveries_each_series_with_the_host() {
         let m = Metrics::new("web-01");
-        m.observe(&record(RecordEvent::Action, "nodo_1", Some("running")));
-        m.observe(&record(
-            RecordEvent::Action,
-            "nodo_1",
-            Some("exited (code 1)"),
-        ));
+        m.observe(&record(Kind::Action, "nodo_1", Some("running")));
+        m.observe(&record(Kind::Action, "nodo_1", Some("exited (code 1)")));
         m.engine(true);
         m.notification("slack", "ok");
         let text = m.encode();
@@ -470,9 +467,9 @@ mod tests {
     #[test]
     fn failures_of_held_and_quarantined_targets_count() {
         let m = Metrics::new("web-01");
-        m.observe(&record(RecordEvent::Skipped, "held_1", Some("held")));
-        m.observe(&record(RecordEvent::Skipped, "sick_1", Some("quarantined")));
-        m.observe(&record(RecordEvent::Skipped, "other", Some("not_a_target")));
+        m.observe(&record(Kind::Skipped, "held_1", Some("held")));
+        m.observe(&record(Kind::Skipped, "sick_1", Some("quarantined")));
+        m.observe(&record(Kind::Skipped, "other", Some("not_a_target")));
         let text = m.encode();
         for want in [
             "healthther_failures_total{host=\"web-01\",target=\"held_1\",kind=\"exited\"} 1",

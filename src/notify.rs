@@ -25,7 +25,7 @@ pub use self::message::{Message, Note};
 pub use self::request::Bases;
 use self::send::{Batch, SendError, Shared};
 use crate::metrics::Metrics;
-use crate::watch::What;
+use crate::watch::core::outcome::What;
 
 /// A group closes when nothing more came for this long...
 pub const QUIET: Duration = Duration::from_secs(2);
@@ -45,17 +45,6 @@ pub struct Settings {
     /// Named in every message, so a fleet's messages can be told apart.
     pub host: String,
     pub bases: Bases,
-}
-
-/// The name of this machine: `/proc/sys/kernel/hostname` (the container's name in a sidecar
-/// whose compose file gives it a `hostname`, else its short id).
-pub fn hostname() -> String {
-    ["/proc/sys/kernel/hostname", "/etc/hostname"]
-        .iter()
-        .find_map(|p| std::fs::read_to_string(p).ok())
-        .map(|s| s.trim().to_string())
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| "unknown-host".into())
 }
 
 /// How long, at most, healthther waits at its stop for the news still being grouped or sent:
@@ -297,17 +286,17 @@ pub async fn test_all(settings: &Settings) -> Vec<(String, Result<(), SendError>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::notify::message::tests::{record, RecordEvent};
+    use crate::watch::core::outcome::sample::{record, Kind};
 
     #[test]
     fn prompts_are_tracked_until_answered() {
         let mut open = BTreeMap::new();
         let now = Instant::now();
         let remind = Duration::from_secs(900);
-        let prompt = Note::Outcome(Box::new(record(RecordEvent::Prompt, "a", None)));
+        let prompt = Note::Outcome(Box::new(record(Kind::Prompt, "a", None)));
         track(&mut open, &prompt, remind, now);
         assert_eq!(open.len(), 1);
-        let answer = Note::Outcome(Box::new(record(RecordEvent::Answer, "a", None)));
+        let answer = Note::Outcome(Box::new(record(Kind::Answer, "a", None)));
         track(&mut open, &answer, remind, now);
         assert!(open.is_empty());
     }
@@ -332,19 +321,15 @@ mod tests {
         let (out_tx, mut out) = mpsc::channel(CHANNEL_QUEUE);
         tokio::spawn(group(settings, rx, vec![("x".into(), out_tx)], None));
         for i in 0..20 {
-            let r = record(RecordEvent::Action, &format!("n{i}"), Some("running"));
+            let r = record(Kind::Action, &format!("n{i}"), Some("running"));
             tx.send(Note::Outcome(Box::new(r))).await.unwrap();
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         let first = out.recv().await.unwrap();
         assert_eq!(first.notes.len(), 20);
-        tx.send(Note::Outcome(Box::new(record(
-            RecordEvent::Prompt,
-            "p",
-            None,
-        ))))
-        .await
-        .unwrap();
+        tx.send(Note::Outcome(Box::new(record(Kind::Prompt, "p", None))))
+            .await
+            .unwrap();
         assert_eq!(out.recv().await.unwrap().notes.len(), 1);
         let reminder = out.recv().await.unwrap();
         assert!(matches!(&reminder.notes[0], Note::Reminder { target, .. } if target == "p"));

@@ -239,6 +239,26 @@ pub fn health_from_status_text(text: &str) -> Health {
     }
 }
 
+/// What healthther does about a target's failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Auto,
+    Manual,
+    /// Detect, log and record, never act: to try healthther on a live system.
+    Observe,
+}
+
+impl Mode {
+    pub fn parse(raw: &str) -> Option<Mode> {
+        match raw.trim().to_ascii_lowercase().as_str() {
+            "auto" => Some(Mode::Auto),
+            "manual" => Some(Mode::Manual),
+            "observe" => Some(Mode::Observe),
+            _ => None,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

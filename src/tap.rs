@@ -10,7 +10,7 @@ use tokio::sync::mpsc;
 use crate::audit;
 use crate::metrics::{Metrics, StatusAsk};
 use crate::notify::{Note, Notifier};
-use crate::watch::Outcome;
+use crate::watch::core::outcome::Outcome;
 
 #[derive(Default)]
 pub struct Tap {

@@ -40,77 +40,39 @@
 //! - A removed container takes its record with it; an action's record is written from what
 //!   the action carried, whatever became of the container.
 
-mod core;
+pub mod core;
+pub mod docker;
 mod graph;
-mod status;
 mod task;
+#[cfg(test)]
+mod tests;
 
 use std::collections::HashMap;
-use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use futures_util::stream::BoxStream;
-use futures_util::{Stream, StreamExt};
+use futures_util::StreamExt;
 use tokio::sync::{mpsc, oneshot, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
+pub use self::core::event::{Event, EventKind};
+pub use self::core::status::{ContainerStatus, TargetStatus};
 pub use self::core::{
     Act, ActResult, Acted, Action, Approval, Cause, Command, Core, Down, Input, Now, Outcome, Skip,
     What, FILE_ONLY,
 };
-pub use self::status::{ContainerStatus, TargetStatus};
+pub use self::docker::{Connect, Docker, DockerError, Started};
 use crate::audit::{self, Audit};
 use crate::backoff::Backoff;
 use crate::config::Config;
 use crate::control;
-use crate::engine::{Engine, EngineError, Event};
-use crate::policy::{Listed, Snapshot};
+use crate::policy::Listed;
 use crate::state;
 use crate::tap::Tap;
 use crate::targets::ContainerRef;
-
-/// What the watch loop needs of the engine, and no more.
-pub trait Docker: Clone + Send + Sync + 'static {
-    /// Every container (`full`), or only those that may need attention.
-    fn list(&self, full: bool) -> impl Future<Output = Result<Vec<Listed>, EngineError>> + Send;
-    /// The container's state, or `None` if it no longer exists.
-    fn inspect(
-        &self,
-        c: &ContainerRef,
-    ) -> impl Future<Output = Result<Option<Snapshot>, EngineError>> + Send;
-    fn start(&self, c: &ContainerRef) -> impl Future<Output = Result<Started, EngineError>> + Send;
-    /// Stops it, waiting up to `timeout` before killing it.
-    fn stop(
-        &self,
-        c: &ContainerRef,
-        timeout: Duration,
-    ) -> impl Future<Output = Result<(), EngineError>> + Send;
-    /// Replaces the container by one of the same name and configuration whose network is
-    /// `parent_id`'s (stopping the old one waits up to `stop_timeout`); returns the new
-    /// container's id.
-    fn recreate(
-        &self,
-        c: &ContainerRef,
-        parent_id: &str,
-        stop_timeout: Duration,
-    ) -> impl Future<Output = Result<String, EngineError>> + Send;
-    /// Container events from `since` on, then live.
-    fn events(
-        &self,
-        since: SystemTime,
-    ) -> impl Stream<Item = Result<Event, EngineError>> + Send + 'static;
-}
-
-/// What a start call did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Started {
-    Now,
-    /// Nothing: it was running already (the engine's 304).
-    Already,
-}
 
 /// Reconnecting after the engine is lost, and asking again for a lost event stream.
 const RECONNECT: Backoff = Backoff {
@@ -129,8 +91,6 @@ const QUICK_CUTS: u32 = 3;
 /// How far back the event subscription asks the engine to replay, to cover the moment between
 /// subscribing and the first list (and a little clock skew).
 const REPLAY: Duration = Duration::from_secs(2);
-/// Requests wait this much longer than the stop timeout, since a restart waits for it.
-const REQUEST_SLACK: Duration = Duration::from_secs(30);
 /// Engine calls under way at once: enough to revive many targets in parallel, few enough not
 /// to flood an engine that is struggling already.
 const PARALLEL_CALLS: usize = 8;
@@ -145,9 +105,11 @@ pub struct Operator {
     pub terminal: bool,
 }
 
-/// Watches the targets, starting from the `restored` state (see `state::load`), until `cancel`
-/// fires, then lets actions under way finish and records them.
-pub async fn run(
+/// Watches the targets on the engine `engine` connects to, starting from the `restored` state
+/// (see `state::load`), until `cancel` fires, then lets actions under way finish and records
+/// them.
+pub async fn run<C: Connect>(
+    engine: C,
     config: Arc<Config>,
     restored: Option<state::Saved>,
     audit: Arc<Audit>,
@@ -155,12 +117,13 @@ pub async fn run(
     tap: Tap,
     cancel: CancellationToken,
 ) {
-    let mut core = Core::new(Arc::clone(&config), operator.terminal, Now::current());
+    let mut core = Core::new(Arc::clone(&config), operator.terminal, now());
     if let Some(saved) = restored {
-        drop(core.handle(Input::Restored(saved), Now::current()));
+        drop(core.handle(Input::Restored(saved), now()));
     }
     let state_file = state::path_in(&config.log_dir);
     let shell = Shell {
+        connect: Arc::new(engine),
         state: state::Writer::spawn(state_file),
         core,
         config,
@@ -188,7 +151,7 @@ pub async fn run(
 }
 
 /// The connection to the engine.
-enum Link {
+enum Link<D> {
     Down {
         retry_at: tokio::time::Instant,
         failures: u32,
@@ -199,13 +162,13 @@ enum Link {
         failures: u32,
         outage: Option<String>,
     },
-    Up(Session),
+    Up(Session<D>),
 }
 
-struct Session {
-    engine: Engine,
+struct Session<D> {
+    engine: D,
     since: tokio::time::Instant,
-    events: Option<BoxStream<'static, Result<Event, EngineError>>>,
+    events: Option<BoxStream<'static, Result<Event, DockerError>>>,
     /// When the current event stream was asked for.
     subscribed: tokio::time::Instant,
     resubscribe_at: Option<tokio::time::Instant>,
@@ -215,11 +178,11 @@ struct Session {
 }
 
 /// What a task brings back.
-enum Done {
-    Connected(Result<Engine, EngineError>),
+enum Done<D> {
+    Connected(Result<D, DockerError>),
     Listed {
         full: bool,
-        result: Result<Vec<Listed>, EngineError>,
+        result: Result<Vec<Listed>, DockerError>,
     },
     OwnProject(Option<String>),
     Core(Box<Input>),
@@ -227,21 +190,22 @@ enum Done {
     /// container now under its name), then what came after.
     Repaired {
         finished: Vec<(crate::targets::TargetName, ContainerRef)>,
-        then: Box<Done>,
+        then: Box<Done<D>>,
     },
 }
 
-struct Shell {
+struct Shell<C: Connect> {
+    connect: Arc<C>,
     core: Core,
     state: state::Writer,
     config: Arc<Config>,
     audit: Arc<Audit>,
     inputs: mpsc::Receiver<control::Input>,
-    link: Link,
+    link: Link<C::Docker>,
     /// Connecting, listing and inspecting: dropped at shutdown.
-    looks: JoinSet<Done>,
+    looks: JoinSet<Done<C::Docker>>,
     /// Starts and restarts: finished and recorded at shutdown.
-    actions: JoinSet<Done>,
+    actions: JoinSet<Done<C::Docker>>,
     calls: Arc<Semaphore>,
     listing: bool,
     next_poll: Option<tokio::time::Instant>,
@@ -260,7 +224,7 @@ struct Shell {
     passes: u32,
 }
 
-impl Shell {
+impl<C: Connect> Shell<C> {
     async fn run(mut self, cancel: CancellationToken) {
         loop {
             let alarm = self.alarm();
@@ -281,7 +245,7 @@ impl Shell {
                 Some(input) = self.inputs.recv() => self.on_operator(input),
                 ask = self.tap.next_ask() => {
                     // The scrape may have given up waiting; nothing to do about that.
-                    let _ = ask.send(self.core.target_rows(Now::current()));
+                    let _ = ask.send(self.core.target_rows(now()));
                 }
                 _ = sleep_until(alarm) => self.on_alarm(),
             }
@@ -329,10 +293,9 @@ impl Shell {
             } if *retry_at <= now => {
                 let (failures, outage) = (*failures, outage.take());
                 self.link = Link::Connecting { failures, outage };
-                let host = self.config.docker_host.clone();
-                let timeout = self.config.stop_timeout + REQUEST_SLACK;
+                let connect = Arc::clone(&self.connect);
                 self.looks
-                    .spawn(async move { Done::Connected(Engine::connect(&host, timeout).await) });
+                    .spawn(async move { Done::Connected(connect.connect().await) });
             }
             Link::Up(s) if s.resubscribe_at.is_some_and(|t| t <= now) => {
                 s.resubscribe_at = None;
@@ -368,7 +331,7 @@ impl Shell {
         });
     }
 
-    fn on_done(&mut self, done: Result<Done, tokio::task::JoinError>) {
+    fn on_done(&mut self, done: Result<Done<C::Docker>, tokio::task::JoinError>) {
         let done = match done {
             Ok(done) => done,
             // Aborted at shutdown; a panic is caught inside each task (see `task.rs`).
@@ -438,7 +401,7 @@ impl Shell {
         }
     }
 
-    fn connected(&mut self, engine: Engine) {
+    fn connected(&mut self, engine: C::Docker) {
         let was_out = matches!(
             &self.link,
             Link::Connecting {
@@ -506,7 +469,7 @@ impl Shell {
     }
 
     /// The engine stopped answering: reconnect under the back-off.
-    fn lost(&mut self, e: EngineError) {
+    fn lost(&mut self, e: DockerError) {
         let Link::Up(s) = &self.link else {
             return;
         };
@@ -528,7 +491,7 @@ impl Shell {
         self.feed(Input::Lost);
     }
 
-    fn on_event_item(&mut self, item: Option<Result<Event, EngineError>>) {
+    fn on_event_item(&mut self, item: Option<Result<Event, DockerError>>) {
         let Link::Up(s) = &mut self.link else {
             return;
         };
@@ -544,7 +507,7 @@ impl Shell {
             ended => {
                 let why = match ended {
                     Some(Err(e)) => e,
-                    _ => EngineError::StreamEnded,
+                    _ => DockerError::stream_ended(),
                 };
                 s.events = None;
                 // A stream that worked a while was cut (a proxy's idle timeout); so, probably,
@@ -598,14 +561,14 @@ impl Shell {
             } => {
                 let commands = self
                     .core
-                    .handle(Input::Request { request, by: peer }, Now::current());
+                    .handle(Input::Request { request, by: peer }, now());
                 self.carry_out(commands, Some(reply));
             }
         }
     }
 
     fn feed(&mut self, input: Input) {
-        let commands = self.core.handle(input, Now::current());
+        let commands = self.core.handle(input, now());
         self.carry_out(commands, None);
     }
 
@@ -687,6 +650,15 @@ fn target_by_name(config: &Config, c: &ContainerRef) -> Option<crate::targets::T
         }
     }
     config.targets.resolve(c, &Alone(c), None).target().cloned()
+}
+
+/// The time for the core: the runtime's clock (which tests may pause and advance), and the wall
+/// clock.
+fn now() -> Now {
+    Now {
+        at: tokio::time::Instant::now().into_std(),
+        wall: SystemTime::now(),
+    }
 }
 
 async fn sleep_until(at: Option<tokio::time::Instant>) {

@@ -9,7 +9,7 @@ use serde::Serialize;
 use super::message::{Message, Note};
 use crate::escape::control;
 use crate::prompt::Answer;
-use crate::watch::{ActResult, Outcome, What};
+use crate::watch::core::outcome::{ActResult, Outcome, What};
 
 /// The alert a target that is down raises.
 pub const TARGET_DOWN: &str = "HealththerTargetDown";
@@ -229,7 +229,7 @@ fn labels(name: &str, host: &str, extra: &[(&str, &str)]) -> BTreeMap<String, St
 mod tests {
     use super::*;
     use crate::notify::message::compose;
-    use crate::notify::message::tests::{record, RecordEvent};
+    use crate::watch::core::outcome::sample::{record, Kind};
 
     fn apply(book: &mut Book, notes: Vec<Note>) -> Vec<Alert> {
         let m = compose("h", &notes);
@@ -241,14 +241,14 @@ mod tests {
         let mut book = Book::default();
         let rec = |e, res| Note::Outcome(Box::new(record(e, "nodo_1", res)));
         // A revival that works at once raises nothing.
-        assert!(apply(&mut book, vec![rec(RecordEvent::Action, Some("running"))]).is_empty());
-        let fired = apply(&mut book, vec![rec(RecordEvent::Prompt, None)]);
+        assert!(apply(&mut book, vec![rec(Kind::Action, Some("running"))]).is_empty());
+        let fired = apply(&mut book, vec![rec(Kind::Prompt, None)]);
         assert_eq!(fired.len(), 1);
         assert_eq!(fired[0].labels["alertname"], TARGET_DOWN);
         assert_eq!(fired[0].labels["target"], "nodo_1");
         assert_eq!(fired[0].ends_at, None);
         assert_eq!(book.firing().len(), 1);
-        let resolved = apply(&mut book, vec![rec(RecordEvent::Action, Some("running"))]);
+        let resolved = apply(&mut book, vec![rec(Kind::Action, Some("running"))]);
         assert_eq!(resolved.len(), 1);
         assert!(resolved[0].ends_at.is_some());
         assert!(book.firing().is_empty());
@@ -256,7 +256,7 @@ mod tests {
 
     #[test]
     fn the_summary_is_one_line_whatever_a_container_wrote() {
-        let mut r = record(RecordEvent::Prompt, "nodo_1", None);
+        let mut r = record(Kind::Prompt, "nodo_1", None);
         r.seen = "unhealthy: x\n2026-12-06T00:00:00Z  INFO revived\u{1b}]0;t\u{7}".into();
         let fired = apply(&mut Book::default(), vec![Note::Outcome(Box::new(r))]);
         assert_eq!(

@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use crate::audit::Record;
 use crate::escape::control;
-use crate::watch::{ActResult, Outcome, What};
+use crate::watch::core::outcome::{ActResult, Outcome, What};
 
 /// Lines of a message beyond this are summed up in one more line: a storm of 200 targets
 /// stays one readable message.
@@ -247,100 +247,21 @@ pub fn compose(host: &str, all: &[Note]) -> Message {
 
 #[cfg(test)]
 pub(crate) mod tests {
-    use std::time::{Duration, SystemTime};
-
     use super::*;
-    pub use crate::audit::RecordEvent;
-    use crate::config::Mode;
-    use crate::prompt::Answer;
-    use crate::targets::{ContainerRef, TargetName};
-    use crate::watch::{Action, Approval, Cause, Down, Skip};
-
-    /// An outcome about `target`, as the core would report it, by the audit file's words for
-    /// it: `event`, and `result` for an action or a skip.
-    pub fn record(event: RecordEvent, target: &str, result: Option<&str>) -> Outcome {
-        let c = ContainerRef {
-            id: format!("{target}-id"),
-            name: target.to_string(),
-            ..ContainerRef::default()
-        };
-        let what = match event {
-            RecordEvent::Action => What::Acted {
-                mode: Mode::Auto,
-                approval: Approval::Auto,
-                parent: None,
-                action: Action::Start,
-                cause: Cause::Crash,
-                result: match result {
-                    Some("running") => ActResult::Running,
-                    Some("failed") => ActResult::Failed {
-                        error: "refused".into(),
-                        denied: false,
-                    },
-                    other => ActResult::NotRunning {
-                        seen: other.unwrap_or("exited").into(),
-                        error: None,
-                    },
-                },
-                took: Duration::from_millis(12),
-            },
-            RecordEvent::Skipped => What::Skipped {
-                mode: Some(Mode::Auto),
-                approval: None,
-                cause: None,
-                why: match result {
-                    Some("held") => Skip::Held,
-                    Some("quarantined") => Skip::Quarantined,
-                    _ => Skip::NotATarget,
-                },
-                note: None,
-            },
-            RecordEvent::Prompt => What::Asked {
-                prompt: "nodo_1 exited".into(),
-            },
-            RecordEvent::Answer => What::Answered {
-                answer: Answer::Yes,
-                by: "terminal".into(),
-                same_target: false,
-            },
-            RecordEvent::Hold => What::Held {
-                by: Some("test".into()),
-                note: "maintenance".into(),
-            },
-            other => unimplemented!("no test outcome for {other:?}"),
-        };
-        // As the core tells it: each of these is the first word of a failure.
-        let failure = match &what {
-            What::Acted { .. } | What::Asked { .. } => true,
-            What::Skipped { why, .. } => matches!(why, Skip::Held | Skip::Quarantined),
-            _ => false,
-        };
-        Outcome {
-            at: SystemTime::UNIX_EPOCH,
-            target: Some(TargetName::unchecked(target)),
-            container: Some(c),
-            seen: "exited (code 137)".into(),
-            state: None,
-            down: failure.then_some(Down {
-                since: SystemTime::UNIX_EPOCH,
-                first: true,
-            }),
-            what,
-        }
-    }
+    use crate::watch::core::outcome::sample::{record, Kind};
 
     #[test]
     fn a_storm_is_one_message() {
         let notes: Vec<Note> = (0..20)
             .map(|i| {
                 Note::Outcome(Box::new(record(
-                    RecordEvent::Action,
+                    Kind::Action,
                     &format!("n{i}"),
                     Some("running"),
                 )))
             })
             .chain([Note::Outcome(Box::new(record(
-                RecordEvent::Action,
+                Kind::Action,
                 "bad",
                 Some("failed"),
             )))])
@@ -361,7 +282,7 @@ pub(crate) mod tests {
         let m = compose(
             "box1",
             &[Note::Outcome(Box::new(record(
-                RecordEvent::Prompt,
+                Kind::Prompt,
                 "nodo_1",
                 None,
             )))],
@@ -375,7 +296,7 @@ pub(crate) mod tests {
 
     #[test]
     fn what_a_container_wrote_stays_on_its_line() {
-        let mut r = record(RecordEvent::Prompt, "nodo_1", None);
+        let mut r = record(Kind::Prompt, "nodo_1", None);
         if let Some(c) = &mut r.container {
             c.name = "proj-nodo_1-1\u{1b}[2J".into();
         }
@@ -397,7 +318,7 @@ pub(crate) mod tests {
     #[test]
     fn long_groups_are_cut() {
         let notes: Vec<Note> = (0..100)
-            .map(|i| Note::Outcome(Box::new(record(RecordEvent::Hold, &format!("n{i}"), None))))
+            .map(|i| Note::Outcome(Box::new(record(Kind::Hold, &format!("n{i}"), None))))
             .collect();
         let m = compose("h", &notes);
         assert_eq!(m.message.lines().count(), MAX_LINES + 1);

@@ -224,7 +224,7 @@ async fn send_http(client: &reqwest::Client, r: HttpRequest) -> Result<(), SendE
     let resp = req
         .send()
         .await
-        .map_err(|e| SendError::Transport(crate::engine::error_chain(&e.without_url())))?;
+        .map_err(|e| SendError::Transport(crate::errors::error_chain(&e.without_url())))?;
     let status = resp.status();
     if status.is_success() {
         return Ok(());
@@ -242,7 +242,7 @@ async fn send_http(client: &reqwest::Client, r: HttpRequest) -> Result<(), SendE
 }
 
 async fn send_email(s: &Smtp, m: &Message) -> Result<(), SendError> {
-    let err = |e: &dyn std::error::Error| SendError::Smtp(crate::engine::error_chain(e));
+    let err = |e: &dyn std::error::Error| SendError::Smtp(crate::errors::error_chain(e));
     let mut email = lettre::Message::builder()
         .from(s.from.parse().map_err(|e| err(&e))?)
         .subject(m.title.clone());

@@ -9,16 +9,22 @@ use std::time::{Duration, Instant, SystemTime};
 use tracing::{debug, error, info, warn};
 
 mod dependents;
-mod outcome;
+pub mod event;
+pub mod outcome;
+pub mod status;
 
 use self::dependents::NetworkFix;
-pub use self::outcome::{Down, Outcome, Skip, What, FILE_ONLY};
+use self::event::{Event, EventKind};
+#[cfg(test)]
+pub use self::outcome::sample;
+pub use self::outcome::{
+    ActResult, Action, Approval, Cause, Down, Outcome, Parent, Skip, What, FILE_ONLY,
+};
+use self::status::{ActionStatus, ContainerStatus, HoldStatus, TargetStatus};
 use super::graph;
-use super::status::{self, ActionStatus, ContainerStatus, HoldStatus, TargetStatus};
 use crate::backoff::{History, Plan, GRACE};
 use crate::config::{Config, Mode, OnStop};
 use crate::control::{Reply, Request};
-use crate::engine::{Event, EventKind};
 use crate::overrides::{self, Overrides};
 use crate::policy::{
     classify, describe, needs_inspection, ran_for, Health, Listed, Snapshot, Status, Verdict,
@@ -70,32 +76,6 @@ impl Now {
         Now {
             at: Instant::now(),
             wall: SystemTime::now(),
-        }
-    }
-}
-
-/// Who allowed an action.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Approval {
-    /// MODE=auto.
-    Auto,
-    /// The operator once answered `always` for this target.
-    Always,
-    /// The operator answered this very prompt.
-    Operator { answer: Answer, by: String },
-    /// The operator's answer for its parent, which covers the restart of its dependents (no
-    /// second prompt); unlike an answer for itself, back-off and quarantine still apply.
-    WithParent { by: String },
-}
-
-impl Approval {
-    /// For the logs and the audit file's `by`.
-    pub fn by(&self) -> String {
-        match self {
-            Approval::Auto => "auto".into(),
-            Approval::Always => "operator: always".into(),
-            Approval::Operator { answer, by } => format!("operator: {} ({by})", answer.word()),
-            Approval::WithParent { by } => by.clone(),
         }
     }
 }
@@ -188,142 +168,12 @@ pub struct Act {
     pub decided: Instant,
 }
 
-/// A container another one shares the network namespace of.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Parent {
-    pub id: String,
-    pub name: String,
-}
-
-/// Why a target went down, from the engine's own events and state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Cause {
-    /// Killed through the API (`docker kill`): a chaos test, an operator. Not its fault.
-    ApiKill,
-    /// Stopped through the API (`docker stop`, compose): not its fault either.
-    ApiStop,
-    /// It exited or died by itself: a crash, an exit, a kill from the host.
-    Crash,
-    /// The kernel killed it for memory.
-    Oom,
-    /// Its health check failed.
-    Unhealthy,
-    /// It runs, but the container whose network it shares started again: it lost its network.
-    ParentRestarted,
-    /// The container whose network it shared was replaced: it cannot start again as it is.
-    ParentRecreated,
-}
-
-impl Cause {
-    pub fn word(self) -> &'static str {
-        match self {
-            Cause::ApiKill => "api_kill",
-            Cause::ApiStop => "api_stop",
-            Cause::Crash => "crash",
-            Cause::Oom => "oom",
-            Cause::Unhealthy => "unhealthy",
-            Cause::ParentRestarted => "parent_restarted",
-            Cause::ParentRecreated => "parent_recreated",
-        }
-    }
-
-    /// Whether the container itself failed: only such failures count toward back-off and
-    /// quarantine. A death someone caused through the API says nothing about the container.
-    pub fn is_its_own(self) -> bool {
-        !matches!(
-            self,
-            Cause::ApiKill | Cause::ApiStop | Cause::ParentRestarted | Cause::ParentRecreated
-        )
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Action {
-    Start,
-    /// Stop (waiting the stop timeout) and start, for a running container that is unhealthy.
-    Restart,
-    /// Create it again, with its exact configuration, joined to its parent's successor.
-    Recreate,
-    /// Stop it again: our own start of it ended while its compose project was being taken
-    /// down, and compose cannot remove a running container.
-    Stop,
-}
-
-impl Action {
-    pub fn word(self) -> &'static str {
-        match self {
-            Action::Start => "start",
-            Action::Restart => "restart",
-            Action::Recreate => "recreate",
-            Action::Stop => "stop",
-        }
-    }
-}
-
 /// An action carried out, and what came of it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Acted {
     pub act: Act,
     pub result: ActResult,
     pub took: Duration,
-}
-
-/// What came of an action.
-#[derive(Debug, Clone, PartialEq)]
-pub enum ActResult {
-    /// It runs again.
-    Running,
-    /// Recreated: the new container, which runs.
-    Recreated { id: String },
-    /// Stopped again ([`Action::Stop`]).
-    Stopped,
-    /// Not started: withdrawn ([`Command::Withdraw`]) before the start was sent.
-    Withdrawn,
-    /// The engine did nothing: it was running already (someone else started it first).
-    AlreadyRunning,
-    /// Started, but a look right after found it so (the engine's error, if it gave one).
-    NotRunning { seen: String, error: Option<String> },
-    /// It was removed meanwhile.
-    Removed,
-    /// Stopped for a restart, then not started: it was renamed or relabelled meanwhile, so it
-    /// may be no target any more.
-    LeftStopped { now: String },
-    /// The engine refused the call; `denied` when it said 401 or 403 (a socket proxy's rules).
-    Failed { error: String, denied: bool },
-    /// The engine did not answer the call (gone, or too slow): nothing is known of the
-    /// container, and nothing is held against it.
-    Unreachable { error: String },
-    /// The call went through, but the look after it failed.
-    Unknown { error: String },
-}
-
-impl ActResult {
-    pub fn word(&self) -> String {
-        match self {
-            ActResult::Running | ActResult::Recreated { .. } => "running".into(),
-            ActResult::AlreadyRunning => "already_running".into(),
-            ActResult::NotRunning { seen, .. } => seen.clone(),
-            ActResult::Removed => "removed".into(),
-            ActResult::Stopped => "stopped".into(),
-            ActResult::Withdrawn => "withdrawn".into(),
-            ActResult::LeftStopped { .. } => "left_stopped".into(),
-            ActResult::Failed { .. } | ActResult::Unreachable { .. } => "failed".into(),
-            ActResult::Unknown { .. } => "unknown".into(),
-        }
-    }
-
-    pub fn error(&self) -> Option<String> {
-        match self {
-            ActResult::NotRunning { error, .. } => error.clone(),
-            ActResult::Failed { error, .. }
-            | ActResult::Unknown { error }
-            | ActResult::Unreachable { error } => Some(error.clone()),
-            ActResult::LeftStopped { now } => Some(format!(
-                "renamed or relabelled since the look; now {now}; not started"
-            )),
-            _ => None,
-        }
-    }
 }
 
 /// Where a container stands with us. Each container is in exactly one phase.

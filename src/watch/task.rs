@@ -10,15 +10,14 @@ use futures_util::FutureExt;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
-use super::{Act, ActResult, Acted, Action, Docker, Done, Input, Started};
-use crate::engine::EngineError;
+use super::docker::{Docker, DockerError, Failure, Started};
+use super::{Act, ActResult, Acted, Action, Done, Input};
 use crate::policy::{describe, Status};
-use crate::recreate::RecreateError;
 use crate::targets::ContainerRef;
 
 /// Runs a task so that whatever becomes of it, the core hears about its container: a panic (a
 /// bug) comes back as [`Input::TaskLost`] instead of leaving the container waiting forever.
-pub(super) async fn guarded(container_id: String, task: impl Future<Output = Input>) -> Done {
+pub(super) async fn guarded<D>(container_id: String, task: impl Future<Output = Input>) -> Done<D> {
     match AssertUnwindSafe(task).catch_unwind().await {
         Ok(input) => Done::Core(Box::new(input)),
         Err(_) => Done::Core(Box::new(Input::TaskLost { container_id })),
@@ -27,12 +26,12 @@ pub(super) async fn guarded(container_id: String, task: impl Future<Output = Inp
 
 /// An action, run so that even a panic (a bug) midway leaves its record: the start may have
 /// been sent.
-pub(super) async fn guarded_act(
-    engine: impl Docker,
+pub(super) async fn guarded_act<D: Docker>(
+    engine: D,
     calls: Arc<Semaphore>,
     a: Act,
     withdrawn: CancellationToken,
-) -> Done {
+) -> Done<D> {
     let kept = a.clone();
     let began = Instant::now();
     match AssertUnwindSafe(act(engine, calls, a, withdrawn))
@@ -97,7 +96,7 @@ async fn carry_out(
     withdrawn: &CancellationToken,
 ) -> ActResult {
     let c = &act.seen.container;
-    let failed = |e: EngineError| match e.engine_answered() {
+    let failed = |e: DockerError| match e.engine_answered() {
         true => ActResult::Failed {
             denied: e.is_permission_denied(),
             error: e.docker_text(),
@@ -183,9 +182,9 @@ async fn changed_since_the_look(
 /// is [`ActResult::Failed`] and counts toward the back-off and quarantine; only a call that
 /// got no answer at all is [`ActResult::Unreachable`], which counts nothing and is tried
 /// again once the engine answers.
-fn recreate_failed(e: &EngineError) -> ActResult {
-    match e {
-        EngineError::Recreate(_, RecreateError::Gone) => ActResult::Removed,
+fn recreate_failed(e: &DockerError) -> ActResult {
+    match e.kind() {
+        Failure::Gone => ActResult::Removed,
         _ if e.is_unreachable() => ActResult::Unreachable {
             error: e.docker_text(),
         },
@@ -234,17 +233,17 @@ mod tests {
     }
 
     impl Docker for Renamed {
-        async fn list(&self, _: bool) -> Result<Vec<crate::policy::Listed>, EngineError> {
+        async fn list(&self, _: bool) -> Result<Vec<crate::policy::Listed>, DockerError> {
             Ok(Vec::new())
         }
-        async fn inspect(&self, _: &ContainerRef) -> Result<Option<Snapshot>, EngineError> {
+        async fn inspect(&self, _: &ContainerRef) -> Result<Option<Snapshot>, DockerError> {
             Ok(Some(self.now.clone()))
         }
-        async fn start(&self, _: &ContainerRef) -> Result<Started, EngineError> {
+        async fn start(&self, _: &ContainerRef) -> Result<Started, DockerError> {
             self.started.store(true, Ordering::SeqCst);
             Ok(Started::Now)
         }
-        async fn stop(&self, _: &ContainerRef, _: Duration) -> Result<(), EngineError> {
+        async fn stop(&self, _: &ContainerRef, _: Duration) -> Result<(), DockerError> {
             Ok(())
         }
         async fn recreate(
@@ -252,15 +251,26 @@ mod tests {
             _: &ContainerRef,
             _: &str,
             _: Duration,
-        ) -> Result<String, EngineError> {
+        ) -> Result<String, DockerError> {
             Ok(String::new())
         }
         fn events(
             &self,
             _: std::time::SystemTime,
-        ) -> impl futures_util::Stream<Item = Result<crate::engine::Event, EngineError>> + Send + 'static
-        {
+        ) -> impl futures_util::Stream<Item = Result<crate::watch::core::event::Event, DockerError>>
+               + Send
+               + 'static {
             futures_util::stream::empty()
+        }
+        fn api_version(&self) -> String {
+            "1.41".into()
+        }
+        async fn repair_recreations<T, F>(&self, _: F, _: Duration) -> Vec<(T, ContainerRef)>
+        where
+            T: Send,
+            F: Fn(&ContainerRef) -> Option<T> + Send + Sync,
+        {
+            Vec::new()
         }
     }
 
@@ -329,6 +339,8 @@ mod tests {
 
     #[test]
     fn a_failed_recreation_is_unreachable_only_when_nothing_answered() {
+        use crate::engine::EngineError;
+        use crate::recreate::RecreateError;
         use bollard::errors::Error as BollardError;
         let recreate = |e| EngineError::Recreate("torrent".into(), e);
         let call = |source| EngineError::Call {
@@ -342,7 +354,7 @@ mod tests {
             })
         };
         assert_eq!(
-            recreate_failed(&recreate(RecreateError::Gone)),
+            recreate_failed(&recreate(RecreateError::Gone).into()),
             ActResult::Removed
         );
         for refused in [
@@ -358,23 +370,24 @@ mod tests {
                 err: serde_json::from_str::<serde_json::Value>("{").unwrap_err(),
             }),
         ] {
+            let shown = format!("{refused:?}");
             assert!(
                 matches!(
-                    recreate_failed(&refused),
+                    recreate_failed(&refused.into()),
                     ActResult::Failed { denied: false, .. }
                 ),
-                "{refused:?}"
+                "{shown}"
             );
         }
         assert!(matches!(
-            recreate_failed(&answered(403)),
+            recreate_failed(&answered(403).into()),
             ActResult::Failed { denied: true, .. }
         ));
         let cut = call(BollardError::IOError {
             err: std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset"),
         });
         assert!(matches!(
-            recreate_failed(&cut),
+            recreate_failed(&cut.into()),
             ActResult::Unreachable { .. }
         ));
     }

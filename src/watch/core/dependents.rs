@@ -9,8 +9,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use tracing::{debug, warn};
 
+use super::event::EventKind;
 use super::{told, Approval, Cause, Command, Core, NetLoss, Now, Parent, Skip, Watched, What};
-use crate::engine::EventKind;
 use crate::policy::{Health, Status};
 use crate::targets::ContainerRef;
 use crate::watch::graph;
