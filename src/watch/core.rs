@@ -211,6 +211,19 @@ enum Why {
     Death,
 }
 
+/// Our own start of a container, whose start event tells nothing the action's own look after
+/// the start does not: it asks for no other look.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OwnStart {
+    /// The start or restart is under way.
+    Sent,
+    /// A start event came meanwhile: ours if the engine says it started it (it was not
+    /// running, so nobody else's start came first), and no other event came.
+    Seen,
+    /// It ran, and its start event may still come until then (the stream lags).
+    Awaited(Instant),
+}
+
 /// Everything about one container.
 #[derive(Debug)]
 struct Watched {
@@ -271,6 +284,8 @@ struct Watched {
     undo: Option<Act>,
     /// Until when its stop events are our own action's (with [`OWN_EVENTS_LAG`]).
     ours_until: Option<Instant>,
+    /// Our own start of it, under way or just done: see [`OwnStart`].
+    own_start: Option<OwnStart>,
     /// The run whose failure was last told as not acted on because of a `never`.
     never_told: Option<String>,
     /// Since when its failure has been told of, until it runs again: see [`Down`].
@@ -367,6 +382,7 @@ impl Watched {
             awaited_die: false,
             undo: None,
             ours_until: None,
+            own_start: None,
             never_told: None,
             down_since: None,
         }
@@ -681,6 +697,9 @@ impl Core {
         let Some(r) = self.records.get_mut(&container.id) else {
             return;
         };
+        if kind != EventKind::Start && matches!(r.own_start, Some(OwnStart::Awaited(_))) {
+            r.own_start = None;
+        }
         // Every container's stops count, targets or not: compose stops a whole project.
         match kind {
             // A kill told of after the death it caused, which was taken for a crash.
@@ -850,11 +869,23 @@ impl Core {
             }
             EventKind::Start => {
                 let was_waiting = matches!(r.phase, Phase::Waiting { .. });
+                // Our own start's event: the action's own look tells how it went.
+                let ours = match (r.own_start, &r.phase) {
+                    (Some(OwnStart::Sent), Phase::Acting { .. }) => {
+                        r.own_start = Some(OwnStart::Seen);
+                        true
+                    }
+                    (Some(OwnStart::Awaited(until)), _) if !was_waiting && now.at < until => {
+                        r.own_start = None;
+                        true
+                    }
+                    _ => false,
+                };
                 if was_waiting {
                     // Someone else started it: whatever we were waiting for is moot.
                     r.phase = Phase::Idle;
                 }
-                if was_waiting || r.is_followed() {
+                if !ours && (was_waiting || r.is_followed()) {
                     self.look(&container.id, None, out);
                 }
             }
@@ -1024,7 +1055,13 @@ impl Core {
             at: now.wall,
             result: result.word(),
         });
-        let again = matches!(r.phase, Phase::Acting { again: true, .. });
+        let own = r.own_start.take();
+        // A start event that came meanwhile was ours only if the engine started it for us.
+        let again = matches!(r.phase, Phase::Acting { again: true, .. })
+            || (own == Some(OwnStart::Seen) && result != ActResult::Running);
+        if own == Some(OwnStart::Sent) && result == ActResult::Running {
+            r.own_start = Some(OwnStart::Awaited(now.at + OWN_EVENTS_LAG));
+        }
         r.phase = Phase::Idle;
         r.ours_until = Some(now.at + OWN_EVENTS_LAG);
         match result {
@@ -1799,6 +1836,9 @@ impl Core {
                     again: false,
                     by_operator,
                 };
+                if action != Action::Recreate {
+                    r.own_start = Some(OwnStart::Sent);
+                }
                 self.note_revival(id, &approval, now.at);
                 out.push(Command::Act(Act {
                     target,
@@ -5418,5 +5458,51 @@ mod tests {
                 "line counts differ"
             );
         }
+    }
+
+    // --- Inspects per revival ---------------------------------------------------------
+
+    /// `node` crashes and is revived, its own start event coming during the action (`late`:
+    /// just after it); returns the inspects the core asked for before the act and after it.
+    fn crash_and_revive(s: &mut Script, node: &ContainerRef, late: bool) -> (usize, usize) {
+        let mut before = inspects(&s.event(EventKind::Die, node)).len();
+        let out = s.inspected(node, Status::Exited, 100);
+        before += inspects(&out).len();
+        let act = acts(&out)[0].clone();
+        assert_eq!(act.action, Action::Start);
+        s.elapsed += MS;
+        let mut after = 0;
+        if !late {
+            after += inspects(&s.event(EventKind::Start, node)).len();
+        }
+        after += inspects(&s.feed(acted(&act, ActResult::Running))).len();
+        s.elapsed += MS;
+        if late {
+            after += inspects(&s.event(EventKind::Start, node)).len();
+        }
+        (before, after)
+    }
+
+    #[test]
+    fn a_revival_looks_once_and_its_own_start_event_asks_for_no_other_look() {
+        let (a, b) = (c("a", "nodo_1", None, None), c("b", "nodo_2", None, None));
+        let (d, e) = (c("d", "nodo_3", None, None), c("e", "nodo_4", None, None));
+        let mut s = Script::new("auto", "nodo_1,nodo_2,nodo_3,nodo_4");
+        s.start(&[&a, &b, &d, &e]);
+        // One look before the start; the task's own look after it is the only one after.
+        assert_eq!(crash_and_revive(&mut s, &a, false), (1, 0), "during");
+        assert_eq!(crash_and_revive(&mut s, &b, true), (1, 0), "just after");
+        // Anything else during the action is still looked at afterwards.
+        s.event(EventKind::Die, &d);
+        let act = acts(&s.inspected(&d, Status::Exited, 200))[0].clone();
+        s.event(EventKind::Start, &d);
+        s.event(EventKind::Die, &d);
+        assert_eq!(inspects(&s.feed(acted(&act, ActResult::Running))), ["d"]);
+        // A start that beat ours was someone else's: looked at too.
+        s.event(EventKind::Die, &e);
+        let act = acts(&s.inspected(&e, Status::Exited, 200))[0].clone();
+        s.event(EventKind::Start, &e);
+        let out = s.feed(acted(&act, ActResult::AlreadyRunning));
+        assert_eq!(inspects(&out), ["e"]);
     }
 }
