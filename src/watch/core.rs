@@ -4,8 +4,9 @@
 //!
 //! This file holds the core's state (one [`Watched`] per container) and [`Core::handle`],
 //! which hands each input to the file of its concern, each an `impl Core` block:
-//! - `events.rs`: the engine's events and lists, timers, compose taking a project down, and
-//!   which containers are targets;
+//! - `events.rs`: the engine's events, one handler per kind, timers, and compose taking a
+//!   project down;
+//! - `scope.rs`: the engine's lists, and which containers are targets;
 //! - `decide.rs`: a look at a container and what its state calls for;
 //! - `acted.rs`: what came of an action;
 //! - `answers.rs`: prompts and the operator's answers; `holds.rs`: holds, releases, forgets;
@@ -32,6 +33,7 @@ mod holds;
 pub mod outcome;
 mod persist;
 mod requests;
+mod scope;
 pub mod status;
 
 use self::event::Event;
@@ -254,30 +256,18 @@ struct Watched {
     prompt: Option<(Pending, u64)>,
     /// The run whose failure the operator answered `no` to.
     declined: Option<String>,
-    /// A stop was asked through the API (when) and it has not died yet.
-    stopping: Option<Instant>,
-    /// It died from a stop asked through the API: no revival before this.
-    settle_until: Option<Instant>,
     /// Stopped through the API with `HEALTH_ON_STOP=hold`: held until someone starts it.
     held_by_stop: bool,
-    /// Since when it has been seen unhealthy, for `healthther.unhealthy-after`.
-    unhealthy_since: Option<Instant>,
+    /// Its death, and the stop or kill under way: see [`Death`].
+    death: Death,
     /// What its labels override.
     overrides: Overrides,
     /// Its state as last seen, for `status`.
     state: Option<SeenState>,
     /// The last action taken on it, for `status`.
     last_action: Option<LastAction>,
-    /// Signals sent to it through the API since it last started (`kill` events), and whether
-    /// the engine called it a stop: a death that follows is someone else's doing.
-    api_kill: Option<ApiKill>,
-    /// The kernel killed it for memory since it last started.
-    oom: bool,
     /// Why it went down last, for `status`.
     last_cause: Option<Cause>,
-    /// When its last death was taken for a crash: an API kill the engine tells of only after
-    /// the death (newer engines may) forgives it, if it comes within [`LATE_KILL`].
-    crash_seen: Option<Instant>,
     /// A task of a Swarm service that a target names: said once that it is left to Swarm.
     swarm_told: bool,
     /// The container whose network namespace it shares, as its network mode names it.
@@ -291,10 +281,6 @@ struct Watched {
     learning: bool,
     /// It has a health check (a list of it stopped shows none, so this is kept apart).
     has_check: bool,
-    /// Its die event came since it last started.
-    died: bool,
-    /// A look found it dead before its die event, and waited for it once.
-    awaited_die: bool,
     /// Stopping it again, should its compose service be taken down right after our start of
     /// it ran: see `note_project_stop`.
     undo: Option<Act>,
@@ -306,6 +292,32 @@ struct Watched {
     never_told: Option<String>,
     /// Since when its failure has been told of, until it runs again: see [`Down`].
     down_since: Option<SystemTime>,
+}
+
+/// What is known of a container's death, and of the stop or kill that may be causing the next:
+/// all of it is about one run, so its start resets it whole (see the start event). Why it went
+/// down last is kept apart, in `Watched::last_cause`: `status` shows it after the start, and an
+/// action that ends after its own start event still reads it.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+struct Death {
+    /// Signals sent to it through the API since it last started (`kill` events), and whether
+    /// the engine called it a stop: a death that follows is someone else's doing.
+    api_kill: Option<ApiKill>,
+    /// The kernel killed it for memory since it last started.
+    oom: bool,
+    /// When its last death was taken for a crash: an API kill the engine tells of only after
+    /// the death (newer engines may) forgives it, if it comes within [`LATE_KILL`].
+    crash_seen: Option<Instant>,
+    /// Its die event came since it last started.
+    died: bool,
+    /// A look found it dead before its die event, and waited for it once.
+    awaited_die: bool,
+    /// A stop was asked through the API (when) and it has not died yet.
+    stopping: Option<Instant>,
+    /// It died from a stop asked through the API: no revival before this.
+    settle_until: Option<Instant>,
+    /// Since when it has been seen unhealthy, for `healthther.unhealthy-after`.
+    unhealthy_since: Option<Instant>,
 }
 
 /// A dependent's lost network: whose restart took it, and what follows.
@@ -377,25 +389,18 @@ impl Watched {
             reported: None,
             prompt: None,
             declined: None,
-            stopping: None,
-            settle_until: None,
             held_by_stop: false,
-            unhealthy_since: None,
+            death: Death::default(),
             overrides: Overrides::default(),
             state: None,
             last_action: None,
-            api_kill: None,
-            oom: false,
             last_cause: None,
-            crash_seen: None,
             network_parent: None,
             net_lost: None,
             revived_by: None,
             learning: false,
             has_check: false,
             swarm_told: false,
-            died: false,
-            awaited_die: false,
             undo: None,
             ours_until: None,
             own_start: None,
@@ -416,12 +421,13 @@ impl Watched {
     /// from now, however we learnt of the end (its die event, a pass, a look).
     fn stop_ended(&mut self, now: Instant) {
         if self
+            .death
             .stopping
             .take()
             .is_some_and(|t| now < t + SIGNAL_RELEVANT)
         {
             let until = now + STOP_SETTLE;
-            self.settle_until = Some(self.settle_until.map_or(until, |t| t.max(until)));
+            self.death.settle_until = Some(self.death.settle_until.map_or(until, |t| t.max(until)));
         }
     }
 

@@ -160,7 +160,7 @@ impl Core {
             },
         });
         if s.health != Health::Unhealthy {
-            r.unhealthy_since = None;
+            r.death.unhealthy_since = None;
         }
         let Some(target) = r.target.clone() else {
             if verdict.acts() && (approval.is_some() || mode == Mode::Auto) {
@@ -324,7 +324,7 @@ impl Core {
             }
             let after = r.overrides.unhealthy_after.unwrap_or_default();
             if verdict == Verdict::Restart && !after.is_zero() && net.is_none() {
-                let since = *r.unhealthy_since.get_or_insert(now.at);
+                let since = *r.death.unhealthy_since.get_or_insert(now.at);
                 if now.at < since + after {
                     debug!(target = %target, container = %s.container.name,
                         "unhealthy, but not yet for {}", humantime::format_duration(after));
@@ -351,7 +351,7 @@ impl Core {
             // The look may have been under way before its die event came.
             r.stop_ended(now.at);
         }
-        if let Some(until) = r.settle_until.filter(|t| *t > now.at && !by_operator) {
+        if let Some(until) = r.death.settle_until.filter(|t| *t > now.at && !by_operator) {
             // It was stopped through the API a moment ago (the look was under way already).
             r.phase = Phase::Waiting {
                 until,
@@ -379,10 +379,10 @@ impl Core {
         };
         if verdict == Verdict::Start
             && net.is_none()
-            && !r.died
+            && !r.death.died
             && !by_operator
             && self.synced
-            && !std::mem::replace(&mut r.awaited_die, true)
+            && !std::mem::replace(&mut r.death.awaited_die, true)
         {
             // Dead, but its die event has not come: the events that tell who killed it may
             // be on their way (see `DIE_WAIT`).
@@ -397,10 +397,10 @@ impl Core {
             *cause
         } else if verdict == Verdict::Restart {
             Cause::Unhealthy
-        } else if s.oom_killed || r.oom {
+        } else if s.oom_killed || r.death.oom {
             Cause::Oom
         } else {
-            match r.api_kill {
+            match r.death.api_kill {
                 Some(ApiKill { stopped: true, .. } | ApiKill { graceful: true, .. }) => {
                     Cause::ApiStop
                 }
@@ -409,7 +409,7 @@ impl Core {
             }
         };
         r.last_cause = Some(cause);
-        r.crash_seen = (cause == Cause::Crash).then_some(now.at);
+        r.death.crash_seen = (cause == Cause::Crash).then_some(now.at);
         let history = r.history.get_or_insert_with(History::default);
         let run = s.started_at.clone().unwrap_or_default();
         if cause.is_its_own() {
@@ -596,9 +596,9 @@ impl Core {
                 outcome.state = Some(s.clone());
                 out.push(Command::report(outcome));
             }
-            r.settle_until = None;
-            if r.stopping.is_none() {
-                r.api_kill = None;
+            r.death.settle_until = None;
+            if r.death.stopping.is_none() {
+                r.death.api_kill = None;
             }
             if std::mem::take(&mut r.held_by_stop) {
                 // Started again while the event stream was away: the hold is over all the same.

@@ -9,7 +9,6 @@ use std::time::{Duration, Instant, SystemTime};
 
 use tracing::{debug, warn};
 
-use super::event::EventKind;
 use super::{told, Approval, Cause, Command, Core, NetLoss, Now, Parent, Skip, Watched, What};
 use crate::policy::{Health, Status};
 use crate::targets::ContainerRef;
@@ -36,42 +35,60 @@ pub(super) enum NetworkFix {
 }
 
 impl Core {
-    /// Keeps the graph current from one (live) event of container `id`.
-    pub(super) fn follow_network(
-        &mut self,
-        id: &str,
-        kind: EventKind,
-        time: SystemTime,
-        now: Now,
-        out: &mut Vec<Command>,
-    ) {
+    /// Container `id` was created while we watch: its network mode is in no event, so one
+    /// inspect tells, once.
+    pub(super) fn network_on_create(&mut self, id: &str, out: &mut Vec<Command>) {
         let (engine_up, synced) = (self.engine_up, self.synced);
         let Some(r) = self.records.get_mut(id) else {
             return;
         };
-        match kind {
-            // Its network mode is in no event: one inspect tells, once.
-            EventKind::Create if engine_up && synced && r.phase == super::Phase::Idle => {
-                r.learning = true;
-                out.push(Command::Inspect(r.container.clone()));
-            }
-            EventKind::Start => {
-                // It joined its parent's current namespace.
-                r.net_lost = None;
-                seen(r, Status::Running, time);
-                self.parent_started(id, time, now, out);
-            }
-            EventKind::Die => seen(r, Status::Exited, time),
-            EventKind::Health(h) => {
-                r.has_check = true;
-                if let Some(s) = r.state.as_mut() {
-                    s.health = h;
-                }
-                if h == Health::Healthy {
-                    self.parent_ready(id, now, out);
-                }
-            }
-            _ => {}
+        if engine_up && synced && r.phase == super::Phase::Idle {
+            r.learning = true;
+            out.push(Command::Inspect(r.container.clone()));
+        }
+    }
+
+    /// Container `id` started: it joined its parent's current namespace, and its own
+    /// dependents lost theirs.
+    pub(super) fn network_on_start(
+        &mut self,
+        id: &str,
+        time: SystemTime,
+        now: Now,
+        out: &mut Vec<Command>,
+    ) {
+        let Some(r) = self.records.get_mut(id) else {
+            return;
+        };
+        r.net_lost = None;
+        seen(r, Status::Running, time);
+        self.parent_started(id, time, now, out);
+    }
+
+    pub(super) fn network_on_die(&mut self, id: &str, time: SystemTime) {
+        if let Some(r) = self.records.get_mut(id) {
+            seen(r, Status::Exited, time);
+        }
+    }
+
+    /// Container `id`'s health check said `h`: a parent that turned healthy is ready for its
+    /// dependents.
+    pub(super) fn network_on_health(
+        &mut self,
+        id: &str,
+        h: Health,
+        now: Now,
+        out: &mut Vec<Command>,
+    ) {
+        let Some(r) = self.records.get_mut(id) else {
+            return;
+        };
+        r.has_check = true;
+        if let Some(s) = r.state.as_mut() {
+            s.health = h;
+        }
+        if h == Health::Healthy {
+            self.parent_ready(id, now, out);
         }
     }
 
