@@ -2,15 +2,18 @@
 //!
 //! Two stages, as in ripgrep: clap only parses strings, then [`Config::from_args`] turns them
 //! into typed values. After that no mode is a string and no default is an `Option`.
+//!
+//! The flags themselves are in `args`, the variables and the `.env` file in `env`, and where
+//! the engine listens (`DOCKER_HOST` and its TLS files) in `docker_host`.
 
 use std::collections::HashMap;
 use std::ffi::OsString;
 use std::fmt;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Parser, Subcommand};
+use clap::Parser;
 use thiserror::Error;
 
 use crate::backoff::Limits;
@@ -19,262 +22,13 @@ use crate::notify;
 pub use crate::policy::Mode;
 use crate::targets::{TargetError, Targets};
 
-const DEFAULT_ENV_FILE: &str = ".env";
+mod args;
+mod docker_host;
+mod env;
 
-#[derive(Debug, Parser)]
-#[command(
-    name = "healthther",
-    version,
-    about = "Watches the named Docker containers and revives them when they die or turn unhealthy.",
-    long_about = "Watches the named Docker containers and revives them when they die or turn \
-                  unhealthy.\n\nEvery setting is a flag, or else an environment variable, or \
-                  else a line in .env (real environment variables win over the file)."
-)]
-pub struct Args {
-    #[command(subcommand)]
-    pub command: Option<Command>,
-
-    /// Read settings from this file instead of ./.env (a missing ./.env is fine; a missing
-    /// --env-file is an error)
-    #[arg(long, value_name = "PATH", global = true)]
-    pub env_file: Option<PathBuf>,
-
-    /// Containers to watch: comma-separated container names, or project/service for the
-    /// containers of one compose service (e.g. nodo_1,shop/web). A name no container has
-    /// matches the containers of that compose service: of healthther's own compose project
-    /// first, else of the one project that has it. Required.
-    #[arg(long, env = "HEALTH_TARGETS", value_name = "NAMES")]
-    pub targets: Option<String>,
-
-    /// auto: revive failed targets at once. manual: ask an operator first. observe: detect,
-    /// log and record, never act
-    #[arg(
-        long,
-        env = "MODE",
-        value_name = "auto|manual|observe",
-        default_value = "manual"
-    )]
-    pub mode: String,
-
-    /// What a target stopped through the engine's API (docker stop) means: revive it (after a
-    /// moment for whoever stopped it), or hold it until someone starts it again
-    #[arg(
-        long,
-        env = "HEALTH_ON_STOP",
-        value_name = "revive|hold",
-        default_value = "revive"
-    )]
-    pub on_stop: String,
-
-    /// The Docker engine: unix:///path/to/docker.sock or tcp://host:port
-    #[arg(
-        long,
-        env = "DOCKER_HOST",
-        value_name = "URL",
-        default_value = "unix:///var/run/docker.sock"
-    )]
-    pub docker_host: String,
-
-    /// Speak TLS to a tcp:// engine and verify it, when set to anything (as the docker CLI)
-    #[arg(
-        long,
-        env = "DOCKER_TLS_VERIFY",
-        value_name = "ANY",
-        num_args = 0..=1,
-        default_missing_value = "1"
-    )]
-    pub tls_verify: Option<String>,
-
-    /// The directory holding ca.pem, cert.pem and key.pem for TLS [default: ~/.docker]
-    #[arg(long, env = "DOCKER_CERT_PATH", value_name = "DIR")]
-    pub cert_path: Option<PathBuf>,
-
-    /// How often to list all targets in case the event stream missed something (e.g. 10s, 500ms)
-    #[arg(
-        long,
-        env = "HEALTH_POLL_INTERVAL",
-        value_name = "DURATION",
-        allow_hyphen_values = true,
-        default_value = "10s"
-    )]
-    pub poll_interval: String,
-
-    /// How long a restart waits for an unhealthy target to stop before killing it
-    #[arg(
-        long,
-        env = "HEALTH_STOP_TIMEOUT",
-        value_name = "DURATION",
-        allow_hyphen_values = true,
-        default_value = "10s"
-    )]
-    pub stop_timeout: String,
-
-    /// Wait before reviving a target whose last revival failed within the reset window; it
-    /// doubles with each further failed revival (the first failure is revived at once)
-    #[arg(
-        long,
-        env = "HEALTH_BACKOFF_INITIAL",
-        value_name = "DURATION",
-        default_value = "1s",
-        allow_hyphen_values = true
-    )]
-    pub backoff_initial: String,
-
-    /// The longest wait between revivals of a crash-looping target
-    #[arg(
-        long,
-        env = "HEALTH_BACKOFF_MAX",
-        value_name = "DURATION",
-        default_value = "5m",
-        allow_hyphen_values = true
-    )]
-    pub backoff_max: String,
-
-    /// A revived target that runs this long counts as recovered: its back-off starts afresh
-    #[arg(
-        long,
-        env = "HEALTH_BACKOFF_RESET",
-        value_name = "DURATION",
-        default_value = "10s",
-        allow_hyphen_values = true
-    )]
-    pub backoff_reset: String,
-
-    /// Failed revivals within the quarantine window after which a target is left alone until
-    /// it runs well again or `healthther release TARGET`
-    #[arg(
-        long,
-        env = "HEALTH_QUARANTINE_AFTER",
-        value_name = "COUNT",
-        default_value = "5",
-        allow_hyphen_values = true
-    )]
-    pub quarantine_after: String,
-
-    /// The window in which failed revivals are counted for quarantine
-    #[arg(
-        long,
-        env = "HEALTH_QUARANTINE_WINDOW",
-        value_name = "DURATION",
-        default_value = "10m",
-        allow_hyphen_values = true
-    )]
-    pub quarantine_window: String,
-
-    /// Where the human-readable log and the JSON Lines audit file go (created if missing)
-    #[arg(
-        long,
-        env = "HEALTH_LOG_DIR",
-        value_name = "DIR",
-        default_value = "./logs"
-    )]
-    pub log_dir: PathBuf,
-
-    /// The unix socket on which the daemon takes `pending` and `answer` requests (never TCP)
-    #[arg(
-        long,
-        env = "HEALTH_CONTROL_SOCKET",
-        value_name = "PATH",
-        default_value = "healthther.sock",
-        global = true
-    )]
-    pub control_socket: PathBuf,
-
-    /// Log level or tracing filter, e.g. info, debug, healthther=trace
-    #[arg(long, env = "RUST_LOG", value_name = "FILTER", default_value = "info")]
-    pub log_level: String,
-
-    /// Where to tell people what happens: URLs separated by spaces or commas, in shoutrrr's
-    /// forms (generic://, generic+http://, ntfy://, slack://, discord://, telegram://,
-    /// gotify://, smtp://, alertmanager://host:port)
-    #[arg(long, env = "HEALTH_NOTIFY", value_name = "URLS", global = true)]
-    pub notify: Option<String>,
-
-    /// Remind of a prompt left unanswered this long (and again as often)
-    #[arg(
-        long,
-        env = "HEALTH_NOTIFY_REMIND",
-        value_name = "DURATION",
-        default_value = "15m",
-        allow_hyphen_values = true,
-        global = true
-    )]
-    pub notify_remind: String,
-
-    /// The host name every notification carries (default: this machine's hostname)
-    #[arg(long, env = "HEALTH_NOTIFY_HOST", value_name = "NAME", global = true)]
-    pub notify_host: Option<String>,
-
-    /// For tests and egress proxies: send Slack, Discord and Telegram requests to this base URL
-    /// instead of their hosted APIs
-    #[arg(
-        long,
-        env = "HEALTH_NOTIFY_API_BASE",
-        value_name = "URL",
-        global = true
-    )]
-    pub notify_api_base: Option<String>,
-
-    /// Serve Prometheus metrics (GET /metrics, read-only) on this address, e.g. 0.0.0.0:9102
-    /// or :9102 (default: off)
-    #[arg(long, env = "HEALTH_METRICS_ADDR", value_name = "ADDR")]
-    pub metrics_addr: Option<String>,
-}
-
-/// Without a command, healthther runs the daemon.
-#[derive(Debug, Subcommand)]
-pub enum Command {
-    /// List the prompts that wait for an operator's answer (manual mode), by asking the running
-    /// daemon over its control socket
-    Pending,
-    /// Exit 0 if the running daemon's watch loop is alive and has seen the engine recently, else
-    /// 1 with the reason (the container's HEALTHCHECK)
-    Probe,
-    /// Lift the quarantine of TARGET (after too many failed revivals), so it is revived again
-    Release {
-        /// The target (or container) to release
-        target: String,
-    },
-    /// Show each target: the containers it resolves to, their state, the last action, back-off,
-    /// quarantine, holds and prompts
-    Status {
-        /// Print a JSON array for scripts (the fields are listed in the README)
-        #[arg(long)]
-        json: bool,
-    },
-    /// Take no action on TARGET and ask nothing about it, for DURATION (e.g. 30m) or until
-    /// `healthther resume TARGET`
-    Hold {
-        /// The target, as written in HEALTH_TARGETS
-        target: String,
-        /// How long, e.g. 30m or 2h; without it, until resumed
-        duration: Option<String>,
-        /// Why, for the log, the audit file and `status`
-        #[arg(long, value_name = "TEXT")]
-        reason: Option<String>,
-    },
-    /// End the hold on TARGET and look at it at once
-    Resume {
-        /// The target, as written in HEALTH_TARGETS
-        target: String,
-    },
-    /// Forget the standing `always` or `never` answered for TARGET: its next failure is asked
-    /// about again
-    Forget {
-        /// The target, as written in HEALTH_TARGETS
-        target: String,
-    },
-    /// Send a test message through every channel of HEALTH_NOTIFY and print one line per
-    /// channel: ok, or the error (needs no running daemon)
-    NotifyTest,
-    /// Answer the open prompt of TARGET, by telling the running daemon over its control socket
-    Answer {
-        /// The target (or container) the prompt is about
-        target: String,
-        /// yes, no, always or never (or y, n, a, v)
-        answer: String,
-    },
-}
+pub use args::{Args, Command};
+pub use docker_host::{parse_docker_host, with_tls, DockerHost, TLS_FILES};
+use env::{env_vars, read_env_file, unknown_keys};
 
 /// What this run of the binary is to do.
 #[derive(Debug)]
@@ -313,30 +67,6 @@ impl fmt::Display for Mode {
             Mode::Manual => "manual",
             Mode::Observe => "observe",
         })
-    }
-}
-
-/// Where the Docker engine listens. Never a TCP listener of ours: this only says where to
-/// connect.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DockerHost {
-    Unix(PathBuf),
-    /// `tcp://` or `http://`, kept as given (e.g. a docker-socket-proxy).
-    Tcp(String),
-    /// `tcp://` with `DOCKER_TLS_VERIFY`: TLS with the client certificate in `cert_path`,
-    /// verifying the engine against its `ca.pem`.
-    Tls {
-        url: String,
-        cert_path: PathBuf,
-    },
-}
-
-impl fmt::Display for DockerHost {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            DockerHost::Unix(p) => write!(f, "unix://{}", p.display()),
-            DockerHost::Tcp(url) | DockerHost::Tls { url, .. } => f.write_str(url),
-        }
     }
 }
 
@@ -670,224 +400,6 @@ pub fn parse_metrics_addr(raw: &str) -> Result<SocketAddr, ConfigError> {
         .map_err(|_| ConfigError::MetricsAddr(raw.to_string()))
 }
 
-/// Every setting read from the environment: (clap's argument id, variable).
-fn env_vars() -> Vec<(String, String)> {
-    let command = <Args as clap::CommandFactory>::command();
-    command
-        .get_arguments()
-        .filter_map(|a| {
-            let var = a.get_env()?.to_str()?.to_string();
-            Some((a.get_id().to_string(), var))
-        })
-        .collect()
-}
-
-/// The settings of `.env` (or `--env-file`), the first of a key winning as dotenvy does.
-fn read_env_file(explicit: Option<&Path>) -> Result<HashMap<String, String>, ConfigError> {
-    let path = explicit.unwrap_or(Path::new(DEFAULT_ENV_FILE));
-    let fail = |reason: String| ConfigError::EnvFile {
-        path: path.display().to_string(),
-        reason,
-    };
-    let mut bytes = match std::fs::read(path) {
-        Ok(b) => b,
-        Err(e) if explicit.is_none() && e.kind() == std::io::ErrorKind::NotFound => {
-            return Ok(HashMap::new())
-        }
-        Err(e) => return Err(fail(e.to_string())),
-    };
-    if bytes.starts_with(&[0xEF, 0xBB, 0xBF]) {
-        bytes.drain(..3);
-    }
-    // No environment variable can hold a NUL byte; say where it is instead of failing later.
-    if let Some(at) = bytes.iter().position(|b| *b == 0) {
-        let line = bytes[..at].iter().filter(|b| **b == b'\n').count() + 1;
-        return Err(fail(format!("line {line}: contains a NUL byte; remove it")));
-    }
-    let text = String::from_utf8_lossy(&bytes).into_owned();
-    let mut map = HashMap::new();
-    for item in dotenvy::Iter::new(bytes.as_slice()) {
-        match item {
-            Ok((key, value)) => drop(map.entry(key).or_insert(value)),
-            Err(dotenvy::Error::LineParse(bad, at)) => {
-                let line = text
-                    .lines()
-                    .position(|l| l.contains(bad.trim()))
-                    .map(|i| format!("line {}: ", i + 1))
-                    .unwrap_or_default();
-                return Err(fail(format!(
-                    "{line}cannot parse {:?} (at character {}); quote values that contain \
-                     spaces",
-                    redact_urls(&bad),
-                    at + 1
-                )));
-            }
-            Err(e) => return Err(fail(e.to_string())),
-        }
-    }
-    Ok(map)
-}
-
-/// `text` with every word that holds a URL redacted (`HEALTH_NOTIFY`'s tokens and passwords,
-/// `DOCKER_HOST`'s), as a notification URL is wherever it is shown.
-fn redact_urls(text: &str) -> String {
-    text.split(char::is_whitespace)
-        .map(|word| match word.find("://") {
-            None => word.to_string(),
-            Some(at) => {
-                // What precedes the URL (`KEY=`, a quote) is kept as written.
-                let start = word[..at]
-                    .rfind(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.')))
-                    .map_or(0, |i| i + 1);
-                format!(
-                    "{}{}",
-                    &word[..start],
-                    notify::channel::redact(&word[start..])
-                )
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-/// One warning per `HEALTH_*` key of the file that is no setting, naming the closest one.
-fn unknown_keys(file: &HashMap<String, String>, known: &[&str]) -> Vec<String> {
-    let mut keys: Vec<&String> = file
-        .keys()
-        .filter(|k| k.starts_with("HEALTH_") && !known.contains(&k.as_str()))
-        .collect();
-    keys.sort();
-    keys.into_iter()
-        .map(|key| match closest(key, known) {
-            Some(known) => {
-                format!(
-                    "{key} in the env file is not a setting and is ignored; did you mean {known}?"
-                )
-            }
-            None => format!(
-                "{key} in the env file is not a setting and is ignored; see healthther --help"
-            ),
-        })
-        .collect()
-}
-
-/// The known variable nearest to `key` by edit distance, if near enough to be a typo.
-fn closest<'k>(key: &str, known: &[&'k str]) -> Option<&'k str> {
-    known
-        .iter()
-        .map(|k| (edit_distance(key, k), *k))
-        .filter(|(d, k)| *d <= 3.max(k.len() / 4))
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, k)| k)
-}
-
-/// Levenshtein distance, by characters.
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut diagonal = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let above = row[j + 1];
-            row[j + 1] = (above + 1)
-                .min(row[j] + 1)
-                .min(diagonal + usize::from(ca != *cb));
-            diagonal = above;
-        }
-    }
-    row[b.len()]
-}
-
-pub fn parse_docker_host(raw: &str) -> Result<DockerHost, ConfigError> {
-    let raw = raw.trim();
-    let bad = || ConfigError::DockerHost(raw.to_string());
-    if let Some(path) = raw.strip_prefix("unix://") {
-        if !path.starts_with('/') {
-            return Err(bad());
-        }
-        return Ok(DockerHost::Unix(PathBuf::from(path)));
-    }
-    for scheme in ["tcp://", "http://"] {
-        if let Some(rest) = raw.strip_prefix(scheme) {
-            // An address that cannot be is said at start, not retried forever.
-            let authority = rest.strip_suffix('/').unwrap_or(rest);
-            if !valid_host_port(authority) {
-                return Err(bad());
-            }
-            return Ok(DockerHost::Tcp(raw.to_string()));
-        }
-    }
-    Err(bad())
-}
-
-/// `host:port`, `1.2.3.4:port` or `[::1]:port`, with a port from 1 to 65535.
-fn valid_host_port(authority: &str) -> bool {
-    let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
-        let Some((addr, port)) = v6.split_once("]:") else {
-            return false;
-        };
-        if addr.parse::<std::net::Ipv6Addr>().is_err() {
-            return false;
-        }
-        (None, port)
-    } else {
-        match authority.rsplit_once(':') {
-            Some((host, port)) => (Some(host), port),
-            None => return false,
-        }
-    };
-    let port_ok = !port.is_empty()
-        && port.bytes().all(|b| b.is_ascii_digit())
-        && port.parse::<u16>().is_ok_and(|p| p != 0);
-    let host_ok = match host {
-        None => true,
-        // All digits and dots: it must be an IPv4 address, not a name.
-        Some(h) if h.bytes().all(|b| b.is_ascii_digit() || b == b'.') => {
-            h.parse::<std::net::Ipv4Addr>().is_ok()
-        }
-        Some(h) => {
-            !h.is_empty()
-                && !h.starts_with(['-', '.'])
-                && h.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
-        }
-    };
-    port_ok && host_ok
-}
-
-/// The TLS files the docker CLI would use for a tcp:// engine: with `DOCKER_TLS_VERIFY` set to
-/// anything not empty (even `0`, as the CLI), `ca.pem`, `cert.pem` and `key.pem` in
-/// `DOCKER_CERT_PATH`, else in `~/.docker`. A missing file stops us at start.
-pub fn with_tls(
-    host: DockerHost,
-    tls_verify: Option<&str>,
-    cert_path: Option<PathBuf>,
-) -> Result<DockerHost, ConfigError> {
-    let DockerHost::Tcp(url) = host else {
-        return Ok(host);
-    };
-    if tls_verify.is_none_or(str::is_empty) {
-        return Ok(DockerHost::Tcp(url));
-    }
-    let cert_path = cert_path.unwrap_or_else(|| {
-        PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".docker")
-    });
-    for file in TLS_FILES {
-        let path = cert_path.join(file);
-        if let Err(e) = std::fs::File::open(&path) {
-            return Err(ConfigError::CertPath {
-                path: path.display().to_string(),
-                reason: e.to_string(),
-            });
-        }
-    }
-    Ok(DockerHost::Tls { url, cert_path })
-}
-
-/// The files of `DOCKER_CERT_PATH`, as the docker CLI names them.
-pub const TLS_FILES: [&str; 3] = ["ca.pem", "cert.pem", "key.pem"];
-
 /// A whole number from 1 to 1000.
 pub fn parse_count(var: &'static str, flag: &'static str, raw: &str) -> Result<u32, ConfigError> {
     match raw.trim().parse::<u32>() {
@@ -934,20 +446,6 @@ pub fn parse_duration(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn words_that_hold_urls_are_redacted_in_a_line_shown_in_an_error() {
-        let line = "HEALTH_NOTIFY=telegram://1:TgSeCrEt@telegram?chats=1\t\
-                    \"generic://u:PwSeCrEt@h/x?token=TokSeCrEt plain words";
-        let shown = redact_urls(line);
-        assert!(!shown.contains("SeCrEt"), "{shown}");
-        assert!(
-            shown.starts_with("HEALTH_NOTIFY=telegram://***:***@telegram")
-                && shown.contains("\"generic://u:***@h/x?token=***")
-                && shown.ends_with("plain words"),
-            "{shown}"
-        );
-    }
 
     /// Parses `extra` as flags with an empty environment and no `.env`, whatever the
     /// environment of the test run holds (a developer's DOCKER_HOST included).
@@ -1044,18 +542,6 @@ mod tests {
             "{w}"
         );
         assert_eq!(c.poll_interval, Duration::from_secs(10));
-    }
-
-    #[test]
-    fn closest_known_key() {
-        let vars = env_vars();
-        let known: Vec<&str> = vars.iter().map(|(_, v)| v.as_str()).collect();
-        assert_eq!(
-            closest("HEALTH_STOP_TIMOUT", &known),
-            Some("HEALTH_STOP_TIMEOUT")
-        );
-        assert_eq!(closest("HEALTH_TARGET", &known), Some("HEALTH_TARGETS"));
-        assert_eq!(closest("HEALTH_XYZZY_PLUGH_FOO", &known), None);
     }
 
     #[test]
@@ -1195,35 +681,6 @@ mod tests {
             assert!(!msg.contains('\n'), "{argv:?}: not one line: {msg:?}");
         }
     }
-
-    #[test]
-    fn docker_hosts() {
-        let cases = [
-            ("unix:///var/run/docker.sock", true),
-            ("unix:///run/user/1000/docker.sock", true),
-            ("tcp://127.0.0.1:2375", true),
-            ("http://socket-proxy:2375", true),
-            ("tcp://", false),
-            ("tcp://256.0.0.1:99999", false),
-            ("tcp://256.0.0.1:2375", false),
-            ("tcp://10.0.0.1:99999", false),
-            ("tcp://[::1", false),
-            ("tcp://[::1]:2375", true),
-            ("tcp://[zz]:2375", false),
-            ("tcp://proxy:0", false),
-            ("tcp://proxy:", false),
-            ("tcp://proxy", false),
-            ("tcp://socket_proxy:2375/", true),
-            ("tcp://bad_host!:2375", false),
-            ("tcp://10.0.0.1:2375", true),
-            ("ssh://me@host", false),
-            ("/var/run/docker.sock", false),
-            ("", false),
-        ];
-        for (raw, ok) in cases {
-            assert_eq!(parse_docker_host(raw).is_ok(), ok, "{raw}");
-        }
-    }
 }
 
 /// Fuzzing the parsers of user input: whatever comes in, they answer Ok or one line of error,
@@ -1252,15 +709,6 @@ mod fuzz {
             match parse_count("C", "c", &raw) {
                 Ok(n) => prop_assert!((1..=1000).contains(&n)),
                 Err(e) => prop_assert!(!e.to_string().contains('\n')),
-            }
-        }
-
-        #[test]
-        fn docker_hosts(raw in "\\PC{0,40}|(unix|tcp|http|ssh|npipe)://\\PC{0,30}") {
-            if let Ok(host) = parse_docker_host(&raw) {
-                let shown = host.to_string();
-                prop_assert!(shown.starts_with("unix:///") || shown.starts_with("tcp://")
-                    || shown.starts_with("http://"));
             }
         }
 

@@ -1,7 +1,9 @@
 //! The Docker engine adapter: the one module that imports bollard. It turns bollard's models into
-//! our own small types, so that a change of bollard's API touches this file only.
+//! our own small types, so that a change of bollard's API touches this file only. What needs no
+//! bollard sits beside it: the calls made by hand (`http`, `tls`), the recreation of dependents
+//! carried out with them (`recreation`), and the reading of plain-data answers (`translate`).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -10,18 +12,26 @@ use bollard::models::{ContainerInspectResponse, EventMessage};
 use bollard::query_parameters::{EventsOptionsBuilder, StopContainerOptionsBuilder};
 use bollard::{Docker, API_DEFAULT_VERSION};
 use futures_util::{Stream, StreamExt};
-use serde::Deserialize;
 use thiserror::Error;
 
 use crate::config::DockerHost;
 use crate::errors::error_chain;
-use crate::policy::{health_from_status_text, network_parent, Health, Listed, Snapshot, Status};
+use crate::policy::{network_parent, Health, Listed, Snapshot, Status};
 use crate::targets::ContainerRef;
 use crate::watch::core::event::{Event, EventKind};
 use crate::watch::docker::{DockerError, Failure, Started};
 
-const COMPOSE_PROJECT_LABEL: &str = "com.docker.compose.project";
-const COMPOSE_SERVICE_LABEL: &str = "com.docker.compose.service";
+mod http;
+mod recreation;
+mod tls;
+mod translate;
+
+use http::{error_message, percent_encode, raw_request, versioned_path};
+use tls::tls_config;
+use translate::{
+    kind_from_action, listed, name_of, ours, Summary, COMPOSE_PROJECT_LABEL, COMPOSE_SERVICE_LABEL,
+};
+
 /// The engine writes this for a container that never ran.
 const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
 /// Container events that can change whether a target needs us.
@@ -57,6 +67,19 @@ impl EngineError {
     fn call(doing: impl Into<String>) -> impl FnOnce(BollardError) -> EngineError {
         let doing = doing.into();
         move |source| EngineError::Call { doing, source }
+    }
+
+    /// A call whose answer did not read as the JSON it should be.
+    fn unreadable(doing: &str, err: serde_json::Error) -> EngineError {
+        EngineError::call(doing)(BollardError::JsonSerdeError { err })
+    }
+
+    /// A call the engine answered with `status_code` and `message`, which we take as a failure.
+    fn answered(doing: &str, status_code: u16, message: String) -> EngineError {
+        EngineError::call(doing)(BollardError::DockerResponseServerError {
+            status_code,
+            message,
+        })
     }
 
     /// The engine's own words for a failed call (what `docker` would print), without our
@@ -155,29 +178,6 @@ fn proxy_setting(doing: &str) -> &'static str {
         "EVENTS=1"
     } else {
         "CONTAINERS=1"
-    }
-}
-
-/// The kind of event an action of the engine's event stream is.
-fn kind_from_action(action: &str) -> EventKind {
-    // health_status actions read "health_status: unhealthy".
-    if let Some(h) = action.strip_prefix("health_status:") {
-        return match Health::from_engine(h.trim()) {
-            Health::None => EventKind::Other,
-            h => EventKind::Health(h),
-        };
-    }
-    match action {
-        "health_status" => EventKind::HealthChecked,
-        "create" => EventKind::Create,
-        "start" => EventKind::Start,
-        "die" | "died" => EventKind::Die,
-        "oom" => EventKind::Oom,
-        "kill" => EventKind::Kill { signal: None },
-        "stop" => EventKind::Stop,
-        "destroy" => EventKind::Destroy,
-        "rename" => EventKind::Rename,
-        _ => EventKind::Other,
     }
 }
 
@@ -443,340 +443,10 @@ impl Engine {
         }
     }
 
-    /// Recreates the dependent `c` joined to the network namespace of `parent_id` (its parent
-    /// was recreated, so `c` holds an id that is gone and can never start again), with exactly
-    /// its configuration, image and volumes: see [`crate::recreate`]. In an order that a crash
-    /// at any point leaves something [`Engine::repair_recreations`] can finish: the new
-    /// container is created under its [`crate::recreate::temporary_name`], the old one
-    /// stopped, the new one started, the old one removed (its volumes kept: the new one has
-    /// them), and only then the new one takes the name. Should the create, the stop or the
-    /// start fail, the new container is removed and the old one is left as it was (stopped,
-    /// if the stop was done: it could not run anyway). Returns the new container's id;
-    /// [`crate::recreate::RecreateError::Gone`] when the old container disappeared meanwhile.
-    ///
-    /// Every call is made by hand so that the engine's JSON passes through whole: bollard's
-    /// typed models would drop the fields they do not know.
-    pub async fn recreate_container(
-        &self,
-        c: &ContainerRef,
-        parent_id: &str,
-        stop_timeout: Duration,
-    ) -> Result<String, EngineError> {
-        use crate::recreate::RecreateError;
-        let gone = || EngineError::Recreate(c.name.clone(), RecreateError::Gone);
-        let v = self.docker.client_version().to_string();
-        let inspect = self
-            .raw_json(
-                &format!("inspecting container {}", c.name),
-                &format!("/v{v}/containers/{}/json", c.id),
-            )
-            .await?
-            .ok_or_else(gone)?;
-        // Renamed or relabelled since the look (compose replacing it itself, say): then it may
-        // be no target any more, and is not touched.
-        let label = |key: &str| {
-            inspect["Config"]["Labels"][key]
-                .as_str()
-                .map(str::to_string)
-        };
-        let now = ContainerRef {
-            id: c.id.clone(),
-            name: inspect["Name"].as_str().map(name_of).unwrap_or_default(),
-            project: label(COMPOSE_PROJECT_LABEL),
-            service: label(COMPOSE_SERVICE_LABEL),
-            labels: BTreeMap::new(),
-        };
-        if !now.same_identity(c) {
-            return Err(EngineError::Recreate(
-                c.name.clone(),
-                RecreateError::Changed { now: now.name },
-            ));
-        }
-        let body = crate::recreate::create_body(&inspect, parent_id)
-            .map_err(|e| EngineError::Recreate(c.name.clone(), e))?;
-        let running = inspect["State"]["Running"].as_bool() == Some(true);
-        let temporary = crate::recreate::temporary_name(&c.id, &c.name);
-        // The platform of the image it ran, where the API takes one (1.41 on): an image id
-        // may stand for several platforms (the containerd image store).
-        let mut create_query = format!("name={}", percent_encode(&temporary));
-        if self.api_at_least(1, 41) {
-            let image = body["Image"].as_str().unwrap_or_default();
-            let image_inspect = self
-                .raw_json(
-                    &format!("inspecting the image of container {}", c.name),
-                    &format!("/v{v}/images/{}/json", percent_encode(image)),
-                )
-                .await?;
-            if let Some(platform) = image_inspect.as_ref().and_then(crate::recreate::platform) {
-                create_query.push_str(&format!("&platform={}", percent_encode(&platform)));
-            }
-        }
-
-        let doing = format!("creating container {temporary}");
-        let new_id = self
-            .raw_send(
-                &doing,
-                "POST",
-                &format!("/v{v}/containers/create?{create_query}"),
-                Some(bytes::Bytes::from(body.to_string())),
-            )
-            .await
-            .and_then(|answer| {
-                let answer: serde_json::Value = answer
-                    .map(|b| serde_json::from_slice(&b))
-                    .transpose()
-                    .map_err(|err| EngineError::call(&doing)(BollardError::JsonSerdeError { err }))?
-                    .unwrap_or_default();
-                answer["Id"].as_str().map(str::to_string).ok_or_else(|| {
-                    EngineError::call(&doing)(BollardError::DockerResponseServerError {
-                        status_code: 200,
-                        message: "the engine's answer names no container id".into(),
-                    })
-                })
-            })?;
-        // Undoes the create: the old container is left as it is, to be tried again.
-        let remove_new = || async {
-            let removed = self
-                .raw_call(
-                    &format!(
-                        "removing container {temporary}, which did not replace {}",
-                        c.name
-                    ),
-                    "DELETE",
-                    &format!("/v{v}/containers/{new_id}?force=1&v=0"),
-                )
-                .await;
-            if let Err(e) = removed {
-                tracing::error!(container = %c.name, "the recreation failed, and {temporary} \
-                    could not be removed ({}): `docker rm -f {temporary}` does it", e.docker_text());
-            }
-        };
-        if running {
-            let stopped = self
-                .raw_call(
-                    &format!("stopping container {}", c.name),
-                    "POST",
-                    &format!(
-                        "/v{v}/containers/{}/stop?t={}",
-                        c.id,
-                        stop_timeout.as_secs()
-                    ),
-                )
-                .await;
-            if let Err(e) = stopped {
-                remove_new().await;
-                return Err(if e.is_not_found() { gone() } else { e });
-            }
-        }
-        let started = self
-            .raw_call(
-                &format!("starting container {temporary}"),
-                "POST",
-                &format!("/v{v}/containers/{new_id}/start"),
-            )
-            .await;
-        if let Err(e) = started {
-            remove_new().await;
-            return Err(e);
-        }
-        let removed = self
-            .raw_call(
-                &format!("removing container {}", c.name),
-                "DELETE",
-                &format!("/v{v}/containers/{}?force=1&v=0", c.id),
-            )
-            .await;
-        match removed {
-            // Someone removed it already: its name is free all the same.
-            Err(e) if !e.is_not_found() => {
-                remove_new().await;
-                return Err(e);
-            }
-            _ => {}
-        }
-        self.take_name(&new_id, &temporary, &c.name).await;
-        Ok(new_id)
-    }
-
-    /// Gives the replacement `id`, under `temporary`, its `name`; a failure is only said: it
-    /// runs, under a name the next start-up gives it.
-    async fn take_name(&self, id: &str, temporary: &str, name: &str) -> bool {
-        let renamed = self
-            .raw_call(
-                &format!("renaming container {temporary} to {name}"),
-                "POST",
-                &format!(
-                    "/v{}/containers/{id}/rename?name={}",
-                    self.docker.client_version(),
-                    percent_encode(name)
-                ),
-            )
-            .await;
-        match renamed {
-            Ok(_) => true,
-            Err(e) => {
-                tracing::error!(container = %name, "recreated, but the new container could not \
-                    take its name from {temporary} ({}): `docker rename {temporary} {name}` \
-                    does it", e.docker_text());
-                false
-            }
-        }
-    }
-
     /// Whether the negotiated API version is `major.minor` or newer.
     fn api_at_least(&self, major: usize, minor: usize) -> bool {
         let v = self.docker.client_version();
         (v.major_version, v.minor_version) >= (major, minor)
-    }
-
-    /// Finishes the recreations a crash cut short: each container under a
-    /// [`crate::recreate::temporary_name`] with the `healthther.recreate=true` label, whose
-    /// original name `ours` takes for a target (so that another healthther's recreation under
-    /// way is left to it), is dealt with as [`crate::recreate::repair`] decides (the old
-    /// container stopped within `stop_timeout` and removed) and started.
-    /// Run once the engine answers, before the first list, so that the list sees each under its
-    /// name. Failures are said and leave the containers as they are.
-    pub async fn repair_recreations<T>(
-        &self,
-        ours: impl Fn(&ContainerRef) -> Option<T>,
-        stop_timeout: Duration,
-    ) -> Vec<(T, ContainerRef)> {
-        use crate::recreate::{original_name, repair, volumes_from, Parents, Repair};
-        let mut finished = Vec::new();
-        let filters = HashMap::from([
-            ("label", vec!["healthther.recreate=true"]),
-            ("name", vec!["-healthther-recreating-"]),
-        ]);
-        let found = match self.list_filtered(filters).await {
-            Ok(found) => found,
-            Err(e) => {
-                tracing::warn!("looking for recreations cut short: {}", e.docker_text());
-                return finished;
-            }
-        };
-        let v = self.docker.client_version().to_string();
-        for new in found.into_iter().map(|l| l.container) {
-            let Some(name) = original_name(&new.name) else {
-                continue;
-            };
-            let to_be = ContainerRef {
-                name: name.to_string(),
-                ..new.clone()
-            };
-            let Some(target) = ours(&to_be) else {
-                continue;
-            };
-            let said = |e: EngineError| {
-                tracing::warn!(container = %name, "a recreation was cut short, and {} could not \
-                    be put in its place: {}", new.name, e.docker_text());
-            };
-            let looked = async {
-                let replacement = self
-                    .raw_json(
-                        &format!("inspecting container {}", new.name),
-                        &format!("/v{v}/containers/{}/json", new.id),
-                    )
-                    .await?;
-                let holder = self
-                    .raw_json(
-                        &format!("inspecting container {name}"),
-                        &format!("/v{v}/containers/{}/json", percent_encode(name)),
-                    )
-                    .await?;
-                Ok::<_, EngineError>((replacement, holder))
-            };
-            let (replacement, holder) = match looked.await {
-                Ok((Some(r), holder)) => (r, holder),
-                // Removed meanwhile.
-                Ok((None, _)) => continue,
-                Err(e) => {
-                    said(e);
-                    continue;
-                }
-            };
-            let holder_id = holder.as_ref().and_then(|h| h["Id"].as_str());
-            let new_parent = self.network_parent(&v, Some(&replacement)).await;
-            let old_parent = self.network_parent(&v, holder.as_ref()).await;
-            let parents = Parents {
-                replacements_runs: new_parent
-                    .as_ref()
-                    .is_some_and(|p| p["State"]["Running"].as_bool() == Some(true)),
-                old_ones_exists: old_parent.is_some(),
-            };
-            match repair(&new.name, &volumes_from(&replacement), holder_id, parents) {
-                Repair::Leave => {
-                    tracing::warn!(container = %name, "a recreation was cut short, and {} is \
-                        left as it is: another container has the name now (`docker rm {}` if \
-                        it is not wanted)", new.name, new.name);
-                    continue;
-                }
-                Repair::RemoveOldThenFinish { old } => {
-                    // Still running if the crash came before its stop: it is given its stop
-                    // timeout, as the recreation would have; the removal kills it otherwise.
-                    let _ = self
-                        .raw_call(
-                            &format!("stopping container {name}, which {} replaces", new.name),
-                            "POST",
-                            &format!("/v{v}/containers/{old}/stop?t={}", stop_timeout.as_secs()),
-                        )
-                        .await;
-                    let removed = self
-                        .raw_call(
-                            &format!("removing container {name}, which {} replaces", new.name),
-                            "DELETE",
-                            &format!("/v{v}/containers/{old}?force=1&v=0"),
-                        )
-                        .await;
-                    if let Err(e) = removed {
-                        said(e);
-                        continue;
-                    }
-                }
-                Repair::Finish => {}
-            }
-            if !self.take_name(&new.id, &new.name, name).await {
-                continue;
-            }
-            if replacement["State"]["Running"].as_bool() != Some(true) {
-                let started = self
-                    .raw_call(
-                        &format!("starting container {name}"),
-                        "POST",
-                        &format!("/v{v}/containers/{}/start", new.id),
-                    )
-                    .await;
-                if let Err(e) = started {
-                    said(e);
-                    continue;
-                }
-            }
-            tracing::info!(container = %name, "a recreation was cut short: finished");
-            finished.push((
-                target,
-                ContainerRef {
-                    id: new.id.clone(),
-                    ..to_be
-                },
-            ));
-        }
-        finished
-    }
-
-    /// What the engine says of the container `inspect`'s network mode names, if it names one
-    /// and it exists.
-    async fn network_parent(
-        &self,
-        v: &str,
-        inspect: Option<&serde_json::Value>,
-    ) -> Option<serde_json::Value> {
-        let id = inspect.and_then(crate::recreate::network_parent_of)?;
-        self.raw_json(
-            &format!("inspecting container {id}"),
-            &format!("/v{v}/containers/{}/json", percent_encode(id)),
-        )
-        .await
-        .ok()
-        .flatten()
     }
 
     async fn stop_container(
@@ -920,271 +590,6 @@ impl crate::watch::docker::Connect for Connector {
     }
 }
 
-/// `path` (with its query) under the API version `prefix` (`/v1.45`), or `None` when it
-/// carries a version already.
-fn versioned_path(path: &str, prefix: &str) -> Option<String> {
-    let has_version = path
-        .strip_prefix("/v")
-        .and_then(|rest| rest.split(['/', '?']).next())
-        .and_then(|v| v.split_once('.'))
-        .is_some_and(|(major, minor)| {
-            !major.is_empty()
-                && !minor.is_empty()
-                && major
-                    .bytes()
-                    .chain(minor.bytes())
-                    .all(|b| b.is_ascii_digit())
-        });
-    if has_version {
-        None
-    } else if path.starts_with('/') {
-        Some(format!("{prefix}{path}"))
-    } else {
-        Some(format!("{prefix}/{path}"))
-    }
-}
-
-/// Sends `method path` with an empty body to the engine on a connection of its own, and
-/// returns the status and the whole body.
-async fn raw_request(
-    host: &DockerHost,
-    tls: Option<&Arc<rustls::ClientConfig>>,
-    method: &str,
-    path: &str,
-    json: Option<bytes::Bytes>,
-) -> std::io::Result<(u16, bytes::Bytes)> {
-    let authority = |url: &str| {
-        url.split_once("://")
-            .map_or(url, |(_, rest)| rest)
-            .trim_end_matches('/')
-            .to_string()
-    };
-    match (host, tls) {
-        (DockerHost::Unix(socket), _) => {
-            exchange(
-                tokio::net::UnixStream::connect(socket).await?,
-                method,
-                path,
-                json,
-            )
-            .await
-        }
-        (DockerHost::Tls { url, .. }, Some(config)) => {
-            let authority = authority(url);
-            // The name the engine's certificate must carry: the host, without port or [].
-            let name = authority
-                .rsplit_once(':')
-                .map_or(authority.as_str(), |(h, _)| h)
-                .trim_start_matches('[')
-                .trim_end_matches(']')
-                .to_string();
-            let name = rustls_pki_types::ServerName::try_from(name)
-                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
-            let tcp = tokio::net::TcpStream::connect(&authority).await?;
-            let stream = tokio_rustls::TlsConnector::from(Arc::clone(config))
-                .connect(name, tcp)
-                .await?;
-            exchange(stream, method, path, json).await
-        }
-        (DockerHost::Tcp(url) | DockerHost::Tls { url, .. }, _) => {
-            exchange(
-                tokio::net::TcpStream::connect(authority(url)).await?,
-                method,
-                path,
-                json,
-            )
-            .await
-        }
-    }
-}
-
-/// The client side of TLS as the docker CLI sets it up from `DOCKER_CERT_PATH`: the engine
-/// must present a certificate of `ca.pem`; we present `cert.pem` with `key.pem`.
-fn tls_config(dir: &std::path::Path) -> Result<Arc<rustls::ClientConfig>, String> {
-    use rustls_pki_types::pem::PemObject;
-    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
-    let bad = |file: &str, e: &dyn std::fmt::Display| {
-        format!(
-            "{}: {e} (DOCKER_CERT_PATH holds ca.pem, cert.pem and key.pem)",
-            dir.join(file).display()
-        )
-    };
-    let certs = |file: &str| {
-        CertificateDer::pem_file_iter(dir.join(file))
-            .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
-            .map_err(|e| bad(file, &e))
-            .and_then(|certs| match certs.is_empty() {
-                true => Err(bad(file, &"no certificate in it")),
-                false => Ok(certs),
-            })
-    };
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in certs("ca.pem")? {
-        roots.add(cert).map_err(|e| bad("ca.pem", &e))?;
-    }
-    let key = PrivateKeyDer::from_pem_file(dir.join("key.pem")).map_err(|e| bad("key.pem", &e))?;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
-        .with_root_certificates(roots)
-        .with_client_auth_cert(certs("cert.pem")?, key)
-        .map_err(|e| bad("cert.pem", &e))?;
-    Ok(Arc::new(config))
-}
-
-/// One HTTP/1.1 request and its reply on `stream`; the reply is read as far as it says
-/// (length or chunks), even if the other side keeps the connection open.
-async fn exchange(
-    stream: impl tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-    method: &str,
-    path: &str,
-    json: Option<bytes::Bytes>,
-) -> std::io::Result<(u16, bytes::Bytes)> {
-    use http_body_util::{BodyExt, Either, Empty, Full, Limited};
-    // A list of thousands of containers stays well below this; more is not the engine.
-    const LIMIT: usize = 64 * 1024 * 1024;
-    let io_err = |e: Box<dyn std::error::Error + Send + Sync>| {
-        std::io::Error::other(error_chain(e.as_ref()))
-    };
-    let (mut sender, connection) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-            .await
-            .map_err(|e| io_err(e.into()))?;
-    let connection = tokio::spawn(connection);
-    let request = hyper::Request::builder()
-        .method(method)
-        .uri(path)
-        .header(hyper::header::HOST, "docker");
-    let request = match json {
-        None => request.body(Either::Left(Empty::<bytes::Bytes>::new())),
-        Some(json) => request
-            .header(hyper::header::CONTENT_TYPE, "application/json")
-            .body(Either::Right(Full::new(json))),
-    }
-    .map_err(|e| io_err(e.into()))?;
-    let reply = sender
-        .send_request(request)
-        .await
-        .map_err(|e| io_err(e.into()));
-    let result = match reply {
-        Ok(reply) => {
-            let status = reply.status().as_u16();
-            Limited::new(reply.into_body(), LIMIT)
-                .collect()
-                .await
-                .map(|body| (status, body.to_bytes()))
-                .map_err(io_err)
-        }
-        Err(e) => Err(e),
-    };
-    // The connection is ours alone: done with it once the reply is in.
-    connection.abort();
-    result
-}
-
-/// `%XX` for every byte outside the URL's unreserved characters.
-fn percent_encode(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
-/// The engine's `{"message": ...}`, or the body as it is (a proxy's page, a chunked body).
-fn error_message(body: &[u8]) -> String {
-    let text = String::from_utf8_lossy(body);
-    let json = match (text.find('{'), text.rfind('}')) {
-        (Some(a), Some(b)) if a < b => &text[a..=b],
-        _ => "",
-    };
-    serde_json::from_str::<serde_json::Value>(json)
-        .ok()
-        .and_then(|v| v.get("message")?.as_str().map(str::to_string))
-        .unwrap_or_else(|| text.trim().chars().take(200).collect())
-}
-
-/// The `healthther.*` labels among a container's labels, Swarm's task and service labels,
-/// and compose's `depends_on` and version.
-fn ours(labels: &HashMap<String, String>) -> BTreeMap<String, String> {
-    use crate::targets::{SWARM_SERVICE_LABEL, SWARM_TASK_LABEL};
-    labels
-        .iter()
-        .filter(|(k, _)| {
-            k.starts_with(crate::overrides::PREFIX)
-                || *k == SWARM_TASK_LABEL
-                || *k == SWARM_SERVICE_LABEL
-                || *k == crate::targets::COMPOSE_DEPENDS_ON_LABEL
-                || *k == crate::targets::COMPOSE_VERSION_LABEL
-        })
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect()
-}
-
-fn name_of(raw: &str) -> String {
-    raw.strip_prefix('/').unwrap_or(raw).to_string()
-}
-
-/// What a list answer says of one container, as the engine wrote it: states and health as
-/// plain text, so that a name we do not know is [`Status::Other`], not a failed list.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct Summary {
-    id: Option<String>,
-    names: Option<Vec<String>>,
-    labels: Option<HashMap<String, String>>,
-    state: Option<String>,
-    status: Option<String>,
-    health: Option<SummaryHealth>,
-    host_config: Option<SummaryHostConfig>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct SummaryHostConfig {
-    network_mode: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct SummaryHealth {
-    status: Option<String>,
-}
-
-fn listed(s: Summary) -> Option<Listed> {
-    let id = s.id?;
-    // A container has one name; older engines also listed link aliases ("/a/b"), never first.
-    let name = name_of(s.names.as_deref()?.first()?);
-    let labels = s.labels.unwrap_or_default();
-    let label = |key: &str| labels.get(key).cloned();
-    let (project, service) = (label(COMPOSE_PROJECT_LABEL), label(COMPOSE_SERVICE_LABEL));
-    let status = Status::from_engine(s.state.as_deref().unwrap_or(""));
-    let health = match s.health.and_then(|h| h.status).filter(|h| !h.is_empty()) {
-        Some(h) => Health::from_engine(&h),
-        // Engines before API 1.52 give health only in the status text.
-        None => health_from_status_text(s.status.as_deref().unwrap_or("")),
-    };
-    Some(Listed {
-        container: ContainerRef {
-            id,
-            name,
-            project,
-            service,
-            labels: ours(&labels),
-        },
-        status,
-        health,
-        network_parent: s
-            .host_config
-            .and_then(|h| h.network_mode)
-            .and_then(|m| network_parent(&m)),
-    })
-}
-
 fn snapshot(c: &ContainerRef, r: ContainerInspectResponse) -> Snapshot {
     let state = r.state.unwrap_or_default();
     let status = Status::from_engine(state.status.as_ref().map_or("", |st| st.as_ref()));
@@ -1281,30 +686,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn event_actions() {
-        let cases = [
-            ("die", EventKind::Die),
-            (
-                "health_status: unhealthy",
-                EventKind::Health(Health::Unhealthy),
-            ),
-            ("health_status: healthy", EventKind::Health(Health::Healthy)),
-            (
-                "health_status:unhealthy",
-                EventKind::Health(Health::Unhealthy),
-            ),
-            ("exec_start: sh", EventKind::Other),
-            ("oom", EventKind::Oom),
-            // Podman's spellings.
-            ("died", EventKind::Die),
-            ("health_status", EventKind::HealthChecked),
-        ];
-        for (action, want) in cases {
-            assert_eq!(kind_from_action(action), want, "{action}");
-        }
-    }
-
-    #[test]
     fn bollard_enums_print_the_engine_names() {
         use bollard::models::{
             ContainerStateStatusEnum as St, ContainerSummaryStateEnum as Su, HealthStatusEnum as H,
@@ -1321,83 +702,6 @@ mod tests {
             Health::Unhealthy
         );
         assert_eq!(Health::from_engine(H::NONE.as_ref()), Health::None);
-    }
-
-    #[tokio::test]
-    async fn a_reply_is_read_as_far_as_it_says_even_if_the_connection_stays_open() {
-        let (ours, mut theirs) = tokio::io::duplex(4096);
-        let engine = tokio::spawn(async move {
-            use tokio::io::{AsyncReadExt, AsyncWriteExt};
-            let mut request = [0u8; 256];
-            let n = theirs.read(&mut request).await.expect("request");
-            assert!(String::from_utf8_lossy(&request[..n]).starts_with("POST /v1.41/"));
-            let body = r#"{"message":"injected failure"}"#;
-            let reply = format!(
-                "HTTP/1.1 500 Injected\r\nContent-Length: {}\r\n\r\n{body}",
-                body.len()
-            );
-            theirs.write_all(reply.as_bytes()).await.expect("reply");
-            // Held open, as a proxy may.
-            theirs
-        });
-        let (status, body) = exchange(ours, "POST", "/v1.41/containers/x/start", None)
-            .await
-            .expect("a reply");
-        assert_eq!(status, 500);
-        assert_eq!(error_message(&body), "injected failure");
-        drop(engine.await);
-    }
-
-    #[test]
-    fn podman_lists_are_read_with_states_bollard_does_not_know() {
-        // As Podman 4.3 lists a container killed a moment ago, and one with a health check
-        // (Podman writes no health into a list).
-        let body = br#"[{"Id":"a1","Names":["/hhpod-a"],"State":"stopped","Status":"Exited (137) Less than a second ago","Labels":{}},
-            {"Id":"b2","Names":["/hhpod-b"],"State":"running","Status":"Up 6 seconds","Labels":null}]"#;
-        let summaries: Vec<Summary> = serde_json::from_slice(body).expect("decodes");
-        let listed: Vec<Listed> = summaries.into_iter().filter_map(listed).collect();
-        assert_eq!(listed[0].status, Status::Other("stopped".into()));
-        assert_eq!(listed[0].container.name, "hhpod-a");
-        assert_eq!(listed[1].status, Status::Running);
-        assert_eq!(listed[1].health, Health::None);
-    }
-
-    #[test]
-    fn list_filters_are_percent_encoded() {
-        assert_eq!(
-            percent_encode(r#"{"status":["exited"]}"#),
-            "%7B%22status%22%3A%5B%22exited%22%5D%7D"
-        );
-    }
-
-    #[test]
-    fn error_messages_fall_back_to_the_text() {
-        assert_eq!(
-            error_message(b"<html>403 Forbidden</html>\n"),
-            "<html>403 Forbidden</html>"
-        );
-        assert_eq!(error_message(b""), "");
-    }
-
-    #[test]
-    fn paths_get_the_negotiated_version_once() {
-        let cases = [
-            (
-                "/containers/json?all=true",
-                Some("/v1.45/containers/json?all=true"),
-            ),
-            ("/events", Some("/v1.45/events")),
-            ("containers/x/json", Some("/v1.45/containers/x/json")),
-            ("/v1.41/containers/json", None),
-            ("/v1.45?x=1", None),
-            // Not a version: a container or image whose name starts with v.
-            ("/vx.1/json", Some("/v1.45/vx.1/json")),
-            ("/v1/json", Some("/v1.45/v1/json")),
-            ("/volumes", Some("/v1.45/volumes")),
-        ];
-        for (path, want) in cases {
-            assert_eq!(versioned_path(path, "/v1.45").as_deref(), want, "{path}");
-        }
     }
 
     #[test]

@@ -1,0 +1,157 @@
+//! The engine's plain-data answers read into our types: an event's action, a container's
+//! labels and name, and a list answer read leniently. No bollard type here: what arrives as one
+//! is read in the engine module itself.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde::Deserialize;
+
+use crate::policy::{health_from_status_text, network_parent, Health, Listed, Status};
+use crate::targets::ContainerRef;
+use crate::watch::core::event::EventKind;
+
+pub(super) const COMPOSE_PROJECT_LABEL: &str = "com.docker.compose.project";
+pub(super) const COMPOSE_SERVICE_LABEL: &str = "com.docker.compose.service";
+
+/// The kind of event an action of the engine's event stream is.
+pub(super) fn kind_from_action(action: &str) -> EventKind {
+    // health_status actions read "health_status: unhealthy".
+    if let Some(h) = action.strip_prefix("health_status:") {
+        return match Health::from_engine(h.trim()) {
+            Health::None => EventKind::Other,
+            h => EventKind::Health(h),
+        };
+    }
+    match action {
+        "health_status" => EventKind::HealthChecked,
+        "create" => EventKind::Create,
+        "start" => EventKind::Start,
+        "die" | "died" => EventKind::Die,
+        "oom" => EventKind::Oom,
+        "kill" => EventKind::Kill { signal: None },
+        "stop" => EventKind::Stop,
+        "destroy" => EventKind::Destroy,
+        "rename" => EventKind::Rename,
+        _ => EventKind::Other,
+    }
+}
+
+/// The `healthther.*` labels among a container's labels, Swarm's task and service labels,
+/// and compose's `depends_on` and version.
+pub(super) fn ours(labels: &HashMap<String, String>) -> BTreeMap<String, String> {
+    use crate::targets::{SWARM_SERVICE_LABEL, SWARM_TASK_LABEL};
+    labels
+        .iter()
+        .filter(|(k, _)| {
+            k.starts_with(crate::overrides::PREFIX)
+                || *k == SWARM_TASK_LABEL
+                || *k == SWARM_SERVICE_LABEL
+                || *k == crate::targets::COMPOSE_DEPENDS_ON_LABEL
+                || *k == crate::targets::COMPOSE_VERSION_LABEL
+        })
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+pub(super) fn name_of(raw: &str) -> String {
+    raw.strip_prefix('/').unwrap_or(raw).to_string()
+}
+
+/// What a list answer says of one container, as the engine wrote it: states and health as
+/// plain text, so that a name we do not know is [`Status::Other`], not a failed list.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub(super) struct Summary {
+    id: Option<String>,
+    names: Option<Vec<String>>,
+    labels: Option<HashMap<String, String>>,
+    state: Option<String>,
+    status: Option<String>,
+    health: Option<SummaryHealth>,
+    host_config: Option<SummaryHostConfig>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct SummaryHostConfig {
+    network_mode: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct SummaryHealth {
+    status: Option<String>,
+}
+
+pub(super) fn listed(s: Summary) -> Option<Listed> {
+    let id = s.id?;
+    // A container has one name; older engines also listed link aliases ("/a/b"), never first.
+    let name = name_of(s.names.as_deref()?.first()?);
+    let labels = s.labels.unwrap_or_default();
+    let label = |key: &str| labels.get(key).cloned();
+    let (project, service) = (label(COMPOSE_PROJECT_LABEL), label(COMPOSE_SERVICE_LABEL));
+    let status = Status::from_engine(s.state.as_deref().unwrap_or(""));
+    let health = match s.health.and_then(|h| h.status).filter(|h| !h.is_empty()) {
+        Some(h) => Health::from_engine(&h),
+        // Engines before API 1.52 give health only in the status text.
+        None => health_from_status_text(s.status.as_deref().unwrap_or("")),
+    };
+    Some(Listed {
+        container: ContainerRef {
+            id,
+            name,
+            project,
+            service,
+            labels: ours(&labels),
+        },
+        status,
+        health,
+        network_parent: s
+            .host_config
+            .and_then(|h| h.network_mode)
+            .and_then(|m| network_parent(&m)),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_actions() {
+        let cases = [
+            ("die", EventKind::Die),
+            (
+                "health_status: unhealthy",
+                EventKind::Health(Health::Unhealthy),
+            ),
+            ("health_status: healthy", EventKind::Health(Health::Healthy)),
+            (
+                "health_status:unhealthy",
+                EventKind::Health(Health::Unhealthy),
+            ),
+            ("exec_start: sh", EventKind::Other),
+            ("oom", EventKind::Oom),
+            // Podman's spellings.
+            ("died", EventKind::Die),
+            ("health_status", EventKind::HealthChecked),
+        ];
+        for (action, want) in cases {
+            assert_eq!(kind_from_action(action), want, "{action}");
+        }
+    }
+
+    #[test]
+    fn podman_lists_are_read_with_states_bollard_does_not_know() {
+        // As Podman 4.3 lists a container killed a moment ago, and one with a health check
+        // (Podman writes no health into a list).
+        let body = br#"[{"Id":"a1","Names":["/hhpod-a"],"State":"stopped","Status":"Exited (137) Less than a second ago","Labels":{}},
+            {"Id":"b2","Names":["/hhpod-b"],"State":"running","Status":"Up 6 seconds","Labels":null}]"#;
+        let summaries: Vec<Summary> = serde_json::from_slice(body).expect("decodes");
+        let listed: Vec<Listed> = summaries.into_iter().filter_map(listed).collect();
+        assert_eq!(listed[0].status, Status::Other("stopped".into()));
+        assert_eq!(listed[0].container.name, "hhpod-a");
+        assert_eq!(listed[1].status, Status::Running);
+        assert_eq!(listed[1].health, Health::None);
+    }
+}
