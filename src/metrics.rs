@@ -191,10 +191,9 @@ impl Metrics {
                 .inc();
         }
         let Some(down) = o.down else { return };
-        // Told of a failure: a prompt, an observation, an action, a failure not acted on.
-        // A quarantine only follows a failure told of already.
-        let counts = !matches!(o.what, What::Quarantined { .. });
-        if down.first && counts {
+        // Told of a failure (a prompt, an observation, an action, a quarantine, a failure not
+        // acted on): counted at its first word.
+        if down.first {
             self.failures
                 .get_or_create(&FailureLabels {
                     target: target_of(o),
@@ -478,5 +477,25 @@ mod tests {
             assert!(text.contains(want), "{want} not in:\n{text}");
         }
         assert!(!text.contains("target=\"other\""), "{text}");
+    }
+
+    /// The death that brings a quarantine is a failure like any other: the first word of it
+    /// (the quarantine itself) counts it, and later words of it do not.
+    #[test]
+    fn the_failure_that_brings_a_quarantine_counts_once() {
+        let m = Metrics::new("web-01");
+        let mut q = record(Kind::Skipped, "sick_1", Some("quarantined"));
+        q.what = What::Quarantined {
+            note: "2 revivals failed".into(),
+        };
+        m.observe(&q);
+        let mut more = record(Kind::Skipped, "sick_1", Some("quarantined"));
+        if let Some(d) = more.down.as_mut() {
+            d.first = false;
+        }
+        m.observe(&more);
+        let text = m.encode();
+        let want = "healthther_failures_total{host=\"web-01\",target=\"sick_1\",kind=\"exited\"} 1";
+        assert!(text.contains(want), "{want} not in:\n{text}");
     }
 }
