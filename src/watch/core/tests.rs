@@ -8,6 +8,9 @@ use crate::backoff::GRACE;
 use crate::config::Args;
 use clap::Parser;
 
+mod world;
+use world::World;
+
 const MS: Duration = Duration::from_millis(1);
 
 struct Script {
@@ -1632,15 +1635,12 @@ fn a_podman_kill_is_revived_at_once_and_a_podman_stop_settles() {
 
 #[test]
 fn a_killed_target_is_looked_at_then_started() {
-    let node = c("1", "nodo_1", None, None);
-    let mut s = Script::new("auto", "nodo_1");
-    s.start(&[&node]);
-    s.event(KILL, &node);
-    assert_eq!(inspects(&s.event(EventKind::Die, &node)), ["1"]);
-    let out = s.inspected(&node, Status::Exited, 100);
-    let act = acts(&out)[0].clone();
-    assert_eq!(act.action, Action::Start);
-    let out = s.feed(acted(&act, ActResult::Running));
+    let mut w = World::new("auto", "nodo_1");
+    w.add(&c("1", "nodo_1", None, None)).connect();
+    let out = w.kill("nodo_1").drive();
+    assert_eq!(inspects(&out), ["1"], "one look, before the start");
+    let a = acts(&out);
+    assert_eq!((a.len(), a[0].action), (1, Action::Start));
     let r = records(&out);
     assert_eq!(r.len(), 1);
     assert_eq!(
@@ -1648,6 +1648,7 @@ fn a_killed_target_is_looked_at_then_started() {
         (RecordEvent::Action, Some("running"))
     );
     assert_eq!(r[0].v, 1);
+    assert_eq!(w.get("nodo_1").status, Status::Running);
 }
 
 #[test]
