@@ -222,6 +222,16 @@ fn vpn_and_torrent(mode: &str, targets: &str) -> (Script, ContainerRef, Containe
     watching(Script::new(mode, targets), vpn, torrent)
 }
 
+/// vpn and torrent, which shares vpn's network (by id, as compose writes it), running, 30 s on.
+fn vpn_world(mode: &str, targets: &str) -> World {
+    let mut w = World::new(mode, targets);
+    w.add(&c(VPN_ID, "vpn", None, None))
+        .add_in(&c("t", "torrent", None, None), VPN_ID)
+        .connect();
+    w.pass(Duration::from_secs(30));
+    w
+}
+
 /// `s` connected, its first list showing both running, 30 s on.
 fn watching(
     mut s: Script,
@@ -238,78 +248,69 @@ fn watching(
     (s, vpn, torrent)
 }
 
-/// vpn is killed and revived by healthther; returns the commands after its start event.
-fn revive_vpn(s: &mut Script, vpn: &ContainerRef) -> Vec<Command> {
-    s.event(KILL, vpn);
-    let out = s.event(EventKind::Die, vpn);
-    assert_eq!(inspects(&out), vec![VPN_ID]);
-    let out = s.inspected(vpn, Status::Exited, 0);
-    let act = acts(&out)[0].clone();
-    assert_eq!(act.action, Action::Start);
-    s.elapsed += MS;
-    let after = s.event(EventKind::Start, vpn);
-    let out = s.feed(acted(&act, ActResult::Running));
-    if inspects(&out).contains(&VPN_ID) {
-        let run = u64::try_from(s.elapsed.as_millis()).unwrap_or(u64::MAX);
-        s.inspected(vpn, Status::Running, run);
-    }
-    after
-}
-
 #[test]
 fn a_revived_parent_brings_its_running_dependents_back_after_it() {
-    let (mut s, vpn, torrent) = vpn_and_torrent("auto", "vpn,torrent");
-    let out = revive_vpn(&mut s, &vpn);
+    let mut w = vpn_world("auto", "vpn,torrent");
+    let out = w.kill("vpn").drive();
+    let a = acts(&out);
+    assert_eq!(a.len(), 2, "vpn started, torrent restarted: {out:?}");
     assert_eq!(
-        inspects(&out),
+        (a[0].seen.container.name.as_str(), a[0].action),
+        ("vpn", Action::Start)
+    );
+    let at = |action: Action| {
+        out.iter()
+            .position(|x| matches!(x, Command::Act(a) if a.action == action))
+            .expect("the action")
+    };
+    assert_eq!(
+        inspects(&out[at(Action::Start)..at(Action::Restart)]),
         vec!["t"],
         "torrent is looked at once vpn runs"
     );
-    let out = s.inspected(&torrent, Status::Running, 0);
-    let act = acts(&out)[0].clone();
-    assert_eq!(act.action, Action::Restart);
-    assert_eq!(act.cause, Cause::ParentRestarted);
-    assert_eq!(act.parent.as_ref().map(|p| p.name.as_str()), Some("vpn"));
-    let out = s.feed(acted(&act, ActResult::Running));
-    let by = records(&out)[0].by.clone().unwrap_or_default();
+    let restart = a[1];
+    assert_eq!(restart.action, Action::Restart);
+    assert_eq!(restart.cause, Cause::ParentRestarted);
+    assert_eq!(
+        restart.parent.as_ref().map(|p| p.name.as_str()),
+        Some("vpn")
+    );
+    let r = records(&out);
+    let by = r
+        .iter()
+        .find(|r| r.container == "torrent")
+        .and_then(|r| r.by.clone())
+        .unwrap_or_default();
     assert!(by.contains("vpn"), "the record names the parent: {by}");
     // Its own start gave it the new network: nothing more.
-    s.elapsed += MS;
-    s.event(EventKind::Start, &torrent);
-    let run = u64::try_from(s.elapsed.as_millis()).unwrap_or(u64::MAX);
-    let out = s.inspected(&torrent, Status::Running, run);
-    assert!(acts(&out).is_empty());
+    let out = w.advance(Duration::from_secs(60)).list(true).drive();
+    assert!(acts(&out).is_empty(), "{out:?}");
 }
 
 #[test]
 fn someone_elses_restart_of_a_parent_brings_its_dependents_back_too() {
-    let (mut s, vpn, torrent) = vpn_and_torrent("auto", "vpn,torrent");
-    s.event(TERM, &vpn);
-    s.event(EventKind::Die, &vpn);
-    let out = s.event(EventKind::Start, &vpn);
+    let mut w = vpn_world("auto", "vpn,torrent");
+    let out = w.restart("vpn").drive();
     assert!(inspects(&out).contains(&"t"));
-    let out = s.inspected(&torrent, Status::Running, 0);
-    assert_eq!(acts(&out)[0].cause, Cause::ParentRestarted);
-    assert_eq!(acts(&out)[0].approval, Approval::Auto);
+    let a = acts(&out);
+    assert_eq!(a.len(), 1, "{out:?}");
+    assert_eq!(a[0].seen.container.name, "torrent");
+    assert_eq!(a[0].cause, Cause::ParentRestarted);
+    assert_eq!(a[0].approval, Approval::Auto);
 }
 
 #[test]
 fn dependents_wait_until_a_parent_with_a_health_check_is_healthy() {
-    let (mut s, vpn, torrent) = vpn_and_torrent("auto", "vpn,torrent");
-    s.feed(Input::Listed {
-        full: true,
-        containers: vec![
-            Listed {
-                health: Health::Healthy,
-                ..listed(&vpn, Status::Running)
-            },
-            listed_in(&torrent, VPN_ID),
-        ],
-    });
-    let out = s.event(EventKind::Start, &vpn);
-    assert!(inspects(&out).is_empty(), "vpn is still starting");
-    let out = s.event(EventKind::Health(Health::Healthy), &vpn);
+    let mut w = World::new("auto", "vpn,torrent");
+    w.add_healthy(&c(VPN_ID, "vpn", None, None))
+        .add_in(&c("t", "torrent", None, None), VPN_ID)
+        .connect();
+    w.pass(Duration::from_secs(30));
+    let out = w.start("vpn").drive();
+    assert!(inspects(&out).is_empty(), "vpn is still starting: {out:?}");
+    let out = w.healthy("vpn").drive();
     assert!(inspects(&out).contains(&"t"));
+    assert_eq!(acts(&out)[0].cause, Cause::ParentRestarted);
 }
 
 #[test]
@@ -367,61 +368,63 @@ fn a_dependent_that_started_after_its_parent_is_left_alone() {
 
 #[test]
 fn a_dependent_that_is_no_target_is_reported_once_and_untouched() {
-    let (mut s, vpn, _) = vpn_and_torrent("auto", "vpn");
-    let out = revive_vpn(&mut s, &vpn);
-    assert!(inspects(&out).is_empty() && acts(&out).is_empty());
-    let r = records(&out);
+    let mut w = vpn_world("auto", "vpn");
+    let out = w.kill("vpn").drive();
+    assert_eq!(inspects(&out), vec![VPN_ID], "torrent is not looked at");
+    assert_eq!(acts(&out).len(), 1, "vpn's start only: {out:?}");
+    let torrent = |out: &[Command]| -> Vec<crate::audit::Record> {
+        records(out)
+            .into_iter()
+            .filter(|r| r.container == "torrent")
+            .collect()
+    };
+    let r = torrent(&out);
     assert_eq!(r.len(), 1);
-    assert_eq!(r[0].container, "torrent");
     assert_eq!(r[0].result.as_deref(), Some("dependent_not_a_target"));
     assert!(r[0]
         .note
         .as_deref()
         .unwrap_or("")
         .contains("add it to HEALTH_TARGETS"));
-    s.elapsed += Duration::from_secs(30);
-    let out = revive_vpn(&mut s, &vpn);
-    assert!(records(&out).is_empty(), "said once");
+    w.pass(Duration::from_secs(30));
+    let out = w.kill("vpn").drive();
+    assert_eq!(acts(&out).len(), 1, "vpn revived again: {out:?}");
+    assert!(torrent(&out).is_empty(), "said once");
 }
 
 #[test]
 fn a_dependents_own_failure_never_touches_its_parent() {
-    let (mut s, vpn, torrent) = vpn_and_torrent("auto", "vpn,torrent");
+    let mut w = vpn_world("auto", "vpn,torrent");
     for _ in 0..5 {
-        s.event(EventKind::Die, &torrent);
-        let out = s.inspected(&torrent, Status::Exited, 0);
+        let out = w.crash("torrent", 1).drive();
         for a in acts(&out) {
             assert_eq!(a.seen.container.name, "torrent");
-            s.event(EventKind::Start, &torrent);
-            let out = s.feed(acted(a, ActResult::Running));
-            assert!(!inspects(&out).contains(&VPN_ID));
         }
-        s.elapsed += Duration::from_secs(1);
+        assert!(!inspects(&out).contains(&VPN_ID));
+        let out = w.advance(Duration::from_secs(1)).drive();
+        assert!(!inspects(&out).contains(&VPN_ID));
     }
-    let out = s.advance(Duration::from_secs(600));
+    let out = w.advance(Duration::from_secs(600)).drive();
     assert!(!inspects(&out).contains(&VPN_ID));
-    let _ = vpn;
+    assert!(w.acts().iter().all(|a| a.seen.container.name == "torrent"));
+    assert!(!w.acts().is_empty(), "torrent was revived");
 }
 
 #[test]
 fn one_prompt_covers_the_parent_and_the_dependents_it_restarts() {
-    let (mut s, vpn, torrent) = vpn_and_torrent("manual", "vpn,torrent");
-    s.event(KILL, &vpn);
-    s.event(EventKind::Die, &vpn);
-    let out = s.inspected(&vpn, Status::Exited, 0);
+    let mut w = vpn_world("manual", "vpn,torrent");
+    let out = w.kill("vpn").drive();
     let prompt = records(&out)[0].note.clone().unwrap_or_default();
     assert!(
         prompt.contains("torrent"),
         "the prompt names the dependent: {prompt}"
     );
-    s.answer("vpn", "yes");
-    let out = s.inspected(&vpn, Status::Exited, 0);
-    let act = acts(&out)[0].clone();
-    let out = s.event(EventKind::Start, &vpn);
-    s.feed(acted(&act, ActResult::Running));
-    assert_eq!(inspects(&out), vec!["t"]);
-    let out = s.inspected(&torrent, Status::Running, 0);
-    let restart = acts(&out)[0].clone();
+    let (_, out) = w.answer("vpn", "yes");
+    assert_eq!(inspects(&out)[..2], [VPN_ID, "t"], "{out:?}");
+    let a = acts(&out);
+    assert_eq!(a.len(), 2, "{out:?}");
+    let restart = a[1].clone();
+    assert_eq!(restart.seen.container.name, "torrent");
     assert!(
         matches!(&restart.approval, Approval::WithParent { by } if by.contains("operator")),
         "no second prompt: {:?}",
@@ -435,7 +438,6 @@ fn an_answer_for_the_parent_does_not_lift_a_dependents_quarantine() {
     // vpn is asked about (its label narrows MODE=auto); torrent is revived on its own.
     let mut vpn = c(VPN_ID, "vpn", None, None);
     vpn.labels.insert("healthther.mode".into(), "manual".into());
-    let torrent = c("t", "torrent", None, None);
     let config = config_with(&[
         "--targets",
         "vpn,torrent",
@@ -444,76 +446,56 @@ fn an_answer_for_the_parent_does_not_lift_a_dependents_quarantine() {
         "--quarantine-after",
         "1",
     ]);
-    let (mut s, vpn, torrent) = watching(Script::with(config), vpn, torrent);
-    // torrent crashes twice in a row: quarantined.
+    let mut w = World::with(config);
+    w.add(&vpn)
+        .add_in(&c("t", "torrent", None, None), VPN_ID)
+        .connect();
+    w.pass(Duration::from_secs(30));
+    // torrent crashes again and again: quarantined.
     for _ in 0..3 {
-        s.event(EventKind::Die, &torrent);
-        let run = u64::try_from(s.elapsed.as_millis()).unwrap_or(u64::MAX);
-        let out = s.inspected(&torrent, Status::Exited, run);
-        if let Some(a) = acts(&out).first() {
-            let a = (*a).clone();
-            s.event(EventKind::Start, &torrent);
-            s.feed(acted(&a, ActResult::Running));
-            s.inspected(&torrent, Status::Running, run + 1);
-        }
-        s.elapsed += Duration::from_millis(500);
+        w.crash("torrent", 1).drive();
+        w.pass(Duration::from_millis(500));
     }
-    let rows = s.core.target_rows(s.now());
+    let rows = w.s.core.target_rows(w.s.now());
     let t = rows
         .iter()
         .find(|t| t.target == "torrent")
         .expect("its row");
     assert!(t.containers[0].quarantined, "{t:?}");
     // Someone starts it by hand; then vpn dies and the operator revives it.
-    s.event(EventKind::Start, &torrent);
-    let run = u64::try_from(s.elapsed.as_millis()).unwrap_or(u64::MAX);
-    s.inspected(&torrent, Status::Running, run);
-    s.elapsed += Duration::from_secs(1);
-    s.event(KILL, &vpn);
-    s.event(EventKind::Die, &vpn);
-    s.inspected(&vpn, Status::Exited, 0);
-    s.answer("vpn", "yes");
-    let act = acts(&s.inspected(&vpn, Status::Exited, 0))[0].clone();
-    let out = s.event(EventKind::Start, &vpn);
-    s.feed(acted(&act, ActResult::Running));
-    assert_eq!(inspects(&out), vec!["t"]);
-    let out = s.inspected(&torrent, Status::Running, 0);
-    assert!(acts(&out).is_empty(), "the answer was about vpn: {out:?}");
+    w.start("torrent").drive();
+    w.pass(Duration::from_secs(1));
+    w.kill("vpn").drive();
+    let (_, out) = w.answer("vpn", "yes");
+    assert_eq!(inspects(&out), vec![VPN_ID, "t"], "{out:?}");
+    let a = acts(&out);
+    assert!(
+        a.len() == 1 && a[0].seen.container.name == "vpn",
+        "the answer was about vpn: {out:?}"
+    );
 }
 
 #[test]
 fn a_parent_created_while_watching_is_waited_on_for_its_health_check() {
-    let (mut s, vpn, torrent) = vpn_and_torrent("auto", "vpn,torrent");
+    let mut w = vpn_world("auto", "vpn,torrent");
     let new = c("bbbbbbbbbbbb1111", "vpn", None, None);
-    s.event(EventKind::Die, &vpn);
-    s.event(EventKind::Destroy, &vpn);
-    let out = s.event(EventKind::Create, &new);
+    w.remove("vpn").drive();
+    let out = w.create(&new, true).drive();
     assert_eq!(inspects(&out), vec![new.id.as_str()]);
-    let mut created = snapshot(&new, Status::Created, s.now().wall, s.now().wall);
-    created.has_check = true;
-    s.feed(Input::Inspected {
-        container: new.clone(),
-        result: Ok(Some(created)),
-    });
-    let out = s.event(EventKind::Start, &new);
+    let out = w.start("vpn").drive();
     assert!(inspects(&out).is_empty(), "not healthy yet: {out:?}");
-    let out = s.event(EventKind::Health(Health::Healthy), &new);
+    w.hold_inspects();
+    let out = w.healthy("vpn").drive();
     assert_eq!(inspects(&out), vec!["t"]);
-    let _ = torrent;
 }
 
 #[test]
 fn two_containers_that_name_each_other_do_not_restart_each_other() {
     let a = c("aaaaaaaaaaaa0000", "aa", None, None);
     let b = c("bbbbbbbbbbbb0000", "bb", None, None);
-    let mut s = Script::new("auto", "aa,bb");
-    let session_start = s.now().wall;
-    s.feed(Input::Connected { session_start });
-    s.feed(Input::Listed {
-        full: true,
-        containers: vec![listed_in(&a, &b.id), listed_in(&b, &a.id)],
-    });
-    let out = s.event(EventKind::Start, &a);
+    let mut w = World::new("auto", "aa,bb");
+    w.add_in(&a, &b.id).add_in(&b, &a.id).connect();
+    let out = w.start("aa").drive();
     assert!(inspects(&out).is_empty(), "{out:?}");
 }
 
@@ -595,102 +577,54 @@ fn an_unlabelled_dependent_of_a_recreated_parent_gets_the_command_that_fixes_it(
     assert!(acts(&out).is_empty() && records(&out).is_empty());
 }
 
-/// A recreation of `torrent` that fails at the start: the engine's events for the
-/// replacement created under the temporary name, our stop of the old one, and the
-/// replacement removed; then the failure. Returns what the look after it decided.
-fn fail_recreation(s: &mut Script, act: &Act, torrent: &ContainerRef) -> Vec<Command> {
-    let replacement = ContainerRef {
-        id: format!("new-{}", s.elapsed.as_millis()),
-        name: crate::recreate::temporary_name(&torrent.id, &torrent.name),
-        ..torrent.clone()
-    };
-    s.event(EventKind::Create, &replacement);
-    s.event(TERM, torrent);
-    s.event(EventKind::Die, torrent);
-    s.event(EventKind::Stop, torrent);
-    s.event(EventKind::Destroy, &replacement);
-    let mut out = s.feed(acted(
-        act,
-        ActResult::Failed {
-            error: "No such image: img:tag".into(),
-            denied: false,
-        },
-    ));
-    if inspects(&out).contains(&torrent.id.as_str()) {
-        out.extend(s.inspected(torrent, Status::Exited, 0));
-    }
-    out
-}
-
 #[test]
 fn a_failed_recreation_backs_off_until_quarantined() {
     // Plain `docker run` names: the temporary name is no target's.
-    let vpn = c(VPN_ID, "vpn", None, None);
     let mut torrent = c("t", "torrent", None, None);
     torrent
         .labels
         .insert("healthther.recreate".into(), "true".into());
-    let (mut s, vpn, torrent) = watching(Script::new("auto", "vpn,torrent"), vpn, torrent);
+    let mut w = World::new("auto", "vpn,torrent");
+    w.add(&c(VPN_ID, "vpn", None, None))
+        .add_in(&torrent, VPN_ID)
+        .connect();
+    w.pass(Duration::from_secs(30));
+    w.fail_acts(
+        "torrent",
+        ActResult::Failed {
+            error: "No such image: img:tag".into(),
+            denied: false,
+        },
+    );
     // `docker rm -f vpn`, then a new vpn.
-    s.event(KILL, &vpn);
-    s.event(EventKind::Die, &vpn);
-    s.event(EventKind::Destroy, &vpn);
-    let new = c("bbbbbbbbbbbb1111", "vpn", None, None);
-    s.event(EventKind::Create, &new);
-    s.feed(Input::Inspected {
-        container: new.clone(),
-        result: Ok(Some(snapshot(
-            &new,
-            Status::Created,
-            s.now().wall,
-            s.now().wall,
-        ))),
-    });
-    let mut out = s.event(EventKind::Start, &new);
-    out.extend(s.advance(STOP_SETTLE));
-    if inspects(&out).contains(&new.id.as_str()) {
-        out = s.inspected(&new, Status::Running, 30_000);
-        out.extend(s.advance(STOP_SETTLE));
-    }
-    assert_eq!(inspects(&out), vec!["t"], "{out:?}");
-    let out = s.inspected(&torrent, Status::Running, 0);
-    let mut act = acts(&out)[0].clone();
-    assert_eq!(act.action, Action::Recreate);
-    let mut tries = 1;
-    for _ in 0..40 {
-        let out = fail_recreation(&mut s, &act, &torrent);
-        assert!(
-            acts(&out).is_empty(),
-            "try {tries} failed, and the next one came at once: {out:?}"
-        );
-        if records(&out)
+    w.remove("vpn").drive();
+    w.create(&c("bbbbbbbbbbbb1111", "vpn", None, None), false)
+        .start("vpn")
+        .drive();
+    let out = w.advance(STOP_SETTLE).drive();
+    assert!(inspects(&out).contains(&"t"), "{out:?}");
+    let a = acts(&out);
+    assert_eq!(a.len(), 1, "{out:?}");
+    assert_eq!(a[0].action, Action::Recreate);
+    // Each failed try ends with a look, and the back-off with the next try or the quarantine.
+    for _ in 0..2400 {
+        if w.records()
             .iter()
             .any(|r| r.event == RecordEvent::Quarantine)
         {
             break;
         }
-        // The back-off ends with a look, and the look with the next try or the quarantine.
-        let mut next = None;
-        let mut quarantined = false;
-        for _ in 0..600 {
-            let out = s.advance(Duration::from_millis(500));
-            if inspects(&out).contains(&"t") {
-                let out = s.inspected(&torrent, Status::Exited, 0);
-                quarantined = records(&out)
-                    .iter()
-                    .any(|r| r.event == RecordEvent::Quarantine);
-                next = acts(&out).first().map(|a| (*a).clone());
-                if next.is_some() || quarantined {
-                    break;
-                }
-            }
-        }
-        if quarantined {
-            break;
-        }
-        act = next.expect("a try after the back-off");
-        tries += 1;
+        let out = w.advance(Duration::from_millis(500)).drive();
+        assert!(
+            acts(&out).len() <= 1,
+            "a try failed, and the next one came at once: {out:?}"
+        );
     }
+    let tries = w
+        .acts()
+        .iter()
+        .filter(|a| a.seen.container.id == "t")
+        .count();
     assert_eq!(
         tries, 5,
         "HEALTH_QUARANTINE_AFTER (5) failed tries, then quarantine"

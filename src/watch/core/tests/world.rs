@@ -43,6 +43,8 @@ pub struct World {
     hold_acts: bool,
     /// The result the next act on a container (by id) gets, instead of the world's own.
     scripted: Vec<(String, ActResult)>,
+    /// The result every act on a container (by id) gets, instead of the world's own.
+    failing: Vec<(String, ActResult)>,
     next_id: u32,
 }
 
@@ -66,6 +68,7 @@ impl World {
             hold_inspects: false,
             hold_acts: false,
             scripted: Vec::new(),
+            failing: Vec::new(),
             next_id: 0,
         }
     }
@@ -496,6 +499,13 @@ impl World {
         self
     }
 
+    /// Every act on `name` from now on gets `result` (as [`World::next_act`]).
+    pub fn fail_acts(&mut self, name: &str, result: ActResult) -> &mut Self {
+        let id = self.id(name);
+        self.failing.push((id, result));
+        self
+    }
+
     // --- Answers -------------------------------------------------------------------------
 
     fn answer_inspect(&mut self, id: &str) {
@@ -514,8 +524,16 @@ impl World {
         let result = if let Some(w) = self.withdrawn.iter().position(|w| *w == id) {
             self.withdrawn.remove(w);
             ActResult::Withdrawn
-        } else if let Some(k) = self.scripted.iter().position(|(x, _)| *x == id) {
-            let (_, result) = self.scripted.remove(k);
+        } else if let Some(result) = self
+            .scripted
+            .iter()
+            .position(|(x, _)| *x == id)
+            .map(|k| self.scripted.remove(k).1)
+            .or_else(|| {
+                let failing = self.failing.iter().find(|(x, _)| *x == id);
+                failing.map(|(_, r)| r.clone())
+            })
+        {
             if act.action == Action::Recreate {
                 self.failed_recreation(&id);
             }
