@@ -123,14 +123,6 @@ impl Script {
             result: Ok(Some(s)),
         })
     }
-
-    fn answer(&mut self, target: &str, answer: &str) -> (Reply, Vec<Command>) {
-        let answer = Request::Answer {
-            target: target.into(),
-            answer: answer.into(),
-        };
-        request(self, answer)
-    }
 }
 
 fn snapshot(c: &ContainerRef, status: Status, started: SystemTime, now: SystemTime) -> Snapshot {
@@ -194,21 +186,6 @@ fn acted(act: &Act, result: ActResult) -> Input {
 
 const TERM: EventKind = EventKind::Kill { signal: Some(15) };
 const KILL: EventKind = EventKind::Kill { signal: Some(9) };
-
-fn request(s: &mut Script, request: Request) -> (Reply, Vec<Command>) {
-    let mut out = s.feed(Input::Request {
-        request,
-        by: "test".into(),
-    });
-    let at = out
-        .iter()
-        .position(|c| matches!(c, Command::Reply(_)))
-        .expect("a reply");
-    let Command::Reply(reply) = out.remove(at) else {
-        unreachable!("found above")
-    };
-    (reply, out)
-}
 
 fn saves(out: &[Command]) -> Vec<&Saved> {
     out.iter()
@@ -363,13 +340,13 @@ fn a_pass_that_saw_the_parent_down_does_not_forget_its_health_check() {
 
 #[test]
 fn a_dependent_that_started_after_its_parent_is_left_alone() {
-    let (mut s, vpn, torrent) = vpn_and_torrent("auto", "vpn,torrent");
-    s.event(EventKind::Start, &vpn);
-    s.elapsed += MS;
+    let mut w = vpn_world("auto", "vpn,torrent");
+    w.hold_inspects().start("vpn").drive();
+    assert_eq!(w.inspects_out(), ["t"]);
     // Compose restarted it too, and the look saw that run.
-    let run = u64::try_from(s.elapsed.as_millis()).unwrap_or(u64::MAX);
-    let out = s.inspected(&torrent, Status::Running, run);
-    assert!(acts(&out).is_empty());
+    w.pass(MS).start_unseen("torrent");
+    let out = w.release().drive();
+    assert!(acts(&out).is_empty(), "{out:?}");
 }
 
 #[test]
@@ -505,70 +482,60 @@ fn two_containers_that_name_each_other_do_not_restart_each_other() {
     assert!(inspects(&out).is_empty(), "{out:?}");
 }
 
-/// Compose recreates vpn: the new one starts before the old one is removed.
-fn recreate_vpn(s: &mut Script, old: &ContainerRef) -> (ContainerRef, Vec<Command>) {
-    let new = c("bbbbbbbbbbbb1111", "p-vpn-1", Some("p"), Some("vpn"));
-    s.event(TERM, old);
-    s.event(EventKind::Die, old);
-    let renamed = ContainerRef {
-        name: "aaaaaaaaaaaa_p-vpn-1".into(),
-        ..old.clone()
-    };
-    s.event(EventKind::Rename, &renamed);
-    s.event(EventKind::Create, &new);
-    s.feed(Input::Inspected {
-        container: new.clone(),
-        result: Ok(Some(snapshot(
-            &new,
-            Status::Created,
-            s.now().wall,
-            s.now().wall,
-        ))),
-    });
-    s.event(EventKind::Start, &new);
-    let out = s.event(EventKind::Destroy, &renamed);
-    assert!(inspects(&out).is_empty(), "compose is given a moment first");
-    (new, s.advance(PROJECT_QUIET))
-}
-
-fn compose_vpn_and_torrent(labels: &[(&str, &str)]) -> (Script, ContainerRef, ContainerRef) {
-    let vpn = c(VPN_ID, "p-vpn-1", Some("p"), Some("vpn"));
+/// vpn and torrent of compose project p, torrent labelled `labels`, running, 30 s on.
+fn compose_vpn_world(labels: &[(&str, &str)]) -> World {
     let mut torrent = c("t", "p-torrent-1", Some("p"), Some("torrent"));
     for (k, v) in labels {
         torrent.labels.insert((*k).into(), (*v).into());
     }
-    watching(Script::new("auto", "vpn,torrent"), vpn, torrent)
+    let mut w = World::new("auto", "vpn,torrent");
+    w.add(&c(VPN_ID, "p-vpn-1", Some("p"), Some("vpn")))
+        .add_in(&torrent, VPN_ID)
+        .connect();
+    w.pass(Duration::from_secs(30));
+    w
 }
 
 #[test]
 fn a_labelled_dependent_of_a_recreated_parent_is_recreated_joined_to_the_new_one() {
-    let (mut s, vpn, torrent) = compose_vpn_and_torrent(&[("healthther.recreate", "true")]);
-    let (new, out) = recreate_vpn(&mut s, &vpn);
-    assert_eq!(inspects(&out), vec!["t"]);
-    let out = s.inspected(&torrent, Status::Running, 0);
-    let act = acts(&out)[0].clone();
-    assert_eq!(act.action, Action::Recreate);
-    assert_eq!(
-        act.parent.as_ref().map(|p| p.id.as_str()),
-        Some(new.id.as_str())
+    let mut w = compose_vpn_world(&[("healthther.recreate", "true")]);
+    let new = w.compose_recreate_v1("p-vpn-1");
+    let out = w.drive();
+    assert!(
+        !inspects(&out).contains(&"t"),
+        "compose is given a moment first"
     );
-    let out = s.feed(acted(
-        &act,
-        ActResult::Recreated {
-            id: "cccccccccccc2222".into(),
-        },
-    ));
+    let out = w.advance(PROJECT_QUIET).drive();
+    assert_eq!(inspects(before_act(&out)), vec!["t"]);
+    let a = acts(&out);
+    assert_eq!(a[0].action, Action::Recreate);
+    assert_eq!(
+        a[0].parent.as_ref().map(|p| p.id.as_str()),
+        Some(new.as_str())
+    );
     let r = records(&out);
     assert_eq!(r[0].decision, Some("recreate"));
-    assert!(r[0].note.as_deref().unwrap_or("").contains("cccccccccccc"));
+    let successor = w.id("p-torrent-1");
+    assert_ne!(successor, "t");
+    assert!(r[0]
+        .note
+        .as_deref()
+        .unwrap_or("")
+        .contains(&successor[..12]));
+    assert_eq!(w.get("p-torrent-1").network_parent, Some(new));
 }
 
 #[test]
 fn an_unlabelled_dependent_of_a_recreated_parent_gets_the_command_that_fixes_it() {
-    let (mut s, vpn, torrent) = compose_vpn_and_torrent(&[]);
-    let (_, out) = recreate_vpn(&mut s, &vpn);
+    let mut w = compose_vpn_world(&[]);
+    w.compose_recreate_v1("p-vpn-1");
+    let out = w.drive();
+    assert!(
+        !inspects(&out).contains(&"t"),
+        "compose is given a moment first"
+    );
+    let out = w.advance(PROJECT_QUIET).drive();
     assert_eq!(inspects(&out), vec!["t"]);
-    let out = s.inspected(&torrent, Status::Running, 0);
     assert!(acts(&out).is_empty());
     let r = records(&out);
     assert_eq!(r[0].result.as_deref(), Some("needs_recreate"));
@@ -578,8 +545,7 @@ fn an_unlabelled_dependent_of_a_recreated_parent_gets_the_command_that_fixes_it(
         .unwrap_or("")
         .contains("docker compose up -d --force-recreate --no-deps torrent"));
     // It dies later: still no start that cannot work, and no second report.
-    s.event(EventKind::Die, &torrent);
-    let out = s.inspected(&torrent, Status::Exited, 0);
+    let out = w.crash("p-torrent-1", 1).drive();
     assert!(acts(&out).is_empty() && records(&out).is_empty());
 }
 
@@ -639,16 +605,13 @@ fn a_failed_recreation_backs_off_until_quarantined() {
 
 #[test]
 fn a_dependent_whose_parent_went_while_nobody_watched_is_told_not_start_looped() {
-    let torrent = c("t", "torrent", Some("p"), Some("torrent"));
-    let mut s = Script::new("auto", "torrent");
-    let session_start = s.now().wall;
-    s.feed(Input::Connected { session_start });
-    s.feed(Input::Listed {
-        full: true,
-        containers: vec![listed_in(&torrent, "0123456789abcdef")],
-    });
-    s.event(EventKind::Die, &torrent);
-    let out = s.inspected(&torrent, Status::Exited, 0);
+    let mut w = World::new("auto", "torrent");
+    w.add_in(
+        &c("t", "torrent", Some("p"), Some("torrent")),
+        "0123456789abcdef",
+    )
+    .connect();
+    let out = w.crash("torrent", 1).drive();
     assert!(acts(&out).is_empty(), "a start cannot work: {out:?}");
     let r = records(&out);
     assert_eq!(r[0].result.as_deref(), Some("needs_recreate"));
@@ -658,17 +621,15 @@ fn a_dependent_whose_parent_went_while_nobody_watched_is_told_not_start_looped()
         .unwrap_or("")
         .contains("docker compose up -d --force-recreate --no-deps torrent"));
     // Said once.
-    s.event(EventKind::Die, &torrent);
-    assert!(records(&s.inspected(&torrent, Status::Exited, 0)).is_empty());
+    assert!(records(&w.crash("torrent", 1).drive()).is_empty());
 }
 
 #[test]
 fn status_lists_each_containers_dependents() {
-    let (mut s, _, _) = vpn_and_torrent("auto", "vpn,torrent");
-    let rows = s.core.target_rows(s.now());
+    let w = vpn_world("auto", "vpn,torrent");
+    let rows = w.s.core.target_rows(w.s.now());
     let vpn = rows.iter().find(|t| t.target == "vpn").expect("vpn's row");
     assert_eq!(vpn.containers[0].dependents, vec!["torrent".to_string()]);
-    let _ = &mut s;
 }
 
 #[test]
@@ -744,21 +705,15 @@ fn each_failure_of_a_quarantined_target_is_recorded() {
 
 #[test]
 fn holds_and_resumes_name_the_targets() {
-    let mut s = Script::new("auto", "nodo_1,nodo_2");
-    s.start(&[]);
-    let (reply, _) = request(
-        &mut s,
-        Request::Resume {
-            target: "nodo_1".into(),
-        },
-    );
+    let mut w = World::new("auto", "nodo_1,nodo_2");
+    w.connect();
+    let (reply, _) = w.request(Request::Resume {
+        target: "nodo_1".into(),
+    });
     assert_eq!(reply, Reply::error("nodo_1 is not held"));
-    let (reply, _) = request(
-        &mut s,
-        Request::Release {
-            target: "nodo_9".into(),
-        },
-    );
+    let (reply, _) = w.request(Request::Release {
+        target: "nodo_9".into(),
+    });
     assert!(
         !reply.ok && reply.text.contains("not a target"),
         "{reply:?}"
@@ -848,7 +803,7 @@ fn a_label_narrows_the_mode_and_never_widens_it() {
         .labels
         .insert("healthther.on-stop".into(), "revive".into());
     for global in ["observe", "manual"] {
-        let mut s = Script::with(config_with(&[
+        let mut w = World::with(config_with(&[
             "--targets",
             "nodo_1",
             "--mode",
@@ -856,18 +811,15 @@ fn a_label_narrows_the_mode_and_never_widens_it() {
             "--on-stop",
             "hold",
         ]));
-        s.start(&[&eager]);
-        s.event(EventKind::Die, &eager);
-        let out = s.inspected(&eager, Status::Exited, 0);
+        w.add(&eager).connect();
+        let out = w.crash("nodo_1", 1).drive();
         assert!(
             acts(&out).is_empty(),
             "MODE={global}: the container's own label made healthther act: {out:?}"
         );
         // HEALTH_ON_STOP=hold stands against a label asking to revive.
-        s.elapsed += Duration::from_secs(60);
-        s.event(EventKind::Start, &eager);
-        s.event(TERM, &eager);
-        let out = s.event(EventKind::Stop, &eager);
+        w.pass(Duration::from_secs(60)).start("nodo_1").drive();
+        let out = w.stop("nodo_1").drive();
         assert_eq!(
             records(&out).first().map(|r| r.event),
             Some(RecordEvent::Hold),
@@ -946,26 +898,32 @@ fn a_quarantine_and_an_always_survive_a_restart() {
 
 #[test]
 fn restored_histories_of_containers_that_are_gone_are_dropped() {
-    let node = c("1", "nodo_1", None, None);
     let config = config("auto", "nodo_1");
-    let mut s = Script::with(Arc::clone(&config));
-    s.start(&[&node]);
-    s.event(EventKind::Die, &node);
-    s.inspected(&node, Status::Exited, 0);
-    let saved = s.core.to_saved();
+    let mut w = World::with(Arc::clone(&config));
+    w.add(&c("1", "nodo_1", None, None)).connect();
+    // Saved while its revival is under way.
+    w.hold_acts().crash("nodo_1", 1).drive();
+    let saved = w.s.core.to_saved();
     assert_eq!(saved.containers.len(), 1);
-    let mut next = Script::with(config);
+    let mut next = World::with(config);
     next.feed(Input::Restored(saved));
-    let out = next.start(&[]);
+    let session_start = next.s.now().wall;
+    next.feed(Input::Connected { session_start }).drive();
+    let out = next.list(true).drive();
     assert!(saves(&out)[0].containers.is_empty(), "{out:?}");
 }
 
 #[test]
 fn status_shows_each_target_and_what_it_resolves_to() {
-    let node = c("1234567890abcdef", "nodo_1", Some("shop"), Some("nodo_1"));
-    let mut s = Script::new("auto", "nodo_1,ghost");
-    s.start(&[&node]);
-    let (reply, _) = request(&mut s, Request::Status { json: true });
+    let mut w = World::new("auto", "nodo_1,ghost");
+    w.add(&c(
+        "1234567890abcdef",
+        "nodo_1",
+        Some("shop"),
+        Some("nodo_1"),
+    ))
+    .connect();
+    let (reply, _) = w.request(Request::Status { json: true });
     let rows: serde_json::Value = serde_json::from_str(&reply.text).expect("JSON");
     assert_eq!(rows[0]["target"], "nodo_1");
     assert_eq!(rows[0]["resolution"], "found");
@@ -973,7 +931,7 @@ fn status_shows_each_target_and_what_it_resolves_to() {
     assert_eq!(rows[0]["containers"][0]["project"], "shop");
     assert_eq!(rows[0]["containers"][0]["state"], "running");
     assert_eq!(rows[1]["resolution"], "missing");
-    let (reply, _) = request(&mut s, Request::Status { json: false });
+    let (reply, _) = w.request(Request::Status { json: false });
     let lines: Vec<&str> = reply.text.lines().collect();
     assert!(lines[0].starts_with("TARGET"), "{}", reply.text);
     assert!(
@@ -1021,43 +979,42 @@ fn a_kill_told_of_after_the_death_is_still_someone_elses_doing() {
 
 #[test]
 fn a_kill_told_of_while_the_revival_is_under_way_is_recorded_as_a_kill() {
-    let node = c("1", "nodo_1", None, None);
-    let mut s = Script::new("auto", "nodo_1");
-    s.start(&[&node]);
+    let mut w = World::new("auto", "nodo_1");
+    w.add(&c("1", "nodo_1", None, None)).connect();
     // Under load the look beats the kill event: the death is taken for a crash...
-    s.event(EventKind::Die, &node);
-    let act = acts(&s.inspected(&node, Status::Exited, 0))[0].clone();
-    assert_eq!(act.cause, Cause::Crash);
+    let out = w.hold_acts().crash("nodo_1", 137).drive();
+    assert_eq!(acts(&out)[0].cause, Cause::Crash);
     // ...and the engine tells of the kill while the start is under way.
-    s.event(KILL, &node);
-    let out = s.feed(acted(&act, ActResult::Running));
+    w.event(KILL, "nodo_1");
+    let out = w.release().drive();
     assert_eq!(records(&out)[0].cause, Some("api_kill"));
 }
 
 #[test]
 fn a_death_seen_before_its_events_waits_a_moment_for_them() {
-    let node = c("1", "nodo_1", None, None);
-    let mut s = Script::new("auto", "nodo_1");
-    s.start(&[&node]);
+    let mut w = World::new("auto", "nodo_1");
+    w.add(&c("1", "nodo_1", None, None)).connect();
     // A failed health check (the probe died with it) comes before the kill and the die.
-    s.event(EventKind::Health(Health::Unhealthy), &node);
-    let out = s.inspected(&node, Status::Exited, 0);
+    w.crash_unseen("nodo_1", 137);
+    let out = w
+        .event(EventKind::Health(Health::Unhealthy), "nodo_1")
+        .drive();
+    assert_eq!(inspects(&out), ["1"]);
     assert!(acts(&out).is_empty(), "{out:?}");
-    s.event(KILL, &node);
-    let out = s.event(EventKind::Die, &node);
+    w.event(KILL, "nodo_1");
+    let out = w.event(EventKind::Die, "nodo_1").drive();
     assert_eq!(inspects(&out), ["1"], "the die ends the wait");
-    let act = acts(&s.inspected(&node, Status::Exited, 0))[0].clone();
-    assert_eq!(act.cause, Cause::ApiKill);
+    assert_eq!(acts(&out)[0].cause, Cause::ApiKill);
     // A death whose events never come is revived after the wait, once.
-    s.event(EventKind::Start, &node);
-    s.feed(acted(&act, ActResult::Running));
-    s.inspected(&node, Status::Running, 1);
-    s.advance(Duration::from_secs(30));
-    s.event(EventKind::Health(Health::Unhealthy), &node);
-    assert!(acts(&s.inspected(&node, Status::Exited, 1)).is_empty());
-    assert_eq!(inspects(&s.advance(DIE_WAIT)), ["1"]);
-    let act = acts(&s.inspected(&node, Status::Exited, 1))[0].clone();
-    assert_eq!(act.cause, Cause::Crash);
+    w.advance(Duration::from_secs(30)).drive();
+    w.crash_unseen("nodo_1", 137);
+    let out = w
+        .event(EventKind::Health(Health::Unhealthy), "nodo_1")
+        .drive();
+    assert!(acts(&out).is_empty(), "{out:?}");
+    let out = w.advance(DIE_WAIT).drive();
+    assert_eq!(inspects(&out), ["1"]);
+    assert_eq!(acts(&out)[0].cause, Cause::Crash);
 }
 
 #[test]
@@ -1077,17 +1034,18 @@ fn its_own_crashes_still_back_off_and_oom_is_told_apart() {
 #[test]
 fn nothing_is_decided_before_the_sessions_first_whole_list() {
     // Two projects share the service: only a whole list shows that the name is ambiguous.
-    let p1 = c("1", "p1-web-1", Some("p1"), Some("web"));
-    let p2 = c("2", "p2-web-1", Some("p2"), Some("web"));
-    let mut s = Script::new("auto", "web");
-    let session_start = s.now().wall;
-    s.feed(Input::Connected { session_start });
-    let out = s.event(EventKind::Die, &p1);
+    let mut w = World::new("auto", "web");
+    w.add(&c("1", "p1-web-1", Some("p1"), Some("web"))).add(&c(
+        "2",
+        "p2-web-1",
+        Some("p2"),
+        Some("web"),
+    ));
+    let session_start = w.s.now().wall;
+    w.feed(Input::Connected { session_start });
+    let out = w.crash("p1-web-1", 1).drive();
     assert!(inspects(&out).is_empty(), "looked before the list: {out:?}");
-    let out = s.feed(Input::Listed {
-        full: true,
-        containers: vec![listed(&p1, Status::Exited), listed(&p2, Status::Running)],
-    });
+    let out = w.list(true).drive();
     assert!(
         inspects(&out).is_empty() && acts(&out).is_empty(),
         "{out:?}"
@@ -1143,6 +1101,15 @@ fn an_old_signal_holds_up_no_one() {
     s.event(EventKind::Die, &proxy);
     let act = acts(&s.inspected(&proxy, Status::Exited, 0))[0].clone();
     assert_eq!(act.cause, Cause::Crash);
+}
+
+/// Two replicas of the compose service `p/svc` (ids a and b), a target in auto mode, running.
+fn replicas_world() -> World {
+    let mut w = World::new("auto", "p/svc");
+    w.add(&c("a", "p_svc_1", Some("p"), Some("svc")))
+        .add(&c("b", "p_svc_2", Some("p"), Some("svc")))
+        .connect();
+    w
 }
 
 /// Two replicas of the compose service `p/svc`, a target in auto mode, listed running.
@@ -1203,17 +1170,16 @@ fn our_start_that_ends_while_its_project_is_taken_down_is_undone() {
 
 #[test]
 fn a_start_withdrawn_while_its_project_is_taken_down_waits_for_it() {
-    let (mut s, a, b) = two_replicas();
-    s.event(EventKind::Die, &b);
-    let start = acts(&s.inspected(&b, Status::Exited, 0))[0].clone();
-    s.event(TERM, &a);
-    let out = s.feed(acted(&start, ActResult::Withdrawn));
+    let mut w = replicas_world();
+    w.hold_acts().crash("p_svc_2", 1).drive();
+    w.event(TERM, "p_svc_1").drive();
+    let out = w.release().drive();
     assert_eq!(records(&out)[0].result.as_deref(), Some("withdrawn"));
-    let out = s.inspected(&b, Status::Exited, 0);
+    assert_eq!(inspects(&out), ["b"], "looked at again");
     assert!(acts(&out).is_empty(), "{out:?}");
-    s.event(EventKind::Die, &a);
-    s.event(EventKind::Destroy, &a);
-    let out = s.event(EventKind::Destroy, &b);
+    w.crash("p_svc_1", 143).drive();
+    w.remove("p_svc_1").drive();
+    let out = w.remove("p_svc_2").drive();
     assert!(
         acts(&out).is_empty() && inspects(&out).is_empty(),
         "{out:?}"
@@ -1308,8 +1274,7 @@ fn a_reload_signal_holds_up_no_one_in_its_project() {
 
 #[test]
 fn a_crash_in_a_project_nobody_stops_is_revived_at_once() {
-    let mut w = World::new("auto", "p/svc");
-    w.add(&c("a", "p_svc_1", Some("p"), Some("svc"))).connect();
+    let mut w = replicas_world();
     assert_eq!(acts(&w.crash("p_svc_1", 1).drive()).len(), 1);
 }
 
@@ -1335,17 +1300,15 @@ fn a_hold_on_stop_ends_when_a_look_finds_it_running() {
 
 #[test]
 fn an_answer_does_not_follow_a_container_into_another_target() {
-    let node = c("1", "nodo_1", None, None);
-    let mut s = Script::new("manual", "nodo_1,nodo_2");
-    s.start(&[&node]);
-    s.event(EventKind::Die, &node);
-    s.inspected(&node, Status::Exited, 0);
-    let (reply, _) = s.answer("nodo_1", "yes");
+    let mut w = World::new("manual", "nodo_1,nodo_2");
+    w.add(&c("1", "nodo_1", None, None)).connect();
+    w.crash("nodo_1", 1).drive();
+    let stale = w.look("nodo_1");
+    let (reply, _) = w.hold_inspects().answer("nodo_1", "yes");
     assert!(reply.ok);
-    let moved = c("1", "nodo_2", None, None);
-    s.event(EventKind::Rename, &moved);
-    s.inspected(&node, Status::Exited, 0);
-    let out = s.inspected(&moved, Status::Exited, 0);
+    w.rename("nodo_1", "nodo_2");
+    w.inspected(stale).drive();
+    let out = w.release().drive();
     assert!(
         acts(&out).is_empty(),
         "nodo_1's yes acted on nodo_2: {out:?}"
@@ -1359,34 +1322,23 @@ fn an_answer_does_not_follow_a_container_into_another_target() {
 
 #[test]
 fn the_terminal_answers_the_prompt_on_the_screen() {
-    let (a, b, z) = (
-        c("a", "a1", None, None),
-        c("b", "b1", None, None),
-        c("z", "z1", None, None),
-    );
-    let mut s = Script::new("manual", "a1,b1,z1");
-    s.start(&[&a, &b, &z]);
-    s.elapsed += Duration::from_secs(10);
-    s.event(EventKind::Die, &b);
-    s.inspected(&b, Status::Exited, 0);
-    s.event(EventKind::Die, &z);
-    s.inspected(&z, Status::Exited, 0);
+    let mut w = World::new("manual", "a1,b1,z1");
+    w.add(&c("a", "a1", None, None))
+        .add(&c("b", "b1", None, None))
+        .add(&c("z", "z1", None, None))
+        .connect();
+    w.pass(Duration::from_secs(10));
+    w.crash("b1", 1).drive();
+    w.crash("z1", 1).drive();
     // z is answered from another shell: until its outcome is known, the screen keeps b.
-    let (reply, _) = s.answer("z1", "yes");
+    let (reply, _) = w.hold_acts().answer("z1", "yes");
     assert!(reply.ok);
     // An older failure arrives meanwhile; it is first in the queue, but not on the screen.
-    s.event(EventKind::Die, &a);
-    let mut older = snapshot(&a, Status::Exited, s.now().wall, s.now().wall);
-    older.finished_at = Some(s.now().wall - Duration::from_secs(5));
-    let out = s.feed(Input::Inspected {
-        container: a.clone(),
-        result: Ok(Some(older)),
-    });
-    assert!(
-        !out.iter().any(|c| matches!(c, Command::Print(_))),
-        "{out:?}"
-    );
-    let out = s.feed(Input::Line("y".into()));
+    w.crash("a1", 1);
+    w.get_mut("a1").finished = Some(w.s.now().wall - Duration::from_secs(5));
+    let out = w.drive();
+    assert!(prints(&out).is_empty(), "{out:?}");
+    let out = w.line("y").drive();
     assert_eq!(
         inspects(&out),
         ["b"],
@@ -1440,23 +1392,17 @@ fn a_yes_typed_while_an_approved_action_runs_answers_nothing() {
 
 #[test]
 fn a_new_failure_of_the_same_container_is_shown_again() {
-    let a = c("a", "a1", None, None);
-    let mut s = Script::new("manual", "a1");
-    s.start(&[&a]);
-    s.elapsed += Duration::from_secs(10);
-    s.event(EventKind::Die, &a);
-    assert_eq!(prints(&s.inspected(&a, Status::Exited, 0)).len(), 1);
+    let mut w = World::new("manual", "a1");
+    w.add(&c("a", "a1", None, None)).connect();
+    w.pass(Duration::from_secs(10));
+    assert_eq!(prints(&w.crash("a1", 1).drive()).len(), 1);
     // Someone else starts it, and it dies again before our look at it answers: the open
     // prompt is about a run that is over.
-    s.event(EventKind::Start, &a);
-    s.elapsed += Duration::from_secs(1);
-    s.event(EventKind::Die, &a);
-    let mut out = s.inspected(&a, Status::Exited, 10_000);
-    if !inspects(&out).is_empty() {
-        out = s.inspected(&a, Status::Exited, 10_000);
-    }
+    w.hold_inspects().start("a1").drive();
+    w.pass(Duration::from_secs(1)).crash("a1", 1).drive();
+    let out = w.release().drive();
     assert_eq!(prints(&out).len(), 1, "the new failure is shown: {out:?}");
-    let (reply, _) = request(&mut s, Request::Pending);
+    let (reply, _) = w.request(Request::Pending);
     assert_eq!(reply.text.lines().count(), 1, "one prompt: {}", reply.text);
 }
 
@@ -1549,11 +1495,12 @@ fn a_named_swarm_task_is_said_once_and_never_acted_on() {
 
 #[test]
 fn lookalikes_and_others_are_never_looked_at() {
-    let mut s = Script::new("auto", "nodo_1");
-    let others = [c("2", "nodo_10", None, None), c("3", "xnodo_1", None, None)];
-    s.start(&[&others[0], &others[1]]);
-    for o in &others {
-        assert!(s.event(EventKind::Die, o).is_empty());
+    let mut w = World::new("auto", "nodo_1");
+    w.add(&c("2", "nodo_10", None, None))
+        .add(&c("3", "xnodo_1", None, None))
+        .connect();
+    for o in ["nodo_10", "xnodo_1"] {
+        assert!(w.crash(o, 1).drive().is_empty());
     }
 }
 
@@ -1627,6 +1574,19 @@ fn compose_down_waits_for_the_whole_project_to_stop() {
 }
 
 #[test]
+fn compose_down_revives_nothing_of_its_project() {
+    let mut w = replicas_world();
+    w.compose_down("p").drive();
+    let out = w.advance(PROJECT_QUIET * 2).drive();
+    assert!(
+        inspects(&out).is_empty() && w.acts().is_empty(),
+        "{:?}",
+        w.log
+    );
+    assert!(w.get("p_svc_1").removed && w.get("p_svc_2").removed);
+}
+
+#[test]
 fn someone_elses_restart_is_left_alone() {
     let mut w = World::new("auto", "nodo_1");
     w.add(&c("1", "nodo_1", None, None)).connect();
@@ -1640,49 +1600,41 @@ fn someone_elses_restart_is_left_alone() {
 #[test]
 fn a_stop_seen_by_a_pass_before_its_die_event_still_settles() {
     // Docker 26 tells of the stop before the die; a pass may list it exited in between.
-    let node = c("1", "nodo_1", None, None);
-    let mut s = Script::new("auto", "nodo_1");
-    s.start(&[&node]);
-    s.event(TERM, &node);
-    s.event(EventKind::Stop, &node);
-    let out = s.feed(Input::Listed {
-        full: false,
-        containers: vec![listed(&node, Status::Exited)],
-    });
+    let mut w = World::new("auto", "nodo_1");
+    w.add(&c("1", "nodo_1", None, None)).connect();
+    w.event(TERM, "nodo_1")
+        .crash_unseen("nodo_1", 143)
+        .event(EventKind::Stop, "nodo_1");
+    let out = w.list(false).drive();
     assert_eq!(inspects(&out), ["1"]);
-    let out = s.inspected(&node, Status::Exited, 0);
     assert!(
         acts(&out).is_empty(),
         "whoever stopped it gets its moment: {out:?}"
     );
-    s.event(EventKind::Die, &node);
-    assert_eq!(inspects(&s.advance(STOP_SETTLE)), ["1"]);
-    let out = s.inspected(&node, Status::Exited, 0);
+    w.event(EventKind::Die, "nodo_1").drive();
+    let out = w.advance(STOP_SETTLE).drive();
+    assert_eq!(inspects(&out), ["1"]);
     assert_eq!(acts(&out).len(), 1);
 }
 
 #[test]
 fn a_stop_that_ends_while_a_look_is_out_still_settles() {
-    let node = c("1", "nodo_1", None, None);
-    let mut s = Script::new("auto", "nodo_1");
-    s.start(&[&node]);
-    s.event(EventKind::Health(Health::Unhealthy), &node);
-    s.event(TERM, &node);
-    s.event(EventKind::Stop, &node);
+    let mut w = World::new("auto", "nodo_1");
+    w.add(&c("1", "nodo_1", None, None)).connect();
+    w.hold_inspects().unhealthy("nodo_1").drive();
     // The look went out before the stop, and answers after it ended.
-    let out = s.inspected(&node, Status::Exited, 0);
-    let out = if inspects(&out).is_empty() {
-        out
-    } else {
-        s.inspected(&node, Status::Exited, 0)
-    };
+    w.event(TERM, "nodo_1")
+        .crash_unseen("nodo_1", 143)
+        .event(EventKind::Stop, "nodo_1");
+    let out = w.release().drive();
     assert!(
         acts(&out).is_empty(),
         "whoever stopped it gets its moment: {out:?}"
     );
-    s.event(EventKind::Die, &node);
-    assert_eq!(inspects(&s.advance(STOP_SETTLE)), ["1"]);
-    assert_eq!(acts(&s.inspected(&node, Status::Exited, 0)).len(), 1);
+    w.event(EventKind::Die, "nodo_1").drive();
+    let out = w.advance(STOP_SETTLE).drive();
+    assert_eq!(inspects(&out), ["1"]);
+    assert_eq!(acts(&out).len(), 1);
 }
 
 #[test]
@@ -1699,24 +1651,22 @@ fn a_plain_docker_stop_is_revived_after_the_settle() {
 
 #[test]
 fn a_stop_while_a_look_is_out_still_settles() {
-    let a = c("a", "p-aa-1", Some("p"), Some("aa"));
-    let mut s = Script::new("auto", "aa");
-    s.start(&[&a]);
-    assert_eq!(
-        inspects(&s.event(EventKind::Health(Health::Unhealthy), &a)),
-        ["a"]
-    );
-    s.event(TERM, &a);
-    s.event(EventKind::Die, &a);
-    assert_eq!(inspects(&s.inspected(&a, Status::Running, 0)), ["a"]);
-    let out = s.inspected(&a, Status::Exited, 0);
+    let mut w = World::new("auto", "aa");
+    w.add(&c("a", "p-aa-1", Some("p"), Some("aa"))).connect();
+    let before = w.look("p-aa-1");
+    let out = w.hold_inspects().unhealthy("p-aa-1").drive();
+    assert_eq!(inspects(&out), ["a"]);
+    w.event(TERM, "p-aa-1").crash("p-aa-1", 143).drive();
+    let out = w.inspected(before).drive();
+    assert_eq!(inspects(&out), ["a"], "the look saw it before the stop");
+    let out = w.release().drive();
     assert!(
         acts(&out).is_empty(),
         "compose may be taking it down: {out:?}"
     );
-    let out = s.event(EventKind::Destroy, &a);
+    let out = w.remove("p-aa-1").drive();
     assert!(inspects(&out).is_empty());
-    assert_eq!(s.core.next_timer(), None);
+    assert_eq!(w.s.core.next_timer(), None);
 }
 
 #[test]
@@ -1740,21 +1690,19 @@ fn a_target_renamed_during_its_back_off_is_not_started() {
 
 #[test]
 fn an_answer_racing_a_rename_starts_nothing() {
-    let node = c("1", "nodo_1", None, None);
-    let renamed = c("1", "kept_for_forensics", None, None);
-    let mut s = Script::new("manual", "nodo_1");
-    s.start(&[&node]);
-    s.event(EventKind::Die, &node);
-    let out = s.inspected(&node, Status::Exited, 100);
+    let mut w = World::new("manual", "nodo_1");
+    w.add(&c("1", "nodo_1", None, None)).connect();
+    let out = w.crash("nodo_1", 1).drive();
     assert_eq!(records(&out)[0].event, RecordEvent::Prompt);
-    let (reply, out) = s.answer("nodo_1", "yes");
+    let stale = w.look("nodo_1");
+    let (reply, out) = w.hold_inspects().answer("nodo_1", "yes");
     assert!(reply.ok, "{reply:?}");
     assert_eq!(inspects(&out), ["1"]);
     // The rename lands while that look is out, and the look still saw the old name.
-    s.event(EventKind::Rename, &renamed);
-    let out = s.inspected(&node, Status::Exited, 100);
+    w.rename("nodo_1", "kept_for_forensics");
+    let out = w.inspected(stale).drive();
     assert_eq!(inspects(&out), ["1"], "a stale look is looked at again");
-    let out = s.inspected(&renamed, Status::Exited, 100);
+    let out = w.release().drive();
     assert!(acts(&out).is_empty(), "{out:?}");
     let r = records(&out);
     assert_eq!(r[0].event, RecordEvent::Skipped);
@@ -1778,31 +1726,30 @@ fn a_rename_drops_the_open_prompt() {
 
 #[test]
 fn a_bare_service_of_two_projects_is_acted_on_for_neither_unless_one_is_ours() {
-    let p1 = c("1", "p1-svc-1", Some("p1"), Some("svc"));
-    let p2 = c("2", "p2-svc-1", Some("p2"), Some("svc"));
-    let mut s = Script::new("auto", "svc");
-    s.start(&[&p1, &p2]);
-    assert!(s.event(EventKind::Die, &p1).is_empty());
-    assert!(s.event(EventKind::Die, &p2).is_empty());
-    s.feed(Input::OwnProject(Some("p2".into())));
-    assert!(s.event(EventKind::Die, &p1).is_empty());
-    assert_eq!(inspects(&s.event(EventKind::Die, &p2)), ["2"]);
+    let mut w = World::new("auto", "svc");
+    w.add(&c("1", "p1-svc-1", Some("p1"), Some("svc")))
+        .add(&c("2", "p2-svc-1", Some("p2"), Some("svc")))
+        .connect();
+    assert!(w.crash("p1-svc-1", 1).drive().is_empty());
+    assert!(w.crash("p2-svc-1", 1).drive().is_empty());
+    w.feed(Input::OwnProject(Some("p2".into())));
+    assert!(w.crash("p1-svc-1", 1).drive().is_empty());
+    let out = w.crash("p2-svc-1", 1).drive();
+    assert_eq!(inspects(&out), ["2"]);
 }
 
 #[test]
 fn a_lost_task_is_looked_at_again_on_the_next_pass() {
-    let node = c("1", "nodo_1", None, None);
-    let mut s = Script::new("auto", "nodo_1");
-    s.start(&[&node]);
-    assert_eq!(inspects(&s.event(EventKind::Die, &node)), ["1"]);
-    s.feed(Input::TaskLost {
-        container_id: "1".into(),
-    });
-    let out = s.feed(Input::Listed {
+    let mut w = World::new("auto", "nodo_1");
+    w.add(&c("1", "nodo_1", None, None)).connect();
+    let out = w.hold_inspects().crash("nodo_1", 1).drive();
+    assert_eq!(inspects(&out), ["1"]);
+    w.lose_task("nodo_1").release();
+    let out = w.feed(Input::Listed {
         full: false,
         containers: vec![],
     });
-    assert_eq!(inspects(&out), ["1"]);
+    assert_eq!(inspects(&out.drive()), ["1"]);
 }
 
 #[test]
@@ -1834,29 +1781,28 @@ fn a_removed_container_takes_its_prompt_with_it() {
 
 #[test]
 fn an_event_while_a_look_is_out_means_another_look() {
-    let node = c("1", "nodo_1", None, None);
-    let mut s = Script::new("auto", "nodo_1");
-    s.start(&[&node]);
-    s.event(EventKind::Die, &node);
+    let mut w = World::new("auto", "nodo_1");
+    w.add(&c("1", "nodo_1", None, None)).connect();
+    let before = w.look("nodo_1");
+    w.hold_inspects().crash("nodo_1", 1).drive();
     assert!(
-        s.event(EventKind::Die, &node).is_empty(),
+        w.event(EventKind::Die, "nodo_1").drive().is_empty(),
         "one look at a time"
     );
-    assert_eq!(inspects(&s.inspected(&node, Status::Running, 100)), ["1"]);
-    assert_eq!(acts(&s.inspected(&node, Status::Exited, 100)).len(), 1);
+    assert_eq!(inspects(&w.inspected(before).drive()), ["1"]);
+    assert_eq!(acts(&w.release().drive()).len(), 1);
 }
 
 #[test]
 fn a_late_healthy_event_is_not_taken_for_its_word() {
-    let node = c("1", "nodo_1", None, None);
-    let mut s = Script::new("manual", "nodo_1");
-    s.start(&[&node]);
-    s.event(EventKind::Die, &node);
-    s.inspected(&node, Status::Exited, 100);
+    let mut w = World::new("manual", "nodo_1");
+    w.add(&c("1", "nodo_1", None, None)).connect();
+    w.crash("nodo_1", 1).drive();
     // A check under way when it died reports healthy after the die.
-    let out = s.event(EventKind::Health(Health::Healthy), &node);
+    let out = w
+        .event(EventKind::Health(Health::Healthy), "nodo_1")
+        .drive();
     assert_eq!(inspects(&out), ["1"]);
-    let out = s.inspected(&node, Status::Exited, 100);
     assert!(records(&out).is_empty(), "the prompt stays: {out:?}");
 }
 
@@ -1904,23 +1850,22 @@ fn a_denied_start_never_leads_to_quarantine() {
 
 #[test]
 fn an_answer_during_a_look_is_not_asked_again() {
-    let node = c("1", "nodo_1", None, None);
-    let mut s = Script::new("manual", "nodo_1");
-    s.start(&[&node]);
-    s.event(EventKind::Die, &node);
-    s.inspected(&node, Status::Exited, 0);
+    let mut w = World::new("manual", "nodo_1");
+    w.add(&c("1", "nodo_1", None, None)).connect();
+    w.crash("nodo_1", 1).drive();
     // A pass looks at it again (it is followed), and the answer comes while that look is out.
-    let out = s.feed(Input::Listed {
-        full: false,
-        containers: vec![listed(&node, Status::Exited)],
-    });
+    let out = w.hold_inspects().list(false).drive();
     assert_eq!(inspects(&out), ["1"]);
-    let (reply, out) = s.answer("nodo_1", "yes");
+    let (reply, out) = w.answer("nodo_1", "yes");
     assert!(reply.ok && inspects(&out).is_empty(), "{out:?}");
-    let out = s.inspected(&node, Status::Exited, 0);
+    let before = w.look("nodo_1");
+    let out = w.inspected(before).drive();
     assert_eq!(inspects(&out), ["1"], "the look that carries the answer");
-    let out = s.inspected(&node, Status::Exited, 0);
-    assert!(records(&out).is_empty(), "not asked again: {out:?}");
+    let out = w.release().drive();
+    assert!(
+        records(before_act(&out)).is_empty(),
+        "not asked again: {out:?}"
+    );
     assert!(matches!(acts(&out)[0].approval, Approval::Operator { .. }));
 }
 
@@ -2038,11 +1983,11 @@ fn every_failure_of_a_never_target_is_recorded_and_forget_ends_the_answer() {
 fn an_ambiguous_target_names_every_project_that_has_the_service() {
     // p1's container is the target p1/web; the bare `web` is still ambiguous between p1
     // and p2, and the warning and `status` must name both.
-    let p1 = c("1", "p1-web-1", Some("p1"), Some("web"));
-    let p2 = c("2", "p2-web-1", Some("p2"), Some("web"));
-    let mut s = Script::new("auto", "web,p1/web");
-    s.start(&[&p1, &p2]);
-    let (reply, _) = request(&mut s, Request::Status { json: true });
+    let mut w = World::new("auto", "web,p1/web");
+    w.add(&c("1", "p1-web-1", Some("p1"), Some("web")))
+        .add(&c("2", "p2-web-1", Some("p2"), Some("web")))
+        .connect();
+    let (reply, _) = w.request(Request::Status { json: true });
     let rows: serde_json::Value = serde_json::from_str(&reply.text).expect("JSON");
     let web = rows
         .as_array()
