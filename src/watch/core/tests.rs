@@ -1083,24 +1083,21 @@ fn an_unanswered_engine_counts_nothing_against_the_container() {
 #[test]
 fn an_old_signal_holds_up_no_one() {
     // A reload's SIGHUP to one container of the project, long before anything else.
-    let proxy = c("x", "shop-proxy-1", Some("shop"), Some("proxy"));
-    let api = c("a", "shop-api-1", Some("shop"), Some("api"));
-    let mut s = Script::new("auto", "api,proxy");
-    s.start(&[&proxy, &api]);
-    s.event(EventKind::Kill { signal: Some(1) }, &proxy);
-    s.advance(SIGNAL_RELEVANT * 2);
-    s.event(TERM, &api);
-    s.event(EventKind::Die, &api);
-    assert_eq!(
-        inspects(&s.advance(PROJECT_QUIET)),
-        ["a"],
-        "the project is quiet"
-    );
+    let mut w = World::new("auto", "api,proxy");
+    w.add(&c("x", "shop-proxy-1", Some("shop"), Some("proxy")))
+        .add(&c("a", "shop-api-1", Some("shop"), Some("api")))
+        .connect();
+    w.event(EventKind::Kill { signal: Some(1) }, "shop-proxy-1")
+        .drive();
+    w.advance(SIGNAL_RELEVANT * 2).drive();
+    w.event(TERM, "shop-api-1").crash("shop-api-1", 143).drive();
+    let out = w.advance(PROJECT_QUIET).drive();
+    assert_eq!(inspects(before_act(&out)), ["a"], "the project is quiet");
+    assert_eq!(acts(&out).len(), 1, "{out:?}");
     // And the proxy's own crash, much later, is its own.
-    s.elapsed += PROJECT_QUIET;
-    s.event(EventKind::Die, &proxy);
-    let act = acts(&s.inspected(&proxy, Status::Exited, 0))[0].clone();
-    assert_eq!(act.cause, Cause::Crash);
+    w.pass(PROJECT_QUIET);
+    let out = w.crash("shop-proxy-1", 1).drive();
+    assert_eq!(acts(&out)[0].cause, Cause::Crash);
 }
 
 /// Two replicas of the compose service `p/svc` (ids a and b), a target in auto mode, running.
@@ -1112,57 +1109,49 @@ fn replicas_world() -> World {
     w
 }
 
-/// Two replicas of the compose service `p/svc`, a target in auto mode, listed running.
-fn two_replicas() -> (Script, ContainerRef, ContainerRef) {
-    let a = c("a", "p_svc_1", Some("p"), Some("svc"));
-    let b = c("b", "p_svc_2", Some("p"), Some("svc"));
-    let mut s = Script::new("auto", "p/svc");
-    s.start(&[&a, &b]);
-    (s, a, b)
-}
-
 #[test]
 fn a_replica_that_crashes_while_its_project_is_taken_down_waits_for_it() {
     // compose v1's down: every replica stopped first, then every one removed.
-    let (mut s, a, b) = two_replicas();
-    let mut out = s.event(TERM, &a);
+    let mut w = replicas_world();
+    w.event(TERM, "p_svc_1").drive();
     // b crash-loops: it dies by itself while a is being stopped.
-    out.extend(s.event(EventKind::Die, &b));
-    out.extend(s.inspected(&b, Status::Exited, 0));
-    out.extend(s.event(EventKind::Die, &a));
-    out.extend(s.advance(STOP_SETTLE));
-    out.extend(s.event(EventKind::Stop, &a));
-    out.extend(s.advance(PROJECT_QUIET - MS));
-    out.extend(s.event(EventKind::Destroy, &a));
-    out.extend(s.event(EventKind::Destroy, &b));
-    out.extend(s.advance(PROJECT_QUIET * 2));
-    assert!(acts(&out).is_empty(), "{out:?}");
+    w.crash("p_svc_2", 1).drive();
+    w.crash("p_svc_1", 143).drive();
+    w.advance(STOP_SETTLE).drive();
+    w.event(EventKind::Stop, "p_svc_1").drive();
+    w.advance(PROJECT_QUIET - MS).drive();
+    w.remove("p_svc_1").drive();
+    w.remove("p_svc_2").drive();
+    w.advance(PROJECT_QUIET * 2).drive();
+    assert!(w.acts().is_empty(), "{:?}", w.log);
 }
 
 #[test]
 fn our_start_that_ends_while_its_project_is_taken_down_is_undone() {
-    let (mut s, a, b) = two_replicas();
-    s.event(EventKind::Die, &b);
-    let start = acts(&s.inspected(&b, Status::Exited, 0))[0].clone();
+    let mut w = replicas_world();
+    w.hold_acts().crash("p_svc_2", 1).drive();
     // The engine is slow to start it; meanwhile compose's down begins.
-    s.elapsed += MS;
-    let out = s.event(TERM, &a);
+    w.pass(MS);
+    let out = w.event(TERM, "p_svc_1").drive();
     assert!(
         out.contains(&Command::Withdraw("b".into())),
         "the start is withdrawn if not sent yet: {out:?}"
     );
     // It was sent already.
-    let out = s.feed(acted(&start, ActResult::Running));
+    let start = w.take_act("p_svc_2");
+    w.start_unseen("p_svc_2");
+    let out = w.feed(acted(&start, ActResult::Running)).drive();
     let undo = acts(&out);
     assert_eq!(undo.len(), 1, "{out:?}");
     assert_eq!(undo[0].action, Action::Stop);
     assert_eq!(undo[0].seen.container.id, "b");
-    let out = s.feed(acted(undo[0], ActResult::Stopped));
+    let out = w.release().drive();
     let r = records(&out);
     assert_eq!(r[0].decision, Some("stop"));
     assert_eq!(r[0].result.as_deref(), Some("stopped"));
+    assert_eq!(w.get("p_svc_2").status, Status::Exited);
     // A failed undo counts nothing against it.
-    assert!(s.core.records["b"]
+    assert!(w.s.core.records["b"]
         .history
         .as_ref()
         .is_none_or(|h| !h.call_refused()));
@@ -1188,22 +1177,17 @@ fn a_start_withdrawn_while_its_project_is_taken_down_waits_for_it() {
 
 #[test]
 fn our_start_just_before_its_service_is_taken_down_is_undone() {
-    let a = c("a", "p_svc_1", Some("p"), Some("svc"));
-    let b = c("b", "p_svc_2", Some("p"), Some("svc"));
-    let other = c("o", "p_db_1", Some("p"), Some("db"));
-    let mut s = Script::new("auto", "p/svc,p/db");
-    s.start(&[&a, &b, &other]);
-    for x in [&b, &other] {
-        s.event(EventKind::Die, x);
-        let start = acts(&s.inspected(x, Status::Exited, 0))[0].clone();
-        s.event(EventKind::Start, x);
-        if !inspects(&s.feed(acted(&start, ActResult::Running))).is_empty() {
-            s.inspected(x, Status::Running, 30_000);
-        }
+    let mut w = World::new("auto", "p/svc,p/db");
+    w.add(&c("a", "p_svc_1", Some("p"), Some("svc")))
+        .add(&c("b", "p_svc_2", Some("p"), Some("svc")))
+        .add(&c("o", "p_db_1", Some("p"), Some("db")))
+        .connect();
+    for x in ["p_svc_2", "p_db_1"] {
+        assert_eq!(acts(&w.crash(x, 1).drive()).len(), 1);
     }
     // compose listed b while our start was under way, so it stops only a.
-    s.elapsed += Duration::from_secs(2);
-    let out = s.event(TERM, &a);
+    w.pass(Duration::from_secs(2));
+    let out = w.hold_acts().event(TERM, "p_svc_1").drive();
     let undo = acts(&out);
     assert_eq!(undo.len(), 1, "{out:?}");
     assert_eq!(
@@ -1212,7 +1196,7 @@ fn our_start_just_before_its_service_is_taken_down_is_undone() {
         "only the service being stopped"
     );
     // Once is enough.
-    assert!(acts(&s.event(EventKind::Die, &a)).is_empty());
+    assert!(acts(&w.crash("p_svc_1", 143).drive()).is_empty());
 }
 
 #[test]
@@ -1453,9 +1437,8 @@ fn a_named_swarm_task_is_said_once_and_never_acted_on() {
             .insert(crate::targets::SWARM_SERVICE_LABEL.into(), "web".into());
         t
     };
-    let task = swarm_task("1", "web.1.abc");
-    let mut s = Script::new("auto", "web,nodo_1");
-    let out = s.start(&[&task]);
+    let mut w = World::new("auto", "web,nodo_1");
+    let out = w.add(&swarm_task("1", "web.1.abc")).connect();
     let r = records(&out);
     assert_eq!(r.len(), 1, "{out:?}");
     assert_eq!(
@@ -1470,17 +1453,14 @@ fn a_named_swarm_task_is_said_once_and_never_acted_on() {
         )
     );
     // It dies, is killed, is listed again: nothing is looked at, done or said again.
-    s.event(KILL, &task);
-    let mut out = s.event(EventKind::Die, &task);
-    out.extend(s.feed(Input::Listed {
-        full: true,
-        containers: vec![listed(&task, Status::Exited)],
-    }));
-    out.extend(s.advance(Duration::from_secs(60)));
+    let out = w
+        .kill("web.1.abc")
+        .list(true)
+        .advance(Duration::from_secs(60))
+        .drive();
     assert!(out.is_empty(), "{out:?}");
     // Swarm's replacement is another container, told of once too.
-    let next = swarm_task("2", "web.1.def");
-    let out = s.event(EventKind::Create, &next);
+    let out = w.create(&swarm_task("2", "web.1.def"), false).drive();
     let r = records(&out);
     assert_eq!(
         (r.len(), r[0].container.as_str()),
@@ -1489,8 +1469,12 @@ fn a_named_swarm_task_is_said_once_and_never_acted_on() {
     );
     // One inspect learns its network mode, as for any new container; nothing comes of it.
     assert!(inspects(&out) == vec!["2"] && acts(&out).is_empty());
-    let out = s.inspected(&next, Status::Exited, 0);
-    assert!(out.is_empty(), "{out:?}");
+    assert_eq!(outcomes(&out).len(), 1, "{out:?}");
+    assert!(
+        out.iter()
+            .all(|c| matches!(c, Command::Inspect(_) | Command::Report(_))),
+        "{out:?}"
+    );
 }
 
 #[test]
@@ -1554,22 +1538,22 @@ fn compose_v2_recreate_is_left_to_compose() {
 
 #[test]
 fn compose_down_waits_for_the_whole_project_to_stop() {
-    let a = c("a", "p-aa-1", Some("p"), Some("aa"));
-    let b = c("b", "p-bb-1", Some("p"), Some("bb"));
-    let mut s = Script::new("auto", "aa,bb");
-    s.start(&[&a, &b]);
-    let mut out = s.event(TERM, &a);
-    out.extend(s.event(TERM, &b));
-    out.extend(s.event(EventKind::Die, &a));
+    let mut w = World::new("auto", "aa,bb");
+    w.add(&c("a", "p-aa-1", Some("p"), Some("aa")))
+        .add(&c("b", "p-bb-1", Some("p"), Some("bb")))
+        .connect();
+    w.event(TERM, "p-aa-1").event(TERM, "p-bb-1").drive();
+    w.crash("p-aa-1", 143).drive();
     // b is stubborn: it takes the whole stop timeout.
-    out.extend(s.advance(STOP_SETTLE * 4));
-    out.extend(s.event(EventKind::Die, &b));
-    out.extend(s.event(EventKind::Destroy, &a));
-    out.extend(s.event(EventKind::Destroy, &b));
-    out.extend(s.advance(STOP_SETTLE * 2));
+    w.advance(STOP_SETTLE * 4).drive();
+    w.crash("p-bb-1", 137).drive();
+    w.remove("p-aa-1").drive();
+    w.remove("p-bb-1").drive();
+    w.advance(STOP_SETTLE * 2).drive();
     assert!(
-        inspects(&out).is_empty() && acts(&out).is_empty(),
-        "{out:?}"
+        inspects(&w.log).is_empty() && w.acts().is_empty(),
+        "{:?}",
+        w.log
     );
 }
 

@@ -548,6 +548,22 @@ impl World {
         })
     }
 
+    /// Takes the action out on `name` (held with [`World::hold_acts`]) for the test to answer
+    /// by hand with [`Input::Acted`]: the world does not carry it out, nor withdraw it.
+    pub fn take_act(&mut self, name: &str) -> Act {
+        let id = self.id(name);
+        self.withdrawn.retain(|w| *w != id);
+        let at = self
+            .pending
+            .iter()
+            .position(|c| matches!(c, Command::Act(a) if a.seen.container.id == id))
+            .unwrap_or_else(|| panic!("no action out on {name}"));
+        match self.pending.remove(at) {
+            Some(Command::Act(a)) => a,
+            _ => unreachable!("found above"),
+        }
+    }
+
     /// The next act on `name` gets `result`, and the world does not change (but for a
     /// failed recreation, whose replacement comes and goes).
     pub fn next_act(&mut self, name: &str, result: ActResult) -> &mut Self {
