@@ -183,6 +183,7 @@ enum Done<D> {
     Listed {
         full: bool,
         result: Result<Vec<Listed>, DockerError>,
+        asked: std::time::Instant,
     },
     OwnProject(Option<String>),
     Core(Box<Input>),
@@ -323,10 +324,12 @@ impl<C: Connect> Shell<C> {
         }
         self.listing = true;
         let engine = s.engine.clone();
+        let asked = now().at;
         self.looks.spawn(async move {
             Done::Listed {
                 full,
                 result: engine.list(full).await,
+                asked,
             }
         });
     }
@@ -391,10 +394,18 @@ impl<C: Connect> Shell<C> {
                     outage,
                 };
             }
-            Done::Listed { full, result } => {
+            Done::Listed {
+                full,
+                result,
+                asked,
+            } => {
                 self.listing = false;
                 match result {
-                    Ok(containers) => self.feed(Input::Listed { full, containers }),
+                    Ok(containers) => self.feed(Input::Listed {
+                        full,
+                        containers,
+                        asked,
+                    }),
                     Err(e) => self.lost(e),
                 }
             }
@@ -450,9 +461,11 @@ impl<C: Connect> Shell<C> {
                 let finished = engine
                     .repair_recreations(may_finish, config.stop_timeout)
                     .await;
+                let asked = now().at;
                 let listed = Done::Listed {
                     full: true,
                     result: engine.list(true).await,
+                    asked,
                 };
                 Done::Repaired {
                     finished,

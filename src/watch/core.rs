@@ -109,10 +109,12 @@ pub enum Input {
     Lost,
     /// healthther's own compose project, learnt from its own container's labels.
     OwnProject(Option<String>),
-    /// A list call's answer: every container (`full`), or only those that may need attention.
+    /// A list call's answer: every container (`full`), or only those that may need attention;
+    /// `asked` is when the call was made, so containers heard of since may be missing from it.
     Listed {
         full: bool,
         containers: Vec<Listed>,
+        asked: Instant,
     },
     Event(Event),
     /// An inspect's answer: the state, `None` if the container is gone, or the engine's error.
@@ -292,6 +294,8 @@ struct Watched {
     never_told: Option<String>,
     /// Since when its failure has been told of, until it runs again: see [`Down`].
     down_since: Option<SystemTime>,
+    /// When an event or a look last told of it: a list asked for before then may leave it out.
+    heard_of: Option<Instant>,
 }
 
 /// What is known of a container's death, and of the stop or kill that may be causing the next:
@@ -406,6 +410,7 @@ impl Watched {
             own_start: None,
             never_told: None,
             down_since: None,
+            heard_of: None,
         }
     }
 
@@ -569,7 +574,11 @@ impl Core {
                 self.own_project = project;
                 self.retarget(now, &mut out);
             }
-            Input::Listed { full, containers } => self.on_listed(full, containers, now, &mut out),
+            Input::Listed {
+                full,
+                containers,
+                asked,
+            } => self.on_listed(full, containers, asked, now, &mut out),
             Input::Event(event) => self.on_event(event, now, &mut out),
             Input::Inspected { container, result } => {
                 self.on_inspected(container, result, now, &mut out)

@@ -50,6 +50,7 @@ impl Core {
         let Some(r) = self.records.get_mut(&id) else {
             return;
         };
+        r.heard_of = Some(now.at);
         if snapshot.network_parent.is_some() {
             r.network_parent = snapshot.network_parent.clone();
         }

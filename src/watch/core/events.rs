@@ -51,6 +51,7 @@ impl Core {
         let Some(r) = self.records.get_mut(&id) else {
             return;
         };
+        r.heard_of = Some(now.at);
         if kind != EventKind::Start && matches!(r.own_start, Some(OwnStart::Awaited(_))) {
             r.own_start = None;
         }

@@ -3,6 +3,8 @@
 //! target is ever acted on; one that stops being a target loses its back-off, prompt and
 //! schedule.
 
+use std::time::Instant;
+
 use std::collections::{BTreeSet, HashMap, HashSet};
 
 use tracing::{debug, info, warn};
@@ -19,6 +21,7 @@ impl Core {
         &mut self,
         full: bool,
         listed: Vec<Listed>,
+        asked: Instant,
         now: Now,
         out: &mut Vec<Command>,
     ) {
@@ -27,11 +30,15 @@ impl Core {
         self.synced |= full;
         if full {
             let present: HashSet<&str> = listed.iter().map(|l| l.container.id.as_str()).collect();
+            // One heard of (an event, a look) since the list was asked for may be missing from
+            // it, not gone: its destroy event says when it goes.
             let gone: Vec<String> = self
                 .records
-                .keys()
-                .filter(|id| !present.contains(id.as_str()))
-                .cloned()
+                .iter()
+                .filter(|(id, r)| {
+                    !present.contains(id.as_str()) && r.heard_of.is_none_or(|t| t < asked)
+                })
+                .map(|(id, _)| id.clone())
                 .collect();
             for id in gone {
                 self.remove(&id, now, out);

@@ -88,9 +88,11 @@ impl Script {
         let session_start = self.now().wall;
         self.feed(Input::Connected { session_start });
         let containers = running.iter().map(|c| listed(c, Status::Running)).collect();
+        let asked = self.now().at;
         self.feed(Input::Listed {
             full: true,
             containers,
+            asked,
         })
     }
 
@@ -1663,9 +1665,11 @@ fn a_lost_task_is_looked_at_again_on_the_next_pass() {
     let out = w.hold_inspects().crash("nodo_1", 1).drive();
     assert_eq!(inspects(&out), ["1"]);
     w.lose_task("nodo_1").release();
+    let asked = w.s.now().at;
     let out = w.feed(Input::Listed {
         full: false,
         containers: vec![],
+        asked,
     });
     assert_eq!(inspects(&out.drive()), ["1"]);
 }
@@ -2186,4 +2190,48 @@ fn a_revival_looks_once_and_its_own_start_event_asks_for_no_other_look() {
     s.event(EventKind::Start, &e);
     let out = s.feed(acted(&act, ActResult::AlreadyRunning));
     assert_eq!(inspects(&out), ["e"]);
+}
+
+/// A whole list asked for before a container was created may come back after its create event
+/// (the engine answers calls and sends events on their own schedules): it does not take the
+/// container away, with all the core knows of it, only for its next event to bring it back.
+#[test]
+fn a_list_asked_before_a_container_was_created_does_not_remove_it() {
+    let mut w = World::new("manual", "nodo_1");
+    w.connect();
+    let asked = w.s.now().at;
+    w.pass(Duration::from_millis(5));
+    w.create(&c("1", "nodo_1", None, None), false).drive();
+    w.crash("nodo_1", 1).drive();
+    assert_eq!(
+        w.records().last().map(|r| r.event),
+        Some(RecordEvent::Prompt)
+    );
+    let out = w
+        .feed(Input::Listed {
+            full: true,
+            containers: vec![],
+            asked,
+        })
+        .drive();
+    assert!(
+        !w.records()
+            .iter()
+            .any(|r| r.event == RecordEvent::PromptDropped),
+        "the stale list dropped its prompt: {out:?}"
+    );
+    let now = w.s.now();
+    let rows = w.s.core.target_rows(now);
+    assert_eq!(rows[0].containers.len(), 1, "{rows:?}");
+    // A list asked for after it, that leaves it out, is believed: it went unseen.
+    w.pass(Duration::from_millis(5));
+    let asked = w.s.now().at;
+    w.feed(Input::Listed {
+        full: true,
+        containers: vec![],
+        asked,
+    })
+    .drive();
+    let rows = w.s.core.target_rows(w.s.now());
+    assert!(rows[0].containers.is_empty(), "{rows:?}");
 }

@@ -250,7 +250,12 @@ impl World {
             })
             .map(|x| self.listed(x))
             .collect();
-        self.feed(Input::Listed { full, containers })
+        let asked = self.s.now().at;
+        self.feed(Input::Listed {
+            full,
+            containers,
+            asked,
+        })
     }
 
     /// Moves the clock on and lets every wait that ended go off (not driven).
