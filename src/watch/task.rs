@@ -133,7 +133,7 @@ async fn carry_out(
     if withdrawn.is_cancelled() {
         return ActResult::Withdrawn;
     }
-    if act.action == Action::Start {
+    if act.action == Action::Start && !look_still_fresh(act) {
         // Who it is, once more, just before the start: renamed or relabelled since the look
         // (compose replacing it, `docker rename`), it may be no target any more.
         if let Some(left) = changed_since_the_look(engine, c, "").await {
@@ -156,6 +156,18 @@ async fn carry_out(
             error: e.docker_text(),
         },
     }
+}
+
+/// A look this recent needs no second one before a start: see [`look_still_fresh`].
+const LOOK_STILL_FRESH: Duration = Duration::from_millis(100);
+
+/// Whether the start may go by the core's look alone: the container died by itself (compose
+/// renames a container only after stopping it through the API, which the core lets settle
+/// first), and the look was answered a moment ago, not before a wait for a free call. An event
+/// that comes in between still makes the core look again after the action.
+fn look_still_fresh(act: &Act) -> bool {
+    let now = tokio::time::Instant::now().into_std();
+    act.cause.is_its_own() && now.saturating_duration_since(act.decided) < LOOK_STILL_FRESH
 }
 
 /// Why `c` is not to be started, if it is not what the look saw any more: renamed or
@@ -223,6 +235,7 @@ fn own_container_id(mountinfo: &str) -> Option<String> {
 mod tests {
     use super::*;
     use crate::policy::Snapshot;
+    use crate::watch::core::Cause;
     use std::sync::atomic::{AtomicBool, Ordering};
 
     /// An engine that answers every inspect with `now`, and remembers whether a start came.
@@ -295,46 +308,61 @@ mod tests {
         }
     }
 
+    /// The start checks who the container is just before, unless the look is a moment old
+    /// and the container died by itself (see `look_still_fresh`): after a wait for a free
+    /// call, or after a stop through the API (compose renames what it stopped).
     #[tokio::test]
     async fn a_start_rechecks_who_the_container_is_just_before() {
-        let seen = snapshot_of("nodo_1", Status::Exited);
-        let mut now = seen.clone();
+        for (cause, looked) in [
+            (Cause::Crash, Duration::from_secs(1)),
+            (Cause::ApiStop, Duration::ZERO),
+        ] {
+            let engine = renamed_since_the_look();
+            let act = act_on("nodo_1", cause, Instant::now() - looked);
+            let calls = Semaphore::new(1);
+            let result = carry_out(
+                &engine,
+                &calls,
+                act.stop_timeout,
+                &act,
+                &CancellationToken::new(),
+            )
+            .await;
+            assert!(
+                matches!(result, ActResult::LeftStopped { .. }),
+                "{cause:?}: {result:?}"
+            );
+            assert!(
+                !engine.started.load(Ordering::SeqCst),
+                "{cause:?}: renamed since the look: not started"
+            );
+        }
+    }
+
+    fn renamed_since_the_look() -> Renamed {
+        let mut now = snapshot_of("nodo_1", Status::Exited);
         now.container.name = "kept_for_forensics".into();
-        let engine = Renamed {
+        Renamed {
             now,
             started: Arc::new(AtomicBool::new(false)),
-        };
-        let act = Act {
-            target: crate::targets::Targets::parse("nodo_1")
+        }
+    }
+
+    fn act_on(name: &str, cause: Cause, decided: Instant) -> Act {
+        Act {
+            target: crate::targets::Targets::parse(name)
                 .ok()
                 .and_then(|t| t.iter().next().cloned())
                 .expect("a valid target"),
-            seen,
+            seen: snapshot_of(name, Status::Exited),
             action: Action::Start,
             approval: super::super::Approval::Auto,
             mode: crate::config::Mode::Auto,
             stop_timeout: Duration::from_secs(1),
-            cause: super::super::core::Cause::Crash,
+            cause,
             parent: None,
-            decided: Instant::now(),
-        };
-        let calls = Semaphore::new(1);
-        let result = carry_out(
-            &engine,
-            &calls,
-            act.stop_timeout,
-            &act,
-            &CancellationToken::new(),
-        )
-        .await;
-        assert!(
-            matches!(result, ActResult::LeftStopped { .. }),
-            "{result:?}"
-        );
-        assert!(
-            !engine.started.load(Ordering::SeqCst),
-            "renamed since the look: not started"
-        );
+            decided,
+        }
     }
 
     #[test]

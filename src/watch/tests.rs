@@ -42,6 +42,8 @@ struct World {
     history: Vec<Event>,
     /// The containers started, by name, and when.
     starts: Vec<(String, Instant)>,
+    /// The inspects and starts, in the order they came: `inspect nodo_1`, `start nodo_1`.
+    calls: Vec<String>,
     lists: u32,
 }
 
@@ -179,7 +181,10 @@ impl Docker for Fake {
     }
 
     async fn inspect(&self, c: &ContainerRef) -> Result<Option<Snapshot>, DockerError> {
-        self.answer(|w| w.containers.get(&c.id).cloned())
+        self.answer(|w| {
+            w.calls.push(format!("inspect {}", c.name));
+            w.containers.get(&c.id).cloned()
+        })
     }
 
     async fn start(&self, c: &ContainerRef) -> Result<Started, DockerError> {
@@ -193,6 +198,7 @@ impl Docker for Fake {
             s.status = Status::Running;
             s.started_at = Some(format!("{:?}", Instant::now()));
             w.starts.push((c.name.clone(), Instant::now()));
+            w.calls.push(format!("start {}", c.name));
             Started::Now
         })
     }
@@ -584,5 +590,32 @@ async fn a_look_wanted_while_the_engine_is_away_happens_once_it_returns() {
     assert!(fake.starts("nodo_2").is_empty());
     assert_revived(&shell, "nodo_1", 1);
     assert!(shell.records("action", "nodo_2").is_empty());
+    shell.stop().await;
+}
+
+/// A crash costs one look before the start and one after it: the start's own check of who the
+/// container is adds none when the look is that fresh (see `task.rs`).
+#[tokio::test(start_paused = true)]
+async fn a_crash_is_revived_with_one_look_before_the_start_and_one_after() {
+    let fake = Fake::new(&["nodo_1"]);
+    let shell = start(&fake, "nodo_1", "1h");
+    until("connected", Duration::from_secs(1), || {
+        fake.world().subscriptions.len() == 1 && fake.world().lists >= 1
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let before = fake.world().calls.len();
+    fake.kill("nodo_1", true);
+    until("revived", Duration::from_secs(5), || {
+        fake.starts("nodo_1").len() == 1 && fake.status("nodo_1") == Status::Running
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let calls = fake.world().calls[before..].to_vec();
+    assert_eq!(
+        calls,
+        ["inspect nodo_1", "start nodo_1", "inspect nodo_1"],
+        "one look before the start, one after"
+    );
     shell.stop().await;
 }
