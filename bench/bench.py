@@ -12,11 +12,15 @@ Measures, in one run:
   4. cost while idle: peak RSS, CPU seconds per minute and API calls per minute (counted by a
      proxy in front of the socket) while watching 10, 100 and 300 running targets;
   5. start-up: exec -> the first completed reconciliation pass ("watching");
+  6. API calls per revival: the requests healthther sends, by kind, from a crash until 2 s
+     after the start event, counted by the same proxy;
   and the sizes of the release binary and the runtime image.
 
 Usage:
   python3 bench/bench.py            # the full run (about 10 minutes)
   python3 bench/bench.py --smoke    # a short run that checks it all works (CI)
+  python3 bench/bench.py --binary B # measures the healthther binary B instead of building one
+                                    # (another commit's, for a before and after)
 
 Writes a Markdown report to stdout and to bench/results/latest.md, and a plot of the reaction
 times to bench/results/reaction.png (bench/results/smoke/ for --smoke).
@@ -94,9 +98,9 @@ def build_healthther():
     return cargo_static("--bin", "healthther") / "healthther"
 
 
-def build():
+def build(binary=None):
     build_fixture()
-    binary = build_healthther()
+    binary = Path(binary).resolve() if binary else build_healthther()
     dockerfile = (ROOT / "Dockerfile").read_text()
     stage = dockerfile[dockerfile.index("\nFROM scratch AS runtime"):]
     stage = stage.replace(SHIPPED_COPY, "COPY healthther /usr/local/bin/healthther")
@@ -156,11 +160,12 @@ class Events:
 
 class CountingProxy:
     """A unix-socket proxy in front of the engine that counts requests (one per connection:
-    healthther keeps none idle)."""
+    healthther keeps none idle), and keeps each request's time and kind (see `kind`)."""
 
     def __init__(self, path):
         self.path = path
         self.count = 0
+        self.requests = []
         self.lock = threading.Lock()
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.sock.bind(path)
@@ -177,16 +182,61 @@ class CountingProxy:
                 self.count += 1
             upstream = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             upstream.connect(docker_socket())
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(client, upstream, self._requests()),
+                             daemon=True).start()
+            threading.Thread(target=self._pipe, args=(upstream, client), daemon=True).start()
+
+    def _requests(self):
+        """A reader of the client's bytes that notes each request line as it comes: headers,
+        then a Content-Length body (a chunked body ends the reading; healthther sends none
+        on the calls counted here)."""
+        buf, skip = b"", 0
+
+        def read(data):
+            nonlocal buf, skip
+            if skip < 0:
+                return
+            buf += data
+            while buf:
+                if skip:
+                    n = min(skip, len(buf))
+                    buf, skip = buf[n:], skip - n
+                    continue
+                end = buf.find(b"\r\n\r\n")
+                if end < 0:
+                    return
+                head, buf = buf[:end].decode("latin-1").split("\r\n"), buf[end + 4:]
+                parts = head[0].split(" ")
+                if len(parts) >= 2:
+                    with self.lock:
+                        self.requests.append((time.time_ns(), kind(parts[0], parts[1])))
+                for h in head[1:]:
+                    name, _, value = h.partition(":")
+                    if name.strip().lower() == "content-length" and value.strip().isdigit():
+                        skip = int(value)
+                    if name.strip().lower() == "transfer-encoding":
+                        buf, skip = b"", -1
+                        return
+        return read
+
+    def since(self, t_ns, until_ns):
+        """The requests sent from `t_ns` until `until_ns`, counted by kind."""
+        counts = {}
+        with self.lock:
+            for (t, k) in self.requests:
+                if t_ns <= t < until_ns:
+                    counts[k] = counts.get(k, 0) + 1
+        return counts
 
     @staticmethod
-    def _pipe(a, b):
+    def _pipe(a, b, note=None):
         try:
             while True:
                 data = a.recv(65536)
                 if not data:
                     break
+                if note:
+                    note(data)
                 b.sendall(data)
         except OSError:
             pass
@@ -198,6 +248,20 @@ class CountingProxy:
 
     def close(self):
         self.sock.close()
+
+
+def kind(method, path):
+    """What an engine API request is: list, inspect, start, stop, events or other."""
+    path = re.sub(r"^/v[0-9.]+", "", path.split("?", 1)[0])
+    if method == "GET" and path == "/containers/json":
+        return "list"
+    if method == "GET" and re.fullmatch(r"/containers/[^/]+/json", path):
+        return "inspect"
+    if method == "POST" and re.fullmatch(r"/containers/[^/]+/(start|stop|restart)", path):
+        return path.rsplit("/", 1)[1]
+    if path == "/events":
+        return "events"
+    return "other"
 
 
 # --- healthther ------------------------------------------------------------------------------
@@ -366,6 +430,50 @@ def crash_reaction(binary, events, trials):
     return ours, overhead, waited, own, engines
 
 
+CALL_KINDS = ("inspect", "start", "list", "other")
+
+
+def revival_calls(binary, events, trials, options=()):
+    """The API requests healthther sends for one crash -> revival, by kind: from the SIGKILL
+    until 2 s after the start event (our own events may lag that long), counted by a proxy.
+    Passes are set an hour apart, so that none falls into a trial's window: what is counted
+    is the revival's own cost. `options` go to `docker run` (`--no-healthcheck`: the
+    fixture's health check, every second, adds the look its first healthy status asks for)."""
+    names = [f"{PREFIX}-calls{i}" for i in range(trials)]
+    sock_dir = tempfile.mkdtemp(prefix="hthp")
+    proxy = CountingProxy(os.path.join(sock_dir, "docker.sock"))
+    hh = Healthther(binary, names, docker_host=f"unix://{proxy.path}",
+                    extra={"HEALTH_POLL_INTERVAL": "1h"})
+    counts = []
+    try:
+        hh.wait_for("watching")
+        for name in names:
+            cid = start(name, *options)
+            wait_until("it to run", lambda: host_pid(cid) > 0)
+            time.sleep(0.3)  # healthther has seen it created and started
+            t0 = time.time_ns()
+            os.kill(host_pid(cid), signal.SIGKILL)
+            die = events.wait(cid, "die", t0)
+            events.wait(cid, "start", die)
+            time.sleep(2)
+            counts.append(proxy.since(t0, time.time_ns()))
+            remove(name)
+    finally:
+        hh.stop()
+        proxy.close()
+        shutil.rmtree(sock_dir, ignore_errors=True)
+        remove(*names)
+    return counts
+
+
+def calls_row(counts):
+    """A table row: each kind's median count per revival, and the total's median and max."""
+    totals = [sum(c.values()) for c in counts]
+    cells = [statistics.median([c.get(k, 0) for c in counts]) for k in CALL_KINDS]
+    return (f"| {len(counts)} | " + " | ".join(f"{v:g}" for v in cells) +
+            f" | {statistics.median(totals):g} | {max(totals)} |")
+
+
 def bare_client_reaction(events, trials):
     """die -> start when a bare client POSTs start the moment the die event reaches it: the
     floor for any client of the engine, healthther included."""
@@ -495,19 +603,23 @@ def plot(ours, engines, begins, path):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--smoke", action="store_true", help="a short run for CI")
+    parser.add_argument("--binary", help="a healthther binary to measure instead of building "
+                        "this tree's (another commit's, for a before and after)")
     args = parser.parse_args()
     trials = 3 if args.smoke else 20
     sizes = [10] if args.smoke else [10, 100, 300]
     idle_seconds = 5 if args.smoke else 60
     startup_runs = 3 if args.smoke else 10
 
-    binary = build()
+    binary = build(args.binary)
     # A smoke run must not overwrite the results of a full one.
     results = RESULTS / "smoke" if args.smoke else RESULTS
     results.mkdir(parents=True, exist_ok=True)
     events = Events()
     try:
         ours, overhead, waited, own, engines = crash_reaction(binary, events, trials)
+        calls = revival_calls(binary, events, 3 if args.smoke else 10, ["--no-healthcheck"])
+        calls_checked = revival_calls(binary, events, 3 if args.smoke else 10)
         floor = bare_client_reaction(events, trials)
         begins, dones = unhealthy_reaction(binary, events, trials)
         idle = [idle_cost(binary, n, idle_seconds) for n in sizes]
@@ -519,7 +631,8 @@ def main():
     so, se = summary(ours), summary(engines)
     lines = [
         f"Run: {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}, "
-        f"`python3 bench/bench.py{' --smoke' if args.smoke else ''}`; "
+        f"`python3 bench/bench.py{' --smoke' if args.smoke else ''}"
+        f"{' --binary ' + args.binary if args.binary else ''}`; "
         f"{os.cpu_count()} cores, Docker Engine {run('docker', 'version', '-f', '{{.Server.Version}}')}.",
         "",
         "| measure (ms) | n | median | p90 | p99 | max |",
@@ -544,6 +657,12 @@ def main():
         lines.append(f"| {r['targets']} | {r['rss_kib'] / 1024:.1f} | {r['cpu_s_per_min']:.4f} | "
                      f"{r['calls_per_min']:.1f} |")
     lines += [
+        "",
+        "| API calls per crash -> revival (median) | n | inspect | start | list | other | total "
+        "| total max |",
+        "|---|---|---|---|---|---|---|---|",
+        "| healthther, target without a health check " + calls_row(calls),
+        "| healthther, target with a health check (1 s) " + calls_row(calls_checked),
         "",
         f"Release binary (static, stripped): {binary.stat().st_size / 1e6:.2f} MB; "
         f"runtime image: {image / 1e6:.2f} MB.",
