@@ -1,6 +1,6 @@
 //! Per-container settings from the container's own labels (`healthther.mode` and friends).
-//! They change how a target is treated, never whether a container is one: scope stays with
-//! `HEALTH_TARGETS`.
+//! They change how a target is treated, never whether a container is one (save
+//! `healthther.enable=false`, which only takes it out): scope stays with `HEALTH_TARGETS`.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -97,6 +97,8 @@ pub fn parse(labels: &BTreeMap<String, String>) -> (Overrides, Vec<BadLabel>) {
                 _ => None,
             }
             .map(|b| o.recreate = Some(b)),
+            // Read by `targets` (opting out), not here.
+            "enable" => Some(()),
             // Another tool's label, or a later version's: not ours to judge.
             _ => Some(()),
         };

@@ -2235,3 +2235,73 @@ fn a_list_asked_before_a_container_was_created_does_not_remove_it() {
     let rows = w.s.core.target_rows(w.s.now());
     assert!(rows[0].containers.is_empty(), "{rows:?}");
 }
+
+fn with_labels(id: &str, name: &str, pairs: &[(&str, &str)]) -> ContainerRef {
+    let mut x = c(id, name, None, None);
+    for (k, v) in pairs {
+        x.labels.insert((*k).into(), (*v).into());
+    }
+    x
+}
+
+#[test]
+fn a_label_selector_chooses_the_labelled_containers_only() {
+    let mut w = World::new("auto", "label:autoheal");
+    w.add(&with_labels("1", "web", &[("autoheal", "true")]))
+        .add(&with_labels("2", "plain", &[]))
+        .add(&with_labels(
+            "3",
+            "shy",
+            &[("autoheal", "true"), ("healthther.enable", "false")],
+        ))
+        .connect();
+    let out = w.kill("web").drive();
+    let a = acts(&out);
+    assert_eq!(a.len(), 1);
+    assert_eq!(
+        (a[0].target.as_str(), a[0].seen.container.name.as_str()),
+        ("label:autoheal", "web")
+    );
+    assert!(acts(&w.kill("plain").drive()).is_empty());
+    assert!(acts(&w.kill("shy").drive()).is_empty());
+    // Created later with the label: watched from its create event.
+    w.create(&with_labels("4", "late", &[("autoheal", "true")]), false)
+        .drive();
+    w.start("late").drive();
+    let out = w.kill("late").drive();
+    assert_eq!(acts(&out).len(), 1, "{out:?}");
+}
+
+#[test]
+fn a_container_a_name_chooses_that_opted_out_is_said_once_and_left_alone() {
+    let mut w = World::new("auto", "shy");
+    let out = w
+        .add(&with_labels("1", "shy", &[("healthther.enable", "false")]))
+        .connect();
+    let r = records(&out);
+    let skipped: Vec<_> = r
+        .iter()
+        .filter(|r| r.event == RecordEvent::Skipped)
+        .collect();
+    assert_eq!(skipped.len(), 1, "{r:?}");
+    assert_eq!(skipped[0].target, "shy");
+    assert!(acts(&w.kill("shy").drive()).is_empty());
+    let out = w.list(true).drive();
+    assert!(records(&out).is_empty(), "said once: {out:?}");
+}
+
+#[test]
+fn holding_a_selector_holds_every_container_it_chose() {
+    let mut w = World::new("auto", "label:autoheal");
+    w.add(&with_labels("1", "a1", &[("autoheal", "true")]))
+        .add(&with_labels("2", "a2", &[("autoheal", "true")]))
+        .connect();
+    let (reply, _) = w.request(Request::Hold {
+        target: "label:autoheal".into(),
+        duration: None,
+        reason: None,
+    });
+    assert!(reply.ok, "{reply:?}");
+    assert!(acts(&w.kill("a1").drive()).is_empty());
+    assert!(acts(&w.kill("a2").drive()).is_empty());
+}
