@@ -52,6 +52,11 @@ impl TargetName {
         TargetName(name.to_string())
     }
 
+    /// The key of a hold on one container a selector chose: its name.
+    pub fn of_container(name: &str) -> TargetName {
+        TargetName(name.to_string())
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -642,7 +647,12 @@ mod tests {
             "label:k!=v",
             "db,label:",
         ] {
-            let want = raw.split(',').next_back().unwrap_or_default().trim().to_string();
+            let want = raw
+                .split(',')
+                .next_back()
+                .unwrap_or_default()
+                .trim()
+                .to_string();
             assert_eq!(
                 Targets::parse(raw),
                 Err(TargetError::InvalidSelector(want)),

@@ -279,6 +279,13 @@ impl Core {
             let hold = self
                 .holds
                 .get(&target)
+                .or_else(|| {
+                    // One container a selector chose, held alone by its name.
+                    target
+                        .is_selector()
+                        .then(|| self.holds.get(&TargetName::of_container(&r.container.name)))
+                        .flatten()
+                })
                 .map(|h| h.reason.clone())
                 .or_else(|| {
                     r.held_by_stop

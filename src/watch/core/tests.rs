@@ -2305,3 +2305,30 @@ fn holding_a_selector_holds_every_container_it_chose() {
     assert!(acts(&w.kill("a1").drive()).is_empty());
     assert!(acts(&w.kill("a2").drive()).is_empty());
 }
+
+#[test]
+fn holding_one_container_of_a_selector_holds_that_one_until_resumed() {
+    let mut w = World::new("auto", "label:autoheal");
+    w.add(&with_labels("1", "a1", &[("autoheal", "true")]))
+        .add(&with_labels("2", "a2", &[("autoheal", "true")]))
+        .connect();
+    let (reply, _) = w.request(Request::Hold {
+        target: "a1".into(),
+        duration: None,
+        reason: None,
+    });
+    assert!(reply.ok, "{reply:?}");
+    assert!(acts(&w.kill("a1").drive()).is_empty());
+    assert_eq!(acts(&w.kill("a2").drive()).len(), 1);
+    let (reply, out) = w.request(Request::Resume {
+        target: "a1".into(),
+    });
+    assert!(reply.ok, "{reply:?}");
+    assert_eq!(inspects(&out), ["1"]);
+    let (reply, _) = w.request(Request::Hold {
+        target: "plain".into(),
+        duration: None,
+        reason: None,
+    });
+    assert!(!reply.ok, "not a target: {reply:?}");
+}
