@@ -132,8 +132,9 @@ impl ContainerRef {
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum TargetError {
     #[error(
-        "HEALTH_TARGETS is empty: set it to the comma-separated names of the containers to watch, \
-         or label selectors, e.g. HEALTH_TARGETS=nodo_1,nodo_2 or HEALTH_TARGETS=label:autoheal"
+        "HEALTH_TARGETS is empty: set it to the comma-separated names of the containers to watch \
+         or label selectors (HEALTH_TARGETS=nodo_1,label:autoheal), or set \
+         AUTOHEAL_CONTAINER_LABEL as for autoheal to watch the containers carrying that label"
     )]
     Empty,
     #[error(

@@ -229,6 +229,8 @@ enum Why {
     Unhealthy,
     /// Seen dead before its die event arrived: see [`DIE_WAIT`].
     Death,
+    /// healthther started a moment ago: no action yet (`AUTOHEAL_START_PERIOD`).
+    StartPeriod,
 }
 
 /// Our own start of a container, whose start event tells nothing the action's own look after

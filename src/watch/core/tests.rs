@@ -2332,3 +2332,55 @@ fn holding_one_container_of_a_selector_holds_that_one_until_resumed() {
     });
     assert!(!reply.ok, "not a target: {reply:?}");
 }
+
+#[test]
+fn acting_on_unhealthy_only_restarts_the_unhealthy_and_records_the_dead() {
+    let mut w = World::with(config_with(&[
+        "--targets",
+        "label:autoheal",
+        "--mode",
+        "auto",
+        "--act-on",
+        "unhealthy",
+    ]));
+    let web = with_labels("1", "web", &[("autoheal", "true")]);
+    w.add_healthy(&web).connect();
+    let out = w.kill("web").drive();
+    assert!(acts(&out).is_empty(), "{out:?}");
+    let r = records(&out);
+    assert!(
+        r.iter().any(|r| r.event == RecordEvent::Observed),
+        "recorded: {r:?}"
+    );
+    w.start("web").drive();
+    let out = w.unhealthy("web").drive();
+    assert_eq!(acts(&out).len(), 1, "{out:?}");
+    assert_eq!(acts(&out)[0].action, Action::Restart);
+}
+
+#[test]
+fn no_action_during_the_start_period() {
+    let mut w = World::with(config_with(&[
+        "--targets",
+        "web",
+        "--mode",
+        "auto",
+        "--autoheal-start-period",
+        "60",
+        "--act-on",
+        "all",
+    ]));
+    w.add(&c("1", "web", None, None)).connect();
+    let out = w.kill("web").drive();
+    assert!(acts(&out).is_empty(), "{out:?}");
+    assert_eq!(
+        w.s.core.next_timer(),
+        Some(w.s.t0 + Duration::from_secs(60)),
+        "{:?}",
+        w.s.core.records
+    );
+    w.advance(Duration::from_secs(59)).drive();
+    assert!(w.acts().is_empty());
+    let out = w.advance(Duration::from_secs(1)).drive();
+    assert_eq!(acts(&out).len(), 1, "acted once the period ended: {out:?}");
+}
