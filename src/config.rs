@@ -158,6 +158,9 @@ pub enum ConfigError {
     ActOn(String),
     #[error("DOCKER_SOCK: {0:?} is not supported; use a socket path such as /var/run/docker.sock or tcp://host:port")]
     DockerSock(String),
+    /// The URL is not shown: it may hold a token.
+    #[error("WEBHOOK_URL: not an http:// or https:// URL")]
+    WebhookUrl,
 }
 
 /// clap's error, which names the flag, on one line like every other error: without its usage
@@ -769,6 +772,38 @@ mod tests {
         );
         let c = autoheal(&[("AUTOHEAL_CONTAINER_LABEL", "x"), ("HEALTH_ACT_ON", "all")]).unwrap();
         assert_eq!((c.mode, c.act_on), (Mode::Auto, ActOn::All));
+    }
+
+    #[test]
+    fn webhook_url_is_a_generic_webhook_posting_one_key() {
+        let c = autoheal(&[
+            ("HEALTH_TARGETS", "web"),
+            (
+                "WEBHOOK_URL",
+                "https://hooks.example.com/services/T0/B0/XYZ",
+            ),
+        ])
+        .unwrap();
+        assert_eq!(c.notify.channels.len(), 1);
+        assert!(matches!(&c.notify.channels[0].channel,
+            notify::channel::Channel::Generic { url, message_key: Some(k), .. }
+                if url == "https://hooks.example.com/services/T0/B0/XYZ" && k == "text"));
+        let c = autoheal(&[
+            ("HEALTH_TARGETS", "web"),
+            ("WEBHOOK_URL", "http://h/x?a=1"),
+            ("WEBHOOK_JSON_KEY", "content"),
+        ])
+        .unwrap();
+        assert!(matches!(&c.notify.channels[0].channel,
+            notify::channel::Channel::Generic { url, message_key: Some(k), .. }
+                if url == "http://h/x?a=1" && k == "content"));
+        let msg = autoheal(&[("HEALTH_TARGETS", "web"), ("WEBHOOK_URL", "ftp://x/tok3n")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains("WEBHOOK_URL") && !msg.contains("tok3n"),
+            "{msg}"
+        );
     }
 
     #[test]

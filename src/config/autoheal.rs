@@ -58,7 +58,7 @@ pub(super) fn apply(args: &mut Args) -> Result<Autoheal, ConfigError> {
         None if any && !given("MODE") => ActOn::Unhealthy,
         None => ActOn::All,
     };
-    if !any && args.docker_sock.is_none() {
+    if !any && args.docker_sock.is_none() && args.webhook_url.is_none() {
         return Ok(Autoheal {
             act_on,
             start_period: Duration::ZERO,
@@ -135,6 +135,31 @@ pub(super) fn apply(args: &mut Args) -> Result<Autoheal, ConfigError> {
             meant.push(format!("DOCKER_HOST={host}"));
             args.docker_host = host;
         }
+    }
+
+    if let Some(url) = args.webhook_url.clone() {
+        let key = args
+            .webhook_json_key
+            .as_deref()
+            .map(str::trim)
+            .filter(|k| !k.is_empty())
+            .unwrap_or("text");
+        let url = url.trim();
+        let Some(rest) = url
+            .strip_prefix("https://")
+            .map(|r| ("https", r))
+            .or_else(|| url.strip_prefix("http://").map(|r| ("http", r)))
+        else {
+            return Err(ConfigError::WebhookUrl);
+        };
+        let joiner = if rest.1.contains('?') { '&' } else { '?' };
+        let key: String = url::form_urlencoded::byte_serialize(key.as_bytes()).collect();
+        let channel = format!("generic+{}://{}{joiner}messagekey={key}", rest.0, rest.1);
+        args.notify = Some(match args.notify.take() {
+            Some(n) if !n.trim().is_empty() => format!("{n} {channel}"),
+            _ => channel,
+        });
+        meant.push("a generic webhook in HEALTH_NOTIFY for WEBHOOK_URL".into());
     }
 
     for (var, value) in [
