@@ -878,12 +878,18 @@ mod fuzz {
         }
 
         #[test]
-        fn target_lists(raw in "\\PC{0,60}|([a-z0-9_.-]{0,8}[ ,/]{0,2}){0,6}") {
+        fn target_lists(
+            raw in "\\PC{0,60}|([a-z0-9_.-]{0,8}[ ,/]{0,2}){0,6}|(label:[a-z0-9_./=-]{0,8}[ ,]{0,2}){0,4}"
+        ) {
             match Targets::parse(&raw) {
                 Ok(targets) => {
                     let names: Vec<&str> = targets.iter().map(|t| t.as_str()).collect();
                     for n in &names {
-                        prop_assert!(crate::targets::is_valid_target(n));
+                        let valid = match n.strip_prefix(crate::targets::SELECTOR_PREFIX) {
+                            Some(rest) => crate::targets::is_valid_selector(rest),
+                            None => crate::targets::is_valid_target(n),
+                        };
+                        prop_assert!(valid, "{n:?}");
                     }
                     let mut unique = names.clone();
                     unique.sort();

@@ -355,7 +355,7 @@ impl Targets {
 
 /// What follows `label:`: `KEY` or `KEY=VALUE`, a key `[A-Za-z0-9][A-Za-z0-9._/-]*` and a value
 /// that is not empty and holds no commas, whitespace or control characters.
-fn is_valid_selector(rest: &str) -> bool {
+pub fn is_valid_selector(rest: &str) -> bool {
     let (key, value) = rest.split_once('=').unwrap_or((rest, "true"));
     let mut chars = key.chars();
     chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
