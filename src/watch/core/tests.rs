@@ -2320,6 +2320,15 @@ fn holding_one_container_of_a_selector_holds_that_one_until_resumed() {
     assert!(reply.ok, "{reply:?}");
     assert!(acts(&w.kill("a1").drive()).is_empty());
     assert_eq!(acts(&w.kill("a2").drive()).len(), 1);
+    let (reply, _) = w.request(Request::Status { json: true });
+    let rows: serde_json::Value = serde_json::from_str(&reply.text).unwrap();
+    let held: Vec<(&str, bool)> = rows[0]["containers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["name"].as_str().unwrap(), c.get("held").is_some()))
+        .collect();
+    assert_eq!(held, [("a1", true), ("a2", false)], "{}", reply.text);
     let (reply, out) = w.request(Request::Resume {
         target: "a1".into(),
     });
