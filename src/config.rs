@@ -23,10 +23,12 @@ pub use crate::policy::Mode;
 use crate::targets::{TargetError, Targets};
 
 mod args;
+mod autoheal;
 mod docker_host;
 mod env;
 
 pub use args::{Args, Command};
+pub use autoheal::ActOn;
 pub use docker_host::{parse_docker_host, with_tls, DockerHost, TLS_FILES};
 use env::{env_vars, read_env_file, unknown_keys};
 
@@ -87,6 +89,12 @@ pub struct Config {
     pub notify: notify::Settings,
     /// Where `GET /metrics` is served; `None`: not at all.
     pub metrics_addr: Option<SocketAddr>,
+    /// What auto mode acts on (`HEALTH_ACT_ON`).
+    pub act_on: ActOn,
+    /// No action this long after healthther starts (`AUTOHEAL_START_PERIOD`).
+    pub start_period: Duration,
+    /// Said once logging runs: which of autoheal's settings were read, and what they mean.
+    pub notes: Vec<String>,
 }
 
 #[derive(Debug, Error)]
@@ -141,6 +149,18 @@ pub enum ConfigError {
          127.0.0.1:9102, 0.0.0.0:9102 or :9102"
     )]
     MetricsAddr(String),
+    #[error(
+        "AUTOHEAL_CONTAINER_LABEL=all is not supported: healthther acts only on containers \
+         chosen explicitly; label them (autoheal=true) or name them in HEALTH_TARGETS"
+    )]
+    AutohealAll,
+    #[error("HEALTH_ACT_ON (--act-on): {0:?} is not understood; use all or unhealthy")]
+    ActOn(String),
+    #[error("DOCKER_SOCK: {0:?} is not supported; use a socket path such as /var/run/docker.sock or tcp://host:port")]
+    DockerSock(String),
+    /// The URL is not shown: it may hold a token.
+    #[error("WEBHOOK_URL: not an http:// or https:// URL")]
+    WebhookUrl,
 }
 
 /// clap's error, which names the flag, on one line like every other error: without its usage
@@ -210,12 +230,16 @@ impl Config {
         // An empty value means "not set", so that compose can pass `${VAR:-}` through and
         // leave the default to us.
         let mut command = <Args as clap::CommandFactory>::command();
+        let mut given = std::collections::BTreeSet::new();
         for (id, var) in &vars {
             let value = [from_env.get(var.as_str()), file.get(var)]
                 .into_iter()
                 .flatten()
                 .find(|v| !v.is_empty())
                 .cloned();
+            if value.is_some() {
+                given.insert(var.clone());
+            }
             command = command.mut_arg(id, |arg| {
                 // Reset: clap would read the process environment itself.
                 let arg = arg.env(None);
@@ -227,6 +251,12 @@ impl Config {
         }
         let matches = command.try_get_matches_from(&argv)?;
         let mut args = <Args as clap::FromArgMatches>::from_arg_matches(&matches)?;
+        for (id, var) in &vars {
+            if matches.value_source(id) == Some(clap::parser::ValueSource::CommandLine) {
+                given.insert(var.clone());
+            }
+        }
+        args.given = given;
         let request = match args.command.take() {
             None => {
                 let mut config = Config::from_args(args)?;
@@ -269,7 +299,8 @@ impl Config {
         })
     }
 
-    pub fn from_args(args: Args) -> Result<Config, ConfigError> {
+    pub fn from_args(mut args: Args) -> Result<Config, ConfigError> {
+        let autoheal = autoheal::apply(&mut args)?;
         let targets = Targets::parse(args.targets.as_deref().unwrap_or(""))?;
         let Some(mode) = Mode::parse(&args.mode) else {
             return Err(ConfigError::Mode(args.mode));
@@ -358,6 +389,9 @@ impl Config {
             control_socket: args.control_socket,
             log_filter: args.log_level,
             warnings: Vec::new(),
+            act_on: autoheal.act_on,
+            start_period: autoheal.start_period,
+            notes: autoheal.note.into_iter().collect(),
         })
     }
 }
@@ -681,6 +715,137 @@ mod tests {
             assert!(!msg.contains('\n'), "{argv:?}: not one line: {msg:?}");
         }
     }
+
+    fn autoheal(env: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        load_file("", env)
+    }
+
+    #[test]
+    fn autoheal_settings_choose_labelled_containers_in_auto_mode_unhealthy_only() {
+        let c = autoheal(&[("AUTOHEAL_CONTAINER_LABEL", "autoheal-app")]).unwrap();
+        let t: Vec<&str> = c.targets.iter().map(|t| t.as_str()).collect();
+        assert_eq!(t, ["label:autoheal-app"]);
+        assert_eq!((c.mode, c.act_on), (Mode::Auto, ActOn::Unhealthy));
+        assert_eq!(c.notes.len(), 1);
+        assert!(
+            c.notes[0].contains("HEALTH_TARGETS=label:autoheal-app"),
+            "{:?}",
+            c.notes
+        );
+        // Any AUTOHEAL_* variable means the label autoheal.
+        let c = autoheal(&[
+            ("AUTOHEAL_START_PERIOD", "300"),
+            ("AUTOHEAL_DEFAULT_STOP_TIMEOUT", "20"),
+            ("AUTOHEAL_INTERVAL", "5"),
+            ("CURL_TIMEOUT", "30"),
+        ])
+        .unwrap();
+        assert_eq!(c.targets.iter().next().unwrap().as_str(), "label:autoheal");
+        assert_eq!(c.start_period, Duration::from_secs(300));
+        assert_eq!(c.stop_timeout, Duration::from_secs(20));
+        assert!(
+            c.notes[0].contains("AUTOHEAL_INTERVAL (not needed"),
+            "{:?}",
+            c.notes
+        );
+        assert!(c.notes[0].contains("CURL_TIMEOUT"), "{:?}", c.notes);
+    }
+
+    #[test]
+    fn healthther_settings_win_over_autoheals() {
+        let c = autoheal(&[
+            ("AUTOHEAL_CONTAINER_LABEL", "x"),
+            ("AUTOHEAL_DEFAULT_STOP_TIMEOUT", "20"),
+            ("HEALTH_TARGETS", "web"),
+            ("MODE", "manual"),
+            ("HEALTH_STOP_TIMEOUT", "5"),
+            ("DOCKER_SOCK", "tcp://10.0.0.1:2375"),
+            ("DOCKER_HOST", "unix:///run/d.sock"),
+        ])
+        .unwrap();
+        assert_eq!(c.targets.iter().next().unwrap().as_str(), "web");
+        assert_eq!((c.mode, c.act_on), (Mode::Manual, ActOn::All));
+        assert_eq!(c.stop_timeout, Duration::from_secs(5));
+        assert_eq!(
+            c.docker_host,
+            parse_docker_host("unix:///run/d.sock").unwrap()
+        );
+        let c = autoheal(&[("AUTOHEAL_CONTAINER_LABEL", "x"), ("HEALTH_ACT_ON", "all")]).unwrap();
+        assert_eq!((c.mode, c.act_on), (Mode::Auto, ActOn::All));
+    }
+
+    #[test]
+    fn webhook_url_is_a_generic_webhook_posting_one_key() {
+        let c = autoheal(&[
+            ("HEALTH_TARGETS", "web"),
+            (
+                "WEBHOOK_URL",
+                "https://hooks.example.com/services/T0/B0/XYZ",
+            ),
+        ])
+        .unwrap();
+        assert_eq!(c.notify.channels.len(), 1);
+        assert!(matches!(&c.notify.channels[0].channel,
+            notify::channel::Channel::Generic { url, message_key: Some(k), .. }
+                if url == "https://hooks.example.com/services/T0/B0/XYZ" && k == "text"));
+        let c = autoheal(&[
+            ("HEALTH_TARGETS", "web"),
+            ("WEBHOOK_URL", "http://h/x?a=1"),
+            ("WEBHOOK_JSON_KEY", "content"),
+        ])
+        .unwrap();
+        assert!(matches!(&c.notify.channels[0].channel,
+            notify::channel::Channel::Generic { url, message_key: Some(k), .. }
+                if url == "http://h/x?a=1" && k == "content"));
+        let msg = autoheal(&[("HEALTH_TARGETS", "web"), ("WEBHOOK_URL", "ftp://x/tok3n")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains("WEBHOOK_URL") && !msg.contains("tok3n"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn docker_sock_stands_for_docker_host() {
+        let c = autoheal(&[
+            ("HEALTH_TARGETS", "web"),
+            ("DOCKER_SOCK", "/var/run/d.sock"),
+        ])
+        .unwrap();
+        assert_eq!(
+            c.docker_host,
+            parse_docker_host("unix:///var/run/d.sock").unwrap()
+        );
+        // DOCKER_SOCK alone is no autoheal setting that changes the mode.
+        assert_eq!((c.mode, c.act_on), (Mode::Manual, ActOn::All));
+        let c = autoheal(&[("HEALTH_TARGETS", "web"), ("DOCKER_SOCK", "tcp://h:2375")]).unwrap();
+        assert_eq!(c.docker_host, parse_docker_host("tcp://h:2375").unwrap());
+    }
+
+    #[test]
+    fn autoheal_all_and_no_targets_are_refused_in_one_line() {
+        let msg = autoheal(&[("AUTOHEAL_CONTAINER_LABEL", "all")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains("AUTOHEAL_CONTAINER_LABEL=all") && !msg.contains('\n'),
+            "{msg}"
+        );
+        let msg = autoheal(&[]).unwrap_err().to_string();
+        assert!(
+            msg.contains("HEALTH_TARGETS") && msg.contains("AUTOHEAL_CONTAINER_LABEL"),
+            "{msg}"
+        );
+        let msg = autoheal(&[("AUTOHEAL_CONTAINER_LABEL", "a b")])
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("label:a b"), "{msg}");
+        let msg = autoheal(&[("HEALTH_TARGETS", "web"), ("HEALTH_ACT_ON", "some")])
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("HEALTH_ACT_ON"), "{msg}");
+    }
 }
 
 /// Fuzzing the parsers of user input: whatever comes in, they answer Ok or one line of error,
@@ -713,12 +878,18 @@ mod fuzz {
         }
 
         #[test]
-        fn target_lists(raw in "\\PC{0,60}|([a-z0-9_.-]{0,8}[ ,/]{0,2}){0,6}") {
+        fn target_lists(
+            raw in "\\PC{0,60}|([a-z0-9_.-]{0,8}[ ,/]{0,2}){0,6}|(label:[a-z0-9_./=-]{0,8}[ ,]{0,2}){0,4}"
+        ) {
             match Targets::parse(&raw) {
                 Ok(targets) => {
                     let names: Vec<&str> = targets.iter().map(|t| t.as_str()).collect();
                     for n in &names {
-                        prop_assert!(crate::targets::is_valid_target(n));
+                        let valid = match n.strip_prefix(crate::targets::SELECTOR_PREFIX) {
+                            Some(rest) => crate::targets::is_valid_selector(rest),
+                            None => crate::targets::is_valid_target(n),
+                        };
+                        prop_assert!(valid, "{n:?}");
                     }
                     let mut unique = names.clone();
                     unique.sort();

@@ -29,7 +29,8 @@ mod translate;
 use http::{error_message, percent_encode, raw_request, versioned_path};
 use tls::tls_config;
 use translate::{
-    kind_from_action, listed, name_of, ours, Summary, COMPOSE_PROJECT_LABEL, COMPOSE_SERVICE_LABEL,
+    kind_from_action, labels_of_event, listed, name_of, ours, Summary, COMPOSE_PROJECT_LABEL,
+    COMPOSE_SERVICE_LABEL,
 };
 
 /// The engine writes this for a container that never ran.
@@ -675,7 +676,7 @@ fn event(msg: EventMessage) -> Option<Event> {
             project: attributes.get(COMPOSE_PROJECT_LABEL).cloned(),
             service: attributes.get(COMPOSE_SERVICE_LABEL).cloned(),
             // An event's attributes hold the container's labels.
-            labels: ours(&attributes),
+            labels: labels_of_event(&attributes),
         },
         time,
     })

@@ -39,6 +39,9 @@ fn main() -> ExitCode {
     for warning in &config.warnings {
         tracing::warn!("{warning}");
     }
+    for note in &config.notes {
+        tracing::info!("{note}");
+    }
     // Read before anything is bound: a state file that is no file stops the start.
     let restored = match state::load(&state::path_in(&config.log_dir)) {
         Ok(loaded) => {

@@ -1,6 +1,6 @@
 //! Per-container settings from the container's own labels (`healthther.mode` and friends).
-//! They change how a target is treated, never whether a container is one: scope stays with
-//! `HEALTH_TARGETS`.
+//! They change how a target is treated, never whether a container is one (save
+//! `healthther.enable=false`, which only takes it out): scope stays with `HEALTH_TARGETS`.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -9,6 +9,9 @@ use crate::config::{Mode, OnStop};
 
 /// The prefix of the labels healthther reads.
 pub const PREFIX: &str = "healthther.";
+/// autoheal's stop timeout label, read as `healthther.stop-timeout` (which wins when both are
+/// there).
+pub const AUTOHEAL_STOP_TIMEOUT: &str = "autoheal.stop.timeout";
 
 /// What a container's labels override; `None` means the global setting.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -82,8 +85,17 @@ pub fn parse(labels: &BTreeMap<String, String>) -> (Overrides, Vec<BadLabel>) {
     let mut o = Overrides::default();
     let mut bad = Vec::new();
     for (label, value) in labels {
-        let Some(key) = label.strip_prefix(PREFIX) else {
-            continue;
+        // autoheal's label, read as healthther.stop-timeout when that is not there.
+        let key = if label == AUTOHEAL_STOP_TIMEOUT {
+            if labels.contains_key("healthther.stop-timeout") {
+                continue;
+            }
+            "stop-timeout"
+        } else {
+            let Some(key) = label.strip_prefix(PREFIX) else {
+                continue;
+            };
+            key
         };
         let v = value.trim();
         let ok = match key {
@@ -97,6 +109,8 @@ pub fn parse(labels: &BTreeMap<String, String>) -> (Overrides, Vec<BadLabel>) {
                 _ => None,
             }
             .map(|b| o.recreate = Some(b)),
+            // Read by `targets` (opting out), not here.
+            "enable" => Some(()),
             // Another tool's label, or a later version's: not ours to judge.
             _ => Some(()),
         };
@@ -197,6 +211,20 @@ mod tests {
                 recreate: Some(true),
             }
         );
+    }
+
+    #[test]
+    fn autoheals_stop_timeout_label_counts_unless_ours_is_there() {
+        let (o, bad) = parse(&labels(&[("autoheal.stop.timeout", "20")]));
+        assert!(bad.is_empty(), "{bad:?}");
+        assert_eq!(o.stop_timeout, Some(Duration::from_secs(20)));
+        let (o, _) = parse(&labels(&[
+            ("autoheal.stop.timeout", "20"),
+            ("healthther.stop-timeout", "3s"),
+        ]));
+        assert_eq!(o.stop_timeout, Some(Duration::from_secs(3)));
+        let (o, bad) = parse(&labels(&[("autoheal.stop.timeout", "2d")]));
+        assert_eq!((o.stop_timeout, bad.len()), (None, 1));
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! Which containers are targets: the names in `HEALTH_TARGETS`, matched exactly on our side.
+//! Which containers are targets: the names in `HEALTH_TARGETS`, matched exactly on our side,
+//! and the containers carrying a label that a selector there (`label:KEY[=VALUE]`) names.
 //!
 //! Docker's own `name=` filter is an unanchored regex and its events filter matches by prefix,
 //! so neither is used to decide what we may touch: `nodo_1` must never match `nodo_10`.
@@ -12,6 +13,10 @@
 //!    service `nodo_1`: of healthther's own compose project when it has that service, else of
 //!    the one project that has it. When several projects have it and none is ours it matches
 //!    none of them ([`Resolution::Ambiguous`]), and `project/service` says which.
+//! 5. Otherwise the first selector `label:KEY[=VALUE]` whose label it carries (`label:KEY` means
+//!    the value `true`), unless it is a Swarm task or a compose one-off.
+//!
+//! A container labelled `healthther.enable=false` is no target, whatever chooses it.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::fmt;
@@ -27,9 +32,16 @@ pub const SWARM_SERVICE_LABEL: &str = "com.docker.swarm.service.name";
 pub const COMPOSE_DEPENDS_ON_LABEL: &str = "com.docker.compose.depends_on";
 /// The version of compose that made a container: `1.29.2` is the `docker-compose` program.
 pub const COMPOSE_VERSION_LABEL: &str = "com.docker.compose.version";
+/// Compose's mark on a one-off container (`docker compose run`): `True`.
+pub const COMPOSE_ONEOFF_LABEL: &str = "com.docker.compose.oneoff";
+/// The label by which a container opts out: `healthther.enable=false` makes it no target,
+/// whatever selects it.
+pub const ENABLE_LABEL: &str = "healthther.enable";
+/// How a label selector is written in `HEALTH_TARGETS`: `label:KEY` or `label:KEY=VALUE`.
+pub const SELECTOR_PREFIX: &str = "label:";
 
-/// A validated target from `HEALTH_TARGETS`: a container or service name, or
-/// `project/service`.
+/// A validated target from `HEALTH_TARGETS`: a container or service name, `project/service`,
+/// or a label selector `label:KEY[=VALUE]` (kept as written).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TargetName(String);
 
@@ -40,13 +52,37 @@ impl TargetName {
         TargetName(name.to_string())
     }
 
+    /// The key of a hold on one container a selector chose: its name.
+    pub fn of_container(name: &str) -> TargetName {
+        TargetName(name.to_string())
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }
 
     /// `(project, service)` for a target written `project/service`.
     fn scoped(&self) -> Option<(&str, &str)> {
+        if self.selector().is_some() {
+            return None;
+        }
         self.0.split_once('/')
+    }
+
+    /// `(key, value)` for a label selector: `label:KEY` means the value `true`.
+    pub fn selector(&self) -> Option<(&str, &str)> {
+        let rest = self.0.strip_prefix(SELECTOR_PREFIX)?;
+        Some(rest.split_once('=').unwrap_or((rest, "true")))
+    }
+
+    /// Whether this target is a label selector, not a name.
+    pub fn is_selector(&self) -> bool {
+        self.selector().is_some()
+    }
+
+    /// What a selector asks for, for messages: `autoheal=true`.
+    pub fn selector_text(&self) -> Option<String> {
+        self.selector().map(|(k, v)| format!("{k}={v}"))
     }
 }
 
@@ -80,6 +116,13 @@ impl ContainerRef {
                 .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(c))
     }
 
+    /// Whether it opted out with the label `healthther.enable=false`.
+    pub fn opted_out(&self) -> bool {
+        self.labels
+            .get(ENABLE_LABEL)
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("false"))
+    }
+
     /// The same container as far as being a target goes: name, project and service.
     pub fn same_identity(&self, other: &ContainerRef) -> bool {
         self.name == other.name && self.project == other.project && self.service == other.service
@@ -89,8 +132,9 @@ impl ContainerRef {
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum TargetError {
     #[error(
-        "HEALTH_TARGETS is empty: set it to the comma-separated names of the containers to watch, \
-         e.g. HEALTH_TARGETS=nodo_1,nodo_2"
+        "HEALTH_TARGETS is empty: set it to the comma-separated names of the containers to watch \
+         or label selectors (HEALTH_TARGETS=nodo_1,label:autoheal), or set \
+         AUTOHEAL_CONTAINER_LABEL as for autoheal to watch the containers carrying that label"
     )]
     Empty,
     #[error(
@@ -105,6 +149,12 @@ pub enum TargetError {
          letter or digit"
     )]
     InvalidScoped(String),
+    #[error(
+        "HEALTH_TARGETS: {0:?} is not a valid label selector: write label:KEY or label:KEY=VALUE, \
+         the key starting with a letter or digit and continuing with letters, digits, '.', '_', \
+         '/' or '-', the value without commas, spaces or control characters"
+    )]
+    InvalidSelector(String),
 }
 
 /// The set of targets, in the order the user gave them.
@@ -117,6 +167,8 @@ pub enum Resolution<'t> {
     Target(&'t TargetName),
     /// Its compose service is a bare target that several projects have, none of them ours.
     Ambiguous(&'t TargetName),
+    /// A name chooses it, but it opted out with `healthther.enable=false`: no target.
+    OptedOut(&'t TargetName),
     None,
 }
 
@@ -146,6 +198,15 @@ impl Targets {
         let mut seen = HashSet::new();
         let mut names = Vec::new();
         for item in raw.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            if let Some(rest) = item.strip_prefix(SELECTOR_PREFIX) {
+                if !is_valid_selector(rest) {
+                    return Err(TargetError::InvalidSelector(item.to_string()));
+                }
+                if seen.insert(item.to_string()) {
+                    names.push(TargetName(item.to_string()));
+                }
+                continue;
+            }
             // Docker shows names with a leading '/', and users copy them from `docker inspect`.
             let name = item.strip_prefix('/').unwrap_or(item);
             if !is_valid_target(name) {
@@ -177,6 +238,11 @@ impl Targets {
         self.0.is_empty()
     }
 
+    /// Whether any target is a label selector.
+    pub fn has_selectors(&self) -> bool {
+        self.0.iter().any(TargetName::is_selector)
+    }
+
     /// The target written exactly `name`, if any.
     pub fn get(&self, name: &str) -> Option<&TargetName> {
         self.0.iter().find(|t| t.0 == name)
@@ -193,12 +259,16 @@ impl Targets {
         }
         let service = c.labels.get(SWARM_SERVICE_LABEL).map_or("", String::as_str);
         let t = self.0.iter().find(|t| {
-            t.scoped().is_none() && (t.0 == c.name || (!service.is_empty() && t.0 == service))
+            t.scoped().is_none()
+                && !t.is_selector()
+                && (t.0 == c.name || (!service.is_empty() && t.0 == service))
         })?;
         Some((t, service))
     }
 
-    /// What `c` is, given its neighbours and healthther's own compose project (`own`).
+    /// What `c` is, given its neighbours and healthther's own compose project (`own`): by its
+    /// name or compose service first, else by the first label selector its labels match. A
+    /// container labelled `healthther.enable=false` is no target whatever selects it.
     pub fn resolve<'t>(
         &'t self,
         c: &ContainerRef,
@@ -209,6 +279,40 @@ impl Targets {
         if c.is_compose_transient() || c.labels.contains_key(SWARM_TASK_LABEL) {
             return Resolution::None;
         }
+        let named = self.resolve_by_name(c, others, own);
+        if c.opted_out() {
+            return match named {
+                Resolution::Target(t) => Resolution::OptedOut(t),
+                _ => Resolution::None,
+            };
+        }
+        if let Resolution::Target(_) = named {
+            return named;
+        }
+        // A one-off (`docker compose run`) is never chosen by a label: only by its name.
+        let oneoff = c
+            .labels
+            .get(COMPOSE_ONEOFF_LABEL)
+            .is_some_and(|v| v.eq_ignore_ascii_case("true"));
+        if !oneoff {
+            let by_label = self.0.iter().find(|t| {
+                t.selector()
+                    .is_some_and(|(k, v)| c.labels.get(k).is_some_and(|have| have == v))
+            });
+            if let Some(t) = by_label {
+                return Resolution::Target(t);
+            }
+        }
+        named
+    }
+
+    /// What `c` is by its name or compose service alone (rules 2 to 4).
+    fn resolve_by_name<'t>(
+        &'t self,
+        c: &ContainerRef,
+        others: &impl Neighbours,
+        own: Option<&str>,
+    ) -> Resolution<'t> {
         if let Some(t) = self
             .0
             .iter()
@@ -247,6 +351,19 @@ impl Targets {
             _ => Resolution::Target(bare),
         }
     }
+}
+
+/// What follows `label:`: `KEY` or `KEY=VALUE`, a key `[A-Za-z0-9][A-Za-z0-9._/-]*` and a value
+/// that is not empty and holds no commas, whitespace or control characters.
+pub fn is_valid_selector(rest: &str) -> bool {
+    let (key, value) = rest.split_once('=').unwrap_or((rest, "true"));
+    let mut chars = key.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '/' | '-'))
+        && !value.is_empty()
+        && value
+            .chars()
+            .all(|c| c != ',' && !c.is_whitespace() && !c.is_control())
 }
 
 /// A container name, or `project/service`.
@@ -484,5 +601,142 @@ mod tests {
             c("b", "a-2", None, Some("web")),
         ];
         assert_eq!(matched("web", &all, None), ["a", "b"]);
+    }
+
+    fn labelled(id: &str, name: &str, pairs: &[(&str, &str)]) -> ContainerRef {
+        let mut x = c(id, name, None, None);
+        for (k, v) in pairs {
+            x.labels.insert(k.to_string(), v.to_string());
+        }
+        x
+    }
+
+    #[test]
+    fn parses_label_selectors_beside_names() {
+        let t = Targets::parse(
+            "label:autoheal, db ,shop/web,label:com.example/tier=front,label:autoheal",
+        )
+        .unwrap();
+        assert_eq!(
+            names(&t),
+            [
+                "label:autoheal",
+                "db",
+                "shop/web",
+                "label:com.example/tier=front"
+            ]
+        );
+        let sel: Vec<_> = t.iter().filter_map(TargetName::selector).collect();
+        assert_eq!(sel, [("autoheal", "true"), ("com.example/tier", "front")]);
+        assert_eq!(t.get("shop/web").unwrap().scoped(), Some(("shop", "web")));
+        assert_eq!(
+            t.get("label:com.example/tier=front").unwrap().scoped(),
+            None
+        );
+    }
+
+    #[test]
+    fn rejects_bad_label_selectors() {
+        for raw in [
+            "label:",
+            "label:=x",
+            "label:-k",
+            "label:k y",
+            "label:k=a b",
+            "label:k=",
+            "label:k=a\u{7}",
+            "label:k!=v",
+            "db,label:",
+        ] {
+            let want = raw
+                .split(',')
+                .next_back()
+                .unwrap_or_default()
+                .trim()
+                .to_string();
+            assert_eq!(
+                Targets::parse(raw),
+                Err(TargetError::InvalidSelector(want)),
+                "{raw:?}"
+            );
+        }
+        // A comma ends the entry: what follows is judged as one of its own.
+        assert_eq!(
+            Targets::parse("label:k=a,b"),
+            Err(TargetError::InvalidName("b".into()))
+        );
+        let msg = Targets::parse("label:").unwrap_err().to_string();
+        assert!(
+            msg.contains("HEALTH_TARGETS") && msg.contains("\"label:\""),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn a_selector_matches_its_label_and_value_only() {
+        let all = [
+            labelled("1", "a1", &[("autoheal", "true")]),
+            labelled("2", "a2", &[("autoheal", "false")]),
+            labelled("3", "a3", &[]),
+            labelled("4", "a4", &[("autoheal", "True")]),
+            labelled("5", "a5", &[("tier", "front")]),
+            labelled("6", "a6", &[("tier", "back")]),
+        ];
+        assert_eq!(matched("label:autoheal", &all, None), ["1"]);
+        assert_eq!(matched("label:tier=front", &all, None), ["5"]);
+        assert_eq!(matched("label:tier=front,a3", &all, None), ["3", "5"]);
+    }
+
+    #[test]
+    fn a_name_wins_over_a_selector_and_the_first_selector_wins() {
+        let all = [labelled("1", "db", &[("a", "true"), ("b", "true")])];
+        let t = Targets::parse("label:a,label:b,db").unwrap();
+        let got = t.resolve(&all[0], &All(&all), None);
+        assert_eq!(got, Resolution::Target(t.get("db").unwrap()));
+        let t = Targets::parse("label:b,label:a").unwrap();
+        let got = t.resolve(&all[0], &All(&all), None);
+        assert_eq!(got, Resolution::Target(t.get("label:b").unwrap()));
+    }
+
+    #[test]
+    fn a_selector_never_matches_a_swarm_task_or_a_compose_one_off() {
+        let task = labelled(
+            "1",
+            "web.1.x",
+            &[("autoheal", "true"), (SWARM_TASK_LABEL, "x")],
+        );
+        let mut oneoff = labelled("2", "p_web_run_1", &[("autoheal", "true")]);
+        oneoff
+            .labels
+            .insert(COMPOSE_ONEOFF_LABEL.into(), "True".into());
+        oneoff.project = Some("p".into());
+        oneoff.service = Some("web".into());
+        let all = [task, oneoff];
+        assert!(matched("label:autoheal", &all, None).is_empty());
+        // A name that chooses a one-off still does.
+        assert_eq!(matched("label:autoheal,p_web_run_1", &all, None), ["2"]);
+        let t = Targets::parse("label:autoheal,web.1.x").unwrap();
+        assert_eq!(
+            t.swarm_task_named(&all[0]).map(|x| x.0.as_str()),
+            Some("web.1.x")
+        );
+        let t = Targets::parse("label:autoheal").unwrap();
+        assert_eq!(t.swarm_task_named(&all[0]), None);
+    }
+
+    #[test]
+    fn a_container_that_opted_out_is_no_target_whatever_selects_it() {
+        let all = [
+            labelled("1", "db", &[("autoheal", "true"), (ENABLE_LABEL, "false")]),
+            labelled("2", "web", &[("autoheal", "true"), (ENABLE_LABEL, "true")]),
+        ];
+        assert_eq!(matched("label:autoheal,db", &all, None), ["2"]);
+        let t = Targets::parse("db").unwrap();
+        assert_eq!(
+            t.resolve(&all[0], &All(&all), None),
+            Resolution::OptedOut(t.get("db").unwrap())
+        );
+        let t = Targets::parse("label:autoheal").unwrap();
+        assert_eq!(t.resolve(&all[0], &All(&all), None), Resolution::None);
     }
 }

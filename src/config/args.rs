@@ -203,6 +203,37 @@ pub struct Args {
     /// or :9102 (default: off)
     #[arg(long, env = "HEALTH_METRICS_ADDR", value_name = "ADDR")]
     pub metrics_addr: Option<String>,
+
+    /// What auto mode acts on: all (a stopped target is started, an unhealthy one restarted)
+    /// or unhealthy (only unhealthy ones restarted; a stopped one is recorded). Default: all,
+    /// or unhealthy under autoheal's settings without MODE
+    #[arg(long, env = "HEALTH_ACT_ON", value_name = "WHAT")]
+    pub act_on: Option<String>,
+
+    // autoheal's settings, read as autoheal reads them (see docs/migrating-from-autoheal.md).
+    #[arg(long, env = "AUTOHEAL_CONTAINER_LABEL", hide = true)]
+    pub autoheal_container_label: Option<String>,
+    #[arg(long, env = "AUTOHEAL_START_PERIOD", hide = true)]
+    pub autoheal_start_period: Option<String>,
+    #[arg(long, env = "AUTOHEAL_DEFAULT_STOP_TIMEOUT", hide = true)]
+    pub autoheal_default_stop_timeout: Option<String>,
+    #[arg(long, env = "AUTOHEAL_INTERVAL", hide = true)]
+    pub autoheal_interval: Option<String>,
+    #[arg(long, env = "AUTOHEAL_ONLY_MONITOR_RUNNING", hide = true)]
+    pub autoheal_only_monitor_running: Option<String>,
+    #[arg(long, env = "CURL_TIMEOUT", hide = true)]
+    pub curl_timeout: Option<String>,
+    #[arg(long, env = "DOCKER_SOCK", hide = true)]
+    pub docker_sock: Option<String>,
+    #[arg(long, env = "WEBHOOK_URL", hide = true)]
+    pub webhook_url: Option<String>,
+    #[arg(long, env = "WEBHOOK_JSON_KEY", hide = true)]
+    pub webhook_json_key: Option<String>,
+
+    /// The variables given a value (by flag, environment or `.env`): a default differs from a
+    /// value written out when autoheal's settings are read beside healthther's.
+    #[arg(skip)]
+    pub given: std::collections::BTreeSet<String>,
 }
 
 /// Without a command, healthther runs the daemon.

@@ -36,19 +36,29 @@ pub(super) fn kind_from_action(action: &str) -> EventKind {
     }
 }
 
-/// The `healthther.*` labels among a container's labels, Swarm's task and service labels,
-/// and compose's `depends_on` and version.
+/// A container's labels, as matching and its settings need them: all of them, since a label
+/// selector in `HEALTH_TARGETS` may name any key. They stay in memory, never in a log.
 pub(super) fn ours(labels: &HashMap<String, String>) -> BTreeMap<String, String> {
-    use crate::targets::{SWARM_SERVICE_LABEL, SWARM_TASK_LABEL};
-    labels
+    labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+}
+
+/// The attributes of a container's event that the engine adds beside its labels.
+const EVENT_ATTRIBUTES: &[&str] = &[
+    "name",
+    "image",
+    "exitCode",
+    "signal",
+    "execID",
+    "execDuration",
+    "container",
+];
+
+/// The labels among an event's attributes: all but those the engine adds (a label of the same
+/// key as one of those is lost here; the next inspect or list has it).
+pub(super) fn labels_of_event(attributes: &HashMap<String, String>) -> BTreeMap<String, String> {
+    attributes
         .iter()
-        .filter(|(k, _)| {
-            k.starts_with(crate::overrides::PREFIX)
-                || *k == SWARM_TASK_LABEL
-                || *k == SWARM_SERVICE_LABEL
-                || *k == crate::targets::COMPOSE_DEPENDS_ON_LABEL
-                || *k == crate::targets::COMPOSE_VERSION_LABEL
-        })
+        .filter(|(k, _)| !EVENT_ATTRIBUTES.contains(&k.as_str()))
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect()
 }

@@ -56,6 +56,9 @@ pub enum Channel {
         basic: Option<Basic>,
         /// From `@Name=value` query parameters.
         headers: Vec<(String, Secret)>,
+        /// From `messagekey=KEY`: post `{KEY: text}` alone (a Slack-style `{"text": ...}`, as
+        /// autoheal's `WEBHOOK_URL` does) instead of healthther's own JSON.
+        message_key: Option<String>,
     },
     Ntfy {
         /// `https://ntfy.sh` or the user's own server.
@@ -136,6 +139,7 @@ impl Channel {
                 url,
                 basic: b,
                 headers,
+                ..
             } => {
                 basic(b, &mut plain);
                 plain.extend(headers.iter().map(|(_, v)| v.expose().to_string()));
@@ -348,6 +352,7 @@ pub fn parse(raw: &str) -> Result<Configured, UrlError> {
                 url: target,
                 basic,
                 headers,
+                message_key: get("messagekey").filter(|k| !k.is_empty()),
             }
         }
         "ntfy" => {
@@ -651,8 +656,11 @@ mod tests {
                 url: "https://example.com:8080/hook?x=1".into(),
                 basic: None,
                 headers: vec![("Authorization".into(), Secret::new("Bearer abc"))],
+                message_key: None,
             }
         );
+        assert!(matches!(one("generic+https://h/x?messagekey=text"),
+            Channel::Generic { url, message_key: Some(k), .. } if url == "https://h/x" && k == "text"));
         assert!(matches!(one("generic+http://127.0.0.1:9/h"),
             Channel::Generic { url, .. } if url == "http://127.0.0.1:9/h"));
         assert!(matches!(one("generic://h/x?disabletls=yes"),

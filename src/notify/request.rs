@@ -93,6 +93,7 @@ pub fn request(channel: &Channel, m: &Message, bases: &Bases) -> Vec<HttpRequest
             url,
             basic,
             headers,
+            message_key,
         } => {
             let mut h: Vec<(String, String)> = basic.iter().map(basic_header).collect();
             h.extend(
@@ -100,7 +101,10 @@ pub fn request(channel: &Channel, m: &Message, bases: &Bases) -> Vec<HttpRequest
                     .iter()
                     .map(|(k, v)| (k.clone(), v.expose().to_string())),
             );
-            let body = serde_json::to_value(m).unwrap_or_else(|_| json!({"message": text}));
+            let body = match message_key {
+                Some(key) => json!({ key.as_str(): text }),
+                None => serde_json::to_value(m).unwrap_or_else(|_| json!({"message": text})),
+            };
             vec![json_post(url.clone(), &body, h)]
         }
         Channel::Ntfy {
@@ -294,6 +298,12 @@ mod tests {
                 "http://127.0.0.1:8080/hook",
                 vec![("Content-Type", "application/json"), ("X-Token", "abc")],
                 serde_json::to_value(&m).unwrap(),
+            ),
+            (
+                "generic+https://hooks.example.com/services/x?messagekey=text",
+                "https://hooks.example.com/services/x",
+                vec![("Content-Type", "application/json")],
+                serde_json::json!({ "text": title_and_text }),
             ),
             (
                 "generic://u:p@example.com/h",

@@ -229,6 +229,8 @@ enum Why {
     Unhealthy,
     /// Seen dead before its die event arrived: see [`DIE_WAIT`].
     Death,
+    /// healthther started a moment ago: no action yet (`AUTOHEAL_START_PERIOD`).
+    StartPeriod,
 }
 
 /// Our own start of a container, whose start event tells nothing the action's own look after
@@ -272,6 +274,8 @@ struct Watched {
     last_cause: Option<Cause>,
     /// A task of a Swarm service that a target names: said once that it is left to Swarm.
     swarm_told: bool,
+    /// Whether we said that a name chooses it but it opted out (`healthther.enable=false`).
+    opt_out_told: bool,
     /// The container whose network namespace it shares, as its network mode names it.
     network_parent: Option<String>,
     /// Its network went with its parent's restart, and it has not started since.
@@ -405,6 +409,7 @@ impl Watched {
             learning: false,
             has_check: false,
             swarm_told: false,
+            opt_out_told: false,
             undo: None,
             ours_until: None,
             own_start: None,

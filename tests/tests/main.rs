@@ -10,6 +10,7 @@ mod faults;
 mod hardening;
 mod hostile;
 mod identity;
+mod labels;
 mod lifecycle;
 mod manual;
 mod notify;

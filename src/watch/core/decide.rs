@@ -9,6 +9,7 @@ use super::{
     SeenState, Why, DIE_WAIT, LABEL_STOP_CAP,
 };
 use crate::backoff::{History, Plan, GRACE};
+use crate::config::ActOn;
 use crate::config::Mode;
 use crate::policy::{classify, describe, ran_for, Health, Snapshot, Status, Verdict};
 use crate::targets::{ContainerRef, TargetName};
@@ -147,7 +148,12 @@ impl Core {
         let Some(r) = self.records.get_mut(id) else {
             return;
         };
-        let mode = r.overrides.mode(self.config.mode);
+        let mut mode = r.overrides.mode(self.config.mode);
+        // Acting on unhealthy containers only (autoheal's way): a stopped one is recorded.
+        let unhealthy_only = self.config.act_on == ActOn::Unhealthy && verdict == Verdict::Start;
+        if unhealthy_only && mode == Mode::Auto {
+            mode = Mode::Observe;
+        }
         r.has_check |= s.health != Health::None;
         r.state = Some(SeenState {
             status: s.status.clone(),
@@ -279,6 +285,13 @@ impl Core {
             let hold = self
                 .holds
                 .get(&target)
+                .or_else(|| {
+                    // One container a selector chose, held alone by its name.
+                    target
+                        .is_selector()
+                        .then(|| self.holds.get(&TargetName::of_container(&r.container.name)))
+                        .flatten()
+                })
                 .map(|h| h.reason.clone())
                 .or_else(|| {
                     r.held_by_stop
@@ -303,8 +316,13 @@ impl Core {
             }
             if mode == Mode::Observe {
                 if r.reported.replace(verdict) != Some(verdict) {
+                    let why = if unhealthy_only {
+                        "HEALTH_ACT_ON=unhealthy"
+                    } else {
+                        "MODE=observe"
+                    };
                     warn!(target = %target, container = %s.container.name, seen = %describe(&s),
-                        "observed (MODE=observe): would {verdict}, but does not act");
+                        "observed ({why}): would {verdict}, but does not act");
                     let mut outcome = told(
                         now,
                         &target,
@@ -348,6 +366,17 @@ impl Core {
             return;
         }
         let by_operator = matches!(approval, Some(Approval::Operator { .. }));
+        let quiet_until = self.epoch.at + self.config.start_period;
+        if now.at < quiet_until && !by_operator {
+            debug!(target = %target, container = %s.container.name,
+                "in the start period: no action before it ends");
+            r.phase = Phase::Waiting {
+                until: quiet_until,
+                why: Why::StartPeriod,
+                approval,
+            };
+            return;
+        }
         if s.status != Status::Running {
             // The look may have been under way before its die event came.
             r.stop_ended(now.at);

@@ -71,7 +71,7 @@ impl Core {
         now: Now,
         out: &mut Vec<Command>,
     ) -> Reply {
-        let Some(t) = self.config.targets.get(target).cloned() else {
+        let Some(t) = self.hold_key(target) else {
             return self.not_a_target(target);
         };
         let reason = reason.unwrap_or_else(|| "held by the operator".into());
@@ -109,7 +109,7 @@ impl Core {
         let ids: Vec<String> = self
             .records
             .iter()
-            .filter(|(_, r)| r.target.as_ref() == Some(&t))
+            .filter(|(_, r)| held_by(r, &t))
             .map(|(id, _)| id.clone())
             .collect();
         for id in ids {
@@ -178,7 +178,9 @@ impl Core {
         now: Now,
         out: &mut Vec<Command>,
     ) -> Reply {
-        let Some(t) = self.config.targets.get(target).cloned() else {
+        let Some(t) = self.hold_key(target).or_else(|| {
+            Some(TargetName::of_container(target)).filter(|t| self.holds.contains_key(t))
+        }) else {
             return self.not_a_target(target);
         };
         if !self.holds.contains_key(&t) {
@@ -204,7 +206,7 @@ impl Core {
         let ids: Vec<String> = self
             .records
             .iter()
-            .filter(|(_, r)| r.target.as_ref() == Some(t))
+            .filter(|(_, r)| held_by(r, t))
             .map(|(id, _)| id.clone())
             .collect();
         for id in ids {
@@ -214,4 +216,23 @@ impl Core {
             self.look(&id, None, out);
         }
     }
+
+    /// What `hold NAME` holds: the target written `NAME`, or else the one container named
+    /// `NAME` that a label selector chose (held alone, under its name).
+    fn hold_key(&self, name: &str) -> Option<TargetName> {
+        if let Some(t) = self.config.targets.get(name) {
+            return Some(t.clone());
+        }
+        self.records
+            .values()
+            .any(|r| {
+                r.target.as_ref().is_some_and(TargetName::is_selector) && r.container.name == name
+            })
+            .then(|| TargetName::of_container(name))
+    }
+}
+
+/// Whether the hold `t` is on `r`: on its target, or on it alone by its name.
+fn held_by(r: &super::Watched, t: &TargetName) -> bool {
+    r.target.as_ref() == Some(t) || (r.target.is_some() && r.container.name == t.as_str())
 }

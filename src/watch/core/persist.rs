@@ -86,7 +86,13 @@ impl Core {
     /// tells whether their containers still exist.
     pub(super) fn restore(&mut self, saved: Saved, now: Now) {
         for h in &saved.holds {
-            let Some(t) = self.config.targets.get(&h.target).cloned() else {
+            // A hold on one container a selector chose is kept under that container's name.
+            let one = || {
+                (self.config.targets.has_selectors()
+                    && crate::targets::is_valid_container_name(&h.target))
+                .then(|| TargetName::of_container(&h.target))
+            };
+            let Some(t) = self.config.targets.get(&h.target).cloned().or_else(one) else {
                 continue;
             };
             let until = h.until.map(|u| self.instant(u));

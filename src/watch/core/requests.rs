@@ -142,6 +142,11 @@ impl Core {
                 held_by_stop: r.held_by_stop,
                 last_cause: r.last_cause.map(Cause::word),
                 dependents: self.dependent_names(&r.container.id),
+                held: t
+                    .is_selector()
+                    .then(|| self.holds.get(&TargetName::of_container(&r.container.name)))
+                    .flatten()
+                    .map(|h| hold_status(h, now)),
             })
             .collect();
         containers.sort_by(|a, b| a.name.cmp(&b.name));
@@ -154,14 +159,7 @@ impl Core {
             target: t.to_string(),
             resolution,
             ambiguous_projects,
-            held: self.holds.get(t).map(|h| HoldStatus {
-                reason: h.reason.clone(),
-                by: h.by.clone(),
-                since: status::time(h.since),
-                until: h
-                    .until
-                    .map(|u| status::time(now.wall + u.saturating_duration_since(now.at))),
-            }),
+            held: self.holds.get(t).map(|h| hold_status(h, now)),
             answer: if self.always.contains(t) {
                 Some("always")
             } else if self.never.contains(t) {
@@ -179,5 +177,16 @@ impl Core {
             "{name} is not a target; the targets are {}",
             names.join(", ")
         ))
+    }
+}
+
+fn hold_status(h: &super::Hold, now: Now) -> HoldStatus {
+    HoldStatus {
+        reason: h.reason.clone(),
+        by: h.by.clone(),
+        since: status::time(h.since),
+        until: h
+            .until
+            .map(|u| status::time(now.wall + u.saturating_duration_since(now.at))),
     }
 }

@@ -164,6 +164,7 @@ impl Core {
         let mut ambiguous: HashMap<TargetName, BTreeSet<String>> = HashMap::new();
         let mut found: HashMap<TargetName, BTreeSet<String>> = HashMap::new();
         let mut changes = Vec::new();
+        let mut opted_out = Vec::new();
         for (id, r) in &self.records {
             if crate::recreate::is_temporary_name(&r.container.name) {
                 // A replacement our own recreation made, not in its place yet (or one a crash
@@ -187,6 +188,10 @@ impl Core {
                         .entry(t.clone())
                         .or_default()
                         .extend(view.projects_with_service(service));
+                    None
+                }
+                Resolution::OptedOut(t) => {
+                    opted_out.push((id.clone(), t.clone()));
                     None
                 }
                 Resolution::None => None,
@@ -244,6 +249,7 @@ impl Core {
             self.records.insert(id, r);
         }
         self.tell_swarm_tasks(now, out);
+        self.tell_opted_out(opted_out, now, out);
         if !self.listed {
             return;
         }
@@ -269,11 +275,19 @@ impl Core {
                     };
                     info!(target = %t, "{found}{t} resolves to {}", names.join(", "));
                 }
-                Said::Missing => warn!(
-                    target = %t,
-                    "target not found: no container has this name or compose service; \
-                     it will be watched as soon as it is created"
-                ),
+                Said::Missing => match t.selector_text() {
+                    Some(label) => warn!(
+                        target = %t,
+                        label = %label,
+                        "target not found: no container has label {label} yet; \
+                         one will be watched as soon as it is created"
+                    ),
+                    None => warn!(
+                        target = %t,
+                        "target not found: no container has this name or compose service; \
+                         it will be watched as soon as it is created"
+                    ),
+                },
                 Said::Ambiguous(projects) => {
                     let list: Vec<&str> = projects.iter().map(String::as_str).collect();
                     let spelled: Vec<String> = list.iter().map(|p| format!("{p}/{t}")).collect();
@@ -287,6 +301,43 @@ impl Core {
                     );
                 }
             }
+        }
+    }
+
+    /// Says once, for each container a name chooses that opted out with
+    /// `healthther.enable=false`, that healthther leaves it alone: a log line and a `skipped`
+    /// record.
+    fn tell_opted_out(
+        &mut self,
+        found: Vec<(String, TargetName)>,
+        now: Now,
+        out: &mut Vec<Command>,
+    ) {
+        for (id, t) in found {
+            let Some(r) = self.records.get_mut(&id) else {
+                continue;
+            };
+            if r.opt_out_told {
+                continue;
+            }
+            r.opt_out_told = true;
+            let label = crate::targets::ENABLE_LABEL;
+            warn!(target = %t, container = %r.container.name, label,
+                "target {t} chooses a container labelled {label}=false: it opted out, and \
+                 healthther leaves it alone");
+            out.push(Command::report(told(
+                now,
+                &t,
+                &r.container,
+                format!("labelled {label}=false"),
+                What::Skipped {
+                    mode: None,
+                    approval: None,
+                    cause: None,
+                    why: Skip::NotATarget,
+                    note: Some(format!("it opted out with the label {label}=false")),
+                },
+            )));
         }
     }
 

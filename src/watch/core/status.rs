@@ -55,6 +55,9 @@ pub struct ContainerStatus {
     /// The containers that share its network namespace (or that compose restarts with it):
     /// they are restarted after it, if they are targets.
     pub dependents: Vec<String>,
+    /// Held alone (`hold CONTAINER`, for a container a label selector chose).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub held: Option<HoldStatus>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -122,6 +125,10 @@ pub fn render(rows: &[TargetStatus]) -> String {
             }
             if c.held_by_stop {
                 flags.push("held: stopped through the API".into());
+            }
+            if let Some(h) = &c.held {
+                let until = h.until.as_deref().unwrap_or("resume");
+                flags.push(format!("held until {until}: {}", h.reason));
             }
             if !c.dependents.is_empty() {
                 flags.push(format!("dependents: {}", c.dependents.join(", ")));

@@ -2235,3 +2235,161 @@ fn a_list_asked_before_a_container_was_created_does_not_remove_it() {
     let rows = w.s.core.target_rows(w.s.now());
     assert!(rows[0].containers.is_empty(), "{rows:?}");
 }
+
+fn with_labels(id: &str, name: &str, pairs: &[(&str, &str)]) -> ContainerRef {
+    let mut x = c(id, name, None, None);
+    for (k, v) in pairs {
+        x.labels.insert((*k).into(), (*v).into());
+    }
+    x
+}
+
+#[test]
+fn a_label_selector_chooses_the_labelled_containers_only() {
+    let mut w = World::new("auto", "label:autoheal");
+    w.add(&with_labels("1", "web", &[("autoheal", "true")]))
+        .add(&with_labels("2", "plain", &[]))
+        .add(&with_labels(
+            "3",
+            "shy",
+            &[("autoheal", "true"), ("healthther.enable", "false")],
+        ))
+        .connect();
+    let out = w.kill("web").drive();
+    let a = acts(&out);
+    assert_eq!(a.len(), 1);
+    assert_eq!(
+        (a[0].target.as_str(), a[0].seen.container.name.as_str()),
+        ("label:autoheal", "web")
+    );
+    assert!(acts(&w.kill("plain").drive()).is_empty());
+    assert!(acts(&w.kill("shy").drive()).is_empty());
+    // Created later with the label: watched from its create event.
+    w.create(&with_labels("4", "late", &[("autoheal", "true")]), false)
+        .drive();
+    w.start("late").drive();
+    let out = w.kill("late").drive();
+    assert_eq!(acts(&out).len(), 1, "{out:?}");
+}
+
+#[test]
+fn a_container_a_name_chooses_that_opted_out_is_said_once_and_left_alone() {
+    let mut w = World::new("auto", "shy");
+    let out = w
+        .add(&with_labels("1", "shy", &[("healthther.enable", "false")]))
+        .connect();
+    let r = records(&out);
+    let skipped: Vec<_> = r
+        .iter()
+        .filter(|r| r.event == RecordEvent::Skipped)
+        .collect();
+    assert_eq!(skipped.len(), 1, "{r:?}");
+    assert_eq!(skipped[0].target, "shy");
+    assert!(acts(&w.kill("shy").drive()).is_empty());
+    let out = w.list(true).drive();
+    assert!(records(&out).is_empty(), "said once: {out:?}");
+}
+
+#[test]
+fn holding_a_selector_holds_every_container_it_chose() {
+    let mut w = World::new("auto", "label:autoheal");
+    w.add(&with_labels("1", "a1", &[("autoheal", "true")]))
+        .add(&with_labels("2", "a2", &[("autoheal", "true")]))
+        .connect();
+    let (reply, _) = w.request(Request::Hold {
+        target: "label:autoheal".into(),
+        duration: None,
+        reason: None,
+    });
+    assert!(reply.ok, "{reply:?}");
+    assert!(acts(&w.kill("a1").drive()).is_empty());
+    assert!(acts(&w.kill("a2").drive()).is_empty());
+}
+
+#[test]
+fn holding_one_container_of_a_selector_holds_that_one_until_resumed() {
+    let mut w = World::new("auto", "label:autoheal");
+    w.add(&with_labels("1", "a1", &[("autoheal", "true")]))
+        .add(&with_labels("2", "a2", &[("autoheal", "true")]))
+        .connect();
+    let (reply, _) = w.request(Request::Hold {
+        target: "a1".into(),
+        duration: None,
+        reason: None,
+    });
+    assert!(reply.ok, "{reply:?}");
+    assert!(acts(&w.kill("a1").drive()).is_empty());
+    assert_eq!(acts(&w.kill("a2").drive()).len(), 1);
+    let (reply, _) = w.request(Request::Status { json: true });
+    let rows: serde_json::Value = serde_json::from_str(&reply.text).unwrap();
+    let held: Vec<(&str, bool)> = rows[0]["containers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["name"].as_str().unwrap(), c.get("held").is_some()))
+        .collect();
+    assert_eq!(held, [("a1", true), ("a2", false)], "{}", reply.text);
+    let (reply, out) = w.request(Request::Resume {
+        target: "a1".into(),
+    });
+    assert!(reply.ok, "{reply:?}");
+    assert_eq!(inspects(&out), ["1"]);
+    let (reply, _) = w.request(Request::Hold {
+        target: "plain".into(),
+        duration: None,
+        reason: None,
+    });
+    assert!(!reply.ok, "not a target: {reply:?}");
+}
+
+#[test]
+fn acting_on_unhealthy_only_restarts_the_unhealthy_and_records_the_dead() {
+    let mut w = World::with(config_with(&[
+        "--targets",
+        "label:autoheal",
+        "--mode",
+        "auto",
+        "--act-on",
+        "unhealthy",
+    ]));
+    let web = with_labels("1", "web", &[("autoheal", "true")]);
+    w.add_healthy(&web).connect();
+    let out = w.kill("web").drive();
+    assert!(acts(&out).is_empty(), "{out:?}");
+    let r = records(&out);
+    assert!(
+        r.iter().any(|r| r.event == RecordEvent::Observed),
+        "recorded: {r:?}"
+    );
+    w.start("web").drive();
+    let out = w.unhealthy("web").drive();
+    assert_eq!(acts(&out).len(), 1, "{out:?}");
+    assert_eq!(acts(&out)[0].action, Action::Restart);
+}
+
+#[test]
+fn no_action_during_the_start_period() {
+    let mut w = World::with(config_with(&[
+        "--targets",
+        "web",
+        "--mode",
+        "auto",
+        "--autoheal-start-period",
+        "60",
+        "--act-on",
+        "all",
+    ]));
+    w.add(&c("1", "web", None, None)).connect();
+    let out = w.kill("web").drive();
+    assert!(acts(&out).is_empty(), "{out:?}");
+    assert_eq!(
+        w.s.core.next_timer(),
+        Some(w.s.t0 + Duration::from_secs(60)),
+        "{:?}",
+        w.s.core.records
+    );
+    w.advance(Duration::from_secs(59)).drive();
+    assert!(w.acts().is_empty());
+    let out = w.advance(Duration::from_secs(1)).drive();
+    assert_eq!(acts(&out).len(), 1, "acted once the period ended: {out:?}");
+}
