@@ -686,6 +686,28 @@ fn a_recreated_quarantined_targets_alert_is_resolved() {
     am.wait(&node.name, "resolved", None);
 }
 
+/// Compose replacing a failing container first renames it `<12 hex>_<name>` (no target while
+/// so named), then removes it: its alert ends with it, though it was no target at the end.
+#[test]
+fn a_failing_container_renamed_away_then_removed_resolves_its_alert() {
+    let Some(am) = Alertmanager::start() else {
+        return;
+    };
+    let name = format!("hadv-{}", unique("amren"));
+    let node = Node::start_with(&name, &[], &["exit-after", "300", "3"]);
+    let env = format!(
+        "{}HEALTH_BACKOFF_INITIAL=500ms\nHEALTH_QUARANTINE_AFTER=2\n",
+        auto_env(&[&node.name])
+    );
+    let daemon = Daemon::watching(&am.env(&env));
+    daemon.wait_log("QUARANTINED");
+    am.wait(&node.name, "firing", Some("critical"));
+    let aside = format!("0123456789ab_{name}");
+    docker_ok(&["rename", &node.name, &aside]);
+    docker_ok(&["rm", "-f", &aside]);
+    am.wait(&node.name, "resolved", None);
+}
+
 /// Observe mode sees the same failures as auto: it raises the alert, and the container
 /// running again (started by someone) ends it.
 #[test]
