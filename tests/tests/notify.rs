@@ -708,6 +708,55 @@ fn a_failing_container_renamed_away_then_removed_resolves_its_alert() {
     am.wait(&node.name, "resolved", None);
 }
 
+/// One container of a target stopped under `HEALTH_ON_STOP=hold` holds that container, not
+/// its target: the alert of a sibling that is quarantined still fires.
+#[test]
+fn a_stop_hold_of_one_container_leaves_its_siblings_alert_firing() {
+    let Some(am) = Alertmanager::start() else {
+        return;
+    };
+    let service = format!("hadv-{}", unique("amsib"));
+    let labels = |n: &str| {
+        [
+            "--label".to_string(),
+            "com.docker.compose.project=hadvp".to_string(),
+            "--label".to_string(),
+            format!("com.docker.compose.service={service}"),
+            "--label".to_string(),
+            format!("com.docker.compose.container-number={n}"),
+        ]
+    };
+    let (l1, l2) = (labels("1"), labels("2"));
+    let l1: Vec<&str> = l1.iter().map(String::as_str).collect();
+    let l2: Vec<&str> = l2.iter().map(String::as_str).collect();
+    let failing = Node::start_with(&format!("{service}-1"), &l1, &["exit-after", "300", "3"]);
+    let fine = Node::start(&format!("{service}-2"), &l2);
+    let env = format!(
+        "{}HEALTH_BACKOFF_INITIAL=500ms\nHEALTH_QUARANTINE_AFTER=2\nHEALTH_ON_STOP=hold\n",
+        auto_env(&[&service])
+    );
+    let daemon = Daemon::watching(&am.env(&env));
+    daemon.wait_log("QUARANTINED");
+    am.wait(&service, "firing", Some("critical"));
+    docker_ok(&["stop", "-t", "1", &fine.name]);
+    daemon.wait_log("held until it is started again");
+    // Alertmanager groups for a second and delivers at once: a resolution would be here.
+    thread::sleep(Duration::from_secs(6));
+    let resolved: Vec<Value> = am
+        .hook
+        .on("/am")
+        .iter()
+        .flat_map(|s| s.json()["alerts"].as_array().cloned().unwrap_or_default())
+        .filter(|a| a["labels"]["container"] == failing.name.as_str() && a["status"] == "resolved")
+        .collect();
+    assert!(
+        resolved.is_empty(),
+        "{} is quarantined, yet its alert was resolved by a hold of {}: {resolved:?}",
+        failing.name,
+        fine.name
+    );
+}
+
 /// Observe mode sees the same failures as auto: it raises the alert, and the container
 /// running again (started by someone) ends it.
 #[test]
