@@ -108,12 +108,17 @@ impl Book {
                         Effect::Resolve => {
                             self.raised_by.remove(&c.id);
                         }
+                        // A container held (stopped under HEALTH_ON_STOP=hold): its own
+                        // alert ends, not those of the target's other containers.
                         Effect::ResolveTarget => {
-                            self.resolve_target(target, time, &mut post);
-                            continue;
+                            self.raised_by.remove(&c.id);
                         }
                         Effect::None => {}
                     }
+                    let effect = match effect {
+                        Effect::ResolveTarget => Effect::Resolve,
+                        other => other,
+                    };
                     (
                         labels,
                         effect,
