@@ -757,6 +757,82 @@ fn a_stop_hold_of_one_container_leaves_its_siblings_alert_firing() {
     );
 }
 
+/// A hold ends a quarantined target's alert; when the hold ends and it is still quarantined,
+/// the alert fires again: nobody is told otherwise that it stays down.
+#[test]
+fn a_quarantined_targets_alert_fires_again_when_its_hold_ends() {
+    let Some(am) = Alertmanager::start() else {
+        return;
+    };
+    let node = Node::start_with(
+        &format!("hadv-{}", unique("amres")),
+        &[],
+        &["exit-after", "300", "3"],
+    );
+    let env = format!(
+        "{}HEALTH_BACKOFF_INITIAL=500ms\nHEALTH_QUARANTINE_AFTER=2\n",
+        auto_env(&[&node.name])
+    );
+    let daemon = Daemon::watching(&am.env(&env));
+    daemon.wait_log("QUARANTINED");
+    am.wait(&node.name, "firing", Some("critical"));
+    let (code, _, err) = client(daemon.dir.path(), &["hold", &node.name]);
+    assert_eq!(code, Some(0), "{err}");
+    am.wait(&node.name, "resolved", None);
+    let resolved_at = am.hook.on("/am").len();
+    let (code, _, err) = client(daemon.dir.path(), &["resume", &node.name]);
+    assert_eq!(code, Some(0), "{err}");
+    wait_until_long("the alert to fire again after the hold", || {
+        am.hook.on("/am").iter().skip(resolved_at).any(|s| {
+            s.json()["alerts"].as_array().is_some_and(|a| {
+                a.iter().any(|a| {
+                    a["labels"]["container"] == node.name.as_str() && a["status"] == "firing"
+                })
+            })
+        })
+    });
+}
+
+/// The sum of `healthther_failures_total` for `target` on the metrics endpoint at `port`.
+fn failures_total(port: u16, target: &str) -> u64 {
+    let (_, text) = http_get(port, "/metrics").expect("GET /metrics");
+    let label = format!("target=\"{target}\"");
+    text.lines()
+        .filter(|l| l.starts_with("healthther_failures_total{") && l.contains(&label))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
+/// A failure the operator answered `no` to, then started by hand, is over: the next death is
+/// another failure, counted once more.
+#[test]
+fn a_failure_answered_no_then_started_by_hand_ends_and_the_next_counts() {
+    let node = Node::start(&format!("hadv-{}", unique("mno")), &[]);
+    let mport = free_port();
+    let daemon = Daemon::watching(&env_with(
+        &manual_env(&[&node.name]),
+        &[("HEALTH_METRICS_ADDR", &format!("127.0.0.1:{mport}"))],
+    ));
+    node.kill();
+    wait_until("the first failure counted", || {
+        failures_total(mport, &node.name) == 1
+    });
+    let (code, _, err) = client(daemon.dir.path(), &["answer", &node.name, "no"]);
+    assert_eq!(code, Some(0), "{err}");
+    docker_ok(&["start", &node.name]);
+    // Running for a while, as the operator left it.
+    thread::sleep(Duration::from_secs(3));
+    node.kill();
+    wait_until("the second prompt", || {
+        daemon.audit().iter().filter(|r| r["event"] == "prompt").count() == 2
+    });
+    assert_eq!(
+        failures_total(mport, &node.name),
+        2,
+        "two deaths, a start by hand between them"
+    );
+}
+
 /// Observe mode sees the same failures as auto: it raises the alert, and the container
 /// running again (started by someone) ends it.
 #[test]
