@@ -9,7 +9,7 @@ use serde::Serialize;
 use super::message::{Message, Note};
 use crate::escape::control;
 use crate::prompt::Answer;
-use crate::watch::core::outcome::{ActResult, Outcome, What};
+use crate::watch::core::outcome::{ActResult, Outcome, Skip, What};
 
 /// The alert a target that is down raises.
 pub const TARGET_DOWN: &str = "HealththerTargetDown";
@@ -61,7 +61,12 @@ fn effect(o: &Outcome) -> Effect {
                 severity: "warning",
             }
         }
-        What::Quarantined { .. } => Effect::Fire {
+        // Still quarantined, told again (after a hold ended the alert): it fires again.
+        What::Quarantined { .. }
+        | What::Skipped {
+            why: Skip::Quarantined,
+            ..
+        } => Effect::Fire {
             severity: "critical",
         },
         // Someone decided (no, never), or it needs no answer any more.

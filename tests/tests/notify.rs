@@ -824,7 +824,12 @@ fn a_failure_answered_no_then_started_by_hand_ends_and_the_next_counts() {
     thread::sleep(Duration::from_secs(3));
     node.kill();
     wait_until("the second prompt", || {
-        daemon.audit().iter().filter(|r| r["event"] == "prompt").count() == 2
+        daemon
+            .audit()
+            .iter()
+            .filter(|r| r["event"] == "prompt")
+            .count()
+            == 2
     });
     assert_eq!(
         failures_total(mport, &node.name),
