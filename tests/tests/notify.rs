@@ -838,6 +838,136 @@ fn a_failure_answered_no_then_started_by_hand_ends_and_the_next_counts() {
     );
 }
 
+/// A failing target renamed away, started while it is no target, and renamed back runs: its
+/// failure is over, and its next death is another one, counted.
+#[test]
+fn a_target_renamed_away_started_and_back_counts_its_next_failure() {
+    let node = Node::start(&format!("hadv-{}", unique("mren")), &[]);
+    let aside = format!("{}-aside", node.name);
+    let mport = free_port();
+    let daemon = Daemon::watching(&env_with(
+        &manual_env(&[&node.name]),
+        &[("HEALTH_METRICS_ADDR", &format!("127.0.0.1:{mport}"))],
+    ));
+    node.kill();
+    wait_until("the first failure counted", || {
+        failures_total(mport, &node.name) == 1
+    });
+    docker_ok(&["rename", &node.name, &aside]);
+    docker_ok(&["start", &aside]);
+    docker_ok(&["rename", &aside, &node.name]);
+    thread::sleep(Duration::from_secs(3));
+    node.kill();
+    wait_until("the second prompt", || {
+        daemon
+            .audit()
+            .iter()
+            .filter(|r| r["event"] == "prompt")
+            .count()
+            == 2
+    });
+    assert_eq!(failures_total(mport, &node.name), 2, "two failures");
+}
+
+/// Compose recreating a quarantined service of 20 replicas (a new configuration, `up -d`):
+/// every replica's critical alert ends with the container it was about, whichever way this
+/// compose version renames the old and new containers meanwhile.
+fn a_recreated_service_at_scale_ends_every_alert(compose: Compose) {
+    let Some(am) = Alertmanager::start() else {
+        return;
+    };
+    if compose.command().is_none() {
+        return;
+    }
+    const REPLICAS: usize = 20;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let project = format!("hadv-{}", unique("amp"));
+    let service = unique("amsvc");
+    let write = |command: &str| {
+        let image = fixture_image();
+        std::fs::write(
+            dir.path().join("docker-compose.yml"),
+            format!(
+                "services:\n  {service}:\n    image: {image}\n{command}    \
+                 stop_grace_period: 1s\n    restart: \"no\"\n"
+            ),
+        )
+        .expect("write compose file");
+    };
+    let compose_run = |args: &[&str]| {
+        compose
+            .command()
+            .expect("found above")
+            .arg("-p")
+            .arg(&project)
+            .args(args)
+            .current_dir(dir.path())
+            .env_remove("COMPOSE_PROJECT_NAME")
+            .env_remove("COMPOSE_FILE")
+            .stdin(Stdio::null())
+            .output()
+            .expect("run compose")
+    };
+    let run = |args: &[&str]| {
+        let out = compose_run(args);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let scale = format!("{service}={REPLICAS}");
+    struct Down<'a>(&'a dyn Fn(&[&str]) -> std::process::Output);
+    impl Drop for Down<'_> {
+        fn drop(&mut self) {
+            let _ = (self.0)(&["down", "-t", "1"]);
+        }
+    }
+    write("    command: exit-after 300 3\n");
+    run(&["up", "-d", "--scale", &scale]);
+    let _down = Down(&compose_run);
+    let env = format!(
+        "{}HEALTH_BACKOFF_INITIAL=500ms\nHEALTH_QUARANTINE_AFTER=2\n",
+        auto_env(&[&service])
+    );
+    let _daemon = Daemon::watching(&am.env(&env));
+    let active = || -> Vec<String> {
+        // Alertmanager answers a long list chunked: curl reads it.
+        let out = Command::new("curl")
+            .args([
+                "-sf",
+                &format!("http://127.0.0.1:{}/api/v2/alerts", am.port),
+            ])
+            .output()
+            .expect("run curl");
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+        v.as_array()
+            .cloned()
+            .unwrap_or_default()
+            .iter()
+            .filter(|a| a["labels"]["target"] == service.as_str())
+            .filter(|a| a["status"]["state"] == "active")
+            .map(|a| a["labels"]["container"].as_str().unwrap_or("").to_string())
+            .collect()
+    };
+    wait_until_long("every replica's alert to fire", || {
+        active().len() == REPLICAS
+    });
+    write("");
+    run(&["up", "-d", "--scale", &scale]);
+    wait_until_long("every replica's alert to end", || active().is_empty());
+}
+
+#[test]
+fn a_recreated_service_at_scale_ends_every_alert_compose_v1() {
+    a_recreated_service_at_scale_ends_every_alert(Compose::V1);
+}
+
+#[test]
+fn a_recreated_service_at_scale_ends_every_alert_compose_v2() {
+    a_recreated_service_at_scale_ends_every_alert(Compose::V2);
+}
+
 /// Observe mode sees the same failures as auto: it raises the alert, and the container
 /// running again (started by someone) ends it.
 #[test]
