@@ -968,6 +968,43 @@ fn a_recreated_service_at_scale_ends_every_alert_compose_v2() {
     a_recreated_service_at_scale_ends_every_alert(Compose::V2);
 }
 
+/// A failure asked about, answered yes, and removed while the start is under way is one
+/// failure: the removal ends it, and the action that finds it removed counts no second one.
+#[test]
+fn a_target_removed_while_its_revival_runs_is_one_failure() {
+    let node = Node::start(&format!("hadv-{}", unique("mrm")), &[]);
+    let proxy = Proxy::in_temp_dir();
+    let mport = free_port();
+    let env = env_with(
+        &manual_env(&[&node.name]),
+        &[("HEALTH_METRICS_ADDR", &format!("127.0.0.1:{mport}"))],
+    );
+    let (mut cmd, workdir) = command(&env);
+    cmd.env("DOCKER_HOST", proxy.url());
+    let daemon = Daemon::spawn(cmd, workdir);
+    daemon.wait_log("watching");
+    node.kill();
+    wait_until("the failure counted", || failures_total(mport, &node.name) == 1);
+    proxy.set_faults(Faults {
+        delay: vec![("POST", "/start", Duration::from_secs(3))],
+        ..Faults::default()
+    });
+    let (code, _, err) = client(daemon.dir.path(), &["answer", &node.name, "yes"]);
+    assert_eq!(code, Some(0), "{err}");
+    thread::sleep(Duration::from_millis(500));
+    docker_ok(&["rm", "-f", &node.name]);
+    wait_until("the action's record", || {
+        daemon.audit().iter().any(|r| r["event"] == "action")
+    });
+    let actions: Vec<Value> = daemon
+        .audit()
+        .into_iter()
+        .filter(|r| r["event"] == "action")
+        .collect();
+    assert_eq!(actions.len(), 1, "{actions:?}");
+    assert_eq!(failures_total(mport, &node.name), 1, "one failure: {actions:?}");
+}
+
 /// Observe mode sees the same failures as auto: it raises the alert, and the container
 /// running again (started by someone) ends it.
 #[test]
