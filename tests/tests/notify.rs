@@ -984,7 +984,9 @@ fn a_target_removed_while_its_revival_runs_is_one_failure() {
     let daemon = Daemon::spawn(cmd, workdir);
     daemon.wait_log("watching");
     node.kill();
-    wait_until("the failure counted", || failures_total(mport, &node.name) == 1);
+    wait_until("the failure counted", || {
+        failures_total(mport, &node.name) == 1
+    });
     proxy.set_faults(Faults {
         delay: vec![("POST", "/start", Duration::from_secs(3))],
         ..Faults::default()
@@ -1002,7 +1004,51 @@ fn a_target_removed_while_its_revival_runs_is_one_failure() {
         .filter(|r| r["event"] == "action")
         .collect();
     assert_eq!(actions.len(), 1, "{actions:?}");
-    assert_eq!(failures_total(mport, &node.name), 1, "one failure: {actions:?}");
+    assert_eq!(
+        failures_total(mport, &node.name),
+        1,
+        "one failure: {actions:?}"
+    );
+}
+
+/// A target removed while its revival is on its way: the action fails (the engine knows the
+/// container no more), and whatever alert that raises ends with the container.
+#[test]
+fn a_target_removed_while_its_revival_runs_leaves_no_alert() {
+    let Some(am) = Alertmanager::start() else {
+        return;
+    };
+    let node = Node::start(&format!("hadv-{}", unique("amrm")), &[]);
+    let proxy = Proxy::in_temp_dir();
+    let (mut cmd, workdir) = command(&am.env(&auto_env(&[&node.name])));
+    cmd.env("DOCKER_HOST", proxy.url());
+    let daemon = Daemon::spawn(cmd, workdir);
+    daemon.wait_log("watching");
+    proxy.set_faults(Faults {
+        delay: vec![("POST", "/start", Duration::from_secs(3))],
+        ..Faults::default()
+    });
+    node.kill();
+    thread::sleep(Duration::from_secs(1));
+    docker_ok(&["rm", "-f", &node.name]);
+    wait_until("the action's record", || {
+        daemon.audit().iter().any(|r| r["event"] == "action")
+    });
+    // Past the notifications' grouping: what was posted is in Alertmanager.
+    thread::sleep(Duration::from_secs(8));
+    let out = Command::new("curl")
+        .args(["-sf", &format!("http://127.0.0.1:{}/api/v2/alerts", am.port)])
+        .output()
+        .expect("run curl");
+    let alerts: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    let active: Vec<&Value> = alerts
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|a| a["labels"]["target"] == node.name.as_str())
+        .filter(|a| a["status"]["state"] == "active")
+        .collect();
+    assert!(active.is_empty(), "the container is gone: {active:?}");
 }
 
 /// Observe mode sees the same failures as auto: it raises the alert, and the container
