@@ -121,6 +121,9 @@ impl Core {
     pub(super) fn remove(&mut self, id: &str, now: Now, out: &mut Vec<Command>) {
         if let Some(mut r) = self.records.remove(id) {
             self.drop_prompt(&mut r, "the container was removed", now, out);
+            if let (Phase::Acting { .. }, Some(since)) = (&r.phase, r.down_since) {
+                self.removed_acting.insert(id.to_string(), since);
+            }
             if r.down_since.is_some() {
                 // Its failure is over with it (a removal, or compose replacing it), also when
                 // it was no target at the end: compose renames a container it replaces first.
