@@ -1051,6 +1051,30 @@ fn a_target_removed_while_its_revival_runs_leaves_no_alert() {
     assert!(active.is_empty(), "the container is gone: {active:?}");
 }
 
+/// A quarantined target renamed away (no target any more) and started by hand runs: its
+/// failure is over, and so is its alert.
+#[test]
+fn a_failing_container_renamed_away_and_started_resolves_its_alert() {
+    let Some(am) = Alertmanager::start() else {
+        return;
+    };
+    let name = format!("hadv-{}", unique("amaway"));
+    let node = Node::start_with(&name, &[], &["exit-after", "300", "3"]);
+    let env = format!(
+        "{}HEALTH_BACKOFF_INITIAL=500ms\nHEALTH_QUARANTINE_AFTER=2\n",
+        auto_env(&[&node.name])
+    );
+    let daemon = Daemon::watching(&am.env(&env));
+    daemon.wait_log("QUARANTINED");
+    am.wait(&node.name, "firing", Some("critical"));
+    let aside = Node {
+        name: format!("{name}-debug"),
+    };
+    docker_ok(&["rename", &node.name, &aside.name]);
+    docker_ok(&["start", &aside.name]);
+    am.wait(&node.name, "resolved", None);
+}
+
 /// Observe mode sees the same failures as auto: it raises the alert, and the container
 /// running again (started by someone) ends it.
 #[test]
