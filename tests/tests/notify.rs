@@ -1037,7 +1037,10 @@ fn a_target_removed_while_its_revival_runs_leaves_no_alert() {
     // Past the notifications' grouping: what was posted is in Alertmanager.
     thread::sleep(Duration::from_secs(8));
     let out = Command::new("curl")
-        .args(["-sf", &format!("http://127.0.0.1:{}/api/v2/alerts", am.port)])
+        .args([
+            "-sf",
+            &format!("http://127.0.0.1:{}/api/v2/alerts", am.port),
+        ])
         .output()
         .expect("run curl");
     let alerts: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
