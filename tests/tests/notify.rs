@@ -1078,6 +1078,71 @@ fn a_failing_container_renamed_away_and_started_resolves_its_alert() {
     am.wait(&node.name, "resolved", None);
 }
 
+/// Someone else restarts a target, then kills it, while our start of it is on its way: their
+/// start event is not taken for ours. Our start brings it back; one action, one record, and
+/// its alert (if any) ends.
+#[test]
+fn a_restart_by_someone_else_during_a_revival_is_looked_at() {
+    let Some(am) = Alertmanager::start() else {
+        return;
+    };
+    let node = Node::start(&format!("hadv-{}", unique("amrace")), &[]);
+    let proxy = Proxy::in_temp_dir();
+    let (mut cmd, workdir) = command(&am.env(&auto_env(&[&node.name])));
+    cmd.env("DOCKER_HOST", proxy.url());
+    let daemon = Daemon::spawn(cmd, workdir);
+    daemon.wait_log("watching");
+    proxy.set_faults(Faults {
+        delay: vec![("POST", "/start", Duration::from_secs(3))],
+        ..Faults::default()
+    });
+    node.kill();
+    thread::sleep(Duration::from_secs(1));
+    docker_ok(&["restart", "-t", "0", &node.name]);
+    docker_ok(&["kill", &node.name]);
+    wait_until("the action's record", || {
+        daemon.audit().iter().any(|r| r["event"] == "action")
+    });
+    proxy.set_faults(Faults::default());
+    wait_until("the node to run", || node.status() == "running");
+    thread::sleep(Duration::from_secs(3));
+    assert_eq!(node.status(), "running");
+    let audit = daemon.audit();
+    let actions: Vec<&Value> = audit.iter().filter(|r| r["event"] == "action").collect();
+    assert!(
+        actions.iter().any(|a| a["result"] == "running"),
+        "revived in the end: {actions:?}"
+    );
+    if am.told(&node.name, "firing", None) {
+        am.wait(&node.name, "resolved", None);
+    }
+}
+
+/// A failure while the target is held, revived when the hold ends, is one failure.
+#[test]
+fn a_failure_held_then_resumed_counts_once() {
+    let node = Node::start(&format!("hadv-{}", unique("mhold")), &[]);
+    let mport = free_port();
+    let daemon = Daemon::watching(&env_with(
+        &auto_env(&[&node.name]),
+        &[("HEALTH_METRICS_ADDR", &format!("127.0.0.1:{mport}"))],
+    ));
+    let (code, _, err) = client(daemon.dir.path(), &["hold", &node.name]);
+    assert_eq!(code, Some(0), "{err}");
+    node.kill();
+    wait_until("the held failure counted", || {
+        failures_total(mport, &node.name) == 1
+    });
+    let before = node.started_at();
+    let (code, _, err) = client(daemon.dir.path(), &["resume", &node.name]);
+    assert_eq!(code, Some(0), "{err}");
+    node.wait_restarted_since(&before);
+    wait_until("the action's record", || {
+        daemon.audit().iter().any(|r| r["event"] == "action")
+    });
+    assert_eq!(failures_total(mport, &node.name), 1);
+}
+
 /// Observe mode sees the same failures as auto: it raises the alert, and the container
 /// running again (started by someone) ends it.
 #[test]
