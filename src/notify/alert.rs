@@ -9,7 +9,7 @@ use serde::Serialize;
 use super::message::{Message, Note};
 use crate::escape::control;
 use crate::prompt::Answer;
-use crate::watch::core::outcome::{ActResult, Outcome, What};
+use crate::watch::core::outcome::{ActResult, Outcome, Skip, What};
 
 /// The alert a target that is down raises.
 pub const TARGET_DOWN: &str = "HealththerTargetDown";
@@ -61,7 +61,12 @@ fn effect(o: &Outcome) -> Effect {
                 severity: "warning",
             }
         }
-        What::Quarantined { .. } => Effect::Fire {
+        // Still quarantined, told again (after a hold ended the alert): it fires again.
+        What::Quarantined { .. }
+        | What::Skipped {
+            why: Skip::Quarantined,
+            ..
+        } => Effect::Fire {
             severity: "critical",
         },
         // Someone decided (no, never), or it needs no answer any more.
@@ -108,12 +113,17 @@ impl Book {
                         Effect::Resolve => {
                             self.raised_by.remove(&c.id);
                         }
+                        // A container held (stopped under HEALTH_ON_STOP=hold): its own
+                        // alert ends, not those of the target's other containers.
                         Effect::ResolveTarget => {
-                            self.resolve_target(target, time, &mut post);
-                            continue;
+                            self.raised_by.remove(&c.id);
                         }
                         Effect::None => {}
                     }
+                    let effect = match effect {
+                        Effect::ResolveTarget => Effect::Resolve,
+                        other => other,
+                    };
                     (
                         labels,
                         effect,

@@ -518,6 +518,9 @@ pub struct Core {
     /// When a container of each compose project was last stopped or removed through the API:
     /// see [`PROJECT_QUIET`].
     project_stops: HashMap<String, Instant>,
+    /// Containers removed while an action on them was under way, with when their failure
+    /// began: its end (`Gone`) is told already, and the action's end counts no second one.
+    removed_acting: HashMap<String, SystemTime>,
 }
 
 impl Core {
@@ -544,6 +547,7 @@ impl Core {
             saved: None,
             gone: HashMap::new(),
             project_stops: HashMap::new(),
+            removed_acting: HashMap::new(),
         }
     }
 

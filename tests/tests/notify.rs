@@ -686,6 +686,463 @@ fn a_recreated_quarantined_targets_alert_is_resolved() {
     am.wait(&node.name, "resolved", None);
 }
 
+/// Compose replacing a failing container first renames it `<12 hex>_<name>` (no target while
+/// so named), then removes it: its alert ends with it, though it was no target at the end.
+#[test]
+fn a_failing_container_renamed_away_then_removed_resolves_its_alert() {
+    let Some(am) = Alertmanager::start() else {
+        return;
+    };
+    let name = format!("hadv-{}", unique("amren"));
+    let node = Node::start_with(&name, &[], &["exit-after", "300", "3"]);
+    let env = format!(
+        "{}HEALTH_BACKOFF_INITIAL=500ms\nHEALTH_QUARANTINE_AFTER=2\n",
+        auto_env(&[&node.name])
+    );
+    let daemon = Daemon::watching(&am.env(&env));
+    daemon.wait_log("QUARANTINED");
+    am.wait(&node.name, "firing", Some("critical"));
+    let aside = format!("0123456789ab_{name}");
+    docker_ok(&["rename", &node.name, &aside]);
+    docker_ok(&["rm", "-f", &aside]);
+    am.wait(&node.name, "resolved", None);
+}
+
+/// One container of a target stopped under `HEALTH_ON_STOP=hold` holds that container, not
+/// its target: the alert of a sibling that is quarantined still fires.
+#[test]
+fn a_stop_hold_of_one_container_leaves_its_siblings_alert_firing() {
+    let Some(am) = Alertmanager::start() else {
+        return;
+    };
+    let service = format!("hadv-{}", unique("amsib"));
+    let labels = |n: &str| {
+        [
+            "--label".to_string(),
+            "com.docker.compose.project=hadvp".to_string(),
+            "--label".to_string(),
+            format!("com.docker.compose.service={service}"),
+            "--label".to_string(),
+            format!("com.docker.compose.container-number={n}"),
+        ]
+    };
+    let (l1, l2) = (labels("1"), labels("2"));
+    let l1: Vec<&str> = l1.iter().map(String::as_str).collect();
+    let l2: Vec<&str> = l2.iter().map(String::as_str).collect();
+    let failing = Node::start_with(&format!("{service}-1"), &l1, &["exit-after", "300", "3"]);
+    let fine = Node::start(&format!("{service}-2"), &l2);
+    let env = format!(
+        "{}HEALTH_BACKOFF_INITIAL=500ms\nHEALTH_QUARANTINE_AFTER=2\nHEALTH_ON_STOP=hold\n",
+        auto_env(&[&service])
+    );
+    let daemon = Daemon::watching(&am.env(&env));
+    daemon.wait_log("QUARANTINED");
+    am.wait(&service, "firing", Some("critical"));
+    docker_ok(&["stop", "-t", "1", &fine.name]);
+    daemon.wait_log("held until it is started again");
+    // Alertmanager groups for a second and delivers at once: a resolution would be here.
+    thread::sleep(Duration::from_secs(6));
+    let resolved: Vec<Value> = am
+        .hook
+        .on("/am")
+        .iter()
+        .flat_map(|s| s.json()["alerts"].as_array().cloned().unwrap_or_default())
+        .filter(|a| a["labels"]["container"] == failing.name.as_str() && a["status"] == "resolved")
+        .collect();
+    assert!(
+        resolved.is_empty(),
+        "{} is quarantined, yet its alert was resolved by a hold of {}: {resolved:?}",
+        failing.name,
+        fine.name
+    );
+}
+
+/// A hold ends a quarantined target's alert; when the hold ends and it is still quarantined,
+/// the alert fires again: nobody is told otherwise that it stays down.
+#[test]
+fn a_quarantined_targets_alert_fires_again_when_its_hold_ends() {
+    let Some(am) = Alertmanager::start() else {
+        return;
+    };
+    let node = Node::start_with(
+        &format!("hadv-{}", unique("amres")),
+        &[],
+        &["exit-after", "300", "3"],
+    );
+    let env = format!(
+        "{}HEALTH_BACKOFF_INITIAL=500ms\nHEALTH_QUARANTINE_AFTER=2\n",
+        auto_env(&[&node.name])
+    );
+    let daemon = Daemon::watching(&am.env(&env));
+    daemon.wait_log("QUARANTINED");
+    am.wait(&node.name, "firing", Some("critical"));
+    let (code, _, err) = client(daemon.dir.path(), &["hold", &node.name]);
+    assert_eq!(code, Some(0), "{err}");
+    am.wait(&node.name, "resolved", None);
+    let resolved_at = am.hook.on("/am").len();
+    let (code, _, err) = client(daemon.dir.path(), &["resume", &node.name]);
+    assert_eq!(code, Some(0), "{err}");
+    wait_until_long("the alert to fire again after the hold", || {
+        am.hook.on("/am").iter().skip(resolved_at).any(|s| {
+            s.json()["alerts"].as_array().is_some_and(|a| {
+                a.iter().any(|a| {
+                    a["labels"]["container"] == node.name.as_str() && a["status"] == "firing"
+                })
+            })
+        })
+    });
+}
+
+/// The sum of `healthther_failures_total` for `target` on the metrics endpoint at `port`.
+fn failures_total(port: u16, target: &str) -> u64 {
+    let (_, text) = http_get(port, "/metrics").expect("GET /metrics");
+    let label = format!("target=\"{target}\"");
+    text.lines()
+        .filter(|l| l.starts_with("healthther_failures_total{") && l.contains(&label))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
+/// A failure the operator answered `no` to, then started by hand, is over: the next death is
+/// another failure, counted once more.
+#[test]
+fn a_failure_answered_no_then_started_by_hand_ends_and_the_next_counts() {
+    let node = Node::start(&format!("hadv-{}", unique("mno")), &[]);
+    let mport = free_port();
+    let daemon = Daemon::watching(&env_with(
+        &manual_env(&[&node.name]),
+        &[("HEALTH_METRICS_ADDR", &format!("127.0.0.1:{mport}"))],
+    ));
+    node.kill();
+    wait_until("the first failure counted", || {
+        failures_total(mport, &node.name) == 1
+    });
+    let (code, _, err) = client(daemon.dir.path(), &["answer", &node.name, "no"]);
+    assert_eq!(code, Some(0), "{err}");
+    docker_ok(&["start", &node.name]);
+    // Running for a while, as the operator left it.
+    thread::sleep(Duration::from_secs(3));
+    node.kill();
+    wait_until("the second prompt", || {
+        daemon
+            .audit()
+            .iter()
+            .filter(|r| r["event"] == "prompt")
+            .count()
+            == 2
+    });
+    assert_eq!(
+        failures_total(mport, &node.name),
+        2,
+        "two deaths, a start by hand between them"
+    );
+}
+
+/// A failing target renamed away, started while it is no target, and renamed back runs: its
+/// failure is over, and its next death is another one, counted.
+#[test]
+fn a_target_renamed_away_started_and_back_counts_its_next_failure() {
+    let node = Node::start(&format!("hadv-{}", unique("mren")), &[]);
+    let aside = format!("{}-aside", node.name);
+    let mport = free_port();
+    let daemon = Daemon::watching(&env_with(
+        &manual_env(&[&node.name]),
+        &[("HEALTH_METRICS_ADDR", &format!("127.0.0.1:{mport}"))],
+    ));
+    node.kill();
+    wait_until("the first failure counted", || {
+        failures_total(mport, &node.name) == 1
+    });
+    docker_ok(&["rename", &node.name, &aside]);
+    docker_ok(&["start", &aside]);
+    docker_ok(&["rename", &aside, &node.name]);
+    thread::sleep(Duration::from_secs(3));
+    node.kill();
+    wait_until("the second prompt", || {
+        daemon
+            .audit()
+            .iter()
+            .filter(|r| r["event"] == "prompt")
+            .count()
+            == 2
+    });
+    assert_eq!(failures_total(mport, &node.name), 2, "two failures");
+}
+
+/// Compose recreating a quarantined service of 20 replicas (a new configuration, `up -d`):
+/// every replica's critical alert ends with the container it was about, whichever way this
+/// compose version renames the old and new containers meanwhile.
+fn a_recreated_service_at_scale_ends_every_alert(compose: Compose) {
+    let Some(am) = Alertmanager::start() else {
+        return;
+    };
+    if compose.command().is_none() {
+        return;
+    }
+    const REPLICAS: usize = 20;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let project = format!("hadv-{}", unique("amp"));
+    let service = unique("amsvc");
+    let write = |command: &str| {
+        let image = fixture_image();
+        std::fs::write(
+            dir.path().join("docker-compose.yml"),
+            format!(
+                "services:\n  {service}:\n    image: {image}\n{command}    \
+                 stop_grace_period: 1s\n    restart: \"no\"\n"
+            ),
+        )
+        .expect("write compose file");
+    };
+    let compose_run = |args: &[&str]| {
+        compose
+            .command()
+            .expect("found above")
+            .arg("-p")
+            .arg(&project)
+            .args(args)
+            .current_dir(dir.path())
+            .env_remove("COMPOSE_PROJECT_NAME")
+            .env_remove("COMPOSE_FILE")
+            .stdin(Stdio::null())
+            .output()
+            .expect("run compose")
+    };
+    let run = |args: &[&str]| {
+        let out = compose_run(args);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let scale = format!("{service}={REPLICAS}");
+    struct Down<'a>(&'a dyn Fn(&[&str]) -> std::process::Output);
+    impl Drop for Down<'_> {
+        fn drop(&mut self) {
+            let _ = (self.0)(&["down", "-t", "1"]);
+        }
+    }
+    write("    command: exit-after 300 3\n");
+    run(&["up", "-d", "--scale", &scale]);
+    let _down = Down(&compose_run);
+    let env = format!(
+        "{}HEALTH_BACKOFF_INITIAL=500ms\nHEALTH_QUARANTINE_AFTER=2\n",
+        auto_env(&[&service])
+    );
+    let _daemon = Daemon::watching(&am.env(&env));
+    let active = || -> Vec<String> {
+        // Alertmanager answers a long list chunked: curl reads it.
+        let out = Command::new("curl")
+            .args([
+                "-sf",
+                &format!("http://127.0.0.1:{}/api/v2/alerts", am.port),
+            ])
+            .output()
+            .expect("run curl");
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+        v.as_array()
+            .cloned()
+            .unwrap_or_default()
+            .iter()
+            .filter(|a| a["labels"]["target"] == service.as_str())
+            .filter(|a| a["status"]["state"] == "active")
+            .map(|a| a["labels"]["container"].as_str().unwrap_or("").to_string())
+            .collect()
+    };
+    wait_until_long("every replica's alert to fire", || {
+        active().len() == REPLICAS
+    });
+    write("");
+    run(&["up", "-d", "--scale", &scale]);
+    wait_until_long("every replica's alert to end", || active().is_empty());
+}
+
+#[test]
+fn a_recreated_service_at_scale_ends_every_alert_compose_v1() {
+    a_recreated_service_at_scale_ends_every_alert(Compose::V1);
+}
+
+#[test]
+fn a_recreated_service_at_scale_ends_every_alert_compose_v2() {
+    a_recreated_service_at_scale_ends_every_alert(Compose::V2);
+}
+
+/// A failure asked about, answered yes, and removed while the start is under way is one
+/// failure: the removal ends it, and the action that finds it removed counts no second one.
+#[test]
+fn a_target_removed_while_its_revival_runs_is_one_failure() {
+    let node = Node::start(&format!("hadv-{}", unique("mrm")), &[]);
+    let proxy = Proxy::in_temp_dir();
+    let mport = free_port();
+    let env = env_with(
+        &manual_env(&[&node.name]),
+        &[("HEALTH_METRICS_ADDR", &format!("127.0.0.1:{mport}"))],
+    );
+    let (mut cmd, workdir) = command(&env);
+    cmd.env("DOCKER_HOST", proxy.url());
+    let daemon = Daemon::spawn(cmd, workdir);
+    daemon.wait_log("watching");
+    node.kill();
+    wait_until("the failure counted", || {
+        failures_total(mport, &node.name) == 1
+    });
+    proxy.set_faults(Faults {
+        delay: vec![("POST", "/start", Duration::from_secs(3))],
+        ..Faults::default()
+    });
+    let (code, _, err) = client(daemon.dir.path(), &["answer", &node.name, "yes"]);
+    assert_eq!(code, Some(0), "{err}");
+    thread::sleep(Duration::from_millis(500));
+    docker_ok(&["rm", "-f", &node.name]);
+    wait_until("the action's record", || {
+        daemon.audit().iter().any(|r| r["event"] == "action")
+    });
+    let actions: Vec<Value> = daemon
+        .audit()
+        .into_iter()
+        .filter(|r| r["event"] == "action")
+        .collect();
+    assert_eq!(actions.len(), 1, "{actions:?}");
+    assert_eq!(
+        failures_total(mport, &node.name),
+        1,
+        "one failure: {actions:?}"
+    );
+}
+
+/// A target removed while its revival is on its way: the action fails (the engine knows the
+/// container no more), and whatever alert that raises ends with the container.
+#[test]
+fn a_target_removed_while_its_revival_runs_leaves_no_alert() {
+    let Some(am) = Alertmanager::start() else {
+        return;
+    };
+    let node = Node::start(&format!("hadv-{}", unique("amrm")), &[]);
+    let proxy = Proxy::in_temp_dir();
+    let (mut cmd, workdir) = command(&am.env(&auto_env(&[&node.name])));
+    cmd.env("DOCKER_HOST", proxy.url());
+    let daemon = Daemon::spawn(cmd, workdir);
+    daemon.wait_log("watching");
+    proxy.set_faults(Faults {
+        delay: vec![("POST", "/start", Duration::from_secs(3))],
+        ..Faults::default()
+    });
+    node.kill();
+    thread::sleep(Duration::from_secs(1));
+    docker_ok(&["rm", "-f", &node.name]);
+    wait_until("the action's record", || {
+        daemon.audit().iter().any(|r| r["event"] == "action")
+    });
+    // Past the notifications' grouping: what was posted is in Alertmanager.
+    thread::sleep(Duration::from_secs(8));
+    let out = Command::new("curl")
+        .args([
+            "-sf",
+            &format!("http://127.0.0.1:{}/api/v2/alerts", am.port),
+        ])
+        .output()
+        .expect("run curl");
+    let alerts: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    let active: Vec<&Value> = alerts
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|a| a["labels"]["target"] == node.name.as_str())
+        .filter(|a| a["status"]["state"] == "active")
+        .collect();
+    assert!(active.is_empty(), "the container is gone: {active:?}");
+}
+
+/// A quarantined target renamed away (no target any more) and started by hand runs: its
+/// failure is over, and so is its alert.
+#[test]
+fn a_failing_container_renamed_away_and_started_resolves_its_alert() {
+    let Some(am) = Alertmanager::start() else {
+        return;
+    };
+    let name = format!("hadv-{}", unique("amaway"));
+    let node = Node::start_with(&name, &[], &["exit-after", "300", "3"]);
+    let env = format!(
+        "{}HEALTH_BACKOFF_INITIAL=500ms\nHEALTH_QUARANTINE_AFTER=2\n",
+        auto_env(&[&node.name])
+    );
+    let daemon = Daemon::watching(&am.env(&env));
+    daemon.wait_log("QUARANTINED");
+    am.wait(&node.name, "firing", Some("critical"));
+    let aside = Node {
+        name: format!("{name}-debug"),
+    };
+    docker_ok(&["rename", &node.name, &aside.name]);
+    docker_ok(&["start", &aside.name]);
+    am.wait(&node.name, "resolved", None);
+}
+
+/// Someone else restarts a target, then kills it, while our start of it is on its way: their
+/// start event is not taken for ours. Our start brings it back; one action, one record, and
+/// its alert (if any) ends.
+#[test]
+fn a_restart_by_someone_else_during_a_revival_is_looked_at() {
+    let Some(am) = Alertmanager::start() else {
+        return;
+    };
+    let node = Node::start(&format!("hadv-{}", unique("amrace")), &[]);
+    let proxy = Proxy::in_temp_dir();
+    let (mut cmd, workdir) = command(&am.env(&auto_env(&[&node.name])));
+    cmd.env("DOCKER_HOST", proxy.url());
+    let daemon = Daemon::spawn(cmd, workdir);
+    daemon.wait_log("watching");
+    proxy.set_faults(Faults {
+        delay: vec![("POST", "/start", Duration::from_secs(3))],
+        ..Faults::default()
+    });
+    node.kill();
+    thread::sleep(Duration::from_secs(1));
+    docker_ok(&["restart", "-t", "0", &node.name]);
+    docker_ok(&["kill", &node.name]);
+    wait_until("the action's record", || {
+        daemon.audit().iter().any(|r| r["event"] == "action")
+    });
+    proxy.set_faults(Faults::default());
+    wait_until("the node to run", || node.status() == "running");
+    thread::sleep(Duration::from_secs(3));
+    assert_eq!(node.status(), "running");
+    let audit = daemon.audit();
+    let actions: Vec<&Value> = audit.iter().filter(|r| r["event"] == "action").collect();
+    assert!(
+        actions.iter().any(|a| a["result"] == "running"),
+        "revived in the end: {actions:?}"
+    );
+    if am.told(&node.name, "firing", None) {
+        am.wait(&node.name, "resolved", None);
+    }
+}
+
+/// A failure while the target is held, revived when the hold ends, is one failure.
+#[test]
+fn a_failure_held_then_resumed_counts_once() {
+    let node = Node::start(&format!("hadv-{}", unique("mhold")), &[]);
+    let mport = free_port();
+    let daemon = Daemon::watching(&env_with(
+        &auto_env(&[&node.name]),
+        &[("HEALTH_METRICS_ADDR", &format!("127.0.0.1:{mport}"))],
+    ));
+    let (code, _, err) = client(daemon.dir.path(), &["hold", &node.name]);
+    assert_eq!(code, Some(0), "{err}");
+    node.kill();
+    wait_until("the held failure counted", || {
+        failures_total(mport, &node.name) == 1
+    });
+    let before = node.started_at();
+    let (code, _, err) = client(daemon.dir.path(), &["resume", &node.name]);
+    assert_eq!(code, Some(0), "{err}");
+    node.wait_restarted_since(&before);
+    wait_until("the action's record", || {
+        daemon.audit().iter().any(|r| r["event"] == "action")
+    });
+    assert_eq!(failures_total(mport, &node.name), 1);
+}
+
 /// Observe mode sees the same failures as auto: it raises the alert, and the container
 /// running again (started by someone) ends it.
 #[test]

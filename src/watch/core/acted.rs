@@ -48,12 +48,20 @@ impl Core {
         let cause = if told_late { Cause::ApiKill } else { act.cause };
         // Undoing our own start, or not sending it, tells nothing of a failure.
         let undone = act.action == Action::Stop || result == ActResult::Withdrawn;
+        let removed = !self.records.contains_key(&c.id);
         let down = match self.records.get_mut(&c.id) {
             _ if undone => None,
             Some(r) => Some(r.failing(now)),
-            None => Some(Down {
-                since: now.wall,
-                first: true,
+            // Removed meanwhile: a failure told of already ended with it.
+            None => Some(match self.removed_acting.remove(&c.id) {
+                Some(since) => Down {
+                    since,
+                    first: false,
+                },
+                None => Down {
+                    since: now.wall,
+                    first: true,
+                },
             }),
         };
         let outcome = Outcome {
@@ -78,7 +86,20 @@ impl Core {
                 r.down_since = None;
             }
         }
+        let ended = outcome.ends_failure();
         out.push(Command::report(outcome));
+        if removed && !undone && !ended {
+            // What this action's end said of the container is over with it: it is gone.
+            out.push(Command::report(Outcome {
+                at: now.wall,
+                target: Some(act.target.clone()),
+                container: Some(c.clone()),
+                seen: "removed".into(),
+                state: None,
+                down: None,
+                what: What::Gone,
+            }));
+        }
 
         let Some(r) = self.records.get_mut(&c.id) else {
             return;

@@ -6,7 +6,7 @@ use std::time::{Instant, SystemTime};
 use tracing::{debug, info, warn};
 
 use super::event::{Event, EventKind};
-use super::outcome::{Cause, What};
+use super::outcome::{Cause, Outcome, What};
 use super::{
     is_stop_signal, told, ApiKill, Command, Core, Death, Now, OwnStart, Phase, Why, LATE_KILL,
     PROJECT_QUIET, SIGKILL, SIGNAL_RELEVANT, STOP_SETTLE,
@@ -99,6 +99,19 @@ impl Core {
         };
         r.death = Death::default();
         let Some(target) = r.target.clone() else {
+            // No target any more (renamed away while it failed), and it runs again: what was
+            // said of its failure is over.
+            if r.down_since.take().is_some() {
+                out.push(Command::report(Outcome {
+                    at: now.wall,
+                    target: None,
+                    container: Some(r.container.clone()),
+                    seen: "running".into(),
+                    state: None,
+                    down: None,
+                    what: What::Recovered,
+                }));
+            }
             return;
         };
         if std::mem::take(&mut r.held_by_stop) {

@@ -9,7 +9,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 
 use tracing::{debug, info, warn};
 
-use super::outcome::{Skip, What};
+use super::outcome::{Outcome, Skip, What};
 use super::{told, Command, Core, Now, Phase, Said, SeenState, View, Watched};
 use crate::overrides;
 use crate::policy::{needs_inspection, Health, Listed, Status};
@@ -128,15 +128,21 @@ impl Core {
     pub(super) fn remove(&mut self, id: &str, now: Now, out: &mut Vec<Command>) {
         if let Some(mut r) = self.records.remove(id) {
             self.drop_prompt(&mut r, "the container was removed", now, out);
-            if let (Some(t), Some(_)) = (&r.target, r.down_since) {
-                // Its failure is over with it (a removal, or compose replacing it).
-                out.push(Command::report(told(
-                    now,
-                    t,
-                    &r.container,
-                    "removed".into(),
-                    What::Gone,
-                )));
+            if let (Phase::Acting { .. }, Some(since)) = (&r.phase, r.down_since) {
+                self.removed_acting.insert(id.to_string(), since);
+            }
+            if r.down_since.is_some() {
+                // Its failure is over with it (a removal, or compose replacing it), also when
+                // it was no target at the end: compose renames a container it replaces first.
+                out.push(Command::report(Outcome {
+                    at: now.wall,
+                    target: r.target.clone(),
+                    container: Some(r.container.clone()),
+                    seen: "removed".into(),
+                    state: None,
+                    down: None,
+                    what: What::Gone,
+                }));
             }
             self.remember_parent(&r);
             self.parent_removed(id, now, out);
