@@ -7,6 +7,7 @@ use std::sync::OnceLock;
 use serde_json::Value;
 
 use crate::harness::*;
+use crate::notify::{free_port, generic_records, http_get, Capture};
 
 /// A container name of this module's own: `hlab-` and a name no other test uses.
 fn name(label: &str) -> String {
@@ -44,7 +45,14 @@ fn a_label_selector_revives_the_labelled_containers_and_nothing_else() {
         ],
     );
     let selector = format!("label:{label}");
-    let env = format!("{}RUST_LOG=debug\n", auto_env(&[&selector]));
+    let hook = Capture::start();
+    let metrics = free_port();
+    let env = format!(
+        "{}RUST_LOG=debug\nHEALTH_NOTIFY=generic+http://127.0.0.1:{}/hook\n\
+         HEALTH_METRICS_ADDR=127.0.0.1:{metrics}\n",
+        auto_env(&[&selector]),
+        hook.port
+    );
     let daemon = Daemon::watching(&env);
 
     for n in [&plain, &other, &shy, &oneoff] {
@@ -88,6 +96,43 @@ fn a_label_selector_revives_the_labelled_containers_and_nothing_else() {
     let mut want = [labelled.name.as_str(), late.name.as_str()];
     want.sort_unstable();
     assert_eq!(names, want, "{out}");
+
+    // Metrics and notifications name the selector as the target, and the container.
+    let (_, text) = http_get(metrics, "/metrics").expect("the metrics answer");
+    for c in [&labelled, &late] {
+        let up = format!(
+            "healthther_target_up{{host=\"{}\",target=\"{selector}\",container=\"{}\"}} 1",
+            host_label(&text),
+            c.name
+        );
+        assert!(text.contains(&up), "{up} not in:\n{text}");
+    }
+    let revivals = format!(
+        "healthther_actions_total{{host=\"{}\",target=\"{selector}\",action=\"start\",result=\"running\"}} 2",
+        host_label(&text)
+    );
+    assert!(text.contains(&revivals), "{revivals} not in:\n{text}");
+    let mut told = Vec::new();
+    wait_until("both revivals notified", || {
+        told = generic_records(&hook.on("/hook"))
+            .into_iter()
+            .filter(|r| r["event"] == "action" && r["target"] == selector.as_str())
+            .filter_map(|r| r["container"].as_str().map(String::from))
+            .collect();
+        told.len() == 2
+    });
+    told.sort_unstable();
+    assert_eq!(told, want, "the notifications name the containers");
+}
+
+/// The `host` label every series carries (the machine's hostname by default).
+fn host_label(metrics: &str) -> String {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("healthther_engine_up{host=\""))
+        .and_then(|rest| rest.split('"').next())
+        .expect("an engine_up series")
+        .to_string()
 }
 
 #[test]

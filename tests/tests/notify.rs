@@ -140,7 +140,7 @@ pub fn black_hole() -> u16 {
 }
 
 /// A free loopback port (bound and let go).
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("a free port")
@@ -148,7 +148,7 @@ fn free_port() -> u16 {
 }
 
 /// A plain HTTP/1.1 GET on loopback; the status and the body.
-fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
     let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
     write!(
@@ -210,7 +210,7 @@ fn env_with(base: &str, extra: &[(&str, &str)]) -> String {
 }
 
 /// All the `records` the generic channel received, over all its messages.
-fn generic_records(seen: &[Seen]) -> Vec<Value> {
+pub fn generic_records(seen: &[Seen]) -> Vec<Value> {
     seen.iter()
         .flat_map(|s| s.json()["records"].as_array().cloned().unwrap_or_default())
         .collect()

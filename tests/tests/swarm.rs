@@ -359,6 +359,8 @@ fn a_global_service_on_two_nodes_revives_each_nodes_own_targets_and_prometheus_s
     let t1 = format!("{id}-t1");
     let t2 = format!("{id}-t2");
     let svc = format!("{id}-svc");
+    let selected = format!("{id}.selected=on");
+    let selector = format!("label:{selected}");
     fleet.containers.push((manager.clone(), t1.clone()));
     docker_at_ok(&manager, &["run", "-d", "--name", &t1, fixture, "run"]);
     fleet.containers.push((worker.clone(), t2.clone()));
@@ -375,6 +377,9 @@ fn a_global_service_on_two_nodes_revives_each_nodes_own_targets_and_prometheus_s
             &svc,
             "--constraint",
             "node.role == manager",
+            // A label a selector of HEALTH_TARGETS chooses: a Swarm task is never chosen.
+            "--container-label",
+            &selected,
             fixture,
             "run",
         ],
@@ -408,7 +413,7 @@ fn a_global_service_on_two_nodes_revives_each_nodes_own_targets_and_prometheus_s
         .args(["-c", "docker-stack.yml", "-c", "test.yml", &id])
         .current_dir(stack_dir.path())
         .env("HEALTHTHER_IMAGE", runtime)
-        .env("HEALTH_TARGETS", format!("{t1},{t2},{svc}"))
+        .env("HEALTH_TARGETS", format!("{t1},{t2},{svc},{selector}"))
         .env("MODE", "auto")
         .env("DOCKER_SOCKET", docker_socket())
         .env_remove("HEALTH_METRICS_ADDR")
@@ -547,6 +552,14 @@ fn a_global_service_on_two_nodes_revives_each_nodes_own_targets_and_prometheus_s
     assert_eq!(
         acted_on_svc, 0,
         "nothing but the note about the Swarm service"
+    );
+    let by_selector: Vec<Value> = audit_in(&manager, &logs)
+        .into_iter()
+        .filter(|r| r["target"] == selector.as_str())
+        .collect();
+    assert!(
+        by_selector.is_empty(),
+        "the label selector chose the Swarm task: {by_selector:?}"
     );
 
     // Prometheus finds both tasks through Swarm's DNS; every series says its node.
