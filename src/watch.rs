@@ -42,7 +42,6 @@
 
 pub mod core;
 pub mod docker;
-mod graph;
 mod task;
 #[cfg(test)]
 mod tests;

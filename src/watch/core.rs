@@ -29,6 +29,7 @@ mod decide;
 mod dependents;
 pub mod event;
 mod events;
+mod graph;
 mod holds;
 pub mod outcome;
 mod persist;

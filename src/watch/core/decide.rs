@@ -3,6 +3,7 @@
 use tracing::{debug, error, info, warn};
 
 use super::dependents::NetworkFix;
+use super::graph;
 use super::outcome::{Action, Approval, Cause, Outcome, Parent, Skip, What};
 use super::{
     not_acted_on, short, told, would, Act, ApiKill, Command, Core, NetLoss, Now, OwnStart, Phase,
@@ -13,7 +14,6 @@ use crate::config::ActOn;
 use crate::config::Mode;
 use crate::policy::{classify, describe, ran_for, Health, Snapshot, Status, Verdict};
 use crate::targets::{ContainerRef, TargetName};
-use crate::watch::graph;
 
 impl Core {
     pub(super) fn on_inspected(

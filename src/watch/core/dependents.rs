@@ -9,10 +9,10 @@ use std::time::{Duration, Instant, SystemTime};
 
 use tracing::{debug, warn};
 
+use super::graph;
 use super::{told, Approval, Cause, Command, Core, NetLoss, Now, Parent, Skip, Watched, What};
 use crate::policy::{Health, Status};
 use crate::targets::ContainerRef;
-use crate::watch::graph;
 
 /// How long after we asked for a start the parent's start event is taken for ours, so that
 /// whoever allowed it allows its dependents' restarts too.
