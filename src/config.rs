@@ -846,6 +846,32 @@ mod tests {
             .to_string();
         assert!(msg.contains("HEALTH_ACT_ON"), "{msg}");
     }
+
+    #[test]
+    fn autoheal_container_label_is_one_label_key_never_a_list() {
+        // autoheal filters on `label=<it>=true`: with a comma or '=' in it, autoheal matches
+        // no container. Here it must not become a second entry of HEALTH_TARGETS (a bare
+        // name), nor a selector of another value.
+        for raw in [
+            "autoheal,db",
+            "autoheal, label:x",
+            "autoheal=false",
+            "a b",
+            " ",
+        ] {
+            let msg = match autoheal(&[("AUTOHEAL_CONTAINER_LABEL", raw)]) {
+                Ok(c) => panic!(
+                    "{raw:?} was accepted as {:?}",
+                    c.targets.iter().map(|t| t.as_str()).collect::<Vec<_>>()
+                ),
+                Err(e) => e.to_string(),
+            };
+            assert!(
+                msg.contains("AUTOHEAL_CONTAINER_LABEL") && !msg.contains('\n'),
+                "{raw:?}: {msg}"
+            );
+        }
+    }
 }
 
 /// Fuzzing the parsers of user input: whatever comes in, they answer Ok or one line of error,
