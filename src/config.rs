@@ -154,6 +154,12 @@ pub enum ConfigError {
          chosen explicitly; label them (autoheal=true) or name them in HEALTH_TARGETS"
     )]
     AutohealAll,
+    #[error(
+        "AUTOHEAL_CONTAINER_LABEL: {0:?} is not one label key: write the key alone (autoheal), \
+         starting with a letter or digit and continuing with letters, digits, '.', '_', '/' or \
+         '-'; the containers carrying it with the value true are chosen"
+    )]
+    AutohealLabel(String),
     #[error("HEALTH_ACT_ON (--act-on): {0:?} is not understood; use all or unhealthy")]
     ActOn(String),
     #[error("DOCKER_SOCK: {0:?} is not supported; use a socket path such as /var/run/docker.sock or tcp://host:port")]
@@ -840,7 +846,7 @@ mod tests {
         let msg = autoheal(&[("AUTOHEAL_CONTAINER_LABEL", "a b")])
             .unwrap_err()
             .to_string();
-        assert!(msg.contains("label:a b"), "{msg}");
+        assert!(msg.contains("AUTOHEAL_CONTAINER_LABEL: \"a b\""), "{msg}");
         let msg = autoheal(&[("HEALTH_TARGETS", "web"), ("HEALTH_ACT_ON", "some")])
             .unwrap_err()
             .to_string();
