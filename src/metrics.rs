@@ -498,4 +498,15 @@ mod tests {
         let want = "healthther_failures_total{host=\"web-01\",target=\"sick_1\",kind=\"exited\"} 1";
         assert!(text.contains(want), "{want} not in:\n{text}");
     }
+
+    #[test]
+    fn a_selector_with_quotes_or_backslashes_keeps_the_exposition_valid() {
+        // A Docker label value may hold '"' and '\', so a selector may: written raw into a
+        // label value, it ends the value early and Prometheus rejects the whole scrape.
+        let m = Metrics::new("web-01");
+        m.observe(&record(Kind::Action, r#"label:tier="a\b"#, Some("running")));
+        let text = m.encode();
+        let want = r#"healthther_actions_total{host="web-01",target="label:tier=\"a\\b",action="start",result="running"} 1"#;
+        assert!(text.contains(want), "{want} not in:\n{text}");
+    }
 }
