@@ -108,7 +108,7 @@ impl Metrics {
     pub fn new(host: &str) -> Metrics {
         let mut registry = Registry::with_prefix_and_labels(
             "healthther",
-            std::iter::once(("host".into(), host.to_string().into())),
+            std::iter::once(("host".into(), label_value(host).into())),
         );
         let m = Metrics {
             target_up: Family::default(),
@@ -233,7 +233,7 @@ impl Metrics {
         let mut prompts = 0;
         for t in rows {
             let target = TargetLabel {
-                target: t.target.clone(),
+                target: label_value(&t.target),
             };
             let quarantined = t.containers.iter().any(|c| c.quarantined);
             let held = t.held.is_some() || t.containers.iter().any(|c| c.held_by_stop);
@@ -244,7 +244,7 @@ impl Metrics {
             if t.containers.is_empty() {
                 self.target_up
                     .get_or_create(&ContainerLabels {
-                        target: t.target.clone(),
+                        target: target.target.clone(),
                         container: String::new(),
                     })
                     .set(0);
@@ -255,8 +255,8 @@ impl Metrics {
                     && c.health.as_deref() != Some("unhealthy");
                 self.target_up
                     .get_or_create(&ContainerLabels {
-                        target: t.target.clone(),
-                        container: c.name.clone(),
+                        target: target.target.clone(),
+                        container: label_value(&c.name),
                     })
                     .set(i64::from(up));
             }
@@ -301,7 +301,23 @@ fn failure_kind(state: Option<&Snapshot>) -> &'static str {
 fn target_of(o: &Outcome) -> String {
     o.target
         .as_ref()
-        .map_or_else(String::new, |t| t.as_str().to_string())
+        .map_or_else(String::new, |t| label_value(t.as_str()))
+}
+
+/// `text` as the text format needs a label value: prometheus-client writes it as it is, and a
+/// selector's value may hold '"' or '\' (as a Docker label's may), which would end the value
+/// early and make Prometheus reject the whole scrape.
+fn label_value(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// prometheus-client writes OpenMetrics; the classic text format differs in three ways for
