@@ -525,4 +525,43 @@ mod tests {
         let want = r#"healthther_actions_total{host="web-01",target="label:tier=\"a\\b",action="start",result="running"} 1"#;
         assert!(text.contains(want), "{want} not in:\n{text}");
     }
+
+    #[test]
+    fn a_container_held_alone_marks_its_selector_held() {
+        use crate::watch::core::status::{ContainerStatus, HoldStatus, TargetStatus};
+        let container = |name: &str, held: bool| ContainerStatus {
+            name: name.into(),
+            id: "0123456789ab".into(),
+            project: None,
+            state: Some("exited".into()),
+            health: None,
+            since: None,
+            last_action: None,
+            failed_revivals: 0,
+            backoff_until: None,
+            quarantined: false,
+            prompt_open: false,
+            held_by_stop: false,
+            last_cause: None,
+            dependents: Vec::new(),
+            held: held.then(|| HoldStatus {
+                reason: "held by the operator".into(),
+                by: "control socket".into(),
+                since: "2026-01-01T00:00:00Z".into(),
+                until: None,
+            }),
+        };
+        let m = Metrics::new("web-01");
+        m.snapshot(&[TargetStatus {
+            target: "label:autoheal".into(),
+            resolution: "found",
+            ambiguous_projects: Vec::new(),
+            held: None,
+            answer: None,
+            containers: vec![container("a1", true), container("a2", false)],
+        }]);
+        let text = m.encode();
+        let want = r#"healthther_held{host="web-01",target="label:autoheal"} 1"#;
+        assert!(text.contains(want), "{want} not in:\n{text}");
+    }
 }
