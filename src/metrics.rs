@@ -236,7 +236,12 @@ impl Metrics {
                 target: label_value(&t.target),
             };
             let quarantined = t.containers.iter().any(|c| c.quarantined);
-            let held = t.held.is_some() || t.containers.iter().any(|c| c.held_by_stop);
+            // Held as a whole, or one of its containers: held alone (`hold CONTAINER`, for a
+            // container a selector chose) or stopped under HEALTH_ON_STOP=hold.
+            let held = t.held.is_some()
+                || t.containers
+                    .iter()
+                    .any(|c| c.held_by_stop || c.held.is_some());
             self.quarantined
                 .get_or_create(&target)
                 .set(i64::from(quarantined));
