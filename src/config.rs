@@ -854,6 +854,18 @@ mod tests {
     }
 
     #[test]
+    fn a_bad_autoheal_stop_timeout_names_the_variable_given() {
+        // The operator set AUTOHEAL_DEFAULT_STOP_TIMEOUT, not HEALTH_STOP_TIMEOUT.
+        let msg = autoheal(&[("AUTOHEAL_DEFAULT_STOP_TIMEOUT", "abc")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.starts_with("AUTOHEAL_DEFAULT_STOP_TIMEOUT") && msg.contains("\"abc\""),
+            "{msg}"
+        );
+    }
+
+    #[test]
     fn autoheal_container_label_is_one_label_key_never_a_list() {
         // autoheal filters on `label=<it>=true`: with a comma or '=' in it, autoheal matches
         // no container. Here it must not become a second entry of HEALTH_TARGETS (a bare
