@@ -120,6 +120,14 @@ pub(super) fn apply(args: &mut Args) -> Result<Autoheal, ConfigError> {
         if given("HEALTH_STOP_TIMEOUT") {
             ignored.push("AUTOHEAL_DEFAULT_STOP_TIMEOUT (HEALTH_STOP_TIMEOUT is set)".into());
         } else {
+            // Checked here, with HEALTH_STOP_TIMEOUT's bounds, so that an error names it.
+            parse_duration(
+                "AUTOHEAL_DEFAULT_STOP_TIMEOUT",
+                "autoheal-default-stop-timeout",
+                &raw,
+                Duration::ZERO,
+                Duration::from_secs(3600),
+            )?;
             meant.push(format!("HEALTH_STOP_TIMEOUT={}", raw.trim()));
             args.stop_timeout = raw;
         }
