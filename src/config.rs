@@ -154,6 +154,12 @@ pub enum ConfigError {
          chosen explicitly; label them (autoheal=true) or name them in HEALTH_TARGETS"
     )]
     AutohealAll,
+    #[error(
+        "AUTOHEAL_CONTAINER_LABEL: {0:?} is not one label key: write the key alone (autoheal), \
+         starting with a letter or digit and continuing with letters, digits, '.', '_', '/' or \
+         '-'; the containers carrying it with the value true are chosen"
+    )]
+    AutohealLabel(String),
     #[error("HEALTH_ACT_ON (--act-on): {0:?} is not understood; use all or unhealthy")]
     ActOn(String),
     #[error("DOCKER_SOCK: {0:?} is not supported; use a socket path such as /var/run/docker.sock or tcp://host:port")]
@@ -840,11 +846,49 @@ mod tests {
         let msg = autoheal(&[("AUTOHEAL_CONTAINER_LABEL", "a b")])
             .unwrap_err()
             .to_string();
-        assert!(msg.contains("label:a b"), "{msg}");
+        assert!(msg.contains("AUTOHEAL_CONTAINER_LABEL: \"a b\""), "{msg}");
         let msg = autoheal(&[("HEALTH_TARGETS", "web"), ("HEALTH_ACT_ON", "some")])
             .unwrap_err()
             .to_string();
         assert!(msg.contains("HEALTH_ACT_ON"), "{msg}");
+    }
+
+    #[test]
+    fn a_bad_autoheal_stop_timeout_names_the_variable_given() {
+        // The operator set AUTOHEAL_DEFAULT_STOP_TIMEOUT, not HEALTH_STOP_TIMEOUT.
+        let msg = autoheal(&[("AUTOHEAL_DEFAULT_STOP_TIMEOUT", "abc")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.starts_with("AUTOHEAL_DEFAULT_STOP_TIMEOUT") && msg.contains("\"abc\""),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn autoheal_container_label_is_one_label_key_never_a_list() {
+        // autoheal filters on `label=<it>=true`: with a comma or '=' in it, autoheal matches
+        // no container. Here it must not become a second entry of HEALTH_TARGETS (a bare
+        // name), nor a selector of another value.
+        for raw in [
+            "autoheal,db",
+            "autoheal, label:x",
+            "autoheal=false",
+            "a b",
+            " ",
+        ] {
+            let msg = match autoheal(&[("AUTOHEAL_CONTAINER_LABEL", raw)]) {
+                Ok(c) => panic!(
+                    "{raw:?} was accepted as {:?}",
+                    c.targets.iter().map(|t| t.as_str()).collect::<Vec<_>>()
+                ),
+                Err(e) => e.to_string(),
+            };
+            assert!(
+                msg.contains("AUTOHEAL_CONTAINER_LABEL") && !msg.contains('\n'),
+                "{raw:?}: {msg}"
+            );
+        }
     }
 }
 

@@ -108,7 +108,7 @@ impl Metrics {
     pub fn new(host: &str) -> Metrics {
         let mut registry = Registry::with_prefix_and_labels(
             "healthther",
-            std::iter::once(("host".into(), host.to_string().into())),
+            std::iter::once(("host".into(), label_value(host).into())),
         );
         let m = Metrics {
             target_up: Family::default(),
@@ -233,10 +233,15 @@ impl Metrics {
         let mut prompts = 0;
         for t in rows {
             let target = TargetLabel {
-                target: t.target.clone(),
+                target: label_value(&t.target),
             };
             let quarantined = t.containers.iter().any(|c| c.quarantined);
-            let held = t.held.is_some() || t.containers.iter().any(|c| c.held_by_stop);
+            // Held as a whole, or one of its containers: held alone (`hold CONTAINER`, for a
+            // container a selector chose) or stopped under HEALTH_ON_STOP=hold.
+            let held = t.held.is_some()
+                || t.containers
+                    .iter()
+                    .any(|c| c.held_by_stop || c.held.is_some());
             self.quarantined
                 .get_or_create(&target)
                 .set(i64::from(quarantined));
@@ -244,7 +249,7 @@ impl Metrics {
             if t.containers.is_empty() {
                 self.target_up
                     .get_or_create(&ContainerLabels {
-                        target: t.target.clone(),
+                        target: target.target.clone(),
                         container: String::new(),
                     })
                     .set(0);
@@ -255,8 +260,8 @@ impl Metrics {
                     && c.health.as_deref() != Some("unhealthy");
                 self.target_up
                     .get_or_create(&ContainerLabels {
-                        target: t.target.clone(),
-                        container: c.name.clone(),
+                        target: target.target.clone(),
+                        container: label_value(&c.name),
                     })
                     .set(i64::from(up));
             }
@@ -301,7 +306,23 @@ fn failure_kind(state: Option<&Snapshot>) -> &'static str {
 fn target_of(o: &Outcome) -> String {
     o.target
         .as_ref()
-        .map_or_else(String::new, |t| t.as_str().to_string())
+        .map_or_else(String::new, |t| label_value(t.as_str()))
+}
+
+/// `text` as the text format needs a label value: prometheus-client writes it as it is, and a
+/// selector's value may hold '"' or '\' (as a Docker label's may), which would end the value
+/// early and make Prometheus reject the whole scrape.
+fn label_value(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// prometheus-client writes OpenMetrics; the classic text format differs in three ways for
@@ -496,6 +517,56 @@ mod tests {
         m.observe(&more);
         let text = m.encode();
         let want = "healthther_failures_total{host=\"web-01\",target=\"sick_1\",kind=\"exited\"} 1";
+        assert!(text.contains(want), "{want} not in:\n{text}");
+    }
+
+    #[test]
+    fn a_selector_with_quotes_or_backslashes_keeps_the_exposition_valid() {
+        // A Docker label value may hold '"' and '\', so a selector may: written raw into a
+        // label value, it ends the value early and Prometheus rejects the whole scrape.
+        let m = Metrics::new("web-01");
+        m.observe(&record(Kind::Action, r#"label:tier="a\b"#, Some("running")));
+        let text = m.encode();
+        let want = r#"healthther_actions_total{host="web-01",target="label:tier=\"a\\b",action="start",result="running"} 1"#;
+        assert!(text.contains(want), "{want} not in:\n{text}");
+    }
+
+    #[test]
+    fn a_container_held_alone_marks_its_selector_held() {
+        use crate::watch::core::status::{ContainerStatus, HoldStatus, TargetStatus};
+        let container = |name: &str, held: bool| ContainerStatus {
+            name: name.into(),
+            id: "0123456789ab".into(),
+            project: None,
+            state: Some("exited".into()),
+            health: None,
+            since: None,
+            last_action: None,
+            failed_revivals: 0,
+            backoff_until: None,
+            quarantined: false,
+            prompt_open: false,
+            held_by_stop: false,
+            last_cause: None,
+            dependents: Vec::new(),
+            held: held.then(|| HoldStatus {
+                reason: "held by the operator".into(),
+                by: "control socket".into(),
+                since: "2026-01-01T00:00:00Z".into(),
+                until: None,
+            }),
+        };
+        let m = Metrics::new("web-01");
+        m.snapshot(&[TargetStatus {
+            target: "label:autoheal".into(),
+            resolution: "found",
+            ambiguous_projects: Vec::new(),
+            held: None,
+            answer: None,
+            containers: vec![container("a1", true), container("a2", false)],
+        }]);
+        let text = m.encode();
+        let want = r#"healthther_held{host="web-01",target="label:autoheal"} 1"#;
         assert!(text.contains(want), "{want} not in:\n{text}");
     }
 }

@@ -76,6 +76,11 @@ pub(super) fn apply(args: &mut Args) -> Result<Autoheal, ConfigError> {
         if label == "all" {
             return Err(ConfigError::AutohealAll);
         }
+        // One key, as autoheal's `label=<it>=true` filter reads it: a comma would add an entry
+        // to HEALTH_TARGETS (a bare name), an '=' a selector of another value.
+        if label.contains('=') || !crate::targets::is_valid_selector(&label) {
+            return Err(ConfigError::AutohealLabel(label));
+        }
         if args.targets.is_some() {
             if given("AUTOHEAL_CONTAINER_LABEL") {
                 ignored.push("AUTOHEAL_CONTAINER_LABEL (HEALTH_TARGETS is set)".into());
@@ -115,6 +120,14 @@ pub(super) fn apply(args: &mut Args) -> Result<Autoheal, ConfigError> {
         if given("HEALTH_STOP_TIMEOUT") {
             ignored.push("AUTOHEAL_DEFAULT_STOP_TIMEOUT (HEALTH_STOP_TIMEOUT is set)".into());
         } else {
+            // Checked here, with HEALTH_STOP_TIMEOUT's bounds, so that an error names it.
+            parse_duration(
+                "AUTOHEAL_DEFAULT_STOP_TIMEOUT",
+                "autoheal-default-stop-timeout",
+                &raw,
+                Duration::ZERO,
+                Duration::from_secs(3600),
+            )?;
             meant.push(format!("HEALTH_STOP_TIMEOUT={}", raw.trim()));
             args.stop_timeout = raw;
         }

@@ -460,6 +460,8 @@ enum Said {
     /// The names of the containers it resolves to.
     Found(BTreeSet<String>),
     Ambiguous(BTreeSet<String>),
+    /// Only containers that opted out (`healthther.enable=false`) have its name: said by them.
+    OptedOut,
 }
 
 /// The names and compose services of the engine's containers, for matching.

@@ -152,6 +152,7 @@ impl Core {
         containers.sort_by(|a, b| a.name.cmp(&b.name));
         let (resolution, ambiguous_projects) = match self.said.get(t) {
             Some(Said::Ambiguous(p)) => ("ambiguous", p.iter().cloned().collect()),
+            Some(Said::OptedOut) if containers.is_empty() => ("opted_out", Vec::new()),
             _ if containers.is_empty() => ("missing", Vec::new()),
             _ => ("found", Vec::new()),
         };

@@ -255,6 +255,7 @@ impl Core {
             self.records.insert(id, r);
         }
         self.tell_swarm_tasks(now, out);
+        let opted: HashSet<TargetName> = opted_out.iter().map(|(_, t)| t.clone()).collect();
         self.tell_opted_out(opted_out, now, out);
         if !self.listed {
             return;
@@ -264,6 +265,8 @@ impl Core {
                 Said::Found(names)
             } else if let Some(projects) = ambiguous.remove(t) {
                 Said::Ambiguous(projects)
+            } else if opted.contains(t) {
+                Said::OptedOut
             } else {
                 Said::Missing
             };
@@ -274,7 +277,10 @@ impl Core {
             match said {
                 Said::Found(names) => {
                     let names: Vec<&str> = names.iter().map(String::as_str).collect();
-                    let found = if matches!(before, Some(Said::Missing | Said::Ambiguous(_))) {
+                    let found = if matches!(
+                        before,
+                        Some(Said::Missing | Said::Ambiguous(_) | Said::OptedOut)
+                    ) {
                         "target found: "
                     } else {
                         ""
@@ -294,6 +300,8 @@ impl Core {
                          it will be watched as soon as it is created"
                     ),
                 },
+                // Each container that opted out said so itself, naming the label.
+                Said::OptedOut => {}
                 Said::Ambiguous(projects) => {
                     let list: Vec<&str> = projects.iter().map(String::as_str).collect();
                     let spelled: Vec<String> = list.iter().map(|p| format!("{p}/{t}")).collect();

@@ -9,7 +9,8 @@ use serde::Serialize;
 pub struct TargetStatus {
     /// The target as written in `HEALTH_TARGETS`.
     pub target: String,
-    /// `found`, `missing`, or `ambiguous` (a bare service name of several projects).
+    /// `found`, `missing`, `ambiguous` (a bare service name of several projects), or
+    /// `opted_out` (only containers labelled `healthther.enable=false` have its name).
     pub resolution: &'static str,
     /// For `ambiguous`: the projects that have the service.
     pub ambiguous_projects: Vec<String>,
@@ -89,6 +90,7 @@ pub fn render(rows: &[TargetStatus]) -> String {
         let mut flags = Vec::new();
         match t.resolution {
             "missing" => flags.push("unresolved".to_string()),
+            "opted_out" => flags.push("opted out (healthther.enable=false)".to_string()),
             "ambiguous" => flags.push(format!(
                 "ambiguous: {} (write project/{})",
                 t.ambiguous_projects.join(", "),

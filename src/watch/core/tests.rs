@@ -2291,6 +2291,21 @@ fn a_container_a_name_chooses_that_opted_out_is_said_once_and_left_alone() {
 }
 
 #[test]
+fn a_named_target_that_opted_out_is_not_said_missing() {
+    // Its container exists and said it opted out: "no container has this name ... it will be
+    // watched as soon as it is created" and status "missing" would say the opposite.
+    let mut w = World::new("auto", "shy");
+    w.add(&with_labels("1", "shy", &[("healthther.enable", "false")]))
+        .connect();
+    let (reply, _) = w.request(Request::Status { json: true });
+    let rows: serde_json::Value = serde_json::from_str(&reply.text).expect("JSON");
+    assert_eq!(rows[0]["resolution"], "opted_out", "{}", reply.text);
+    let (reply, _) = w.request(Request::Status { json: false });
+    assert!(reply.text.contains("opted out"), "{}", reply.text);
+    assert!(!reply.text.contains("unresolved"), "{}", reply.text);
+}
+
+#[test]
 fn holding_a_selector_holds_every_container_it_chose() {
     let mut w = World::new("auto", "label:autoheal");
     w.add(&with_labels("1", "a1", &[("autoheal", "true")]))
