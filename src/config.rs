@@ -780,6 +780,20 @@ mod tests {
         assert_eq!((c.mode, c.act_on), (Mode::Auto, ActOn::All));
     }
 
+    /// Autoheal's ways (auto mode, unhealthy only) come with autoheal's choice of targets: where
+    /// HEALTH_TARGETS chooses, a leftover AUTOHEAL_* setting never turns a manual setup into
+    /// one that acts unattended.
+    #[test]
+    fn autoheal_settings_beside_health_targets_change_no_mode() {
+        let c = autoheal(&[
+            ("HEALTH_TARGETS", "web"),
+            ("AUTOHEAL_START_PERIOD", "30"),
+        ])
+        .unwrap();
+        assert_eq!((c.mode, c.act_on), (Mode::Manual, ActOn::All));
+        assert_eq!(c.start_period, Duration::from_secs(30));
+    }
+
     #[test]
     fn webhook_url_is_a_generic_webhook_posting_one_key() {
         let c = autoheal(&[

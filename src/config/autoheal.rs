@@ -53,9 +53,12 @@ pub(super) fn apply(args: &mut Args) -> Result<Autoheal, ConfigError> {
     let mut meant: Vec<String> = Vec::new();
     let mut ignored: Vec<String> = Vec::new();
 
+    // autoheal's ways (auto mode, unhealthy only) come with its choice of targets: beside
+    // HEALTH_TARGETS a leftover AUTOHEAL_* setting must not make a manual setup act unattended.
+    let autoheal_chooses = any && args.targets.is_none();
     let act_on = match args.act_on.as_deref() {
         Some(raw) => ActOn::parse(raw).ok_or_else(|| ConfigError::ActOn(raw.to_string()))?,
-        None if any && !given("MODE") => ActOn::Unhealthy,
+        None if autoheal_chooses && !given("MODE") => ActOn::Unhealthy,
         None => ActOn::All,
     };
     if !any && args.docker_sock.is_none() && args.webhook_url.is_none() {
@@ -89,7 +92,7 @@ pub(super) fn apply(args: &mut Args) -> Result<Autoheal, ConfigError> {
             meant.push(format!("HEALTH_TARGETS=label:{label}"));
             args.targets = Some(format!("{}{label}", crate::targets::SELECTOR_PREFIX));
         }
-        if !given("MODE") {
+        if autoheal_chooses && !given("MODE") {
             args.mode = "auto".into();
             meant.push("MODE=auto".into());
         }
