@@ -785,11 +785,7 @@ mod tests {
     /// one that acts unattended.
     #[test]
     fn autoheal_settings_beside_health_targets_change_no_mode() {
-        let c = autoheal(&[
-            ("HEALTH_TARGETS", "web"),
-            ("AUTOHEAL_START_PERIOD", "30"),
-        ])
-        .unwrap();
+        let c = autoheal(&[("HEALTH_TARGETS", "web"), ("AUTOHEAL_START_PERIOD", "30")]).unwrap();
         assert_eq!((c.mode, c.act_on), (Mode::Manual, ActOn::All));
         assert_eq!(c.start_period, Duration::from_secs(30));
     }
