@@ -231,12 +231,9 @@ impl Core {
                         graph::fix_command(&s.container, &p.name)
                     );
                     warn!(target = %target, container = %s.container.name, "{note}");
-                    let mut outcome =
-                        not_acted_on(&target, &s, mode, Skip::NeedsRecreate, note, now);
-                    if let What::Skipped { cause, .. } = &mut outcome.what {
-                        *cause = Some(Cause::ParentRecreated);
-                    }
-                    out.push(Command::report(outcome));
+                    out.push(Command::report(needs_recreate(
+                        &target, &s, mode, note, now,
+                    )));
                 }
                 return;
             }
@@ -264,12 +261,9 @@ impl Core {
                         graph::fix_command(&s.container, short(&parent))
                     );
                     warn!(target = %target, container = %s.container.name, "{note}");
-                    let mut outcome =
-                        not_acted_on(&target, &s, mode, Skip::NeedsRecreate, note, now);
-                    if let What::Skipped { cause, .. } = &mut outcome.what {
-                        *cause = Some(Cause::ParentRecreated);
-                    }
-                    out.push(Command::report(outcome));
+                    out.push(Command::report(needs_recreate(
+                        &target, &s, mode, note, now,
+                    )));
                 }
                 return;
             }
@@ -660,4 +654,19 @@ impl Core {
         }
         self.records.insert(id.to_string(), r);
     }
+}
+
+/// A dependent whose parent was replaced or went: not started, since a start cannot work.
+fn needs_recreate(
+    target: &TargetName,
+    s: &Snapshot,
+    mode: Mode,
+    note: String,
+    now: Now,
+) -> Outcome {
+    let mut outcome = not_acted_on(target, s, mode, Skip::NeedsRecreate, note, now);
+    if let What::Skipped { cause, .. } = &mut outcome.what {
+        *cause = Some(Cause::ParentRecreated);
+    }
+    outcome
 }
