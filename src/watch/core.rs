@@ -428,6 +428,14 @@ impl Watched {
             || self.held_by_stop
     }
 
+    /// A signal or a stop came while a look was out: what it sees may predate them, and a
+    /// running container seen then would end what they explain of the death that follows.
+    fn look_is_stale(&mut self) {
+        if let Phase::Looking { again, .. } = &mut self.phase {
+            *again = true;
+        }
+    }
+
     /// It stopped: a stop lately asked through the API gives whoever asked [`STOP_SETTLE`]
     /// from now, however we learnt of the end (its die event, a pass, a look).
     fn stop_ended(&mut self, now: Instant) {

@@ -204,6 +204,7 @@ impl Core {
         let Some(r) = self.records.get_mut(id) else {
             return;
         };
+        r.look_is_stale();
         // A kill told of after the death it caused, which was taken for a crash.
         if r.death
             .crash_seen
@@ -260,6 +261,7 @@ impl Core {
         let Some(r) = self.records.get_mut(id) else {
             return;
         };
+        r.look_is_stale();
         match r.death.api_kill.as_mut() {
             Some(k) => k.stopped = true,
             None => {

@@ -928,6 +928,24 @@ fn a_kill_told_of_after_the_death_is_still_someone_elses_doing() {
 }
 
 #[test]
+fn a_look_taken_before_a_kill_does_not_make_the_death_that_follows_a_crash() {
+    let mut w = World::new("auto", "nodo_1");
+    w.add(&c("1", "nodo_1", None, None)).connect();
+    assert_eq!(acts(&w.kill("nodo_1").drive()).len(), 1);
+    w.advance(Duration::from_secs(2)).drive();
+    // A pass looks at it (revived lately, so followed); the look sees it running...
+    w.hold_inspects().list(false);
+    assert_eq!(w.inspects_out(), ["1"]);
+    let running = w.look("nodo_1");
+    // ...but is answered only after a `docker kill` was told of, before its death.
+    w.event(KILL, "nodo_1").inspected(running);
+    let out = w.crash("nodo_1", 137).release().drive();
+    let a = acts(&out);
+    assert_eq!(a.len(), 1, "revived at once, not backed off: {out:?}");
+    assert_eq!(a[0].cause, Cause::ApiKill);
+}
+
+#[test]
 fn a_kill_told_of_while_the_revival_is_under_way_is_recorded_as_a_kill() {
     let mut w = World::new("auto", "nodo_1");
     w.add(&c("1", "nodo_1", None, None)).connect();
