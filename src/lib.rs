@@ -18,6 +18,7 @@ pub mod metrics;
 pub mod notify;
 pub mod overrides;
 pub mod policy;
+pub mod probe;
 pub mod prompt;
 pub mod recreate;
 pub mod slots;
