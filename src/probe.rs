@@ -4,8 +4,10 @@
 
 use std::time::Duration;
 
+pub mod run;
 pub mod spec;
 
+pub use self::run::run;
 pub use self::spec::parse;
 
 /// A container's probe, as its labels declare it.

@@ -1,0 +1,533 @@
+//! One probe carried out: a TCP connection, and for HTTP one `GET` over it (through TLS for
+//! `https`), the status read and nothing more. Bounded as a whole by the probe's timeout.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, OnceLock};
+
+use tokio::net::TcpStream;
+
+use super::{Failure, Kind, ProbeSpec};
+use crate::errors::error_chain;
+
+/// The most of an answer a probe takes in: the status line and the headers must fit, the body
+/// is never read. Hyper's buffer stops there, so a huge or endless answer costs no memory.
+const MOST_READ: usize = 64 * 1024;
+/// The longest error text a failure carries: it goes into an audit record and a status row.
+const LONGEST_TEXT: usize = 200;
+
+/// Probes `host` (an IP address, v4 or v6, or a name to resolve) on `spec.port` as `spec.kind`
+/// says. The whole probe, resolving included, ends by `spec.timeout`.
+pub async fn run(spec: &ProbeSpec, host: &str) -> Result<(), Failure> {
+    match tokio::time::timeout(spec.timeout, probe(spec, host)).await {
+        Ok(result) => result,
+        Err(_) => Err(Failure::Timeout(spec.timeout)),
+    }
+}
+
+async fn probe(spec: &ProbeSpec, host: &str) -> Result<(), Failure> {
+    // `[::1]` as in a URL is `::1`.
+    let host = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    let stream = connect(host, spec.port).await?;
+    match &spec.kind {
+        // Open is healthy; the stream is dropped, so closed, here.
+        Kind::Tcp => Ok(()),
+        Kind::Http {
+            tls: false, path, ..
+        } => http(stream, host, spec.port, path).await,
+        Kind::Http {
+            tls: true,
+            verify,
+            path,
+        } => {
+            let name = rustls_pki_types::ServerName::try_from(host.to_string())
+                .map_err(|e| other(&format!("TLS: {host} is no server name: {e}")))?;
+            let stream = tokio_rustls::TlsConnector::from(tls_config(*verify))
+                .connect(name, stream)
+                .await
+                .map_err(|e| other(&format!("TLS: {}", error_chain(&e))))?;
+            http(stream, host, spec.port, path).await
+        }
+    }
+}
+
+/// A connection to the first of `host`'s addresses that takes one.
+async fn connect(host: &str, port: u16) -> Result<TcpStream, Failure> {
+    let addrs: Vec<SocketAddr> = match host.parse::<IpAddr>() {
+        Ok(ip) => vec![SocketAddr::new(ip, port)],
+        Err(_) => tokio::net::lookup_host((host, port))
+            .await
+            .map_err(|e| Failure::Resolve {
+                host: host.to_string(),
+                error: short(&error_chain(&e)),
+            })?
+            .collect(),
+    };
+    let mut last = None;
+    for addr in addrs {
+        match TcpStream::connect(addr).await {
+            Ok(stream) => return Ok(stream),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(match last {
+        None => Failure::Resolve {
+            host: host.to_string(),
+            error: "no address".into(),
+        },
+        Some(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => Failure::Refused,
+        Some(e) => other(&format!("cannot connect: {}", error_chain(&e))),
+    })
+}
+
+/// `GET path` on `stream`; healthy on 2xx and 3xx. Redirects are not followed: a redirect says
+/// the server answers.
+async fn http<S>(stream: S, host: &str, port: u16, path: &str) -> Result<(), Failure>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    use http_body_util::Empty;
+    use hyper::header;
+    let failed = |what: &str, e: hyper::Error| other(&format!("{what}: {}", error_chain(&e)));
+    let authority = match host.parse::<IpAddr>() {
+        Ok(IpAddr::V6(ip)) => format!("[{ip}]:{port}"),
+        _ => format!("{host}:{port}"),
+    };
+    let request = hyper::Request::get(path)
+        .header(header::HOST, authority)
+        .header(header::CONNECTION, "close")
+        .header(header::USER_AGENT, "healthther")
+        .body(Empty::<bytes::Bytes>::new())
+        .map_err(|e| other(&format!("bad request: {e}")))?;
+    let (mut sender, connection) = hyper::client::conn::http1::Builder::new()
+        .max_buf_size(MOST_READ)
+        .handshake(hyper_util::rt::TokioIo::new(stream))
+        .await
+        .map_err(|e| failed("HTTP", e))?;
+    // The connection is driven here rather than in a task of its own, so that it ends, and the
+    // socket closes, with this probe (answered or timed out), the body unread.
+    let reply = sender.send_request(request);
+    tokio::pin!(reply, connection);
+    let reply = tokio::select! {
+        reply = &mut reply => reply,
+        // The connection ended (closed, reset, an answer hyper refused): the request's own
+        // result, settled by now, says why, or has the answer that came before the end.
+        _ = &mut connection => reply.await,
+    };
+    let status = reply.map_err(|e| failed("HTTP", e))?.status().as_u16();
+    match status {
+        200..=399 => Ok(()),
+        code => Err(Failure::Status(code)),
+    }
+}
+
+/// The client side of TLS for a probe: the certificate checked against the bundled web roots
+/// when `verify`, else any certificate taken (the handshake's signatures are still checked).
+fn tls_config(verify: bool) -> Arc<rustls::ClientConfig> {
+    static VERIFYING: OnceLock<Arc<rustls::ClientConfig>> = OnceLock::new();
+    static TRUSTING: OnceLock<Arc<rustls::ClientConfig>> = OnceLock::new();
+    let make = || {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let builder = rustls::ClientConfig::builder_with_provider(Arc::clone(&provider))
+            .with_safe_default_protocol_versions()
+            // ring's default provider has suites for TLS 1.2 and 1.3, the safe defaults: the
+            // only error this returns, no suite for the versions, cannot happen.
+            .expect("ring supports the default TLS versions");
+        let mut config = if verify {
+            let mut roots = rustls::RootCertStore::empty();
+            roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+            builder.with_root_certificates(roots).with_no_client_auth()
+        } else {
+            builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)))
+                .with_no_client_auth()
+        };
+        // The probe speaks HTTP/1.1 only.
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Arc::new(config)
+    };
+    let config = if verify { &VERIFYING } else { &TRUSTING };
+    Arc::clone(config.get_or_init(make))
+}
+
+/// Takes any certificate, as `healthther.probe-tls-verify` unset asks: a probe wants to know
+/// the server answers, and a container's certificate is most often self-signed or for a name
+/// the probe does not use. The handshake's signatures are still verified, with ring.
+#[derive(Debug)]
+struct AnyCertificate(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for AnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &rustls_pki_types::CertificateDer<'_>,
+        _intermediates: &[rustls_pki_types::CertificateDer<'_>],
+        _server_name: &rustls_pki_types::ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls_pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls_pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls_pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+fn other(text: &str) -> Failure {
+    Failure::Other(short(text))
+}
+
+/// One line of at most `LONGEST_TEXT` characters.
+fn short(text: &str) -> String {
+    let line = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    match line.char_indices().nth(LONGEST_TEXT) {
+        None => line,
+        Some((cut, _)) => format!("{}…", &line[..cut]),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    use super::*;
+
+    fn spec(kind: Kind, port: u16, timeout: Duration) -> ProbeSpec {
+        ProbeSpec {
+            kind,
+            host: None,
+            port,
+            interval: Duration::from_secs(10),
+            timeout,
+            retries: 3,
+            start_period: Duration::ZERO,
+        }
+    }
+
+    fn http(port: u16) -> ProbeSpec {
+        https_or_http(false, false, port)
+    }
+
+    fn https_or_http(tls: bool, verify: bool, port: u16) -> ProbeSpec {
+        let kind = Kind::Http {
+            tls,
+            verify,
+            path: "/healthz?x=1".into(),
+        };
+        spec(kind, port, Duration::from_secs(5))
+    }
+
+    /// A port nothing listens on: bound, then let go.
+    async fn closed_port() -> u16 {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        listener.local_addr().expect("address").port()
+    }
+
+    /// Serves one connection with `answer` after reading the request head, which it hands back.
+    async fn answering(answer: &'static str) -> (u16, tokio::task::JoinHandle<String>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let port = listener.local_addr().expect("address").port();
+        let served = tokio::spawn(async move {
+            let (mut conn, _) = listener.accept().await.expect("accept");
+            let request = read_head(&mut conn).await;
+            conn.write_all(answer.as_bytes()).await.expect("answer");
+            request
+        });
+        (port, served)
+    }
+
+    async fn read_head(conn: &mut (impl AsyncReadExt + Unpin)) -> String {
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            match conn.read(&mut byte).await {
+                Ok(1) => head.push(byte[0]),
+                _ => break,
+            }
+        }
+        String::from_utf8_lossy(&head).into_owned()
+    }
+
+    #[tokio::test]
+    async fn a_2xx_answer_is_healthy_and_the_request_is_a_plain_get() {
+        let (port, served) = answering("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok").await;
+        assert_eq!(run(&http(port), "127.0.0.1").await, Ok(()));
+        let request = served.await.expect("server").to_ascii_lowercase();
+        assert!(
+            request.starts_with("get /healthz?x=1 http/1.1\r\n"),
+            "{request}"
+        );
+        for header in [
+            format!("host: 127.0.0.1:{port}\r\n"),
+            "connection: close\r\n".into(),
+            "user-agent: healthther\r\n".into(),
+        ] {
+            assert!(request.contains(&header), "{header:?} in {request}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_redirect_is_healthy_and_not_followed() {
+        let (port, served) =
+            answering("HTTP/1.1 302 Found\r\nLocation: http://elsewhere/\r\n\r\n").await;
+        assert_eq!(run(&http(port), "127.0.0.1").await, Ok(()));
+        served.await.expect("server");
+    }
+
+    #[tokio::test]
+    async fn a_5xx_answer_fails_with_its_status() {
+        let (port, _served) =
+            answering("HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n").await;
+        assert_eq!(
+            run(&http(port), "127.0.0.1").await,
+            Err(Failure::Status(500))
+        );
+    }
+
+    #[tokio::test]
+    async fn a_server_that_never_answers_fails_by_the_timeout() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let port = listener.local_addr().expect("address").port();
+        let _held = tokio::spawn(async move {
+            let (mut conn, _) = listener.accept().await.expect("accept");
+            read_head(&mut conn).await;
+            std::future::pending::<()>().await;
+            drop(conn);
+        });
+        let timeout = Duration::from_millis(500);
+        let mut probe = http(port);
+        probe.timeout = timeout;
+        let began = Instant::now();
+        assert_eq!(
+            run(&probe, "127.0.0.1").await,
+            Err(Failure::Timeout(timeout))
+        );
+        assert!(
+            began.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            began.elapsed()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_closed_port_is_refused() {
+        let port = closed_port().await;
+        assert_eq!(run(&http(port), "127.0.0.1").await, Err(Failure::Refused));
+        let tcp = spec(Kind::Tcp, port, Duration::from_secs(5));
+        assert_eq!(run(&tcp, "127.0.0.1").await, Err(Failure::Refused));
+    }
+
+    #[tokio::test]
+    async fn a_connection_closed_without_an_answer_fails_saying_so() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let port = listener.local_addr().expect("address").port();
+        tokio::spawn(async move {
+            let (conn, _) = listener.accept().await.expect("accept");
+            drop(conn);
+        });
+        match run(&http(port), "127.0.0.1").await {
+            Err(Failure::Other(text)) => {
+                assert!(text.starts_with("HTTP: "), "{text}");
+                assert!(
+                    !text.contains('\n') && text.chars().count() <= 201,
+                    "{text}"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// Writes `head` then `filler` without end, until the probe hangs up; hands back how much
+    /// it wrote.
+    async fn endless(head: &'static str, filler: u8) -> (u16, tokio::task::JoinHandle<usize>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let port = listener.local_addr().expect("address").port();
+        let served = tokio::spawn(async move {
+            let (mut conn, _) = listener.accept().await.expect("accept");
+            read_head(&mut conn).await;
+            let mut written = 0;
+            let chunk = vec![filler; 64 * 1024];
+            if conn.write_all(head.as_bytes()).await.is_err() {
+                return written;
+            }
+            // 1 GiB at most, so that a test that did read on ends at last.
+            while written < 1 << 30 {
+                match conn.write_all(&chunk).await {
+                    Ok(()) => written += chunk.len(),
+                    Err(_) => break,
+                }
+            }
+            written
+        });
+        (port, served)
+    }
+
+    #[tokio::test]
+    async fn an_endless_answer_is_read_no_further_than_the_status() {
+        // An endless body: the status is enough, the body is never read.
+        let (port, served) = endless("HTTP/1.1 200 OK\r\n\r\n", b'a').await;
+        assert_eq!(run(&http(port), "127.0.0.1").await, Ok(()));
+        let written = served.await.expect("server");
+        // What the two sockets' buffers hold, not the gigabyte.
+        assert!(written < 64 << 20, "{written} bytes written");
+
+        // An endless header: more than the 64 KiB a head may take, refused.
+        let (port, served) = endless("HTTP/1.1 200 OK\r\nX-Big: ", b'a').await;
+        match run(&http(port), "127.0.0.1").await {
+            Err(Failure::Other(text)) => assert!(text.contains("too large"), "{text}"),
+            other => panic!("{other:?}"),
+        }
+        let written = served.await.expect("server");
+        assert!(written < 64 << 20, "{written} bytes written");
+    }
+
+    #[tokio::test]
+    async fn a_tcp_probe_is_healthy_when_a_connection_opens() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let port = listener.local_addr().expect("address").port();
+        let tcp = spec(Kind::Tcp, port, Duration::from_secs(5));
+        assert_eq!(run(&tcp, "127.0.0.1").await, Ok(()));
+        // And the probe closed it at once: the server reads the end of it.
+        let (mut conn, _) = listener.accept().await.expect("accept");
+        let mut rest = Vec::new();
+        conn.read_to_end(&mut rest).await.expect("closed");
+        assert!(rest.is_empty());
+    }
+
+    #[tokio::test]
+    async fn ipv6_literals_and_names_are_reached() {
+        let (port, served) = answering("HTTP/1.1 204 No Content\r\n\r\n").await;
+        assert_eq!(run(&http(port), "localhost").await, Ok(()));
+        served.await.expect("server");
+        // A machine without IPv6 on loopback cannot serve this half.
+        let Ok(listener) = TcpListener::bind("[::1]:0").await else {
+            println!("no IPv6 on loopback: the IPv6 half is skipped");
+            return;
+        };
+        let port = listener.local_addr().expect("address").port();
+        let served = tokio::spawn(async move {
+            let (mut conn, _) = listener.accept().await.expect("accept");
+            let request = read_head(&mut conn).await;
+            conn.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+                .await
+                .expect("answer");
+            request
+        });
+        assert_eq!(run(&http(port), "::1").await, Ok(()));
+        let request = served.await.expect("server").to_ascii_lowercase();
+        assert!(
+            request.contains(&format!("host: [::1]:{port}\r\n")),
+            "{request}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_name_that_does_not_resolve_says_so() {
+        match run(&http(80), "no-such-host.invalid").await {
+            Err(Failure::Resolve { host, error }) => {
+                assert_eq!(host, "no-such-host.invalid");
+                assert!(!error.is_empty());
+            }
+            // A machine whose resolver does not answer in time cannot tell.
+            Err(Failure::Timeout(_)) => println!("the resolver did not answer: skipped"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// An HTTPS server with a fresh self-signed certificate for 127.0.0.1, answering 200 to
+    /// every connection.
+    async fn https_server() -> u16 {
+        use rustls_pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+        let certified =
+            rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).expect("a cert");
+        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
+            certified.signing_key.serialize_der(),
+        ));
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_no_client_auth()
+        .with_single_cert(vec![certified.cert.der().clone()], key)
+        .expect("server config");
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let port = listener.local_addr().expect("address").port();
+        tokio::spawn(async move {
+            loop {
+                let (conn, _) = listener.accept().await.expect("accept");
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    // A refused handshake ends the connection; nothing to answer then.
+                    let Ok(mut conn) = acceptor.accept(conn).await else {
+                        return;
+                    };
+                    read_head(&mut conn).await;
+                    let _ = conn
+                        .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                        .await;
+                    let _ = conn.shutdown().await;
+                });
+            }
+        });
+        port
+    }
+
+    #[tokio::test]
+    async fn https_takes_a_self_signed_certificate_unless_told_to_verify() {
+        let port = https_server().await;
+        assert_eq!(
+            run(&https_or_http(true, false, port), "127.0.0.1").await,
+            Ok(())
+        );
+        match run(&https_or_http(true, true, port), "127.0.0.1").await {
+            Err(Failure::Other(text)) => {
+                assert!(text.starts_with("TLS: "), "{text}");
+                assert!(text.contains("certificate"), "{text}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn error_texts_are_one_short_line() {
+        assert_eq!(short("a\n  b\tc"), "a b c");
+        let long = "x".repeat(500);
+        assert_eq!(short(&long).chars().count(), LONGEST_TEXT + 1);
+    }
+}
