@@ -164,6 +164,9 @@ pub struct State {
     pub error: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub health_output: Option<String>,
+    /// The probe's last error, while a probe declared by label fails.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub probe_error: Option<String>,
 }
 
 impl From<&Snapshot> for State {
@@ -177,6 +180,7 @@ impl From<&Snapshot> for State {
             started_at: s.started_at.clone(),
             error: s.error.clone(),
             health_output: s.health_output.clone(),
+            probe_error: s.probe_error.clone(),
         }
     }
 }

@@ -620,6 +620,13 @@ fn snapshot(c: &ContainerRef, r: ContainerInspectResponse) -> Snapshot {
         .is_some_and(|kind| kind != "NONE");
     let labels = r.config.and_then(|cfg| cfg.labels).unwrap_or_default();
     let network_mode = r.host_config.and_then(|h| h.network_mode);
+    let addresses = translate::addresses(
+        r.network_settings
+            .and_then(|n| n.networks)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(name, e)| (name, e.ip_address, e.global_ipv6_address)),
+    );
     Snapshot {
         container: ContainerRef {
             id: r.id.unwrap_or_else(|| c.id.clone()),
@@ -648,6 +655,9 @@ fn snapshot(c: &ContainerRef, r: ContainerInspectResponse) -> Snapshot {
         },
         network_parent: network_mode.as_deref().and_then(network_parent),
         has_check,
+        addresses,
+        probe_error: None,
+        host_network: network_mode.as_deref() == Some("host"),
     }
 }
 

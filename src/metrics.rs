@@ -6,6 +6,7 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -93,6 +94,8 @@ pub struct Metrics {
     prompts_pending: Gauge,
     engine_up: Gauge,
     notifications: Family<ChannelLabels, Counter>,
+    probe_up: Family<ContainerLabels, Gauge>,
+    probe_duration: Family<ContainerLabels, Gauge<f64, AtomicU64>>,
 }
 
 impl Default for Metrics {
@@ -121,6 +124,8 @@ impl Metrics {
             prompts_pending: Gauge::default(),
             engine_up: Gauge::default(),
             notifications: Family::default(),
+            probe_up: Family::default(),
+            probe_duration: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -130,7 +135,7 @@ impl Metrics {
         );
         registry.register(
             "failures",
-            "Failures seen that led to an action, a prompt or an observation, by kind (exited, oom, dead, unhealthy)",
+            "Failures seen that led to an action, a prompt or an observation, by kind (exited, oom, dead, unhealthy, probe)",
             m.failures.clone(),
         );
         registry.register(
@@ -162,6 +167,16 @@ impl Metrics {
             "engine_up",
             "1 while the Docker engine answers",
             m.engine_up.clone(),
+        );
+        registry.register(
+            "probe_up",
+            "1 when the last probe a label declares (healthther.probe) succeeded",
+            m.probe_up.clone(),
+        );
+        registry.register(
+            "probe_duration_seconds",
+            "How long the last probe took, answer or failure",
+            m.probe_duration.clone(),
         );
         registry.register(
             "notifications",
@@ -228,6 +243,8 @@ impl Metrics {
     /// Sets the gauges from where each target stands now.
     pub fn snapshot(&self, rows: &[TargetStatus]) {
         self.target_up.clear();
+        self.probe_up.clear();
+        self.probe_duration.clear();
         self.quarantined.clear();
         self.held.clear();
         let mut prompts = 0;
@@ -256,14 +273,21 @@ impl Metrics {
             }
             for c in &t.containers {
                 prompts += i64::from(c.prompt_open);
+                let probe = c.probe.as_ref();
                 let up = c.state.as_deref() == Some("running")
-                    && c.health.as_deref() != Some("unhealthy");
-                self.target_up
-                    .get_or_create(&ContainerLabels {
-                        target: target.target.clone(),
-                        container: label_value(&c.name),
-                    })
-                    .set(i64::from(up));
+                    && c.health.as_deref() != Some("unhealthy")
+                    && !probe.is_some_and(|p| p.failing);
+                let labels = ContainerLabels {
+                    target: target.target.clone(),
+                    container: label_value(&c.name),
+                };
+                self.target_up.get_or_create(&labels).set(i64::from(up));
+                if let Some(p) = probe.filter(|p| p.up.is_some()) {
+                    let ok = p.up == Some(true);
+                    self.probe_up.get_or_create(&labels).set(i64::from(ok));
+                    let took = p.took_ms.unwrap_or(0) as f64 / 1000.0;
+                    self.probe_duration.get_or_create(&labels).set(took);
+                }
             }
         }
         self.prompts_pending.set(prompts);
@@ -298,6 +322,7 @@ fn failure_kind(state: Option<&Snapshot>) -> &'static str {
     match state {
         Some(s) if s.oom_killed => "oom",
         Some(s) if s.status == Status::Dead => "dead",
+        Some(s) if s.status == Status::Running && s.probe_error.is_some() => "probe",
         Some(s) if s.status == Status::Running => "unhealthy",
         _ => "exited",
     }
@@ -555,6 +580,7 @@ mod tests {
                 since: "2026-01-01T00:00:00Z".into(),
                 until: None,
             }),
+            probe: None,
         };
         let m = Metrics::new("web-01");
         m.snapshot(&[TargetStatus {

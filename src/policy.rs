@@ -82,6 +82,16 @@ pub struct Listed {
     pub health: Health,
     /// The container whose network namespace it shares (`--network container:X`): X.
     pub network_parent: Option<String>,
+    /// Its addresses, one per network it has one on (none while it is stopped).
+    pub addresses: Vec<Address>,
+}
+
+/// A container's address on one of its networks: where a probe reaches it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Address {
+    /// The network's name, as `docker network ls` shows it.
+    pub network: String,
+    pub ip: std::net::IpAddr,
 }
 
 /// What an inspect call tells: everything a decision and its record need.
@@ -106,6 +116,12 @@ pub struct Snapshot {
     pub network_parent: Option<String>,
     /// It has a HEALTHCHECK (a created or stopped container shows no health yet).
     pub has_check: bool,
+    /// Its addresses, one per network it has one on (none while it is stopped).
+    pub addresses: Vec<Address>,
+    /// Its probe's last error, while the probe fails (healthther's, not the engine's).
+    pub probe_error: Option<String>,
+    /// It runs in the host's network namespace (`--network host`).
+    pub host_network: bool,
 }
 
 /// The container named by a network mode of `container:X` (an id or a name), if it is one.
@@ -219,6 +235,9 @@ pub fn describe(s: &Snapshot) -> String {
     if !details.is_empty() {
         out.push_str(&format!(" ({})", details.join(", ")));
     }
+    if let Some(error) = &s.probe_error {
+        out.push_str(&format!("; probe failing: {error}"));
+    }
     if let (Health::Unhealthy, Some(output)) = (s.health, &s.health_output) {
         out.push_str(&format!("; last check said: {output}"));
     }
@@ -281,6 +300,9 @@ mod tests {
             health_output: None,
             network_parent: None,
             has_check: false,
+            addresses: Vec::new(),
+            probe_error: None,
+            host_network: false,
         }
     }
 
@@ -332,6 +354,7 @@ mod tests {
                 status: status.clone(),
                 health,
                 network_parent: None,
+                addresses: Vec::new(),
             };
             assert_eq!(needs_inspection(&l), want, "{status:?} {health:?}");
         }

@@ -60,8 +60,8 @@ use tracing::{debug, info, warn};
 pub use self::core::event::{Event, EventKind};
 pub use self::core::status::{ContainerStatus, TargetStatus};
 pub use self::core::{
-    Act, ActResult, Acted, Action, Approval, Cause, Command, Core, Down, Input, Now, Outcome, Skip,
-    What, FILE_ONLY,
+    Act, ActResult, Acted, Action, Approval, Cause, Command, Core, Down, Input, Now, Outcome, Own,
+    Probed, Reach, Skip, What, FILE_ONLY,
 };
 pub use self::docker::{Connect, Docker, DockerError, Started};
 use crate::audit::{self, Audit};
@@ -184,7 +184,8 @@ enum Done<D> {
         result: Result<Vec<Listed>, DockerError>,
         asked: std::time::Instant,
     },
-    OwnProject(Option<String>),
+    /// healthther's own container, when it could be learnt.
+    Own(Option<Own>),
     Core(Box<Input>),
     /// Recreations a crash of ours cut short, finished at start-up (each target and the
     /// container now under its name), then what came after.
@@ -309,7 +310,11 @@ impl<C: Connect> Shell<C> {
             // Most passes ask only for what may need attention; every so often one asks for
             // every container, so that a removal whose event the engine dropped is noticed.
             self.passes = self.passes.wrapping_add(1);
-            self.list(self.passes.is_multiple_of(FULL_PASS_EVERY));
+            let full = self.passes.is_multiple_of(FULL_PASS_EVERY);
+            self.list(full);
+            if full {
+                self.learn_own();
+            }
         }
     }
 
@@ -369,7 +374,9 @@ impl<C: Connect> Shell<C> {
                 }
                 self.feed(*input)
             }
-            Done::OwnProject(project) => self.feed(Input::OwnProject(project)),
+            Done::Own(Some(own)) => self.feed(Input::Own(own)),
+            // Asked again on the next whole pass.
+            Done::Own(None) => {}
             Done::Connected(Ok(engine)) => self.connected(engine),
             Done::Connected(Err(e)) => {
                 let Link::Connecting { failures, outage } = &self.link else {
@@ -473,10 +480,17 @@ impl<C: Connect> Shell<C> {
             });
         }
         self.next_poll = Some(tokio::time::Instant::now() + self.config.poll_interval);
-        if !self.announced_connection {
-            self.announced_connection = true;
+        self.announced_connection = true;
+        self.learn_own();
+    }
+
+    /// Learns healthther's own compose project and networks: after each connection, and on
+    /// each whole pass (someone may attach it to a network for its probes).
+    fn learn_own(&mut self) {
+        if let Link::Up(s) = &self.link {
+            let engine = s.engine.clone();
             self.looks
-                .spawn(async move { Done::OwnProject(task::own_project(&engine).await) });
+                .spawn(async move { Done::Own(task::own(&engine).await) });
         }
     }
 
@@ -619,6 +633,20 @@ impl<C: Connect> Shell<C> {
                     let calls = Arc::clone(&self.calls);
                     self.looks
                         .spawn(task::guarded(c.id.clone(), task::inspect(engine, calls, c)));
+                }
+                // Not an engine call: a connection of its own, never waiting on the engine's
+                // calls or on another container's probe.
+                Command::Probe(job) => {
+                    self.looks.spawn(async move {
+                        let started = tokio::time::Instant::now();
+                        let result = crate::probe::run(&job.spec, &job.host).await;
+                        Done::Core(Box::new(Input::Probed(Probed {
+                            container_id: job.container.id,
+                            run: job.run,
+                            result,
+                            took: started.elapsed(),
+                        })))
+                    });
                 }
                 Command::Withdraw(id) => {
                     if let Some(token) = self.withdraw.get(&id) {

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::Deserialize;
 
-use crate::policy::{health_from_status_text, network_parent, Health, Listed, Status};
+use crate::policy::{health_from_status_text, network_parent, Address, Health, Listed, Status};
 use crate::targets::ContainerRef;
 use crate::watch::core::event::EventKind;
 
@@ -79,6 +79,21 @@ pub(super) struct Summary {
     status: Option<String>,
     health: Option<SummaryHealth>,
     host_config: Option<SummaryHostConfig>,
+    network_settings: Option<SummaryNetworks>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct SummaryNetworks {
+    networks: Option<HashMap<String, SummaryEndpoint>>,
+}
+
+#[derive(Debug, Deserialize)]
+struct SummaryEndpoint {
+    #[serde(rename = "IPAddress")]
+    ip_address: Option<String>,
+    #[serde(rename = "GlobalIPv6Address")]
+    ipv6_address: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -120,7 +135,33 @@ pub(super) fn listed(s: Summary) -> Option<Listed> {
             .host_config
             .and_then(|h| h.network_mode)
             .and_then(|m| network_parent(&m)),
+        addresses: addresses(
+            s.network_settings
+                .and_then(|n| n.networks)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(name, e)| (name, e.ip_address, e.ipv6_address)),
+        ),
     })
+}
+
+/// A container's addresses from its networks' endpoints (name, IPv4, IPv6), as the engine
+/// wrote them: an empty or unparsable one is none. Sorted by network, IPv4 first.
+pub(super) fn addresses(
+    endpoints: impl Iterator<Item = (String, Option<String>, Option<String>)>,
+) -> Vec<Address> {
+    let mut found: Vec<Address> = endpoints
+        .flat_map(|(network, v4, v6)| {
+            [v4, v6].into_iter().flatten().filter_map(move |ip| {
+                Some(Address {
+                    network: network.clone(),
+                    ip: ip.parse().ok()?,
+                })
+            })
+        })
+        .collect();
+    found.sort_by(|a, b| (&a.network, a.ip.is_ipv6()).cmp(&(&b.network, b.ip.is_ipv6())));
+    found
 }
 
 #[cfg(test)]

@@ -19,6 +19,23 @@ const LONGEST: Duration = Duration::from_secs(24 * 3600);
 /// The most failures in a row a label may ask for before a restart.
 const MOST_RETRIES: u32 = 1000;
 
+/// The probe as a label would write it, for `status`: `http://:8080/healthz every 10s`.
+pub fn shown(p: &ProbeSpec) -> String {
+    let host = match &p.host {
+        Some(h) if h.contains(':') => format!("[{h}]"),
+        Some(h) => h.clone(),
+        None => String::new(),
+    };
+    let url = match &p.kind {
+        Kind::Tcp => format!("tcp://{host}:{}", p.port),
+        Kind::Http { tls, path, .. } => {
+            let scheme = if *tls { "https" } else { "http" };
+            format!("{scheme}://{host}:{}{path}", p.port)
+        }
+    };
+    format!("{url} every {}", humantime::format_duration(p.interval))
+}
+
 /// The probe the labels declare: `Ok(None)` when there is no `healthther.probe` label. A label
 /// that does not parse makes the container run without a probe, and is named.
 pub fn parse(labels: &BTreeMap<String, String>) -> Result<Option<ProbeSpec>, BadLabel> {

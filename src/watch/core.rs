@@ -33,6 +33,7 @@ mod graph;
 mod holds;
 pub mod outcome;
 mod persist;
+pub mod probes;
 mod requests;
 mod scope;
 pub mod status;
@@ -43,11 +44,13 @@ pub use self::outcome::sample;
 pub use self::outcome::{
     ActResult, Action, Approval, Cause, Down, Outcome, Parent, Skip, What, FILE_ONLY,
 };
+use self::probes::Probing;
+pub use self::probes::{ProbeJob, Probed, Reach};
 use crate::backoff::History;
 use crate::config::{Config, Mode};
 use crate::control::{Reply, Request};
 use crate::overrides::Overrides;
-use crate::policy::{describe, Health, Listed, Snapshot, Status, Verdict};
+use crate::policy::{describe, Address, Health, Listed, Snapshot, Status, Verdict};
 use crate::prompt::Pending;
 use crate::state::Saved;
 use crate::targets::{ContainerRef, Neighbours, TargetName};
@@ -108,8 +111,10 @@ pub enum Input {
     },
     /// The engine stopped answering.
     Lost,
-    /// healthther's own compose project, learnt from its own container's labels.
-    OwnProject(Option<String>),
+    /// Where healthther itself runs, learnt from its own container.
+    Own(Own),
+    /// A probe's result.
+    Probed(Probed),
     /// A list call's answer: every container (`full`), or only those that may need attention;
     /// `asked` is when the call was made, so containers heard of since may be missing from it.
     Listed {
@@ -161,6 +166,17 @@ pub enum Command {
     /// Its compose project is being taken down: the action under way on this container (by
     /// id) is not to start it, if the start was not sent yet.
     Withdraw(String),
+    /// A probe to run; its result comes back as [`Input::Probed`].
+    Probe(ProbeJob),
+}
+
+/// What healthther learns of its own container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Own {
+    /// Its compose project: a bare service name means this project's service first.
+    pub project: Option<String>,
+    /// Which containers' addresses it can reach, for probes.
+    pub reach: Reach,
 }
 
 impl Command {
@@ -301,6 +317,11 @@ struct Watched {
     down_since: Option<SystemTime>,
     /// When an event or a look last told of it: a list asked for before then may leave it out.
     heard_of: Option<Instant>,
+    /// Its probe, when its labels declare one (see `probes`).
+    probing: Option<Probing>,
+    /// Its addresses as last seen, and when the list or inspect that told them was asked for.
+    addresses: Vec<Address>,
+    addresses_at: Option<Instant>,
 }
 
 /// What is known of a container's death, and of the stop or kill that may be causing the next:
@@ -417,6 +438,9 @@ impl Watched {
             never_told: None,
             down_since: None,
             heard_of: None,
+            probing: None,
+            addresses: Vec::new(),
+            addresses_at: None,
         }
     }
 
@@ -495,6 +519,8 @@ pub struct Core {
     /// Every container the engine has, as far as we know, by id.
     records: HashMap<String, Watched>,
     own_project: Option<String>,
+    /// Where probes can reach, once healthther's own container is known.
+    own_reach: Option<Reach>,
     engine_up: bool,
     /// Whether this session has seen a whole list: before that, matching would go by a part of
     /// the engine's containers (a bare name might look unambiguous), so nothing is decided.
@@ -541,6 +567,7 @@ impl Core {
             terminal,
             records: HashMap::new(),
             own_project: None,
+            own_reach: None,
             engine_up: false,
             synced: false,
             session_start: SystemTime::UNIX_EPOCH,
@@ -574,7 +601,12 @@ impl Core {
             _ => None,
         });
         let holds = self.holds.values().filter_map(|h| h.until);
-        waits.chain(holds).min()
+        let probes = self
+            .records
+            .values()
+            .filter(|r| r.target.is_some())
+            .filter_map(|r| r.probing.as_ref().and_then(Probing::due));
+        waits.chain(holds).chain(probes).min()
     }
 
     /// Takes one input at `now`; returns what to do.
@@ -587,13 +619,20 @@ impl Core {
                 self.session_start = session_start;
             }
             Input::Lost => self.engine_up = false,
-            Input::OwnProject(project) => {
-                if let Some(p) = &project {
+            Input::Own(Own { project, reach }) => {
+                if let Some(p) = project
+                    .as_ref()
+                    .filter(|p| self.own_project.as_ref() != Some(*p))
+                {
                     info!(project = %p, "healthther runs in compose project {p}: a bare service name means this project's service first");
                 }
-                self.own_project = project;
-                self.retarget(now, &mut out);
+                self.own_reach = Some(reach);
+                if project != self.own_project {
+                    self.own_project = project;
+                    self.retarget(now, &mut out);
+                }
             }
+            Input::Probed(probed) => self.on_probed(probed, now, &mut out),
             Input::Listed {
                 full,
                 containers,

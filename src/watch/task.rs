@@ -11,7 +11,7 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use super::docker::{Docker, DockerError, Failure, Started};
-use super::{Act, ActResult, Acted, Action, Done, Input};
+use super::{Act, ActResult, Acted, Action, Done, Input, Own, Reach};
 use crate::policy::{describe, Status};
 use crate::targets::ContainerRef;
 
@@ -207,18 +207,44 @@ fn recreate_failed(e: &DockerError) -> ActResult {
     }
 }
 
-/// healthther's own compose project, when it runs in a container of one: the container's id
-/// is in the paths of the files the engine mounts into it (`/etc/hostname` and the like).
-pub(super) async fn own_project(engine: &impl Docker) -> Option<String> {
+/// healthther's own container, when it runs in one (its id is in the paths of the files the
+/// engine mounts into it, `/etc/hostname` and the like): its compose project, and the networks
+/// its probes reach containers on. On the host, every container's address. `None` when its
+/// container could not be inspected.
+pub(super) async fn own(engine: &impl Docker) -> Option<Own> {
     // A small file of the kernel's, read at once: no need to leave the runtime thread.
-    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
-    let id = own_container_id(&mountinfo)?;
-    let me = ContainerRef {
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let Some(id) = own_container_id(&mountinfo) else {
+        return Some(Own {
+            project: None,
+            reach: Reach::Anywhere,
+        });
+    };
+    let me = engine.inspect(&by_id(id)).await.ok()??;
+    // Sharing another container's network (`network_mode: service:X`): X's networks.
+    let holder = match &me.network_parent {
+        Some(parent) => engine.inspect(&by_id(parent.clone())).await.ok()??,
+        None => me.clone(),
+    };
+    let reach = if holder.host_network {
+        Reach::Anywhere
+    } else {
+        // On no network at all (`network_mode: none`), it reaches nobody.
+        let mut networks: Vec<String> = holder.addresses.into_iter().map(|a| a.network).collect();
+        networks.dedup();
+        Reach::Networks(networks)
+    };
+    Some(Own {
+        project: me.container.project,
+        reach,
+    })
+}
+
+fn by_id(id: String) -> ContainerRef {
+    ContainerRef {
         id,
         ..ContainerRef::default()
-    };
-    let snapshot = engine.inspect(&me).await.ok()??;
-    snapshot.container.project
+    }
 }
 
 /// The 64-hex-digit container id in `/var/lib/docker/containers/<id>/hostname`-like mount
@@ -305,6 +331,9 @@ mod tests {
             health_output: None,
             network_parent: None,
             has_check: false,
+            addresses: Vec::new(),
+            probe_error: None,
+            host_network: false,
         }
     }
 

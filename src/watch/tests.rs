@@ -161,6 +161,9 @@ fn snapshot(id: &str, name: &str) -> Snapshot {
         health_output: None,
         network_parent: None,
         has_check: false,
+        addresses: Vec::new(),
+        probe_error: None,
+        host_network: false,
     }
 }
 
@@ -175,6 +178,7 @@ impl Docker for Fake {
                     status: s.status.clone(),
                     health: s.health,
                     network_parent: None,
+                    addresses: Vec::new(),
                 })
                 .collect()
         })

@@ -55,7 +55,15 @@ impl Core {
         if snapshot.network_parent.is_some() {
             r.network_parent = snapshot.network_parent.clone();
         }
+        if snapshot.status == Status::Running {
+            r.addresses = snapshot.addresses.clone();
+            r.addresses_at = Some(now.at);
+        }
         r.has_check |= snapshot.has_check;
+        self.probe_seen(&id, &snapshot.status, now);
+        let Some(r) = self.records.get_mut(&id) else {
+            return;
+        };
         if std::mem::take(&mut r.learning) && matches!(r.phase, Phase::Idle | Phase::Due { .. }) {
             // Only its network was to be learnt.
             return;
@@ -137,12 +145,29 @@ impl Core {
     pub(super) fn decide(
         &mut self,
         id: &str,
-        s: Snapshot,
+        mut s: Snapshot,
         approval: Option<Approval>,
         now: Now,
         out: &mut Vec<Command>,
     ) {
-        let verdict = classify(&s);
+        // A failing probe makes a running container unhealthy, as a failing HEALTHCHECK does.
+        let probe_failing = s.status == Status::Running
+            && self
+                .records
+                .get(id)
+                .and_then(|r| r.probing.as_ref())
+                .is_some_and(|p| p.failing);
+        if probe_failing {
+            s.probe_error = self
+                .records
+                .get(id)
+                .and_then(|r| r.probing.as_ref())
+                .and_then(|p| p.error());
+        }
+        let verdict = match classify(&s) {
+            Verdict::Fine | Verdict::Wait if probe_failing => Verdict::Restart,
+            v => v,
+        };
         let limits = self.config.limits;
         let fix = self.network_fix(id, s.started_at.as_deref());
         let Some(r) = self.records.get_mut(id) else {
@@ -166,7 +191,7 @@ impl Core {
                 _ => s.finished_at,
             },
         });
-        if s.health != Health::Unhealthy {
+        if s.health != Health::Unhealthy && !probe_failing {
             r.death.unhealthy_since = None;
         }
         let Some(target) = r.target.clone() else {
@@ -419,6 +444,8 @@ impl Core {
         }
         let cause = if let Some((_, cause, _)) = &net {
             *cause
+        } else if verdict == Verdict::Restart && s.health != Health::Unhealthy && probe_failing {
+            Cause::Probe
         } else if verdict == Verdict::Restart {
             Cause::Unhealthy
         } else if s.oom_killed || r.death.oom {

@@ -94,6 +94,7 @@ impl Core {
         if live {
             self.network_on_start(id, time, now, out);
         }
+        self.probe_on_start(id, now, out);
         let Some(r) = self.records.get_mut(id) else {
             return;
         };
@@ -153,6 +154,7 @@ impl Core {
         if live {
             self.network_on_die(id, time);
         }
+        self.probe_on_die(id);
         let Some(r) = self.records.get_mut(id) else {
             return;
         };
@@ -345,6 +347,7 @@ impl Core {
     }
 
     pub(super) fn on_tick(&mut self, now: Now, out: &mut Vec<Command>) {
+        self.probe_due(now, out);
         let ended: Vec<TargetName> = self
             .holds
             .iter()

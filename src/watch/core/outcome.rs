@@ -194,6 +194,8 @@ pub enum Cause {
     Oom,
     /// Its health check failed.
     Unhealthy,
+    /// Its probe (`healthther.probe`) failed `retries` times in a row.
+    Probe,
     /// It runs, but the container whose network it shares started again: it lost its network.
     ParentRestarted,
     /// The container whose network it shared was replaced: it cannot start again as it is.
@@ -208,6 +210,7 @@ impl Cause {
             Cause::Crash => "crash",
             Cause::Oom => "oom",
             Cause::Unhealthy => "unhealthy",
+            Cause::Probe => "probe",
             Cause::ParentRestarted => "parent_restarted",
             Cause::ParentRecreated => "parent_recreated",
         }

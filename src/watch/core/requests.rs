@@ -147,6 +147,7 @@ impl Core {
                     .then(|| self.holds.get(&TargetName::of_container(&r.container.name)))
                     .flatten()
                     .map(|h| hold_status(h, now)),
+                probe: r.probing.as_ref().map(|p| p.status()),
             })
             .collect();
         containers.sort_by(|a, b| a.name.cmp(&b.name));

@@ -10,9 +10,10 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use tracing::{debug, info, warn};
 
 use super::outcome::{Outcome, Skip, What};
-use super::{told, Command, Core, Now, Phase, Said, SeenState, View, Watched};
+use super::{told, Command, Core, Now, Phase, Probing, Said, SeenState, View, Watched};
 use crate::overrides;
 use crate::policy::{needs_inspection, Health, Listed, Status};
+use crate::probe;
 use crate::targets::Neighbours;
 use crate::targets::{ContainerRef, Resolution, TargetName};
 
@@ -46,6 +47,14 @@ impl Core {
         }
         for l in &listed {
             self.upsert(&l.container);
+            // An event since the list was asked for tells more than the list.
+            let fresh = self
+                .records
+                .get(&l.container.id)
+                .is_some_and(|r| r.heard_of.is_none_or(|t| t < asked));
+            if fresh {
+                self.probe_seen(&l.container.id, &l.status, now);
+            }
             if let Some(r) = self.records.get_mut(&l.container.id) {
                 if l.status != Status::Running {
                     // Perhaps before its die event: Docker 26 tells of the stop first.
@@ -53,6 +62,10 @@ impl Core {
                 }
                 if l.network_parent.is_some() {
                     r.network_parent = l.network_parent.clone();
+                }
+                if l.status == Status::Running {
+                    r.addresses = l.addresses.clone();
+                    r.addresses_at = Some(asked);
                 }
                 let since = r
                     .state
@@ -118,6 +131,7 @@ impl Core {
                 // A bad label is said when the container becomes a target (in `retarget`):
                 // other people's containers are none of healthther's business.
                 r.overrides = overrides::parse(&c.labels).0;
+                r.probing = probe::parse(&c.labels).ok().flatten().map(Probing::new);
                 self.records.insert(c.id.clone(), r);
                 true
             }
@@ -240,6 +254,12 @@ impl Core {
                             value = %b.value,
                             "label {}={:?} is not understood (use {}); the global setting applies",
                             b.label, b.value, b.expected);
+                    }
+                    if let Err(b) = probe::parse(&r.container.labels) {
+                        warn!(target = %t, container = %r.container.name, label = %b.label,
+                            value = %b.value,
+                            "label {}={:?} is not understood (use {}); {} runs without a probe",
+                            b.label, b.value, b.expected, r.container.name);
                     }
                     for (label, asked, setting) in
                         r.overrides.widening(self.config.mode, self.config.on_stop)

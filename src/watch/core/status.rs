@@ -59,6 +59,29 @@ pub struct ContainerStatus {
     /// Held alone (`hold CONTAINER`, for a container a label selector chose).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub held: Option<HoldStatus>,
+    /// Its probe, when its labels declare one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub probe: Option<ProbeStatus>,
+}
+
+/// A probe declared by label, and where it stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ProbeStatus {
+    /// As the label declares it, with its interval: `http://:8080/healthz every 10s`.
+    pub probe: String,
+    /// Whether the last probe succeeded; `None` before the first.
+    pub up: Option<bool>,
+    /// It failed `retries` times in a row: unhealthy.
+    pub failing: bool,
+    /// Failures in a row that counted.
+    pub failures: u32,
+    /// When the last probe ended.
+    pub last: Option<String>,
+    pub took_ms: Option<u64>,
+    /// The last probe's error.
+    pub error: Option<String>,
+    /// Why it is not probed, when it cannot be reached (no shared network).
+    pub unreachable: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -67,6 +90,25 @@ pub struct ActionStatus {
     pub what: &'static str,
     pub when: String,
     pub result: String,
+}
+
+/// A probe in the FLAGS column: `probe up (12 ms)`, `probe FAILING 3x: HTTP 500`.
+fn probe_flag(p: &ProbeStatus) -> String {
+    let what = if let Some(why) = &p.unreachable {
+        format!("not probed: {why}")
+    } else {
+        match (p.up, p.failing) {
+            (None, _) => "not probed yet".to_string(),
+            (Some(true), _) => format!("up ({} ms)", p.took_ms.unwrap_or(0)),
+            (Some(false), failing) => format!(
+                "{} {}x: {}",
+                if failing { "FAILING" } else { "failed" },
+                p.failures,
+                p.error.as_deref().unwrap_or("?")
+            ),
+        }
+    };
+    format!("probe {}: {what}", p.probe)
 }
 
 pub fn time(t: SystemTime) -> String {
@@ -134,6 +176,9 @@ pub fn render(rows: &[TargetStatus]) -> String {
             }
             if !c.dependents.is_empty() {
                 flags.push(format!("dependents: {}", c.dependents.join(", ")));
+            }
+            if let Some(p) = &c.probe {
+                flags.push(probe_flag(p));
             }
             let state = match (&c.state, c.health.as_deref()) {
                 (Some(s), Some(h)) if h != "none" => format!("{s} ({h})"),

@@ -11,6 +11,7 @@ use crate::backoff::GRACE;
 use crate::config::Args;
 use clap::Parser;
 
+mod probing;
 mod world;
 use world::World;
 
@@ -48,6 +49,7 @@ fn listed(c: &ContainerRef, status: Status) -> Listed {
         status,
         health: Health::None,
         network_parent: None,
+        addresses: Vec::new(),
     }
 }
 
@@ -129,6 +131,9 @@ fn snapshot(c: &ContainerRef, status: Status, started: SystemTime, now: SystemTi
         health_output: None,
         network_parent: None,
         has_check: false,
+        addresses: Vec::new(),
+        probe_error: None,
+        host_network: false,
         status,
     }
 }
@@ -1670,7 +1675,10 @@ fn a_bare_service_of_two_projects_is_acted_on_for_neither_unless_one_is_ours() {
         .connect();
     assert!(w.crash("p1-svc-1", 1).drive().is_empty());
     assert!(w.crash("p2-svc-1", 1).drive().is_empty());
-    w.feed(Input::OwnProject(Some("p2".into())));
+    w.feed(Input::Own(Own {
+        project: Some("p2".into()),
+        reach: Reach::Anywhere,
+    }));
     assert!(w.crash("p1-svc-1", 1).drive().is_empty());
     let out = w.crash("p2-svc-1", 1).drive();
     assert_eq!(inspects(&out), ["2"]);

@@ -25,6 +25,8 @@ pub struct Ctr {
     pub oom: bool,
     pub network_parent: Option<String>,
     pub removed: bool,
+    /// What a probe of it finds while it runs (a stopped one refuses).
+    pub probe: Result<(), crate::probe::Failure>,
 }
 
 pub struct World {
@@ -89,6 +91,7 @@ impl World {
             oom: false,
             network_parent: None,
             removed: false,
+            probe: Ok(()),
         });
         self
     }
@@ -166,16 +169,39 @@ impl World {
             health_output: None,
             network_parent: x.network_parent.clone(),
             has_check: x.has_check,
+            addresses: self.addresses(i),
+            probe_error: None,
+            host_network: false,
         }
     }
 
     fn listed(&self, x: &Ctr) -> Listed {
+        let i = self
+            .containers
+            .iter()
+            .position(|y| y.c.id == x.c.id)
+            .expect("a container of the world");
         Listed {
             container: x.c.clone(),
             status: x.status.clone(),
             health: x.health,
             network_parent: x.network_parent.clone(),
+            addresses: self.addresses(i),
         }
+    }
+
+    /// Every running container has an address on network `net` (save one that shares
+    /// another's network): 10.0.0.2 for the first, and so on.
+    fn addresses(&self, i: usize) -> Vec<crate::policy::Address> {
+        let x = &self.containers[i];
+        if x.status != Status::Running || x.network_parent.is_some() {
+            return Vec::new();
+        }
+        let n = u32::try_from(i).expect("a small world") + 2;
+        vec![crate::policy::Address {
+            network: "net".into(),
+            ip: std::net::Ipv4Addr::from(0x0a00_0000 + n).into(),
+        }]
     }
 
     // --- Talking to the core -------------------------------------------------------------
@@ -185,7 +211,9 @@ impl World {
         let out = self.s.feed(input);
         for c in &out {
             match c {
-                Command::Inspect(_) | Command::Act(_) => self.pending.push_back(c.clone()),
+                Command::Inspect(_) | Command::Act(_) | Command::Probe(_) => {
+                    self.pending.push_back(c.clone())
+                }
                 Command::Withdraw(id) => self.withdrawn.push(id.clone()),
                 _ => {}
             }
@@ -217,6 +245,7 @@ impl World {
         for _ in 0..10_000 {
             let next = self.pending.iter().position(|c| match c {
                 Command::Inspect(_) => !self.hold_inspects,
+                Command::Probe(_) => true,
                 _ => !self.hold_acts,
             });
             let Some(next) = next else {
@@ -225,10 +254,16 @@ impl World {
             match self.pending.remove(next) {
                 Some(Command::Inspect(c)) => self.answer_inspect(&c.id),
                 Some(Command::Act(a)) => self.answer_act(a),
-                _ => unreachable!("only inspects and acts are pending"),
+                Some(Command::Probe(job)) => self.answer_probe(job),
+                _ => unreachable!("only inspects, acts and probes are pending"),
             }
         }
         panic!("the core never stops asking: {:?}", self.pending);
+    }
+
+    /// What the core said since the last drive, answering nothing.
+    pub fn said(&mut self) -> Vec<Command> {
+        std::mem::take(&mut self.out)
     }
 
     /// The connection is made and the first whole list shows the world; driven.
@@ -595,6 +630,25 @@ impl World {
             None => panic!("an inspect of {id}, which never was in the world"),
         };
         self.feed(Input::Inspected { container, result });
+    }
+
+    /// A probe finds what the container's `probe` says while it runs; a stopped one refuses.
+    fn answer_probe(&mut self, job: ProbeJob) {
+        let i = self
+            .at_id(&job.container.id)
+            .expect("a probe of a container of the world");
+        let x = &self.containers[i];
+        let result = if x.status == Status::Running && !x.removed {
+            x.probe.clone()
+        } else {
+            Err(crate::probe::Failure::Refused)
+        };
+        self.feed(Input::Probed(Probed {
+            container_id: job.container.id,
+            run: job.run,
+            result,
+            took: MS,
+        }));
     }
 
     fn answer_act(&mut self, act: Act) {

@@ -1,0 +1,433 @@
+//! HTTP and TCP probes of targets that declare one by label (`healthther.probe`): when each is
+//! due, where it reaches the container, and what its results mean. The shell only opens the
+//! connections ([`Command::Probe`] out, [`Input::Probed`](super::Input::Probed) back).
+//!
+//! A probe runs only while its container runs and is a target. Each start begins a new run:
+//! failures of the last one are forgotten, and none counts during the label's start period.
+//! `retries` failures in a row make the container unhealthy (`failing`), which a look turns
+//! into a restart as for a failed HEALTHCHECK (see `decide`); a success ends it.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use tracing::{info, warn};
+
+use super::{Command, Core, Now, Phase, Watched};
+use crate::policy::{Address, Status};
+use crate::probe::{self, Failure, ProbeSpec};
+use crate::targets::ContainerRef;
+
+/// How soon a due probe whose container's addresses are not known yet for this run (it has
+/// just started) is tried again, after an inspect to learn them.
+const ADDRESS_WAIT: Duration = Duration::from_secs(1);
+
+/// A probe for the shell to run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProbeJob {
+    pub container: ContainerRef,
+    /// Which run of the container it probes: a result for an older one is dropped.
+    pub run: u64,
+    /// An address or a host name, as the probe connects to it.
+    pub host: String,
+    pub spec: Arc<ProbeSpec>,
+}
+
+/// What one probe found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Probed {
+    pub container_id: String,
+    pub run: u64,
+    pub result: Result<(), Failure>,
+    pub took: Duration,
+}
+
+/// Where healthther can reach containers from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reach {
+    /// On the host, or in a container on the host's network: any container's address.
+    Anywhere,
+    /// In a container on these networks (by name): an address on one of them.
+    Networks(Vec<String>),
+}
+
+/// A target's probe and where it stands.
+#[derive(Debug, Clone)]
+pub(super) struct Probing {
+    pub(super) spec: Arc<ProbeSpec>,
+    /// Counts the container's runs (each start, each death): see [`ProbeJob::run`].
+    run: u64,
+    /// Since when the current run has been known to run; `None` while it does not run.
+    running_since: Option<Instant>,
+    /// When the next probe is due.
+    next: Option<Instant>,
+    /// A probe is out (never two at once).
+    out: bool,
+    /// Failures in a row that counted.
+    fails: u32,
+    /// `retries` failures in a row: unhealthy until a probe succeeds or it starts again.
+    pub(super) failing: bool,
+    last: Option<LastProbe>,
+    /// What was said about not being able to reach it, so it is said once.
+    unreachable: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+struct LastProbe {
+    at: SystemTime,
+    took: Duration,
+    error: Option<Failure>,
+}
+
+impl Probing {
+    pub(super) fn new(spec: ProbeSpec) -> Probing {
+        Probing {
+            spec: Arc::new(spec),
+            run: 0,
+            running_since: None,
+            next: None,
+            out: false,
+            fails: 0,
+            failing: false,
+            last: None,
+            unreachable: None,
+        }
+    }
+
+    /// The last probe's error while it is failing, for the record.
+    pub(super) fn error(&self) -> Option<String> {
+        self.last
+            .as_ref()
+            .filter(|_| self.failing)
+            .and_then(|l| l.error.as_ref())
+            .map(Failure::to_string)
+    }
+
+    /// When the next probe is due, if one is to be sent.
+    pub(super) fn due(&self) -> Option<Instant> {
+        self.next
+            .filter(|_| !self.out && self.running_since.is_some())
+    }
+
+    /// A new run began at `at` (a start, or first seen running): probed from an interval
+    /// on, or from `first` on when given.
+    fn begin(&mut self, at: Instant, first: Option<Instant>) {
+        self.run += 1;
+        self.running_since = Some(at);
+        self.next = Some(first.unwrap_or(at + self.spec.interval));
+        self.out = false;
+        self.fails = 0;
+        self.failing = false;
+    }
+
+    fn end(&mut self) {
+        self.run += 1;
+        self.running_since = None;
+        self.next = None;
+        self.out = false;
+        self.fails = 0;
+        self.failing = false;
+    }
+
+    /// For `status` and the metrics.
+    pub(super) fn status(&self) -> super::status::ProbeStatus {
+        super::status::ProbeStatus {
+            probe: probe::spec::shown(&self.spec),
+            up: self.last.as_ref().map(|l| l.error.is_none()),
+            failing: self.failing,
+            failures: self.fails,
+            last: self.last.as_ref().map(|l| super::status::time(l.at)),
+            took_ms: self
+                .last
+                .as_ref()
+                .map(|l| u64::try_from(l.took.as_millis()).unwrap_or(u64::MAX)),
+            error: self
+                .last
+                .as_ref()
+                .and_then(|l| l.error.as_ref())
+                .map(Failure::to_string),
+            unreachable: self.unreachable.clone(),
+        }
+    }
+}
+
+/// The first probe of a container seen running at start-up comes within one interval, at a
+/// place in it fixed by its id: 300 targets are not probed all at once.
+fn spread(id: &str, interval: Duration) -> Duration {
+    // FNV-1a: stable across runs and platforms, unlike the std hasher.
+    let h = id.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    interval.mul_f64(0.1 + 0.9 * (h % 1000) as f64 / 1000.0)
+}
+
+impl Core {
+    /// It started: a new run, probed from an interval on at its new address, which an
+    /// inspect tells (a restart may give it another).
+    pub(super) fn probe_on_start(&mut self, id: &str, now: Now, out: &mut Vec<Command>) {
+        let (engine_up, synced) = (self.engine_up, self.synced);
+        let Some(r) = self.records.get_mut(id) else {
+            return;
+        };
+        let Some(p) = r.probing.as_mut() else {
+            return;
+        };
+        p.begin(now.at, None);
+        if p.spec.host.is_none() && engine_up && synced && r.phase == Phase::Idle && !r.learning {
+            r.learning = true;
+            out.push(Command::Inspect(r.container.clone()));
+        }
+    }
+
+    /// It died: no probe until it runs again.
+    pub(super) fn probe_on_die(&mut self, id: &str) {
+        if let Some(p) = self.records.get_mut(id).and_then(|r| r.probing.as_mut()) {
+            p.end();
+        }
+    }
+
+    /// A list or an inspect saw it in `status`: a run not known of (at start-up, or a start
+    /// whose event was missed) begins, a death whose event was missed ends one.
+    pub(super) fn probe_seen(&mut self, id: &str, status: &Status, now: Now) {
+        let Some(p) = self.records.get_mut(id).and_then(|r| r.probing.as_mut()) else {
+            return;
+        };
+        match (status, p.running_since) {
+            (Status::Running, None) => {
+                let first = now.at + spread(id, p.spec.interval);
+                p.begin(now.at, Some(first));
+            }
+            (Status::Running, Some(_)) => {}
+            (_, Some(_)) => p.end(),
+            (_, None) => {}
+        }
+    }
+
+    /// Sends the probes that are due.
+    pub(super) fn probe_due(&mut self, now: Now, out: &mut Vec<Command>) {
+        let due: Vec<String> = self
+            .records
+            .iter()
+            .filter(|(_, r)| r.target.is_some())
+            .filter(|(_, r)| {
+                r.probing
+                    .as_ref()
+                    .and_then(Probing::due)
+                    .is_some_and(|t| t <= now.at)
+            })
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in due {
+            self.send_probe(&id, now, out);
+        }
+    }
+
+    fn send_probe(&mut self, id: &str, now: Now, out: &mut Vec<Command>) {
+        let host = match self.records.get(id) {
+            Some(r) => self.probe_host(r),
+            None => return,
+        };
+        let (engine_up, synced) = (self.engine_up, self.synced);
+        let Some(r) = self.records.get_mut(id) else {
+            return;
+        };
+        let target = r.target.clone();
+        let Some(p) = r.probing.as_mut() else {
+            return;
+        };
+        let host = match host {
+            Ok(host) => host,
+            Err(NoHost::NotYet) => {
+                // Its address for this run is not known yet: an inspect tells.
+                p.next = Some(now.at + ADDRESS_WAIT.min(p.spec.interval));
+                if engine_up && synced && r.phase == Phase::Idle && !r.learning {
+                    r.learning = true;
+                    out.push(Command::Inspect(r.container.clone()));
+                }
+                return;
+            }
+            Err(NoHost::Unreachable(why)) => {
+                p.next = Some(now.at + p.spec.interval);
+                if p.unreachable.as_deref() != Some(why.as_str()) {
+                    warn!(target = %target.as_ref().map(ToString::to_string).unwrap_or_default(),
+                        container = %r.container.name,
+                        "not probing {}: {why}; nothing counts against it until it can be reached",
+                        r.container.name);
+                    p.unreachable = Some(why);
+                }
+                return;
+            }
+        };
+        if p.unreachable.take().is_some() {
+            info!(container = %r.container.name, host = %host, "{} can be probed now", r.container.name);
+        }
+        p.out = true;
+        p.next = Some(now.at + p.spec.interval);
+        out.push(Command::Probe(ProbeJob {
+            container: r.container.clone(),
+            run: p.run,
+            host,
+            spec: Arc::clone(&p.spec),
+        }));
+    }
+
+    /// Where the probe of `r` connects: the host its label names, or its address on a network
+    /// healthther shares with it (for `--network container:X`, X's).
+    fn probe_host(&self, r: &Watched) -> Result<String, NoHost> {
+        let Some(p) = &r.probing else {
+            return Err(NoHost::NotYet);
+        };
+        if let Some(host) = &p.spec.host {
+            return Ok(host.clone());
+        }
+        let holder = match &r.network_parent {
+            Some(parent) => self
+                .records
+                .get(parent)
+                .or_else(|| self.records.values().find(|x| &x.container.name == parent))
+                .ok_or_else(|| {
+                    NoHost::Unreachable(format!(
+                        "it uses the network of {parent}, which healthther does not see"
+                    ))
+                })?,
+            None => r,
+        };
+        let since = p.running_since.ok_or(NoHost::NotYet)?;
+        if holder.addresses_at.is_none_or(|t| t < since) && holder.container.id == r.container.id {
+            return Err(NoHost::NotYet);
+        }
+        let Some(reach) = &self.own_reach else {
+            return Err(NoHost::Unreachable(
+                "healthther does not know its own networks yet".into(),
+            ));
+        };
+        pick(&holder.addresses, reach)
+            .map(|ip| ip.to_string())
+            .ok_or_else(|| NoHost::Unreachable(unreachable_why(&holder.addresses, reach)))
+    }
+
+    /// A probe's result: counted, unless it is of an older run or in the start period; the
+    /// container is looked at when it turns unhealthy, or well again.
+    pub(super) fn on_probed(&mut self, probed: Probed, now: Now, out: &mut Vec<Command>) {
+        let Some(r) = self.records.get_mut(&probed.container_id) else {
+            return;
+        };
+        let name = r.container.name.clone();
+        let Some(p) = r.probing.as_mut() else {
+            return;
+        };
+        if probed.run != p.run {
+            return;
+        }
+        p.out = false;
+        p.last = Some(LastProbe {
+            at: now.wall,
+            took: probed.took,
+            error: probed.result.clone().err(),
+        });
+        let changed = match probed.result {
+            Ok(()) => {
+                p.fails = 0;
+                std::mem::replace(&mut p.failing, false)
+            }
+            Err(e) => {
+                let in_start_period = p
+                    .running_since
+                    .is_some_and(|s| now.at < s + p.spec.start_period);
+                if in_start_period {
+                    false
+                } else {
+                    p.fails += 1;
+                    let now_failing = p.fails >= p.spec.retries && !p.failing;
+                    if now_failing {
+                        p.failing = true;
+                        warn!(container = %name, error = %e,
+                            "probe failed {} times in a row: {name} is unhealthy", p.fails);
+                    }
+                    now_failing
+                }
+            }
+        };
+        if changed {
+            let id = probed.container_id;
+            self.look(&id, None, out);
+        }
+    }
+}
+
+/// Why no probe can be sent now.
+enum NoHost {
+    /// Its address for this run is not known yet.
+    NotYet,
+    /// Said once: why it cannot be reached.
+    Unreachable(String),
+}
+
+/// The address to probe: on a network healthther is on, IPv4 first.
+fn pick(addresses: &[Address], reach: &Reach) -> Option<IpAddr> {
+    let usable = addresses.iter().filter(|a| match reach {
+        Reach::Anywhere => true,
+        Reach::Networks(ours) => ours.contains(&a.network),
+    });
+    let (v4, v6): (Vec<&Address>, Vec<&Address>) = usable.partition(|a| a.ip.is_ipv4());
+    v4.first().or(v6.first()).map(|a| a.ip)
+}
+
+fn unreachable_why(addresses: &[Address], reach: &Reach) -> String {
+    let mut theirs: Vec<&str> = addresses.iter().map(|a| a.network.as_str()).collect();
+    theirs.dedup();
+    match (theirs.is_empty(), reach) {
+        (true, _) => "it has no address on any network (host network, or none): write the \
+                      host in the label, as healthther.probe=http://HOST:PORT/"
+            .into(),
+        (false, Reach::Networks(_)) => format!(
+            "it shares no network with healthther: attach healthther to {} (`networks:` in \
+             compose, or `docker network connect`)",
+            theirs.join(" or ")
+        ),
+        (false, Reach::Anywhere) => "none of its addresses is usable".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addr(network: &str, ip: &str) -> Address {
+        Address {
+            network: network.into(),
+            ip: ip.parse().unwrap(),
+        }
+    }
+
+    #[test]
+    fn picks_an_address_on_a_shared_network_ipv4_first() {
+        let a = [
+            addr("other", "10.0.0.2"),
+            addr("p_default", "fd00::3"),
+            addr("p_default", "172.18.0.3"),
+        ];
+        let ours = Reach::Networks(vec!["p_default".into()]);
+        assert_eq!(pick(&a, &ours), Some("172.18.0.3".parse().unwrap()));
+        assert_eq!(
+            pick(&a, &Reach::Anywhere),
+            Some("10.0.0.2".parse().unwrap())
+        );
+        assert_eq!(pick(&a, &Reach::Networks(vec!["x".into()])), None);
+        let why = unreachable_why(&a, &Reach::Networks(vec!["x".into()]));
+        assert!(
+            why.contains("attach healthther to other or p_default"),
+            "{why}"
+        );
+    }
+
+    #[test]
+    fn first_probes_are_spread_over_the_interval() {
+        let i = Duration::from_secs(10);
+        let firsts: std::collections::BTreeSet<u128> = (0..300)
+            .map(|n| spread(&format!("{n:064x}"), i).as_millis() / 1000)
+            .collect();
+        assert!(firsts.len() >= 9, "{firsts:?}");
+        assert!((0..300).all(|n| spread(&n.to_string(), i) <= i));
+    }
+}

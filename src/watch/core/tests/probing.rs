@@ -1,0 +1,269 @@
+//! Probes declared by label (`healthther.probe`), under the scripted clock: when they are sent,
+//! what their failures count for, and that they never widen what healthther acts on.
+
+use super::world::World;
+use super::*;
+use crate::probe::Failure;
+
+const SEC: Duration = Duration::from_secs(1);
+
+/// A container labelled with an HTTP probe every second, two failures in a row to fail.
+fn probed(id: &str, name: &str, extra: &[(&str, &str)]) -> ContainerRef {
+    let mut x = c(id, name, None, None);
+    for (k, v) in [
+        ("healthther.probe", "http://:8080/healthz"),
+        ("healthther.probe-interval", "1s"),
+        ("healthther.probe-timeout", "500ms"),
+        ("healthther.probe-retries", "2"),
+    ]
+    .iter()
+    .chain(extra)
+    {
+        x.labels.insert((*k).into(), (*v).into());
+    }
+    x
+}
+
+/// `targets` in `mode`, with `containers` running, healthther on the host (it reaches every
+/// container's address).
+fn world(mode: &str, targets: &str, containers: &[ContainerRef]) -> World {
+    let mut w = World::new(mode, targets);
+    for x in containers {
+        w.add(x);
+    }
+    w.connect();
+    w.feed(Input::Own(Own {
+        project: None,
+        reach: Reach::Anywhere,
+    }));
+    w.drive();
+    w
+}
+
+fn probes(out: &[Command]) -> Vec<&ProbeJob> {
+    out.iter()
+        .filter_map(|c| match c {
+            Command::Probe(p) => Some(p),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Moves the clock a second at a time for `secs` seconds, driving; returns all that came out.
+fn run_for(w: &mut World, secs: u64) -> Vec<Command> {
+    let mut all = Vec::new();
+    for _ in 0..secs {
+        all.extend(w.advance(SEC).drive());
+    }
+    all
+}
+
+#[test]
+fn a_probe_failing_retries_times_in_a_row_restarts_it_and_says_why() {
+    let mut w = world("auto", "web", &[probed("1", "web", &[])]);
+    let out = run_for(&mut w, 3);
+    let sent = probes(&out);
+    assert!(!sent.is_empty(), "probed within an interval: {out:?}");
+    assert_eq!(sent[0].host, "10.0.0.2", "at its address");
+    assert!(acts(&out).is_empty());
+    // It hangs: each probe times out.
+    w.get_mut("web").probe = Err(Failure::Timeout(Duration::from_millis(500)));
+    let out = run_for(&mut w, 3);
+    let a = acts(&out);
+    assert_eq!(a.len(), 1, "restarted once: {out:?}");
+    assert_eq!((a[0].action, a[0].cause), (Action::Restart, Cause::Probe));
+    let r = records(&out)
+        .into_iter()
+        .find(|r| r.event == RecordEvent::Action)
+        .expect("an action record");
+    assert_eq!(r.cause, Some("probe"));
+    let state = r.state.clone().expect("the state it was seen in");
+    assert_eq!(
+        state.probe_error.as_deref(),
+        Some("no answer within 500ms"),
+        "{r:?}"
+    );
+    assert!(
+        r.seen.contains("probe failing: no answer within 500ms"),
+        "{}",
+        r.seen
+    );
+}
+
+#[test]
+fn one_failure_short_of_retries_does_nothing_and_a_success_starts_the_count_again() {
+    let mut w = world("auto", "web", &[probed("1", "web", &[])]);
+    run_for(&mut w, 2);
+    for _ in 0..5 {
+        w.get_mut("web").probe = Err(Failure::Status(500));
+        let mut out = w.advance(SEC).drive();
+        w.get_mut("web").probe = Ok(());
+        out.extend(w.advance(SEC).drive());
+        assert!(acts(&out).is_empty(), "{out:?}");
+    }
+}
+
+#[test]
+fn a_restart_begins_a_new_run_whose_start_period_counts_nothing() {
+    let labels = [("healthther.probe-start-period", "5s")];
+    let mut w = world("auto", "web", &[probed("1", "web", &labels)]);
+    w.get_mut("web").probe = Err(Failure::Refused);
+    // The second of each restart, of a container that keeps refusing.
+    let mut restarts = Vec::new();
+    let mut probed = 0;
+    for second in 1..=30 {
+        let out = w.advance(SEC).drive();
+        probed += probes(&out).len();
+        if !acts(&out).is_empty() {
+            restarts.push(second);
+        }
+    }
+    // Seen running at start-up, when it started is not known: its start period counts from
+    // then, so a stack started with healthther gets it. After each restart, five seconds of
+    // failures count for nothing, then two in a row do (one second apart).
+    assert!(restarts.len() >= 2, "{restarts:?}");
+    assert!((6..=8).contains(&restarts[0]), "{restarts:?}");
+    for pair in restarts.windows(2) {
+        assert!(pair[1] - pair[0] >= 6, "{restarts:?}");
+    }
+    assert!(probed >= 20, "probed all the while: {probed}");
+}
+
+#[test]
+fn a_non_target_with_a_probe_label_is_never_probed() {
+    let mut w = world(
+        "auto",
+        "web",
+        &[probed("1", "web", &[]), probed("2", "other", &[])],
+    );
+    w.get_mut("other").probe = Err(Failure::Refused);
+    let out = run_for(&mut w, 10);
+    let other = w.id("other");
+    assert!(
+        probes(&out).iter().all(|p| p.container.id != other),
+        "{out:?}"
+    );
+    assert!(acts(&out).is_empty());
+}
+
+#[test]
+fn a_probe_is_never_out_twice_and_an_answer_for_an_older_run_is_dropped() {
+    let mut w = world("auto", "web", &[probed("1", "web", &[])]);
+    let mut first = Vec::new();
+    for _ in 0..3 {
+        first = w
+            .advance(SEC)
+            .said()
+            .into_iter()
+            .filter_map(|c| match c {
+                Command::Probe(p) => Some(p),
+                _ => None,
+            })
+            .collect();
+        if !first.is_empty() {
+            break;
+        }
+    }
+    assert_eq!(first.len(), 1);
+    // Unanswered: the next interval sends none.
+    let out = w.advance(SEC * 3).said();
+    assert!(probes(&out).is_empty(), "{out:?}");
+    // It is killed and revived meanwhile; the old run's failure comes late and counts nothing.
+    w.kill("web").drive();
+    let old = first.remove(0);
+    for _ in 0..3 {
+        w.feed(Input::Probed(Probed {
+            container_id: old.container.id.clone(),
+            run: old.run,
+            result: Err(Failure::Refused),
+            took: MS,
+        }));
+    }
+    let (reply, _) = w.request(Request::Status { json: true });
+    assert!(reply.text.contains("\"failing\": false"), "{}", reply.text);
+    assert!(reply.text.contains("\"failures\": 0"), "{}", reply.text);
+}
+
+#[test]
+fn observe_records_a_failing_probe_and_manual_asks_before_restarting() {
+    let mut w = world("observe", "web", &[probed("1", "web", &[])]);
+    w.get_mut("web").probe = Err(Failure::Status(503));
+    let out = run_for(&mut w, 5);
+    assert!(acts(&out).is_empty());
+    let observed: Vec<_> = records(&out)
+        .into_iter()
+        .filter(|r| r.event == RecordEvent::Observed)
+        .collect();
+    assert_eq!(observed.len(), 1, "said once: {out:?}");
+    assert!(
+        observed[0].seen.contains("HTTP 503"),
+        "{}",
+        observed[0].seen
+    );
+
+    let mut w = world("manual", "web", &[probed("1", "web", &[])]);
+    w.get_mut("web").probe = Err(Failure::Status(503));
+    let out = run_for(&mut w, 5);
+    assert!(acts(&out).is_empty());
+    assert!(
+        records(&out).iter().any(|r| r.event == RecordEvent::Prompt),
+        "{out:?}"
+    );
+    let (_, out) = w.answer("web", "yes");
+    let a = acts(&out);
+    assert_eq!((a.len(), a[0].cause), (1, Cause::Probe));
+}
+
+#[test]
+fn a_container_on_no_network_healthther_shares_is_said_once_and_counted_nothing() {
+    let mut w = world("auto", "web", &[probed("1", "web", &[])]);
+    w.feed(Input::Own(Own {
+        project: None,
+        reach: Reach::Networks(vec!["p_default".into()]),
+    }));
+    w.get_mut("web").probe = Err(Failure::Refused);
+    let out = run_for(&mut w, 10);
+    assert!(probes(&out).is_empty(), "{out:?}");
+    assert!(acts(&out).is_empty());
+    let (reply, _) = w.request(Request::Status { json: false });
+    assert!(
+        reply.text.contains("attach healthther to net"),
+        "{}",
+        reply.text
+    );
+    // Attached: probed, and its failures count.
+    w.feed(Input::Own(Own {
+        project: None,
+        reach: Reach::Networks(vec!["p_default".into(), "net".into()]),
+    }));
+    let out = run_for(&mut w, 4);
+    assert_eq!(acts(&out).len(), 1, "{out:?}");
+}
+
+#[test]
+fn a_probe_and_a_healthcheck_either_makes_it_unhealthy() {
+    let mut w = World::new("auto", "web");
+    w.add_healthy(&probed("1", "web", &[])).connect();
+    w.feed(Input::Own(Own {
+        project: None,
+        reach: Reach::Anywhere,
+    }));
+    w.get_mut("web").probe = Err(Failure::Status(500));
+    let out = run_for(&mut w, 4);
+    let a = acts(&out);
+    assert_eq!((a.len(), a[0].cause), (1, Cause::Probe), "{out:?}");
+}
+
+#[test]
+fn after_a_start_no_probe_goes_out_before_its_new_address_is_known() {
+    let mut w = world("observe", "web", &[probed("1", "web", &[])]);
+    run_for(&mut w, 2);
+    w.stop("web").drive();
+    // Someone starts it again; the inspect that tells its address (perhaps a new one) is slow.
+    w.hold_inspects().start("web");
+    let out = w.advance(SEC * 3).said();
+    assert!(probes(&out).is_empty(), "{out:?}");
+    w.release().drive();
+    let out = run_for(&mut w, 2);
+    assert!(!probes(&out).is_empty(), "{out:?}");
+}
