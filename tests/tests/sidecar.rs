@@ -413,3 +413,96 @@ fn stopping_the_sidecar_during_a_restart_lets_it_finish_and_record_it() {
     // Item 6: plain text in docker logs, with a terminal.
     assert!(!docker_logs().contains('\u{1b}'), "{:?}", docker_logs());
 }
+
+/// The sidecar's compose project for the probe test: `web` shares the project's network with
+/// healthther, `lonely` is only on a network of its own; both are HTTP-probed every second.
+const PROBED_PROJECT: &str = r#"
+x-probed: &probed
+  image: ${TEST_NODE_IMAGE}
+  command: ["http", "8080"]
+  healthcheck:
+    disable: true
+  labels:
+    healthther.probe: "http://:8080/healthz"
+    healthther.probe-interval: "1s"
+    healthther.probe-timeout: "1s"
+    healthther.probe-retries: "2"
+services:
+  healthther:
+    image: ${TEST_IMAGE}
+    user: "0:0"
+    environment:
+      HEALTH_TARGETS: web,lonely
+      MODE: auto
+      NO_COLOR: "1"
+    volumes:
+      - ${DOCKER_SOCKET}:/var/run/docker.sock
+      - ./logs:/app/logs
+  web: *probed
+  lonely:
+    <<: *probed
+    networks: [other]
+networks:
+  other: {}
+"#;
+
+#[test]
+fn compose_sidecar_probes_a_node_on_its_network_and_names_the_network_it_lacks() {
+    let Some(mut project) = Project::new(Compose::V2, "") else {
+        return;
+    };
+    std::fs::write(project.dir.path().join("probed.yml"), PROBED_PROJECT).expect("write");
+    project.files = vec!["probed.yml"];
+    project.run_ok(&["up", "-d", "--no-build"]);
+    let of = |service: &str| {
+        let project_label = format!("label=com.docker.compose.project={}", project.name);
+        let service_label = format!("label=com.docker.compose.service={service}");
+        docker_ok(&[
+            "ps",
+            "-aq",
+            "--filter",
+            &project_label,
+            "--filter",
+            &service_label,
+        ])
+    };
+    let (sidecar, web, lonely) = (of("healthther"), of("web"), of("lonely"));
+    let status = || docker(&["exec", &sidecar, "healthther", "status"]);
+    wait_until("web's probe to be up", || {
+        String::from_utf8_lossy(&status().stdout).contains("every 1s: up (")
+    });
+    let lonely_started = inspect(&lonely, "{{.State.StartedAt}}");
+    docker_ok(&["exec", &lonely, "/fixture", "http-mode", "hang"]);
+    let web_started = inspect(&web, "{{.State.StartedAt}}");
+    docker_ok(&["exec", &web, "/fixture", "http-mode", "hang"]);
+    wait_until("web to be restarted by its probe", || {
+        inspect(&web, "{{.State.StartedAt}}") != web_started
+    });
+    wait_until("the audit record", || {
+        !events(&read_audit(project.dir.path()), "action").is_empty()
+    });
+    let audit = read_audit(project.dir.path());
+    let actions = events(&audit, "action");
+    assert_eq!(actions.len(), 1, "{audit:?}");
+    assert_eq!(actions[0]["cause"], "probe");
+    assert_eq!(actions[0]["decision"], "restart");
+    // lonely shares no network with the sidecar: said once, naming the network, never touched.
+    let mut logs = String::new();
+    for entry in std::fs::read_dir(project.dir.path().join("logs"))
+        .expect("the sidecar's logs")
+        .flatten()
+    {
+        if entry
+            .file_name()
+            .to_string_lossy()
+            .starts_with("healthther.")
+        {
+            logs.push_str(&std::fs::read_to_string(entry.path()).unwrap_or_default());
+        }
+    }
+    let other = format!("attach healthther to {}_other", project.name);
+    assert_eq!(logs.matches(&other).count(), 1, "{logs}");
+    assert_eq!(inspect(&lonely, "{{.State.StartedAt}}"), lonely_started);
+    let shown = String::from_utf8_lossy(&status().stdout).to_string();
+    assert!(shown.contains(&other), "{shown}");
+}
