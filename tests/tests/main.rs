@@ -16,6 +16,7 @@ mod manual;
 mod notify;
 mod operator;
 mod podman;
+mod probes;
 mod proxies;
 mod restarts;
 mod revive;
