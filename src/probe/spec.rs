@@ -16,6 +16,9 @@ const TLS_VERIFY: &str = "healthther.probe-tls-verify";
 
 /// The longest interval, timeout or start period a label may ask for.
 const LONGEST: Duration = Duration::from_secs(24 * 3600);
+/// The shortest interval a label may ask for: a label is the container author's, and must not
+/// make healthther spend its CPU on one container.
+const SHORTEST_INTERVAL: Duration = Duration::from_secs(1);
 /// The most failures in a row a label may ask for before a restart.
 const MOST_RETRIES: u32 = 1000;
 
@@ -65,7 +68,13 @@ pub fn parse(labels: &BTreeMap<String, String>) -> Result<Option<ProbeSpec>, Bad
     };
     const POSITIVE: &str = "a duration above zero such as 10s, 500ms or 2m, at most a day";
     let interval = duration(labels, INTERVAL, Duration::from_secs(10), false)
-        .ok_or_else(|| bad(INTERVAL, POSITIVE))?;
+        .filter(|d| *d >= SHORTEST_INTERVAL)
+        .ok_or_else(|| {
+            bad(
+                INTERVAL,
+                "a duration of at least 1s such as 10s or 2m, at most a day",
+            )
+        })?;
     let timeout = duration(labels, TIMEOUT, Duration::from_secs(3), false)
         .ok_or_else(|| bad(TIMEOUT, POSITIVE))?;
     let start_period = duration(labels, START_PERIOD, Duration::ZERO, true).ok_or_else(|| {
@@ -255,6 +264,9 @@ mod tests {
         }
         for (label, value) in [
             (INTERVAL, "0s"),
+            // A container's author cannot make healthther probe it a thousand times a second.
+            (INTERVAL, "1ms"),
+            (INTERVAL, "999ms"),
             (INTERVAL, "-5s"),
             (TIMEOUT, "0"),
             (TIMEOUT, "2d"),
