@@ -595,4 +595,63 @@ mod tests {
         let want = r#"healthther_held{host="web-01",target="label:autoheal"} 1"#;
         assert!(text.contains(want), "{want} not in:\n{text}");
     }
+
+    #[test]
+    fn a_failing_probe_is_down_in_target_up_and_probe_up() {
+        use crate::watch::core::status::{ContainerStatus, ProbeStatus, TargetStatus};
+        let container = |name: &str, up: Option<bool>, failing: bool| ContainerStatus {
+            name: name.into(),
+            id: "0123456789ab".into(),
+            project: None,
+            state: Some("running".into()),
+            health: Some("none".into()),
+            since: None,
+            last_action: None,
+            failed_revivals: 0,
+            backoff_until: None,
+            quarantined: false,
+            prompt_open: false,
+            held_by_stop: false,
+            last_cause: None,
+            dependents: Vec::new(),
+            held: None,
+            probe: Some(ProbeStatus {
+                probe: "http://:8080/ every 10s".into(),
+                up,
+                failing,
+                failures: if failing { 3 } else { 0 },
+                last: None,
+                took_ms: up.map(|_| 1500),
+                error: None,
+                unreachable: None,
+            }),
+        };
+        let m = Metrics::new("h");
+        m.snapshot(&[TargetStatus {
+            target: "web".into(),
+            resolution: "found",
+            ambiguous_projects: Vec::new(),
+            held: None,
+            answer: None,
+            containers: vec![
+                container("ok", Some(true), false),
+                container("hung", Some(false), true),
+                container("new", None, false),
+            ],
+        }]);
+        let text = m.encode();
+        for want in [
+            r#"healthther_probe_up{host="h",target="web",container="ok"} 1"#,
+            r#"healthther_probe_up{host="h",target="web",container="hung"} 0"#,
+            r#"healthther_probe_duration_seconds{host="h",target="web",container="hung"} 1.5"#,
+            r#"healthther_target_up{host="h",target="web",container="ok"} 1"#,
+            r#"healthther_target_up{host="h",target="web",container="hung"} 0"#,
+        ] {
+            assert!(text.contains(want), "{want} not in:\n{text}");
+        }
+        assert!(
+            !text.contains(r#"probe_up{host="h",target="web",container="new"}"#),
+            "{text}"
+        );
+    }
 }
