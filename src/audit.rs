@@ -310,7 +310,8 @@ impl Record {
                 r.result = Some(if *never { "never" } else { "observed" }.into());
                 r.note = note.clone();
             }
-            What::Asked { prompt } => {
+            // The token is never written: whoever reads the file must not answer with it.
+            What::Asked { prompt, .. } => {
                 // A prompt's line keeps to what it asks; the action that follows has the state.
                 r.state = None;
                 r.note = Some(prompt.clone());

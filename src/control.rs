@@ -85,6 +85,12 @@ pub enum Request {
     Forget {
         target: String,
     },
+    /// Answer the prompt whose answer buttons carry `token` (a chat's button pressed, sent by
+    /// the channel's task in-process): bound to that prompt alone.
+    AnswerToken {
+        token: String,
+        answer: crate::prompt::Answer,
+    },
 }
 
 impl Request {
@@ -114,6 +120,9 @@ impl Request {
             }
             Request::Resume { target } => format!("resume {target}\n"),
             Request::Forget { target } => format!("forget {target}\n"),
+            Request::AnswerToken { token, answer } => {
+                format!("answer-token {token} {}\n", answer.word())
+            }
         }
     }
 

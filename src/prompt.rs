@@ -1,6 +1,7 @@
 //! Manual mode's words, as plain data: the operator's answers and how a prompt reads. The queue
 //! of open prompts and the standing choices live with each container in the watch core.
 
+use std::fmt;
 use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
@@ -54,6 +55,69 @@ pub fn parse_answer(input: &str) -> Option<Answer> {
     }
 }
 
+/// What a prompt's answer buttons carry (a chat's inline keyboard, ntfy's actions): it binds
+/// an answer to that prompt alone, while it is open, on the host that asked. A tag of the host
+/// comes first, so a fleet sharing one reply topic tells its own from another host's; then
+/// 128 bits from the kernel's random source, in hex.
+///
+/// It is a secret of sorts (whoever has it answers the prompt): its `Debug` hides it, and it
+/// never reaches the human log, `status`, metrics or the audit file.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct Token(String);
+
+impl fmt::Debug for Token {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Token({}.…)", self.tag())
+    }
+}
+
+/// The longest token that can be one of ours: a tag of 8 and 32 hex digits, and the dot.
+const TOKEN_LEN: usize = 41;
+
+impl Token {
+    /// A fresh token of the host tagged `tag`; `None` if the kernel gave no random bytes.
+    pub fn random(tag: &str) -> Option<Token> {
+        let mut bytes = [0u8; 16];
+        getrandom::getrandom(&mut bytes).ok()?;
+        Some(Token::of(tag, u128::from_be_bytes(bytes)))
+    }
+
+    /// The token of host `tag` with these 128 bits (tests make theirs so).
+    pub fn of(tag: &str, bits: u128) -> Token {
+        Token(format!("{tag}.{bits:032x}"))
+    }
+
+    /// Reads a token as a chat or a topic carries it back: `None` if it cannot be one.
+    pub fn parse(text: &str) -> Option<Token> {
+        let text = text.trim();
+        let (tag, bits) = text.split_once('.')?;
+        let hex = |s: &str| {
+            s.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        };
+        (text.len() == TOKEN_LEN && tag.len() == 8 && bits.len() == 32 && hex(tag) && hex(bits))
+            .then(|| Token(text.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The tag of the host that made it.
+    pub fn tag(&self) -> &str {
+        self.0.split_once('.').map_or("", |(tag, _)| tag)
+    }
+}
+
+/// The tag a host's tokens begin with: 8 hex digits of a hash of its name (`HEALTH_NOTIFY_HOST`).
+pub fn host_tag(host: &str) -> String {
+    // FNV-1a: the same on every run and platform, unlike the std hasher.
+    let h = host.bytes().fold(0x811c_9dc5_u32, |h, b| {
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    });
+    format!("{h:08x}")
+}
+
 /// A failure waiting for the operator.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pending {
@@ -71,6 +135,9 @@ pub struct Pending {
     pub failed_revivals: usize,
     /// Targets that share its network and are restarted after it: the answer covers them.
     pub dependents: Vec<String>,
+    /// What its answer buttons carry; `None` if no random bytes could be had (then it is
+    /// answered at the terminal or the control socket only).
+    pub token: Option<Token>,
 }
 
 impl Pending {
@@ -143,6 +210,32 @@ mod tests {
             run: run.into(),
             failed_revivals: 0,
             dependents: Vec::new(),
+            token: None,
+        }
+    }
+
+    #[test]
+    fn tokens_are_random_tagged_with_the_host_and_read_back_only_whole() {
+        let tag = host_tag("web-01");
+        assert_eq!(tag, host_tag("web-01"));
+        assert_ne!(tag, host_tag("web-02"));
+        let a = Token::random(&tag).expect("random bytes");
+        let b = Token::random(&tag).expect("random bytes");
+        assert_ne!(a, b);
+        assert_eq!(a.tag(), tag);
+        assert_eq!(Token::parse(a.as_str()), Some(a.clone()));
+        assert_eq!(Token::parse(&format!(" {}\n", a.as_str())), Some(a.clone()));
+        assert!(!format!("{a:?}").contains(&a.as_str()[9..]), "{a:?}");
+        for bad in [
+            "",
+            "12345678",
+            &a.as_str()[..40],
+            &format!("{}0", a.as_str()),
+            &a.as_str().to_uppercase(),
+            "1234567.0123456789abcdef0123456789abcdef0",
+            "12345678.0123456789abcdef0123456789abcdeg",
+        ] {
+            assert_eq!(Token::parse(bad), None, "{bad:?}");
         }
     }
 

@@ -51,7 +51,7 @@ use crate::config::{Config, Mode};
 use crate::control::{Reply, Request};
 use crate::overrides::Overrides;
 use crate::policy::{describe, Address, Health, Listed, Snapshot, Status, Verdict};
-use crate::prompt::Pending;
+use crate::prompt::{self, Pending, Token};
 use crate::state::Saved;
 use crate::targets::{ContainerRef, Neighbours, TargetName};
 
@@ -558,12 +558,22 @@ pub struct Core {
     /// Containers removed while an action on them was under way, with when their failure
     /// began: its end (`Gone`) is told already, and the action's end counts no second one.
     removed_acting: HashMap<String, SystemTime>,
+    /// Where each prompt's answer token comes from (random; tests script theirs).
+    tokens: TokenSource,
+    /// This host's tag, which its tokens begin with (see [`Token`]).
+    host_tag: String,
+    /// Tokens of prompts lately closed, with why, oldest first: an answer with one is told
+    /// what became of the prompt. Tokens of bad answers already logged, so each is logged once.
+    closed_tokens: std::collections::VecDeque<(Token, String)>,
+    bad_tokens: std::collections::VecDeque<String>,
 }
+
+/// Makes a prompt's answer token; `None` when no random bytes could be had.
+pub type TokenSource = Box<dyn FnMut() -> Option<Token> + Send>;
 
 impl Core {
     pub fn new(config: Arc<Config>, terminal: bool, now: Now) -> Core {
         Core {
-            config,
             terminal,
             records: HashMap::new(),
             own_project: None,
@@ -586,7 +596,21 @@ impl Core {
             gone: HashMap::new(),
             project_stops: HashMap::new(),
             removed_acting: HashMap::new(),
+            tokens: {
+                let tag = prompt::host_tag(&config.notify.host);
+                Box::new(move || Token::random(&tag))
+            },
+            host_tag: prompt::host_tag(&config.notify.host),
+            closed_tokens: std::collections::VecDeque::new(),
+            bad_tokens: std::collections::VecDeque::new(),
+            config,
         }
+    }
+
+    /// Prompts' tokens from `tokens` instead of the kernel's random source (for tests).
+    pub fn with_tokens(mut self, tokens: TokenSource) -> Core {
+        self.tokens = tokens;
+        self
     }
 
     /// The targets an operator holds now.

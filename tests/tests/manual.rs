@@ -45,7 +45,7 @@ fn yes_revives_and_a_wrong_answer_asks_again() {
     let action = events(&audit, "action");
     assert_eq!(action.len(), 1);
     assert_eq!(action[0]["result"], "running");
-    assert_eq!(action[0]["by"], "operator: yes (terminal)");
+    assert_eq!(action[0]["by"], "operator: yes via terminal");
 }
 
 #[test]

@@ -1,15 +1,16 @@
 //! The operator's prompts and answers: one prompt per failure, asked oldest first, answered
 //! from the terminal or the control socket.
 
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use super::outcome::{Approval, What, FILE_ONLY};
 use super::{told, would, Command, Core, Now, Watched};
 use crate::backoff::History;
 use crate::config::Mode;
+use crate::control::Reply;
 use crate::policy::{describe, Snapshot, Status, Verdict};
 use crate::prompt;
-use crate::prompt::{Answer, Pending};
+use crate::prompt::{Answer, Pending, Token};
 use crate::targets::TargetName;
 
 impl Core {
@@ -102,11 +103,22 @@ impl Core {
                         why: "a new failure replaces it".into(),
                     },
                 )));
+                let token = p.token.clone();
                 r.prompt = None;
+                self.close_token(token, "a new failure replaced it".into());
             }
             None => {}
         }
+        let token = (self.tokens)();
+        if token.is_none() {
+            warn!(target = %target, "no random bytes for this prompt's answer token: it can be \
+                answered at the terminal or with `healthther answer` only");
+        }
+        let Some(r) = self.records.get_mut(id) else {
+            return;
+        };
         let pending = Pending {
+            token,
             target: target.clone(),
             container: s.container.clone(),
             seen,
@@ -127,6 +139,8 @@ impl Core {
             pending.seen.clone(),
             What::Asked {
                 prompt: text.clone(),
+                token: pending.token.clone(),
+                restart: verdict == Verdict::Restart,
             },
         );
         outcome.state = Some(s.clone());
@@ -152,6 +166,7 @@ impl Core {
         let Some((p, _)) = r.prompt.take() else {
             return;
         };
+        self.close_token(p.token.clone(), format!("it was dropped: {why}"));
         info!(target = %p.target, container = %p.container.name, "dropping the prompt: {why}");
         out.push(Command::report(told(
             now,
@@ -310,13 +325,17 @@ impl Core {
             if i == 0 {
                 who = p.who();
             }
-            if answer == Answer::No {
-                r.declined = Some(p.run.clone());
+            let closed = format!("it was answered {} via {by}", answer.word());
+            if let Some(r) = self.records.get_mut(sid) {
+                if answer == Answer::No {
+                    r.declined = Some(p.run.clone());
+                }
+                if answer == Answer::Never {
+                    // The answer is this failure's record; the next one is told as `never`.
+                    r.never_told = Some(p.run.clone());
+                }
             }
-            if answer == Answer::Never {
-                // The answer is this failure's record; the next one is told as `never`.
-                r.never_told = Some(p.run.clone());
-            }
+            self.close_token(p.token.clone(), closed);
             out.push(Command::report(told(
                 now,
                 &p.target,
@@ -376,4 +395,85 @@ impl Core {
         }
         Ok(what)
     }
+
+    /// An answer carried back by a chat's button, bound to the prompt whose token it carries.
+    /// Any other (another host's, a closed prompt's, a made-up one) does nothing; a bad one
+    /// is logged once, with who sent it.
+    pub(super) fn answer_by_token(
+        &mut self,
+        token: &str,
+        answer: Answer,
+        by: &str,
+        now: Now,
+        out: &mut Vec<Command>,
+    ) -> Reply {
+        let Some(token) = Token::parse(token) else {
+            self.bad_answer(token, by, "it carries no token healthther makes");
+            return Reply::error("not an answer to a prompt of healthther's");
+        };
+        if token.tag() != self.host_tag {
+            // Another host's prompt, on a reply topic the fleet shares: not ours to answer.
+            debug!(by = %by, "an answer to another host's prompt: not ours");
+            return Reply::error("not this host's prompt");
+        }
+        let open = self
+            .records
+            .values()
+            .find(|r| {
+                r.prompt
+                    .as_ref()
+                    .is_some_and(|(p, _)| p.token.as_ref() == Some(&token))
+            })
+            .map(|r| r.container.id.clone());
+        if let Some(id) = open {
+            return match self.apply_answer(Some(&id), answer, by, now, out) {
+                Ok(text) => Reply::ok(text),
+                Err(e) => Reply::error(e),
+            };
+        }
+        let closed = self
+            .closed_tokens
+            .iter()
+            .find(|(t, _)| *t == token)
+            .map(|(_, why)| why.clone());
+        match closed {
+            Some(why) => {
+                self.bad_answer(token.as_str(), by, &format!("the prompt is closed: {why}"));
+                Reply::error(format!("this prompt is closed: {why}"))
+            }
+            None => {
+                self.bad_answer(
+                    token.as_str(),
+                    by,
+                    "no prompt of healthther's has this token",
+                );
+                Reply::error("no such prompt")
+            }
+        }
+    }
+
+    /// Logs an answer that does nothing: once per token, so a replayed one is not a flood.
+    fn bad_answer(&mut self, token: &str, by: &str, why: &str) {
+        if self.bad_tokens.iter().any(|t| t == token) {
+            return;
+        }
+        if self.bad_tokens.len() == KEPT_TOKENS {
+            self.bad_tokens.pop_front();
+        }
+        self.bad_tokens.push_back(token.to_string());
+        warn!(by = %by, answer_ignored = true, "an answer that does nothing, from {by}: {why}");
+    }
+
+    /// A prompt closed: an answer that comes with its token later is told why.
+    pub(super) fn close_token(&mut self, token: Option<Token>, why: String) {
+        let Some(token) = token else { return };
+        if self.closed_tokens.len() == KEPT_TOKENS {
+            self.closed_tokens.pop_front();
+        }
+        self.closed_tokens.push_back((token, why));
+    }
 }
+
+/// How many closed prompts' tokens are kept to answer late answers, and how many bad tokens
+/// are remembered as logged.
+const KEPT_TOKENS: usize = 256;

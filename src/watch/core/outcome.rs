@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime};
 
 use crate::policy::Mode;
 use crate::policy::Snapshot;
-use crate::prompt::Answer;
+use crate::prompt::{Answer, Token};
 use crate::targets::{ContainerRef, TargetName};
 
 /// The tracing target of lines that go to the log file but not the console (a prompt's record:
@@ -73,6 +73,11 @@ pub enum What {
     /// A prompt for the operator: its text.
     Asked {
         prompt: String,
+        /// What its answer buttons carry (see [`Token`]): for the channels that carry answers
+        /// back, never written anywhere.
+        token: Option<Token>,
+        /// Restart (running, unhealthy) rather than start: the buttons say which.
+        restart: bool,
     },
     /// The operator answered a prompt (`same_target`: the answer covered this one too).
     Answered {
@@ -168,7 +173,7 @@ impl Approval {
         match self {
             Approval::Auto => "auto".into(),
             Approval::Always => "operator: always".into(),
-            Approval::Operator { answer, by } => format!("operator: {} ({by})", answer.word()),
+            Approval::Operator { answer, by } => format!("operator: {} via {by}", answer.word()),
             Approval::WithParent { by } => by.clone(),
         }
     }
@@ -365,6 +370,8 @@ pub mod sample {
             },
             Kind::Prompt => What::Asked {
                 prompt: "nodo_1 exited".into(),
+                token: None,
+                restart: false,
             },
             Kind::Answer => What::Answered {
                 answer: Answer::Yes,

@@ -30,6 +30,9 @@ impl Core {
             } => self.hold(&target, duration, reason, by, now, out),
             Request::Resume { target } => self.resume(&target, by, now, out),
             Request::Forget { target } => self.forget(&target, by, now, out),
+            Request::AnswerToken { token, answer } => {
+                self.answer_by_token(&token, answer, by, now, out)
+            }
             Request::Answer { target, answer } => {
                 if self.config.mode != Mode::Manual && self.front().is_none() {
                     return Reply::error(format!(

@@ -12,6 +12,7 @@ use crate::config::Args;
 use clap::Parser;
 
 mod probing;
+mod tokens;
 mod world;
 use world::World;
 
