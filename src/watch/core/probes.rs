@@ -120,6 +120,12 @@ impl Probing {
         self.failing = false;
     }
 
+    /// It stopped being a target (or became another): what its probes found counts no more.
+    pub(super) fn forget(&mut self) {
+        self.fails = 0;
+        self.failing = false;
+    }
+
     fn end(&mut self) {
         self.run += 1;
         self.running_since = None;
@@ -320,6 +326,11 @@ impl Core {
             return;
         }
         p.out = false;
+        if r.target.is_none() {
+            // Renamed away while the probe was out: nothing to count, nothing to say.
+            p.forget();
+            return;
+        }
         p.last = Some(LastProbe {
             at: now.wall,
             took: probed.took,

@@ -236,6 +236,9 @@ impl Core {
                     r.history = None;
                     r.reported = None;
                     r.declined = None;
+                    if let Some(p) = r.probing.as_mut() {
+                        p.forget();
+                    }
                     self.drop_prompt(&mut r, "it is no longer a target", now, out);
                     match &mut r.phase {
                         Phase::Waiting { .. } | Phase::Due { .. } => r.phase = Phase::Idle,

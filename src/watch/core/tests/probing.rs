@@ -267,3 +267,43 @@ fn after_a_start_no_probe_goes_out_before_its_new_address_is_known() {
     let out = run_for(&mut w, 2);
     assert!(!probes(&out).is_empty(), "{out:?}");
 }
+
+#[test]
+fn a_probe_answered_after_its_container_stopped_being_a_target_counts_for_nothing() {
+    let mut w = world("auto", "web", &[probed("1", "web", &[])]);
+    w.get_mut("web").probe = Err(Failure::Status(500));
+    // One failure counted; the second probe is out when it is renamed away.
+    let first = next_probe(&mut w);
+    w.feed(Input::Probed(Probed {
+        container_id: first.container.id.clone(),
+        run: first.run,
+        result: Err(Failure::Status(500)),
+        took: MS,
+    }));
+    let second = next_probe(&mut w);
+    w.rename("web", "web-old");
+    w.feed(Input::Probed(Probed {
+        container_id: second.container.id.clone(),
+        run: second.run,
+        result: Err(Failure::Status(500)),
+        took: MS,
+    }));
+    let mut out = w.drive();
+    out.extend(run_for(&mut w, 5));
+    assert!(acts(&out).is_empty(), "{out:?}");
+    assert!(
+        records(&out).is_empty(),
+        "nothing to say of a non-target: {out:?}"
+    );
+}
+
+/// Moves the clock a second at a time until a probe goes out, and takes it, unanswered.
+fn next_probe(w: &mut World) -> ProbeJob {
+    for _ in 0..60 {
+        let out = w.advance(SEC).said();
+        if let Some(p) = probes(&out).first() {
+            return (*p).clone();
+        }
+    }
+    panic!("no probe within a minute");
+}
