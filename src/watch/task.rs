@@ -247,11 +247,20 @@ fn by_id(id: String) -> ContainerRef {
     }
 }
 
-/// The 64-hex-digit container id in `/var/lib/docker/containers/<id>/hostname`-like mount
-/// sources, if any.
+/// The 64-hex-digit container id in the source of `/etc/hostname`, `/etc/hosts` or
+/// `/etc/resolv.conf` (`/var/lib/docker/containers/<id>/hostname`), if the engine mounted one
+/// of them for us. Only those: on the host, the mount table also lists other containers' files
+/// (the `/dev/shm` of one with `--ipc=shareable`, under its directory), which are not ours.
 fn own_container_id(mountinfo: &str) -> Option<String> {
     mountinfo.lines().find_map(|line| {
-        let (_, rest) = line.split_once("/containers/")?;
+        // Fields: mount id, parent id, major:minor, root (the source path), mount point, ...
+        let mut fields = line.split(' ');
+        let root = fields.nth(3)?;
+        let point = fields.next()?;
+        if !matches!(point, "/etc/hostname" | "/etc/hosts" | "/etc/resolv.conf") {
+            return None;
+        }
+        let (_, rest) = root.split_once("/containers/")?;
         let id: String = rest.chars().take_while(char::is_ascii_hexdigit).collect();
         (id.len() == 64 && rest[64..].starts_with('/')).then_some(id)
     })
@@ -455,9 +464,23 @@ mod tests {
         let inside = format!(
             "612 590 254:1 /var/lib/docker/containers/{id}/hostname /etc/hostname rw - ext4 /dev/vda rw\n"
         );
-        assert_eq!(own_container_id(&inside), Some(id));
+        assert_eq!(own_container_id(&inside), Some(id.clone()));
         let host = "25 1 254:1 / / rw,relatime - ext4 /dev/vda rw\n";
         assert_eq!(own_container_id(host), None);
+        // On the host, a running container with --ipc=shareable (the engine's default before
+        // 20.10) has its /dev/shm mounted under its directory: not ours.
+        let shared = format!(
+            "{host}301 45 0:141 / /var/lib/docker/containers/{id}/mounts/shm rw,nosuid - tmpfs \
+             shm rw,size=65536k\n"
+        );
+        assert_eq!(own_container_id(&shared), None);
+        // Inside, the same line may come before the files the engine mounts for us.
+        let other = "9".repeat(64);
+        let both = format!(
+            "301 45 0:141 / /var/lib/docker/containers/{other}/mounts/shm rw - tmpfs shm rw\n\
+             {inside}"
+        );
+        assert_eq!(own_container_id(&both), Some(id.clone()));
         assert_eq!(own_container_id("1 2 3:4 /containers/abc/x /y rw"), None);
     }
 }

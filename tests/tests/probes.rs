@@ -268,3 +268,29 @@ fn a_bad_probe_label_is_said_once_and_the_container_left_alone() {
         "{audit:?}"
     );
 }
+
+#[test]
+fn on_the_host_another_containers_shared_memory_is_not_taken_for_our_own_container() {
+    // A running container with --ipc=shareable (the engine's default before 20.10) has its
+    // /dev/shm mounted on the host under its own directory, in the host's mount table.
+    let shareable = Node { name: name("shm") };
+    docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        &shareable.name,
+        "--ipc=shareable",
+        // On no network: taken for ours, it would leave us sharing none with the node.
+        "--network=none",
+        "--no-healthcheck",
+        image(),
+    ]);
+    let node = http_node("host", &refs(&http_probe()));
+    let daemon = Daemon::watching(&auto_env(&[&node.name]));
+    wait_probed(&node, 3);
+    let output = daemon.output();
+    assert!(
+        !output.contains("shares no network") && !output.contains("runs in compose project"),
+        "{output}"
+    );
+}
