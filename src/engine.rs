@@ -35,6 +35,8 @@ use translate::{
 
 /// The engine writes this for a container that never ran.
 const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
+/// Network events, of the type `network`, naming the container in the attribute `container`.
+const NETWORK_EVENTS: &[&str] = &["connect", "disconnect"];
 /// Container events that can change whether a target needs us.
 const WATCHED_EVENTS: &[&str] = &[
     "create",
@@ -475,8 +477,10 @@ impl Engine {
             .unwrap_or(0)
             .to_string();
         let filters = HashMap::from([
-            ("type", vec!["container"]),
-            ("event", WATCHED_EVENTS.to_vec()),
+            // A network's connect and disconnect tell that a container's addresses changed
+            // while it ran: its probe must not go on to an address another may have now.
+            ("type", vec!["container", "network"]),
+            ("event", [WATCHED_EVENTS, NETWORK_EVENTS].concat()),
         ]);
         let options = EventsOptionsBuilder::new()
             .since(&since)
@@ -662,6 +666,11 @@ fn snapshot(c: &ContainerRef, r: ContainerInspectResponse) -> Snapshot {
 }
 
 fn event(msg: EventMessage) -> Option<Event> {
+    use bollard::models::EventMessageTypeEnum;
+    if msg.typ == Some(EventMessageTypeEnum::NETWORK) {
+        return network_event(msg);
+    }
+    let time = event_time(&msg);
     let actor = msg.actor?;
     let id = actor.id?;
     let attributes = actor.attributes.unwrap_or_default();
@@ -672,12 +681,6 @@ fn event(msg: EventMessage) -> Option<Event> {
         },
         kind => kind,
     };
-    // The engine gives nanoseconds since the epoch; an engine that gives none is taken as now.
-    let time = msg
-        .time_nano
-        .and_then(|n| u64::try_from(n).ok())
-        .map(|n| UNIX_EPOCH + Duration::from_nanos(n))
-        .unwrap_or_else(SystemTime::now);
     Some(Event {
         kind,
         container: ContainerRef {
@@ -692,9 +695,67 @@ fn event(msg: EventMessage) -> Option<Event> {
     })
 }
 
+/// A network connected to a container or disconnected from it: the container by its id alone
+/// (the network event says nothing else of it). A network's other events are none of ours.
+fn network_event(msg: EventMessage) -> Option<Event> {
+    if !NETWORK_EVENTS.contains(&msg.action.as_deref()?) {
+        return None;
+    }
+    let id = msg
+        .actor
+        .as_ref()?
+        .attributes
+        .as_ref()?
+        .get("container")?
+        .clone();
+    Some(Event {
+        kind: EventKind::Network,
+        container: ContainerRef {
+            id,
+            ..ContainerRef::default()
+        },
+        time: event_time(&msg),
+    })
+}
+
+/// The engine gives nanoseconds since the epoch; an engine that gives none is taken as now.
+fn event_time(msg: &EventMessage) -> SystemTime {
+    msg.time_nano
+        .and_then(|n| u64::try_from(n).ok())
+        .map(|n| UNIX_EPOCH + Duration::from_nanos(n))
+        .unwrap_or_else(SystemTime::now)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_network_connect_or_disconnect_names_the_container_by_id() {
+        use bollard::models::{EventActor, EventMessageTypeEnum};
+        let message = |action: &str| EventMessage {
+            typ: Some(EventMessageTypeEnum::NETWORK),
+            action: Some(action.into()),
+            actor: Some(EventActor {
+                id: Some("net1".into()),
+                attributes: Some(HashMap::from([
+                    ("container".to_string(), "c1".to_string()),
+                    ("name".to_string(), "p_default".to_string()),
+                    ("type".to_string(), "bridge".to_string()),
+                ])),
+            }),
+            ..EventMessage::default()
+        };
+        for action in ["connect", "disconnect"] {
+            let e = event(message(action)).expect("an event");
+            assert_eq!(e.kind, EventKind::Network);
+            assert_eq!(e.container.id, "c1");
+            assert_eq!(e.container.name, "");
+        }
+        // A network's own create and destroy are not a container's.
+        assert_eq!(event(message("create")), None);
+        assert_eq!(event(message("destroy")), None);
+    }
 
     #[test]
     fn bollard_enums_print_the_engine_names() {

@@ -34,5 +34,8 @@ pub enum EventKind {
     HealthChecked,
     Destroy,
     Rename,
+    /// A network was connected to it or disconnected from it (`docker network connect`): its
+    /// addresses changed while it ran. The event names it by its id alone.
+    Network,
     Other,
 }

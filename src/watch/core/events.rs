@@ -36,6 +36,10 @@ impl Core {
             self.note_project_stop(&container, kind, now, out);
         }
         let id = container.id.clone();
+        if kind == EventKind::Network {
+            // Names the container by its id alone: nothing to learn of its name or labels.
+            return self.probe_on_network(&id, now);
+        }
         if kind == EventKind::Destroy {
             return self.on_destroy(&id, live, now, out);
         }
@@ -68,7 +72,11 @@ impl Core {
             EventKind::Health(h) => self.on_health(&id, h, live, now, out),
             // Podman says after every check that one ran, not how it went: look.
             EventKind::HealthChecked => self.look_at_target(&id, out),
-            EventKind::Create | EventKind::Destroy | EventKind::Rename | EventKind::Other => {}
+            EventKind::Create
+            | EventKind::Destroy
+            | EventKind::Rename
+            | EventKind::Network
+            | EventKind::Other => {}
         }
     }
 

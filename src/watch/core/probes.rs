@@ -55,10 +55,14 @@ pub enum Reach {
 #[derive(Debug, Clone)]
 pub(super) struct Probing {
     pub(super) spec: Arc<ProbeSpec>,
-    /// Counts the container's runs (each start, each death): see [`ProbeJob::run`].
+    /// Counts the container's runs (each start, each death) and its moves to other addresses:
+    /// see [`ProbeJob::run`].
     run: u64,
     /// Since when the current run has been known to run; `None` while it does not run.
     running_since: Option<Instant>,
+    /// When a network was last connected to it or disconnected from it in this run: what was
+    /// known of its addresses before is no more (another container may have one of them now).
+    moved: Option<Instant>,
     /// When the next probe is due.
     next: Option<Instant>,
     /// A probe is out (never two at once).
@@ -85,6 +89,7 @@ impl Probing {
             spec: Arc::new(spec),
             run: 0,
             running_since: None,
+            moved: None,
             next: None,
             out: false,
             fails: 0,
@@ -114,6 +119,7 @@ impl Probing {
     fn begin(&mut self, at: Instant, first: Option<Instant>) {
         self.run += 1;
         self.running_since = Some(at);
+        self.moved = None;
         self.next = Some(first.unwrap_or(at + self.spec.interval));
         self.out = false;
         self.fails = 0;
@@ -129,6 +135,7 @@ impl Probing {
     fn end(&mut self) {
         self.run += 1;
         self.running_since = None;
+        self.moved = None;
         self.next = None;
         self.out = false;
         self.fails = 0;
@@ -182,6 +189,17 @@ impl Core {
         if p.spec.host.is_none() && engine_up && synced && r.phase == Phase::Idle && !r.learning {
             r.learning = true;
             out.push(Command::Inspect(r.container.clone()));
+        }
+    }
+
+    /// A network was connected to it or disconnected from it: it is probed again once a look
+    /// tells its addresses now. A probe under way went to an address of before, which may be
+    /// another container's by now: its result is dropped.
+    pub(super) fn probe_on_network(&mut self, id: &str, now: Now) {
+        if let Some(p) = self.records.get_mut(id).and_then(|r| r.probing.as_mut()) {
+            p.moved = Some(now.at);
+            p.run += 1;
+            p.out = false;
         }
     }
 
@@ -299,6 +317,7 @@ impl Core {
             None => r,
         };
         let since = p.running_since.ok_or(NoHost::NotYet)?;
+        let since = p.moved.map_or(since, |moved| moved.max(since));
         if holder.addresses_at.is_none_or(|t| t < since) && holder.container.id == r.container.id {
             return Err(NoHost::NotYet);
         }

@@ -307,3 +307,32 @@ fn next_probe(w: &mut World) -> ProbeJob {
     }
     panic!("no probe within a minute");
 }
+
+#[test]
+fn a_container_given_another_address_is_probed_there_not_at_its_old_one() {
+    // `other` is no target, and answers 500 to anyone.
+    let mut w = world(
+        "auto",
+        "web",
+        &[probed("1", "web", &[]), c("2", "other", None, None)],
+    );
+    w.get_mut("other").probe = Err(Failure::Status(500));
+    let out = run_for(&mut w, 3);
+    assert!(probes(&out).iter().all(|p| p.host == "10.0.0.2"), "{out:?}");
+    // `docker network disconnect` and `connect --ip`, with neither restarted: web moves to
+    // 10.0.0.9, and other takes web's old address.
+    w.get_mut("web").address = Some("10.0.0.9".parse().unwrap());
+    w.get_mut("other").address = Some("10.0.0.2".parse().unwrap());
+    w.network_changed("web").network_changed("other");
+    let out = run_for(&mut w, 10);
+    assert!(
+        acts(&out).is_empty(),
+        "web restarted for other's answer: {out:?}"
+    );
+    let hosts: Vec<&str> = probes(&out).iter().map(|p| p.host.as_str()).collect();
+    assert!(hosts.len() >= 5, "{hosts:?}");
+    assert!(hosts.iter().all(|h| *h == "10.0.0.9"), "{hosts:?}");
+    // And what it is called and labelled is still known: the event named it by id alone.
+    let (reply, _) = w.request(Request::Status { json: false });
+    assert!(reply.text.contains("web (1)"), "{}", reply.text);
+}

@@ -27,6 +27,9 @@ pub struct Ctr {
     pub removed: bool,
     /// What a probe of it finds while it runs (a stopped one refuses).
     pub probe: Result<(), crate::probe::Failure>,
+    /// Its address on `net` while it runs, when not the one its place in the world gives
+    /// (`docker network connect --ip`).
+    pub address: Option<std::net::IpAddr>,
 }
 
 pub struct World {
@@ -92,6 +95,7 @@ impl World {
             network_parent: None,
             removed: false,
             probe: Ok(()),
+            address: None,
         });
         self
     }
@@ -200,7 +204,9 @@ impl World {
         let n = u32::try_from(i).expect("a small world") + 2;
         vec![crate::policy::Address {
             network: "net".into(),
-            ip: std::net::Ipv4Addr::from(0x0a00_0000 + n).into(),
+            ip: x
+                .address
+                .unwrap_or_else(|| std::net::Ipv4Addr::from(0x0a00_0000 + n).into()),
         }]
     }
 
@@ -488,6 +494,21 @@ impl World {
     }
 
     /// `docker rename`.
+    /// A network connected to or disconnected from `name` (its `address` may have changed):
+    /// the engine's event names the container by its id alone.
+    pub fn network_changed(&mut self, name: &str) -> &mut Self {
+        let time = self.s.now().wall;
+        let container = ContainerRef {
+            id: self.id(name),
+            ..ContainerRef::default()
+        };
+        self.feed(Input::Event(Event {
+            kind: EventKind::Network,
+            container,
+            time,
+        }))
+    }
+
     pub fn rename(&mut self, name: &str, to: &str) -> &mut Self {
         let i = self.at(name);
         self.containers[i].c.name = to.into();
@@ -632,17 +653,35 @@ impl World {
         self.feed(Input::Inspected { container, result });
     }
 
-    /// A probe finds what the container's `probe` says while it runs; a stopped one refuses.
+    /// A probe finds what the `probe` of the container at its address says while it runs (a
+    /// stopped one refuses): the container it was sent for, or whoever has its address now. A
+    /// probe of a host name reaches the container it was sent for.
     fn answer_probe(&mut self, job: ProbeJob) {
-        let i = self
-            .at_id(&job.container.id)
-            .expect("a probe of a container of the world");
+        let at_address = job.host.parse::<std::net::IpAddr>().ok().map(|ip| {
+            (0..self.containers.len()).find(|&j| {
+                !self.containers[j].removed && self.addresses(j).iter().any(|a| a.ip == ip)
+            })
+        });
+        let i = match at_address {
+            Some(Some(j)) => j,
+            // Nobody has the address: refused.
+            Some(None) => {
+                return self.feed_probed(job, Err(crate::probe::Failure::Refused));
+            }
+            None => self
+                .at_id(&job.container.id)
+                .expect("a probe of a container of the world"),
+        };
         let x = &self.containers[i];
         let result = if x.status == Status::Running && !x.removed {
             x.probe.clone()
         } else {
             Err(crate::probe::Failure::Refused)
         };
+        self.feed_probed(job, result);
+    }
+
+    fn feed_probed(&mut self, job: ProbeJob, result: Result<(), crate::probe::Failure>) {
         self.feed(Input::Probed(Probed {
             container_id: job.container.id,
             run: job.run,
