@@ -7,7 +7,7 @@ use super::graph;
 use super::outcome::{Action, Approval, Cause, Outcome, Parent, Skip, What};
 use super::{
     not_acted_on, short, told, would, Act, ApiKill, Command, Core, NetLoss, Now, OwnStart, Phase,
-    SeenState, Why, DIE_WAIT, LABEL_STOP_CAP,
+    SeenState, Why, DIE_WAIT, LABEL_STOP_CAP, SIGNAL_RELEVANT, STOP_SETTLE,
 };
 use crate::backoff::{History, Plan, GRACE};
 use crate::config::ActOn;
@@ -404,6 +404,24 @@ impl Core {
             // It was stopped through the API a moment ago (the look was under way already).
             r.phase = Phase::Waiting {
                 until,
+                why: Why::Settle,
+                approval,
+            };
+            return;
+        }
+        if s.status == Status::Running
+            && !by_operator
+            && r.death
+                .stopping
+                .is_some_and(|t| now.at < t + SIGNAL_RELEVANT)
+        {
+            // A stop through the API is under way (`docker stop` with its timeout): the
+            // container winds down, a server closes its listener first, and its probe or check
+            // fails meanwhile. Whoever stopped it decides; its death tells what comes next.
+            debug!(target = %target, container = %s.container.name,
+                "a stop through the API is under way; not acting on it meanwhile");
+            r.phase = Phase::Waiting {
+                until: now.at + STOP_SETTLE,
                 why: Why::Settle,
                 approval,
             };

@@ -336,3 +336,16 @@ fn a_container_given_another_address_is_probed_there_not_at_its_old_one() {
     let (reply, _) = w.request(Request::Status { json: false });
     assert!(reply.text.contains("web (1)"), "{}", reply.text);
 }
+
+#[test]
+fn a_server_that_drains_during_a_stop_through_the_api_is_not_restarted() {
+    let mut w = world("auto", "web", &[probed("1", "web", &[])]);
+    run_for(&mut w, 3);
+    // `docker stop` with a 30 s timeout: SIGTERM, and the server closes its listener first
+    // and finishes what it was doing; it runs on meanwhile.
+    w.event(EventKind::Kill { signal: Some(15) }, "web");
+    w.get_mut("web").probe = Err(Failure::Refused);
+    let out = run_for(&mut w, 10);
+    assert!(!probes(&out).is_empty());
+    assert!(acts(&out).is_empty(), "restarted during the stop: {out:?}");
+}
