@@ -84,6 +84,8 @@ pub struct Listed {
     pub network_parent: Option<String>,
     /// Its addresses, one per network it has one on (none while it is stopped).
     pub addresses: Vec<Address>,
+    /// It runs in the host's network namespace (`--network host`).
+    pub host_network: bool,
 }
 
 /// A container's address on one of its networks: where a probe reaches it.
@@ -355,6 +357,7 @@ mod tests {
                 health,
                 network_parent: None,
                 addresses: Vec::new(),
+                host_network: false,
             };
             assert_eq!(needs_inspection(&l), want, "{status:?} {health:?}");
         }

@@ -56,6 +56,10 @@ pub enum Failure {
     /// The host name did not resolve.
     #[error("cannot resolve {host}: {error}")]
     Resolve { host: String, error: String },
+    /// The host written in the label is not the container: none of its addresses is one of
+    /// the container's. Not probed, so not the container's failure.
+    #[error("{host} is not {container}: the probe connects only to the container's own addresses")]
+    NotTheContainer { host: String, container: String },
     /// The connection closed before an answer, was reset, the TLS handshake or the HTTP
     /// answer failed: what the error said, short.
     #[error("{0}")]

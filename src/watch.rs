@@ -639,7 +639,7 @@ impl<C: Connect> Shell<C> {
                 Command::Probe(job) => {
                     self.looks.spawn(async move {
                         let started = tokio::time::Instant::now();
-                        let result = crate::probe::run(&job.spec, &job.host).await;
+                        let result = crate::probe::run(&job.spec, &job.host, &job.allowed).await;
                         Done::Core(Box::new(Input::Probed(Probed {
                             container_id: job.container.id,
                             run: job.run,

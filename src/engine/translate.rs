@@ -116,6 +116,7 @@ pub(super) fn listed(s: Summary) -> Option<Listed> {
     let label = |key: &str| labels.get(key).cloned();
     let (project, service) = (label(COMPOSE_PROJECT_LABEL), label(COMPOSE_SERVICE_LABEL));
     let status = Status::from_engine(s.state.as_deref().unwrap_or(""));
+    let network_mode = s.host_config.and_then(|h| h.network_mode);
     let health = match s.health.and_then(|h| h.status).filter(|h| !h.is_empty()) {
         Some(h) => Health::from_engine(&h),
         // Engines before API 1.52 give health only in the status text.
@@ -131,10 +132,8 @@ pub(super) fn listed(s: Summary) -> Option<Listed> {
         },
         status,
         health,
-        network_parent: s
-            .host_config
-            .and_then(|h| h.network_mode)
-            .and_then(|m| network_parent(&m)),
+        host_network: network_mode.as_deref() == Some("host"),
+        network_parent: network_mode.as_deref().and_then(network_parent),
         addresses: addresses(
             s.network_settings
                 .and_then(|n| n.networks)

@@ -15,22 +15,33 @@ const MOST_READ: usize = 64 * 1024;
 /// The longest error text a failure carries: it goes into an audit record and a status row.
 const LONGEST_TEXT: usize = 200;
 
+/// Where a probe may connect: the container's own addresses. A label is its author's, and
+/// must not make healthther connect anywhere else from where it runs (the host's loopback, a
+/// socket proxy, another container).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Allowed {
+    /// The container, for the failure that names it.
+    pub container: String,
+    pub addresses: Vec<IpAddr>,
+}
+
 /// Probes `host` (an IP address, v4 or v6, or a name to resolve) on `spec.port` as `spec.kind`
-/// says. The whole probe, resolving included, ends by `spec.timeout`.
-pub async fn run(spec: &ProbeSpec, host: &str) -> Result<(), Failure> {
-    match tokio::time::timeout(spec.timeout, probe(spec, host)).await {
+/// says, at those of its addresses that `allowed` has. The whole probe, resolving included,
+/// ends by `spec.timeout`.
+pub async fn run(spec: &ProbeSpec, host: &str, allowed: &Allowed) -> Result<(), Failure> {
+    match tokio::time::timeout(spec.timeout, probe(spec, host, allowed)).await {
         Ok(result) => result,
         Err(_) => Err(Failure::Timeout(spec.timeout)),
     }
 }
 
-async fn probe(spec: &ProbeSpec, host: &str) -> Result<(), Failure> {
+async fn probe(spec: &ProbeSpec, host: &str, allowed: &Allowed) -> Result<(), Failure> {
     // `[::1]` as in a URL is `::1`.
     let host = host
         .strip_prefix('[')
         .and_then(|h| h.strip_suffix(']'))
         .unwrap_or(host);
-    let stream = connect(host, spec.port).await?;
+    let stream = connect(host, spec.port, allowed).await?;
     match &spec.kind {
         // Open is healthy; the stream is dropped, so closed, here.
         Kind::Tcp => Ok(()),
@@ -53,9 +64,9 @@ async fn probe(spec: &ProbeSpec, host: &str) -> Result<(), Failure> {
     }
 }
 
-/// A connection to the first of `host`'s addresses that takes one.
-async fn connect(host: &str, port: u16) -> Result<TcpStream, Failure> {
-    let addrs: Vec<SocketAddr> = match host.parse::<IpAddr>() {
+/// A connection to the first of `host`'s addresses that takes one, among the allowed.
+async fn connect(host: &str, port: u16, allowed: &Allowed) -> Result<TcpStream, Failure> {
+    let resolved: Vec<SocketAddr> = match host.parse::<IpAddr>() {
         Ok(ip) => vec![SocketAddr::new(ip, port)],
         Err(_) => tokio::net::lookup_host((host, port))
             .await
@@ -65,6 +76,18 @@ async fn connect(host: &str, port: u16) -> Result<TcpStream, Failure> {
             })?
             .collect(),
     };
+    // A name may resolve to several (a compose service's replicas): only its own count.
+    let addrs: Vec<SocketAddr> = resolved
+        .iter()
+        .filter(|a| allowed.addresses.contains(&a.ip()))
+        .copied()
+        .collect();
+    if addrs.is_empty() && !resolved.is_empty() {
+        return Err(Failure::NotTheContainer {
+            host: host.to_string(),
+            container: allowed.container.clone(),
+        });
+    }
     let mut last = None;
     for addr in addrs {
         match TcpStream::connect(addr).await {
@@ -226,6 +249,14 @@ mod tests {
 
     use super::*;
 
+    /// A container at the loopback addresses: where the tests' servers listen.
+    fn local() -> Allowed {
+        Allowed {
+            container: "web".into(),
+            addresses: vec!["127.0.0.1".parse().unwrap(), "::1".parse().unwrap()],
+        }
+    }
+
     fn spec(kind: Kind, port: u16, timeout: Duration) -> ProbeSpec {
         ProbeSpec {
             kind,
@@ -285,7 +316,7 @@ mod tests {
     #[tokio::test]
     async fn a_2xx_answer_is_healthy_and_the_request_is_a_plain_get() {
         let (port, served) = answering("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok").await;
-        assert_eq!(run(&http(port), "127.0.0.1").await, Ok(()));
+        assert_eq!(run(&http(port), "127.0.0.1", &local()).await, Ok(()));
         let request = served.await.expect("server").to_ascii_lowercase();
         assert!(
             request.starts_with("get /healthz?x=1 http/1.1\r\n"),
@@ -304,7 +335,7 @@ mod tests {
     async fn a_redirect_is_healthy_and_not_followed() {
         let (port, served) =
             answering("HTTP/1.1 302 Found\r\nLocation: http://elsewhere/\r\n\r\n").await;
-        assert_eq!(run(&http(port), "127.0.0.1").await, Ok(()));
+        assert_eq!(run(&http(port), "127.0.0.1", &local()).await, Ok(()));
         served.await.expect("server");
     }
 
@@ -313,7 +344,7 @@ mod tests {
         let (port, _served) =
             answering("HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n").await;
         assert_eq!(
-            run(&http(port), "127.0.0.1").await,
+            run(&http(port), "127.0.0.1", &local()).await,
             Err(Failure::Status(500))
         );
     }
@@ -333,7 +364,7 @@ mod tests {
         probe.timeout = timeout;
         let began = Instant::now();
         assert_eq!(
-            run(&probe, "127.0.0.1").await,
+            run(&probe, "127.0.0.1", &local()).await,
             Err(Failure::Timeout(timeout))
         );
         assert!(
@@ -346,9 +377,15 @@ mod tests {
     #[tokio::test]
     async fn a_closed_port_is_refused() {
         let port = closed_port().await;
-        assert_eq!(run(&http(port), "127.0.0.1").await, Err(Failure::Refused));
+        assert_eq!(
+            run(&http(port), "127.0.0.1", &local()).await,
+            Err(Failure::Refused)
+        );
         let tcp = spec(Kind::Tcp, port, Duration::from_secs(5));
-        assert_eq!(run(&tcp, "127.0.0.1").await, Err(Failure::Refused));
+        assert_eq!(
+            run(&tcp, "127.0.0.1", &local()).await,
+            Err(Failure::Refused)
+        );
     }
 
     #[tokio::test]
@@ -359,7 +396,7 @@ mod tests {
             let (conn, _) = listener.accept().await.expect("accept");
             drop(conn);
         });
-        match run(&http(port), "127.0.0.1").await {
+        match run(&http(port), "127.0.0.1", &local()).await {
             Err(Failure::Other(text)) => {
                 assert!(text.starts_with("HTTP: "), "{text}");
                 assert!(
@@ -400,14 +437,14 @@ mod tests {
     async fn an_endless_answer_is_read_no_further_than_the_status() {
         // An endless body: the status is enough, the body is never read.
         let (port, served) = endless("HTTP/1.1 200 OK\r\n\r\n", b'a').await;
-        assert_eq!(run(&http(port), "127.0.0.1").await, Ok(()));
+        assert_eq!(run(&http(port), "127.0.0.1", &local()).await, Ok(()));
         let written = served.await.expect("server");
         // What the two sockets' buffers hold, not the gigabyte.
         assert!(written < 64 << 20, "{written} bytes written");
 
         // An endless header: more than the 64 KiB a head may take, refused.
         let (port, served) = endless("HTTP/1.1 200 OK\r\nX-Big: ", b'a').await;
-        match run(&http(port), "127.0.0.1").await {
+        match run(&http(port), "127.0.0.1", &local()).await {
             Err(Failure::Other(text)) => assert!(text.contains("too large"), "{text}"),
             other => panic!("{other:?}"),
         }
@@ -420,7 +457,7 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let port = listener.local_addr().expect("address").port();
         let tcp = spec(Kind::Tcp, port, Duration::from_secs(5));
-        assert_eq!(run(&tcp, "127.0.0.1").await, Ok(()));
+        assert_eq!(run(&tcp, "127.0.0.1", &local()).await, Ok(()));
         // And the probe closed it at once: the server reads the end of it.
         let (mut conn, _) = listener.accept().await.expect("accept");
         let mut rest = Vec::new();
@@ -431,7 +468,7 @@ mod tests {
     #[tokio::test]
     async fn ipv6_literals_and_names_are_reached() {
         let (port, served) = answering("HTTP/1.1 204 No Content\r\n\r\n").await;
-        assert_eq!(run(&http(port), "localhost").await, Ok(()));
+        assert_eq!(run(&http(port), "localhost", &local()).await, Ok(()));
         served.await.expect("server");
         // A machine without IPv6 on loopback cannot serve this half.
         let Ok(listener) = TcpListener::bind("[::1]:0").await else {
@@ -447,7 +484,7 @@ mod tests {
                 .expect("answer");
             request
         });
-        assert_eq!(run(&http(port), "::1").await, Ok(()));
+        assert_eq!(run(&http(port), "::1", &local()).await, Ok(()));
         let request = served.await.expect("server").to_ascii_lowercase();
         assert!(
             request.contains(&format!("host: [::1]:{port}\r\n")),
@@ -457,7 +494,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_name_that_does_not_resolve_says_so() {
-        match run(&http(80), "no-such-host.invalid").await {
+        match run(&http(80), "no-such-host.invalid", &local()).await {
             Err(Failure::Resolve { host, error }) => {
                 assert_eq!(host, "no-such-host.invalid");
                 assert!(!error.is_empty());
@@ -512,10 +549,10 @@ mod tests {
     async fn https_takes_a_self_signed_certificate_unless_told_to_verify() {
         let port = https_server().await;
         assert_eq!(
-            run(&https_or_http(true, false, port), "127.0.0.1").await,
+            run(&https_or_http(true, false, port), "127.0.0.1", &local()).await,
             Ok(())
         );
-        match run(&https_or_http(true, true, port), "127.0.0.1").await {
+        match run(&https_or_http(true, true, port), "127.0.0.1", &local()).await {
             Err(Failure::Other(text)) => {
                 assert!(text.starts_with("TLS: "), "{text}");
                 assert!(text.contains("certificate"), "{text}");
@@ -529,5 +566,27 @@ mod tests {
         assert_eq!(short("a\n  b\tc"), "a b c");
         let long = "x".repeat(500);
         assert_eq!(short(&long).chars().count(), LONGEST_TEXT + 1);
+    }
+
+    #[tokio::test]
+    async fn a_host_that_is_not_the_container_is_never_connected_to() {
+        let (port, served) = answering("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok").await;
+        let elsewhere = Allowed {
+            container: "web".into(),
+            addresses: vec!["10.0.0.2".parse().unwrap()],
+        };
+        for host in ["127.0.0.1", "localhost", "::1"] {
+            assert_eq!(
+                run(&http(port), host, &elsewhere).await,
+                Err(Failure::NotTheContainer {
+                    host: host.into(),
+                    container: "web".into()
+                }),
+                "{host}"
+            );
+        }
+        // Nothing reached the server: it is still waiting for its one request.
+        assert!(!served.is_finished());
+        served.abort();
     }
 }

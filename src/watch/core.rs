@@ -321,6 +321,8 @@ struct Watched {
     probing: Option<Probing>,
     /// Its addresses as last seen, and when the list or inspect that told them was asked for.
     addresses: Vec<Address>,
+    /// It runs in the host's network namespace.
+    host_network: bool,
     addresses_at: Option<Instant>,
 }
 
@@ -440,6 +442,7 @@ impl Watched {
             heard_of: None,
             probing: None,
             addresses: Vec::new(),
+            host_network: false,
             addresses_at: None,
         }
     }

@@ -179,6 +179,7 @@ impl Docker for Fake {
                     health: s.health,
                     network_parent: None,
                     addresses: Vec::new(),
+                    host_network: false,
                 })
                 .collect()
         })

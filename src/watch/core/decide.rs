@@ -55,6 +55,7 @@ impl Core {
         if snapshot.network_parent.is_some() {
             r.network_parent = snapshot.network_parent.clone();
         }
+        r.host_network = snapshot.host_network;
         if snapshot.status == Status::Running {
             r.addresses = snapshot.addresses.clone();
             r.addresses_at = Some(now.at);

@@ -15,6 +15,7 @@ use tracing::{info, warn};
 
 use super::{Command, Core, Now, Phase, Watched};
 use crate::policy::{Address, Status};
+use crate::probe::run::Allowed;
 use crate::probe::{self, Failure, ProbeSpec};
 use crate::targets::ContainerRef;
 
@@ -30,6 +31,8 @@ pub struct ProbeJob {
     pub run: u64,
     /// An address or a host name, as the probe connects to it.
     pub host: String,
+    /// The container's own addresses: the only ones the probe may connect to.
+    pub allowed: Allowed,
     pub spec: Arc<ProbeSpec>,
 }
 
@@ -247,8 +250,8 @@ impl Core {
     }
 
     fn send_probe(&mut self, id: &str, now: Now, out: &mut Vec<Command>) {
-        let host = match self.records.get(id) {
-            Some(r) => self.probe_host(r),
+        let (host, allowed) = match self.records.get(id) {
+            Some(r) => (self.probe_host(r), self.probe_allowed(r)),
             None => return,
         };
         let (engine_up, synced) = (self.engine_up, self.synced);
@@ -282,7 +285,8 @@ impl Core {
                 return;
             }
         };
-        if p.unreachable.take().is_some() {
+        // A host the label names is found out to be the container's or not by the probe.
+        if p.spec.host.is_none() && p.unreachable.take().is_some() {
             info!(container = %r.container.name, host = %host, "{} can be probed now", r.container.name);
         }
         p.out = true;
@@ -291,8 +295,34 @@ impl Core {
             container: r.container.clone(),
             run: p.run,
             host,
+            allowed,
             spec: Arc::clone(&p.spec),
         }));
+    }
+
+    /// The addresses a probe of `r` may connect to: its own (for `--network container:X`,
+    /// X's), and loopback for one on the host's network when healthther is on the host too.
+    fn probe_allowed(&self, r: &Watched) -> Allowed {
+        let holder = r
+            .network_parent
+            .as_ref()
+            .and_then(|parent| {
+                self.records
+                    .get(parent)
+                    .or_else(|| self.records.values().find(|x| &x.container.name == parent))
+            })
+            .unwrap_or(r);
+        let mut addresses: Vec<IpAddr> = holder.addresses.iter().map(|a| a.ip).collect();
+        if holder.host_network && self.own_reach == Some(Reach::Anywhere) {
+            addresses.extend([
+                IpAddr::from(std::net::Ipv4Addr::LOCALHOST),
+                IpAddr::from(std::net::Ipv6Addr::LOCALHOST),
+            ]);
+        }
+        Allowed {
+            container: r.container.name.clone(),
+            addresses,
+        }
     }
 
     /// Where the probe of `r` connects: the host its label names, or its address on a network
@@ -345,6 +375,12 @@ impl Core {
             return;
         }
         p.out = false;
+        if p.spec.host.is_some()
+            && !matches!(probed.result, Err(Failure::NotTheContainer { .. }))
+            && p.unreachable.take().is_some()
+        {
+            info!(container = %name, "{name} can be probed now");
+        }
         if r.target.is_none() {
             // Renamed away while the probe was out: nothing to count, nothing to say.
             p.forget();
@@ -356,6 +392,16 @@ impl Core {
             error: probed.result.clone().err(),
         });
         let changed = match probed.result {
+            // Not probed at all: its label names a host that is not the container. Said once,
+            // and nothing counts, either way.
+            Err(e @ Failure::NotTheContainer { .. }) => {
+                let why = e.to_string();
+                if p.unreachable.as_deref() != Some(why.as_str()) {
+                    warn!(container = %name, "not probing {name}: {why}");
+                    p.unreachable = Some(why);
+                }
+                false
+            }
             Ok(()) => {
                 p.fails = 0;
                 std::mem::replace(&mut p.failing, false)

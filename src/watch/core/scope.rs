@@ -63,6 +63,7 @@ impl Core {
                 if l.network_parent.is_some() {
                     r.network_parent = l.network_parent.clone();
                 }
+                r.host_network = l.host_network;
                 if l.status == Status::Running {
                     r.addresses = l.addresses.clone();
                     r.addresses_at = Some(asked);

@@ -51,6 +51,7 @@ fn listed(c: &ContainerRef, status: Status) -> Listed {
         health: Health::None,
         network_parent: None,
         addresses: Vec::new(),
+        host_network: false,
     }
 }
 

@@ -349,3 +349,19 @@ fn a_server_that_drains_during_a_stop_through_the_api_is_not_restarted() {
     assert!(!probes(&out).is_empty());
     assert!(acts(&out).is_empty(), "restarted during the stop: {out:?}");
 }
+
+#[test]
+fn a_label_pointing_the_probe_at_another_container_is_never_its_failure() {
+    // web's author points its probe at `other` (10.0.0.3), which answers 500.
+    let evil = [("healthther.probe", "http://10.0.0.3:8080/")];
+    let mut web = probed("1", "web", &[]);
+    web.labels
+        .extend(evil.map(|(k, v)| (k.to_string(), v.to_string())));
+    let mut w = world("auto", "web", &[web, c("2", "other", None, None)]);
+    w.get_mut("other").probe = Err(Failure::Status(500));
+    let out = run_for(&mut w, 10);
+    assert!(acts(&out).is_empty(), "{out:?}");
+    let (reply, _) = w.request(Request::Status { json: false });
+    assert!(reply.text.contains("10.0.0.3 is not web"), "{}", reply.text);
+    assert!(!reply.text.contains("FAILING"), "{}", reply.text);
+}

@@ -191,6 +191,7 @@ impl World {
             health: x.health,
             network_parent: x.network_parent.clone(),
             addresses: self.addresses(i),
+            host_network: false,
         }
     }
 
@@ -657,6 +658,16 @@ impl World {
     /// stopped one refuses): the container it was sent for, or whoever has its address now. A
     /// probe of a host name reaches the container it was sent for.
     fn answer_probe(&mut self, job: ProbeJob) {
+        // As `probe::run`: only to the container's own addresses.
+        if let Ok(ip) = job.host.parse::<std::net::IpAddr>() {
+            if !job.allowed.addresses.contains(&ip) {
+                let refused = crate::probe::Failure::NotTheContainer {
+                    host: job.host.clone(),
+                    container: job.allowed.container.clone(),
+                };
+                return self.feed_probed(job, Err(refused));
+            }
+        }
         let at_address = job.host.parse::<std::net::IpAddr>().ok().map(|ip| {
             (0..self.containers.len()).find(|&j| {
                 !self.containers[j].removed && self.addresses(j).iter().any(|a| a.ip == ip)
