@@ -72,6 +72,7 @@ fn main() -> ExitCode {
         };
         // The operator's words: typed at the terminal (manual mode) or sent to the socket.
         let (inputs_tx, inputs) = mpsc::channel(64);
+        let answers_tx = inputs_tx.clone();
         let terminal = config.mode == Mode::Manual && std::io::stdin().is_terminal();
         if terminal {
             control::read_terminal(inputs_tx.clone());
@@ -93,7 +94,9 @@ fn main() -> ExitCode {
             Err(e) => tracing::warn!("{e}"),
         }
         let operator = Operator { inputs, terminal };
-        let tap = tap(&config, per_listener, &cancel).await;
+        // Two-way channels carry prompts' answers back in manual mode, as the socket does.
+        let answers = (config.mode == Mode::Manual).then_some(answers_tx);
+        let tap = tap(&config, per_listener, &cancel, answers).await;
         let (config, audit) = (Arc::new(config), Arc::new(audit));
         let engine = Connector::new(config.docker_host.clone(), config.stop_timeout);
         watch::run(engine, config, restored, audit, operator, tap, cancel).await;
@@ -102,7 +105,12 @@ fn main() -> ExitCode {
 }
 
 /// Metrics (when `HEALTH_METRICS_ADDR` is set) and notifications (when `HEALTH_NOTIFY` is).
-async fn tap(config: &Config, per_listener: usize, cancel: &CancellationToken) -> Tap {
+async fn tap(
+    config: &Config,
+    per_listener: usize,
+    cancel: &CancellationToken,
+    answers: Option<mpsc::Sender<control::Input>>,
+) -> Tap {
     let mut asks = None;
     let metrics = config
         .metrics_addr
@@ -121,7 +129,7 @@ async fn tap(config: &Config, per_listener: usize, cancel: &CancellationToken) -
             Err(e) => tracing::error!("{e}; running without metrics"),
         }
     }
-    let notifier = notify::start(config.notify.clone(), metrics.clone());
+    let notifier = notify::start(config.notify.clone(), metrics.clone(), answers);
     if !config.notify.channels.is_empty() {
         let shown: Vec<&str> = config
             .notify

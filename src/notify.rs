@@ -7,6 +7,7 @@
 
 pub mod alert;
 pub mod channel;
+pub mod listen;
 pub mod message;
 pub mod request;
 pub mod send;
@@ -58,6 +59,8 @@ pub struct Notifier {
     told_full: Arc<AtomicBool>,
     /// The grouping task and each channel's: they end once the news they hold is out.
     tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// The tasks that read answers from two-way channels: they end at the stop.
+    readers: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Notifier {
@@ -80,7 +83,12 @@ impl Notifier {
     /// At the stop: the group still open is sent at once, and what the channels hold goes
     /// out, for at most [`LAST_WORD`].
     pub async fn close(self) {
-        let Notifier { tx, tasks, .. } = self;
+        let Notifier {
+            tx, tasks, readers, ..
+        } = self;
+        for r in readers {
+            r.abort();
+        }
         // The grouping task flushes when its queue closes, and the channels end after it.
         drop(tx);
         let all = futures_util::future::join_all(tasks);
@@ -110,13 +118,20 @@ pub fn labels(channels: &[Configured]) -> Vec<String> {
 }
 
 /// Starts the grouping task and one task per channel; `None` when no channel is configured.
-/// Must be called within a tokio runtime.
-pub fn start(settings: Settings, metrics: Option<Arc<Metrics>>) -> Option<Notifier> {
+/// With `answers` (manual mode: the watch loop's inputs), each two-way channel also gets a task
+/// that reads the answers its prompts' buttons send back. Must be called within a tokio
+/// runtime.
+pub fn start(
+    settings: Settings,
+    metrics: Option<Arc<Metrics>>,
+    answers: Option<mpsc::Sender<crate::control::Input>>,
+) -> Option<Notifier> {
     if settings.channels.is_empty() {
         return None;
     }
     let shared = Arc::new(Shared {
         client: send::client(),
+        listen: send::listening_client(),
         bases: settings.bases.clone(),
         host: settings.host.clone(),
         metrics: metrics.clone(),
@@ -138,6 +153,15 @@ pub fn start(settings: Settings, metrics: Option<Arc<Metrics>>) -> Option<Notifi
         )));
         outlets.push((label, tx));
     }
+    let readers = match answers {
+        Some(answers) => settings
+            .channels
+            .iter()
+            .filter(|c| c.channel.two_way())
+            .map(|c| tokio::spawn(listen::run(c.clone(), answers.clone(), Arc::clone(&shared))))
+            .collect(),
+        None => Vec::new(),
+    };
     let (tx, rx) = mpsc::channel(QUEUE);
     tasks.push(tokio::spawn(group(settings, rx, outlets, metrics.clone())));
     Some(Notifier {
@@ -145,6 +169,7 @@ pub fn start(settings: Settings, metrics: Option<Arc<Metrics>>) -> Option<Notifi
         metrics,
         told_full: Arc::new(AtomicBool::new(false)),
         tasks,
+        readers,
     })
 }
 
@@ -271,6 +296,7 @@ fn flush(
 pub async fn test_all(settings: &Settings) -> Vec<(String, Result<(), SendError>)> {
     let shared = Shared {
         client: send::client(),
+        listen: send::listening_client(),
         bases: settings.bases.clone(),
         host: settings.host.clone(),
         metrics: None,

@@ -67,6 +67,10 @@ pub enum Channel {
         auth: Option<Basic>,
         priority: Option<String>,
         tags: Option<String>,
+        /// From `reply=TOPIC`: the topic on the same server that a prompt's buttons publish
+        /// its answer to, and that healthther subscribes to. Without it the channel only
+        /// tells: a reply topic is opt-in, since whoever can publish to it answers prompts.
+        reply: Option<String>,
     },
     /// An incoming webhook: `https://hooks.slack.com/services/A/B/C`.
     Slack {
@@ -82,6 +86,9 @@ pub enum Channel {
     Telegram {
         token: Secret,
         chats: Vec<String>,
+        /// From `approvers=ID[,ID]`: the users whose button presses answer prompts. Without
+        /// any, prompts go without buttons: anyone in the chat could press them.
+        approvers: Vec<i64>,
     },
     Gotify {
         base: String,
@@ -107,6 +114,16 @@ pub struct Smtp {
 }
 
 impl Channel {
+    /// Whether it carries a prompt's answer back (ntfy with a reply topic, Telegram with
+    /// approvers): its prompts get buttons, and healthther reads the presses.
+    pub fn two_way(&self) -> bool {
+        match self {
+            Channel::Ntfy { reply, .. } => reply.is_some(),
+            Channel::Telegram { approvers, .. } => !approvers.is_empty(),
+            _ => false,
+        }
+    }
+
     /// The kind, for metrics' `channel` label and for people.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -374,12 +391,23 @@ pub fn parse(raw: &str) -> Result<Configured, UrlError> {
                 base.push('/');
                 base.push_str(p);
             }
+            let reply = match get("reply") {
+                None => None,
+                Some(r) if ntfy_topic(&r) && r != topic => Some(r),
+                Some(_) => {
+                    return Err(bad(
+                        "has a reply topic that is no ntfy topic of its own (up to 64 of \
+                         A-Z, a-z, 0-9, - and _, not the topic itself)",
+                    ))
+                }
+            };
             Channel::Ntfy {
                 base,
                 topic,
                 auth: basic,
                 priority: get("priority"),
                 tags: get("tags"),
+                reply,
             }
         }
         "slack" => {
@@ -446,9 +474,28 @@ pub fn parse(raw: &str) -> Result<Configured, UrlError> {
             if chats.is_empty() {
                 return Err(bad("names no chat; add ?chats=CHAT_ID[,CHAT_ID]"));
             }
+            let mut approvers = Vec::new();
+            for a in get("approvers")
+                .unwrap_or_default()
+                .split(',')
+                .map(str::trim)
+                .filter(|a| !a.is_empty())
+            {
+                // A user id is digits: `@name` cannot be checked against a button press.
+                match a.parse::<i64>() {
+                    Ok(id) if id > 0 && a.bytes().all(|b| b.is_ascii_digit()) => approvers.push(id),
+                    _ => {
+                        return Err(bad(&format!(
+                            "has an approver {a:?} that is no user id; approvers=ID[,ID] takes \
+                             the numeric ids of Telegram users"
+                        )))
+                    }
+                }
+            }
             Channel::Telegram {
                 token: Secret::new(token),
                 chats,
+                approvers,
             }
         }
         "gotify" => {
@@ -548,6 +595,13 @@ pub fn parse(raw: &str) -> Result<Configured, UrlError> {
         }
     };
     Ok(Configured { channel, shown })
+}
+
+/// What ntfy takes as a topic name.
+fn ntfy_topic(t: &str) -> bool {
+    (1..=64).contains(&t.len())
+        && t.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_'))
 }
 
 fn decode(s: &str) -> String {
@@ -675,8 +729,11 @@ mod tests {
                 auth: None,
                 priority: Some("high".into()),
                 tags: Some("warning".into()),
+                reply: None,
             }
         );
+        assert!(matches!(one("ntfy://h/alerts?reply=alerts-replies"),
+            Channel::Ntfy { reply: Some(r), .. } if r == "alerts-replies"));
         assert!(matches!(one("ntfy://me:pw@127.0.0.1:8080/t?scheme=http"),
             Channel::Ntfy { base, auth: Some(_), .. } if base == "http://127.0.0.1:8080"));
         assert_eq!(
@@ -701,7 +758,12 @@ mod tests {
             Channel::Telegram {
                 token: Secret::new("110201543:AAHdqTcv"),
                 chats: vec!["@ops".into(), "-100123".into()],
+                approvers: vec![],
             }
+        );
+        assert!(
+            matches!(one("telegram://1:x@telegram?chats=5&approvers=42,%2043"),
+            Channel::Telegram { approvers, .. } if approvers == vec![42, 43])
         );
         assert_eq!(
             one("gotify://push.example.com/sub/AbC123?priority=8"),
@@ -763,6 +825,16 @@ mod tests {
             ("smtp://h/?from=nope&to=a@b.c", "email address"),
             ("gotify://h/t?priority=high", "priority"),
             ("not a url", "not a URL"),
+            ("ntfy://h/t?reply=t", "reply topic"),
+            ("ntfy://h/t?reply=a/b", "reply topic"),
+            (
+                "telegram://1:secretbot@telegram?chats=1&approvers=@me",
+                "user id",
+            ),
+            (
+                "telegram://1:secretbot@telegram?chats=1&approvers=-5",
+                "user id",
+            ),
         ];
         for (raw, needle) in cases {
             let e = parse(raw).unwrap_err().to_string();

@@ -7,6 +7,7 @@ use serde_json::json;
 use super::alert::Alert;
 use super::channel::{Basic, Channel};
 use super::message::Message;
+use crate::prompt::{Answer, Token};
 
 /// The hosted services' addresses, overridable for tests and for egress proxies
 /// (`HEALTH_NOTIFY_API_BASE`).
@@ -113,6 +114,7 @@ pub fn request(channel: &Channel, m: &Message, bases: &Bases) -> Vec<HttpRequest
             auth,
             priority,
             tags,
+            ..
         } => {
             let mut headers = vec![
                 (
@@ -127,15 +129,7 @@ pub fn request(channel: &Channel, m: &Message, bases: &Bases) -> Vec<HttpRequest
             if let Some(t) = tags {
                 headers.push(("Tags".into(), t.clone()));
             }
-            match auth {
-                // ntfy's access tokens go as a bearer token: ntfy://:tk_xxx@host/topic.
-                Some(b) if b.user.is_empty() => headers.push((
-                    "Authorization".into(),
-                    format!("Bearer {}", b.password.expose()),
-                )),
-                Some(b) => headers.push(basic_header(b)),
-                None => {}
-            }
+            headers.extend(ntfy_auth(auth.as_ref()));
             vec![HttpRequest {
                 method: "POST",
                 url: format!("{base}/{topic}"),
@@ -179,7 +173,7 @@ pub fn request(channel: &Channel, m: &Message, bases: &Bases) -> Vec<HttpRequest
                 vec![],
             )]
         }
-        Channel::Telegram { token, chats } => chats
+        Channel::Telegram { token, chats, .. } => chats
             .iter()
             .map(|chat| {
                 json_post(
@@ -211,6 +205,200 @@ pub fn request(channel: &Channel, m: &Message, bases: &Bases) -> Vec<HttpRequest
         }
         Channel::Smtp(_) | Channel::Alertmanager { .. } => vec![],
     }
+}
+
+/// ntfy's credentials as a header: an access token goes as a bearer token
+/// (`ntfy://:tk_xxx@host/topic`), a user and password as Basic.
+pub fn ntfy_auth(auth: Option<&Basic>) -> Option<(String, String)> {
+    match auth {
+        Some(b) if b.user.is_empty() => Some((
+            "Authorization".into(),
+            format!("Bearer {}", b.password.expose()),
+        )),
+        Some(b) => Some(basic_header(b)),
+        None => None,
+    }
+}
+
+/// A prompt's answer buttons: the token they carry, and whether the first one restarts (a
+/// running, unhealthy container) or starts.
+#[derive(Debug, Clone, Copy)]
+pub struct Buttons<'a> {
+    pub token: &'a Token,
+    pub restart: bool,
+}
+
+impl Buttons<'_> {
+    fn revive(&self) -> &'static str {
+        if self.restart {
+            "Restart"
+        } else {
+            "Revive"
+        }
+    }
+
+    /// Each button's label and answer, in the order shown.
+    fn all(&self) -> [(&'static str, Answer); 4] {
+        [
+            (self.revive(), Answer::Yes),
+            ("Leave", Answer::No),
+            ("Always", Answer::Always),
+            ("Never", Answer::Never),
+        ]
+    }
+}
+
+/// What an answer published to an ntfy reply topic says: the token and the answer's word.
+pub fn ntfy_answer(token: &Token, answer: Answer) -> String {
+    format!("{} {}", token.as_str(), answer.word())
+}
+
+/// What a Telegram button's `callback_data` holds: the token and the answer's word (at most
+/// 41 + 1 + 6 bytes, within Telegram's 64).
+pub fn telegram_answer(token: &Token, answer: Answer) -> String {
+    format!("{}:{}", token.as_str(), answer.word())
+}
+
+/// ntfy shows at most three actions: `never` is left to `healthther answer`, and the message
+/// says so.
+pub const NTFY_NEVER: &str =
+    "  never: answered with healthther answer only (ntfy shows three buttons)";
+
+/// The requests that deliver the prompt `m` through a two-way `channel` with its answer
+/// buttons: ntfy's `http` actions, which publish the answer to the reply topic with the
+/// channel's own credentials; Telegram's inline keyboard. Any other channel (or one without a
+/// reply topic or approvers) gets the plain message.
+pub fn prompt(channel: &Channel, m: &Message, buttons: Buttons, bases: &Bases) -> Vec<HttpRequest> {
+    if !channel.two_way() {
+        return request(channel, m, bases);
+    }
+    match channel {
+        Channel::Ntfy {
+            base, reply, auth, ..
+        } => {
+            let Some(reply) = reply else {
+                return request(channel, m, bases);
+            };
+            let mut m = m.clone();
+            m.message.push('\n');
+            m.message.push_str(NTFY_NEVER);
+            let headers: serde_json::Map<String, serde_json::Value> = ntfy_auth(auth.as_ref())
+                .into_iter()
+                .map(|(k, v)| (k, json!(v)))
+                .collect();
+            let actions: Vec<serde_json::Value> = buttons.all()[..3]
+                .iter()
+                .map(|(label, answer)| {
+                    json!({
+                        "action": "http",
+                        "label": label,
+                        "url": format!("{base}/{reply}"),
+                        "method": "POST",
+                        "headers": headers,
+                        "body": ntfy_answer(buttons.token, *answer),
+                        "clear": true,
+                    })
+                })
+                .collect();
+            let mut reqs = request(channel, &m, bases);
+            for r in &mut reqs {
+                // The JSON form of ntfy's `Actions` header: no quoting rules of its own.
+                r.headers
+                    .push(("Actions".into(), json!(actions).to_string()));
+            }
+            reqs
+        }
+        Channel::Telegram { token, chats, .. } => {
+            let text = format!("{}\n{}", m.title, m.message);
+            let keys: Vec<serde_json::Value> = buttons
+                .all()
+                .iter()
+                .map(|(label, answer)| {
+                    json!({
+                        "text": label,
+                        "callback_data": telegram_answer(buttons.token, *answer),
+                    })
+                })
+                .collect();
+            chats
+                .iter()
+                .map(|chat| {
+                    json_post(
+                        format!("{}/bot{}/sendMessage", bases.telegram, token.expose()),
+                        &json!({
+                            "chat_id": chat,
+                            "text": cut(&text, TELEGRAM_MAX),
+                            "disable_web_page_preview": true,
+                            "reply_markup": { "inline_keyboard": [&keys[..2], &keys[2..]] },
+                        }),
+                        vec![],
+                    )
+                })
+                .collect()
+        }
+        _ => request(channel, m, bases),
+    }
+}
+
+/// ntfy's JSON stream of `topic` from `since` (a message id, or a Unix time before the first
+/// message was seen): a connection healthther opens and keeps.
+pub fn ntfy_subscribe(base: &str, topic: &str, auth: Option<&Basic>, since: &str) -> HttpRequest {
+    let since: String = url::form_urlencoded::byte_serialize(since.as_bytes()).collect();
+    HttpRequest {
+        method: "GET",
+        url: format!("{base}/{topic}/json?since={since}"),
+        headers: ntfy_auth(auth).into_iter().collect(),
+        body: Vec::new(),
+    }
+}
+
+/// Telegram's long-polling wait, in seconds: a `getUpdates` is answered at once when a button
+/// is pressed, else after this.
+pub const TELEGRAM_POLL: u64 = 30;
+
+/// A call of Telegram's Bot API: `method` with `body`.
+pub fn telegram_call(
+    bases: &Bases,
+    token: &super::channel::Secret,
+    method: &str,
+    body: &serde_json::Value,
+) -> HttpRequest {
+    json_post(
+        format!("{}/bot{}/{method}", bases.telegram, token.expose()),
+        body,
+        vec![],
+    )
+}
+
+/// `getUpdates` from `offset` (which confirms every update before it), button presses only.
+pub fn telegram_updates(offset: Option<i64>, timeout: u64) -> serde_json::Value {
+    let mut body = json!({
+        "timeout": timeout,
+        "allowed_updates": ["callback_query"],
+    });
+    if let Some(o) = offset {
+        body["offset"] = json!(o);
+    }
+    body
+}
+
+/// Telegram shows at most 200 characters of an `answerCallbackQuery` text.
+pub const TELEGRAM_ALERT_MAX: usize = 200;
+
+/// `answerCallbackQuery`: the press is confirmed, with `text` shown to whoever pressed.
+pub fn telegram_confirm(query: &str, text: &str) -> serde_json::Value {
+    json!({ "callback_query_id": query, "text": cut(text, TELEGRAM_ALERT_MAX) })
+}
+
+/// `editMessageText` of a prompt's message: its text now says who answered and what
+/// followed, and its buttons go (an edit without `reply_markup` has none).
+pub fn telegram_edit(chat: i64, message: i64, text: &str) -> serde_json::Value {
+    json!({
+        "chat_id": chat,
+        "message_id": message,
+        "text": cut(text, TELEGRAM_MAX),
+        "disable_web_page_preview": true,
+    })
 }
 
 /// Alertmanager's `POST /api/v2/alerts` with `alerts`.
@@ -426,5 +614,73 @@ mod tests {
             body["content"].as_str().unwrap().chars().count(),
             DISCORD_MAX
         );
+    }
+
+    #[test]
+    fn a_prompt_on_a_two_way_channel_carries_its_buttons() {
+        let m = message();
+        let token = Token::of("0123abcd", 7);
+        let b = Buttons {
+            token: &token,
+            restart: true,
+        };
+        let c = parse("ntfy://:tk_1@ntfy.example.com/alerts?reply=alerts-replies")
+            .unwrap()
+            .channel;
+        let r = &prompt(&c, &m, b, &Bases::new(None))[0];
+        assert_eq!(r.url, "https://ntfy.example.com/alerts");
+        let actions: serde_json::Value =
+            serde_json::from_str(header(r, "Actions").unwrap()).unwrap();
+        assert_eq!(actions.as_array().unwrap().len(), 3, "ntfy shows three");
+        assert_eq!(
+            actions[0],
+            json!({"action": "http", "label": "Restart", "method": "POST", "clear": true,
+                "url": "https://ntfy.example.com/alerts-replies",
+                "headers": {"Authorization": "Bearer tk_1"},
+                "body": format!("{} yes", token.as_str())})
+        );
+        assert_eq!(actions[1]["label"], "Leave");
+        assert_eq!(actions[2]["body"], format!("{} always", token.as_str()));
+        assert!(String::from_utf8_lossy(&r.body).ends_with(NTFY_NEVER));
+
+        let c = parse("telegram://1:abc@telegram?chats=5&approvers=42")
+            .unwrap()
+            .channel;
+        let b = Buttons {
+            token: &token,
+            restart: false,
+        };
+        let r = &prompt(&c, &m, b, &Bases::new(None))[0];
+        let body: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+        let keys = &body["reply_markup"]["inline_keyboard"];
+        let pressed: Vec<(&str, &str)> = keys
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|row| row.as_array().unwrap())
+            .map(|k| {
+                (
+                    k["text"].as_str().unwrap(),
+                    k["callback_data"].as_str().unwrap(),
+                )
+            })
+            .collect();
+        let t = token.as_str();
+        assert_eq!(
+            pressed,
+            [
+                ("Revive", format!("{t}:yes").as_str()),
+                ("Leave", format!("{t}:no").as_str()),
+                ("Always", format!("{t}:always").as_str()),
+                ("Never", format!("{t}:never").as_str()),
+            ]
+        );
+        assert!(pressed.iter().all(|(_, d)| d.len() <= 64));
+
+        // Without approvers, nobody's press could be trusted: no buttons at all.
+        let c = parse("telegram://1:abc@telegram?chats=5").unwrap().channel;
+        let body: serde_json::Value =
+            serde_json::from_slice(&prompt(&c, &m, b, &Bases::new(None))[0].body).unwrap();
+        assert!(body.get("reply_markup").is_none());
     }
 }

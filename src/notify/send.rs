@@ -14,9 +14,11 @@ use tracing::{info, warn};
 
 use super::alert::{self, Book};
 use super::channel::{Channel, Configured, Encryption, Smtp};
-use super::message::{Message, Note};
-use super::request::{self, Bases, HttpRequest};
+use super::message::{self, Message, Note};
+use super::request::{self, Bases, Buttons, HttpRequest};
 use crate::metrics::Metrics;
+use crate::prompt::Token;
+use crate::watch::core::outcome::What;
 
 /// One try at a send may take this long, connecting included.
 pub const SEND_TIMEOUT: Duration = Duration::from_secs(10);
@@ -47,6 +49,9 @@ pub enum SendError {
 /// What every channel's task shares.
 pub struct Shared {
     pub client: reqwest::Client,
+    /// For the connections that read answers: long polls and streams, which a whole-request
+    /// timeout would cut.
+    pub listen: reqwest::Client,
     pub bases: Bases,
     pub host: String,
     pub metrics: Option<Arc<Metrics>>,
@@ -71,6 +76,18 @@ pub fn client() -> reqwest::Client {
         .unwrap_or_default()
 }
 
+/// An HTTP client for reading answers: as [`client`], without a limit on the whole request
+/// (a stream stays open; each read has its own).
+pub fn listening_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .connect_timeout(SEND_TIMEOUT)
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("healthther/", env!("CARGO_PKG_VERSION")))
+        .build()
+        // As in `client`: then every try reports it.
+        .unwrap_or_default()
+}
+
 /// Runs one channel until its queue closes.
 pub async fn run(
     c: Configured,
@@ -88,11 +105,14 @@ pub async fn run(
             batch = queue.recv() => {
                 let Some(batch) = batch else { return };
                 if !is_alertmanager {
-                    if batch.message.silent {
-                        continue;
+                    for (m, buttons) in parts(&c, &batch, &shared.host) {
+                        let buttons = buttons.as_ref().map(|(token, restart)| Buttons {
+                            token,
+                            restart: *restart,
+                        });
+                        let result = with_retries(|| deliver_with(&c, &m, buttons, &shared)).await;
+                        report(&c, &label, result, &mut failing, &shared);
                     }
-                    let result = with_retries(|| deliver(&c, &batch.message, &shared)).await;
-                    report(&c, &label, result, &mut failing, &shared);
                     continue;
                 }
                 book.apply(&shared.host, &batch.notes, &batch.message)
@@ -105,6 +125,43 @@ pub async fn run(
         let result = with_retries(|| post_alerts(&c, &alerts, &shared)).await;
         report(&c, &label, result, &mut failing, &shared);
     }
+}
+
+/// The messages a batch makes on channel `c`, each with the buttons it carries: the batch's
+/// one message; on a two-way channel, its prompts each in a message of their own, with their
+/// buttons (a button answers one prompt: in a group it could not say which), and the rest
+/// together.
+fn parts(c: &Configured, batch: &Batch, host: &str) -> Vec<(Message, Option<(Token, bool)>)> {
+    let buttons = |n: &Note| match n {
+        Note::Outcome(o) => match &o.what {
+            What::Asked {
+                token: Some(token),
+                restart,
+                ..
+            } => Some((token.clone(), *restart)),
+            _ => None,
+        },
+        _ => None,
+    };
+    if !c.channel.two_way() || !batch.notes.iter().any(|n| buttons(n).is_some()) {
+        return if batch.message.silent {
+            vec![]
+        } else {
+            vec![(batch.message.clone(), None)]
+        };
+    }
+    let (prompts, rest): (Vec<&Note>, Vec<&Note>) =
+        batch.notes.iter().partition(|n| buttons(n).is_some());
+    let rest: Vec<Note> = rest.into_iter().cloned().collect();
+    let mut out = Vec::new();
+    let m = message::compose(host, &rest);
+    if !m.silent {
+        out.push((m, None));
+    }
+    for p in prompts {
+        out.push((message::compose(host, std::slice::from_ref(p)), buttons(p)));
+    }
+    out
 }
 
 fn report(
@@ -158,6 +215,17 @@ where
 
 /// One try at delivering `m` through `c`.
 pub async fn deliver(c: &Configured, m: &Message, shared: &Shared) -> Result<(), SendError> {
+    deliver_with(c, m, None, shared).await
+}
+
+/// One try at delivering `m` through `c`, a prompt's answer buttons with it where `c` carries
+/// answers back.
+async fn deliver_with(
+    c: &Configured,
+    m: &Message,
+    buttons: Option<Buttons<'_>>,
+    shared: &Shared,
+) -> Result<(), SendError> {
     let sent = tokio::time::timeout(SEND_TIMEOUT, async {
         match &c.channel {
             Channel::Smtp(s) => send_email(s, m).await,
@@ -167,7 +235,11 @@ pub async fn deliver(c: &Configured, m: &Message, shared: &Shared) -> Result<(),
                 post_alerts(c, &alerts, shared).await
             }
             channel => {
-                for r in request::request(channel, m, &shared.bases) {
+                let requests = match buttons {
+                    Some(b) => request::prompt(channel, m, b, &shared.bases),
+                    None => request::request(channel, m, &shared.bases),
+                };
+                for r in requests {
                     send_http(&shared.client, r).await?;
                 }
                 Ok(())
@@ -213,7 +285,27 @@ fn scrub(c: &Configured, e: SendError) -> SendError {
     }
 }
 
-async fn send_http(client: &reqwest::Client, r: HttpRequest) -> Result<(), SendError> {
+pub async fn send_http(client: &reqwest::Client, r: HttpRequest) -> Result<(), SendError> {
+    open(client, r).await.map(drop)
+}
+
+/// Sends `r`; the body of a successful answer.
+pub async fn send_http_read(
+    client: &reqwest::Client,
+    r: HttpRequest,
+) -> Result<bytes::Bytes, SendError> {
+    open(client, r)
+        .await?
+        .bytes()
+        .await
+        .map_err(|e| SendError::Transport(crate::errors::error_chain(&e.without_url())))
+}
+
+/// Sends `r`; the response, once its status says success, its body still to be read.
+pub async fn open(
+    client: &reqwest::Client,
+    r: HttpRequest,
+) -> Result<reqwest::Response, SendError> {
     let method = reqwest::Method::from_bytes(r.method.as_bytes())
         .map_err(|e| SendError::Transport(e.to_string()))?;
     let mut req = client.request(method, &r.url).body(r.body);
@@ -227,7 +319,7 @@ async fn send_http(client: &reqwest::Client, r: HttpRequest) -> Result<(), SendE
         .map_err(|e| SendError::Transport(crate::errors::error_chain(&e.without_url())))?;
     let status = resp.status();
     if status.is_success() {
-        return Ok(());
+        return Ok(resp);
     }
     let body = resp.text().await.unwrap_or_default();
     Err(SendError::Status {
