@@ -4,6 +4,7 @@
 mod harness;
 
 mod backoff;
+mod chat;
 mod cli;
 mod dependents;
 mod faults;

@@ -92,7 +92,7 @@ async fn read(
             match got {
                 Got::Nothing => {}
                 Got::Garbled { id, why } => warn!(
-                    message = id.as_deref().unwrap_or("?"),
+                    ntfy_message = id.as_deref().unwrap_or("?"),
                     "a message on the ntfy reply topic that is no answer ({why}): ignored"
                 ),
                 Got::Answer { token, answer: a } => {
