@@ -366,3 +366,60 @@ async fn send_email(s: &Smtp, m: &Message) -> Result<(), SendError> {
         .map(drop)
         .map_err(|e| err(&e))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::notify::channel::parse;
+    use crate::watch::core::outcome::sample::{record, Kind};
+
+    fn prompt(name: &str, bits: u128) -> Note {
+        let mut r = record(Kind::Prompt, name, None);
+        r.what = What::Asked {
+            prompt: format!("{name} exited"),
+            token: Some(Token::of("0123abcd", bits)),
+            restart: false,
+        };
+        Note::Outcome(Box::new(r))
+    }
+
+    /// A group holding two prompts and a revival: one message on a one-way channel; on a
+    /// two-way one, the revival, then each prompt alone with its own token.
+    #[test]
+    fn a_two_way_channel_gets_each_prompt_in_a_message_of_its_own() {
+        let notes = vec![
+            prompt("a", 1),
+            Note::Outcome(Box::new(record(Kind::Action, "b", Some("running")))),
+            prompt("c", 2),
+        ];
+        let batch = Batch {
+            message: message::compose("h", &notes),
+            notes,
+        };
+        let one_way = parse("ntfy://h/t").unwrap();
+        let parts_one = parts(&one_way, &batch, "h");
+        assert_eq!(parts_one.len(), 1);
+        assert!(parts_one[0].1.is_none());
+
+        let two_way = parse("ntfy://h/t?reply=r").unwrap();
+        let got = parts(&two_way, &batch, "h");
+        let titles: Vec<&str> = got.iter().map(|(m, _)| m.title.as_str()).collect();
+        assert_eq!(
+            titles,
+            [
+                "healthther on h: b revived",
+                "healthther on h: a waiting for an answer",
+                "healthther on h: c waiting for an answer",
+            ]
+        );
+        let tokens: Vec<Option<Token>> = got.into_iter().map(|(_, b)| b.map(|b| b.0)).collect();
+        assert_eq!(
+            tokens,
+            [
+                None,
+                Some(Token::of("0123abcd", 1)),
+                Some(Token::of("0123abcd", 2))
+            ]
+        );
+    }
+}

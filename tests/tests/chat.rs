@@ -486,6 +486,11 @@ fn an_ntfy_answer_given_while_the_subscription_is_cut_is_read_when_it_resumes() 
     );
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(actions_of(&daemon).len(), 1, "applied twice");
+
+    // Its open subscription holds up no stop.
+    let mut daemon = daemon;
+    daemon.signal("TERM");
+    assert!(daemon.wait_exit(Duration::from_secs(15)).success());
 }
 
 #[test]
