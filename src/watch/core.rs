@@ -323,6 +323,9 @@ struct Watched {
     addresses: Vec<Address>,
     /// It runs in the host's network namespace.
     host_network: bool,
+    /// When its current run started, by its last start event's time (the engine's clock): a
+    /// look that saw an earlier run tells nothing of its addresses now.
+    run_started: Option<SystemTime>,
     addresses_at: Option<Instant>,
 }
 
@@ -443,6 +446,7 @@ impl Watched {
             probing: None,
             addresses: Vec::new(),
             host_network: false,
+            run_started: None,
             addresses_at: None,
         }
     }

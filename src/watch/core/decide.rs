@@ -1,5 +1,7 @@
 //! Deciding: a look at a container, and what its state calls for (act, ask, wait, report).
 
+use std::time::Duration;
+
 use tracing::{debug, error, info, warn};
 
 use super::dependents::NetworkFix;
@@ -56,7 +58,17 @@ impl Core {
             r.network_parent = snapshot.network_parent.clone();
         }
         r.host_network = snapshot.host_network;
-        if snapshot.status == Status::Running {
+        // A look taken before its last start (answered late) saw an earlier run: its addresses
+        // may be someone else's by now. The engine writes StartedAt a moment before it tells
+        // of the start; a second of slack covers that.
+        let earlier_run = r.run_started.is_some_and(|started| {
+            snapshot
+                .started_at
+                .as_deref()
+                .and_then(|t| humantime::parse_rfc3339_weak(t).ok())
+                .is_some_and(|s| s + Duration::from_secs(1) < started)
+        });
+        if snapshot.status == Status::Running && !earlier_run {
             r.addresses = snapshot.addresses.clone();
             r.addresses_at = Some(now.at);
         }

@@ -102,7 +102,7 @@ impl Core {
         if live {
             self.network_on_start(id, time, now, out);
         }
-        self.probe_on_start(id, now, out);
+        self.probe_on_start(id, time, now, out);
         let Some(r) = self.records.get_mut(id) else {
             return;
         };

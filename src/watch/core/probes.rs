@@ -180,11 +180,19 @@ fn spread(id: &str, interval: Duration) -> Duration {
 impl Core {
     /// It started: a new run, probed from an interval on at its new address, which an
     /// inspect tells (a restart may give it another).
-    pub(super) fn probe_on_start(&mut self, id: &str, now: Now, out: &mut Vec<Command>) {
+    pub(super) fn probe_on_start(
+        &mut self,
+        id: &str,
+        time: SystemTime,
+        now: Now,
+        out: &mut Vec<Command>,
+    ) {
         let (engine_up, synced) = (self.engine_up, self.synced);
         let Some(r) = self.records.get_mut(id) else {
             return;
         };
+        // Whatever was seen of it before this start is of another run.
+        r.run_started = Some(time);
         let Some(p) = r.probing.as_mut() else {
             return;
         };

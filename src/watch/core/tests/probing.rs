@@ -365,3 +365,29 @@ fn a_label_pointing_the_probe_at_another_container_is_never_its_failure() {
     assert!(reply.text.contains("10.0.0.3 is not web"), "{}", reply.text);
     assert!(!reply.text.contains("FAILING"), "{}", reply.text);
 }
+
+#[test]
+fn a_look_at_the_run_before_a_restart_does_not_bring_back_its_old_address() {
+    let mut w = world(
+        "auto",
+        "web",
+        &[probed("1", "web", &[]), c("2", "other", None, None)],
+    );
+    run_for(&mut w, 3);
+    // A look taken now, answered only after web was killed and revived at a new address,
+    // while `other` took its old one (and answers 500 to anyone).
+    let before = w.look("web");
+    w.get_mut("web").address = Some("10.0.0.9".parse().unwrap());
+    w.get_mut("other").address = Some("10.0.0.2".parse().unwrap());
+    w.get_mut("other").probe = Err(Failure::Status(500));
+    w.kill("web").drive();
+    run_for(&mut w, 2);
+    w.inspected(before);
+    let out = run_for(&mut w, 10);
+    assert!(
+        acts(&out).is_empty(),
+        "restarted for other's answer: {out:?}"
+    );
+    let hosts: Vec<&str> = probes(&out).iter().map(|p| p.host.as_str()).collect();
+    assert!(hosts.iter().all(|h| *h == "10.0.0.9"), "{hosts:?}");
+}
