@@ -326,6 +326,10 @@ struct Watched {
     /// When its current run started, by its last start event's time (the engine's clock): a
     /// look that saw an earlier run tells nothing of its addresses now.
     run_started: Option<SystemTime>,
+    /// Since when its addresses may have changed (its last start, a network connected or
+    /// disconnected): those seen before then are not to be probed, its own probe's or that of
+    /// a container sharing its network.
+    readdressed: Option<Instant>,
     addresses_at: Option<Instant>,
 }
 
@@ -447,6 +451,7 @@ impl Watched {
             addresses: Vec::new(),
             host_network: false,
             run_started: None,
+            readdressed: None,
             addresses_at: None,
         }
     }

@@ -193,6 +193,7 @@ impl Core {
         };
         // Whatever was seen of it before this start is of another run.
         r.run_started = Some(time);
+        r.readdressed = Some(now.at);
         let Some(p) = r.probing.as_mut() else {
             return;
         };
@@ -207,6 +208,9 @@ impl Core {
     /// tells its addresses now. A probe under way went to an address of before, which may be
     /// another container's by now: its result is dropped.
     pub(super) fn probe_on_network(&mut self, id: &str, now: Now) {
+        if let Some(r) = self.records.get_mut(id) {
+            r.readdressed = Some(now.at);
+        }
         if let Some(p) = self.records.get_mut(id).and_then(|r| r.probing.as_mut()) {
             p.moved = Some(now.at);
             p.run += 1;
@@ -272,12 +276,14 @@ impl Core {
         };
         let host = match host {
             Ok(host) => host,
-            Err(NoHost::NotYet) => {
+            Err(NoHost::NotYet(holder)) => {
                 // Its address for this run is not known yet: an inspect tells.
                 p.next = Some(now.at + ADDRESS_WAIT.min(p.spec.interval));
-                if engine_up && synced && r.phase == Phase::Idle && !r.learning {
-                    r.learning = true;
-                    out.push(Command::Inspect(r.container.clone()));
+                if let Some(h) = self.records.get_mut(&holder) {
+                    if engine_up && synced && h.phase == Phase::Idle && !h.learning {
+                        h.learning = true;
+                        out.push(Command::Inspect(h.container.clone()));
+                    }
                 }
                 return;
             }
@@ -337,7 +343,7 @@ impl Core {
     /// healthther shares with it (for `--network container:X`, X's).
     fn probe_host(&self, r: &Watched) -> Result<String, NoHost> {
         let Some(p) = &r.probing else {
-            return Err(NoHost::NotYet);
+            return Err(NoHost::NotYet(r.container.id.clone()));
         };
         if let Some(host) = &p.spec.host {
             return Ok(host.clone());
@@ -354,10 +360,20 @@ impl Core {
                 })?,
             None => r,
         };
-        let since = p.running_since.ok_or(NoHost::NotYet)?;
+        let since = p
+            .running_since
+            .ok_or_else(|| NoHost::NotYet(r.container.id.clone()))?;
         let since = p.moved.map_or(since, |moved| moved.max(since));
         if holder.addresses_at.is_none_or(|t| t < since) && holder.container.id == r.container.id {
-            return Err(NoHost::NotYet);
+            return Err(NoHost::NotYet(r.container.id.clone()));
+        }
+        // The container whose network it shares started again or moved since its addresses
+        // were seen: a look at it tells where it is now.
+        if holder
+            .readdressed
+            .is_some_and(|t| holder.addresses_at.is_none_or(|a| a < t))
+        {
+            return Err(NoHost::NotYet(holder.container.id.clone()));
         }
         let Some(reach) = &self.own_reach else {
             return Err(NoHost::Unreachable(
@@ -441,8 +457,9 @@ impl Core {
 
 /// Why no probe can be sent now.
 enum NoHost {
-    /// Its address for this run is not known yet.
-    NotYet,
+    /// Its address for this run is not known yet: a look at this container (its own, or the
+    /// one whose network it shares) tells.
+    NotYet(String),
     /// Said once: why it cannot be reached.
     Unreachable(String),
 }

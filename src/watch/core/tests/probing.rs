@@ -391,3 +391,35 @@ fn a_look_at_the_run_before_a_restart_does_not_bring_back_its_old_address() {
     let hosts: Vec<&str> = probes(&out).iter().map(|p| p.host.as_str()).collect();
     assert!(hosts.iter().all(|h| *h == "10.0.0.9"), "{hosts:?}");
 }
+
+#[test]
+fn a_container_in_anothers_network_is_probed_where_that_one_is_now() {
+    // app shares vpn's network (`network_mode: service:vpn`) and is probed there.
+    let mut w = World::new("auto", "app");
+    w.add(&c("v", "vpn", None, None))
+        .add_in(&probed("a", "app", &[]), "v")
+        .add(&c("o", "other", None, None))
+        .connect();
+    w.feed(Input::Own(Own {
+        project: None,
+        reach: Reach::Anywhere,
+    }));
+    w.drive();
+    let out = run_for(&mut w, 3);
+    assert!(probes(&out).iter().all(|p| p.host == "10.0.0.2"), "{out:?}");
+    // vpn moves (disconnect, connect --ip), and `other`, answering 500, takes its old address.
+    w.get_mut("vpn").address = Some("10.0.0.9".parse().unwrap());
+    w.get_mut("other").address = Some("10.0.0.2".parse().unwrap());
+    w.get_mut("other").probe = Err(Failure::Status(500));
+    w.network_changed("vpn").network_changed("other");
+    let out = run_for(&mut w, 10);
+    assert!(
+        acts(&out).is_empty(),
+        "app restarted for other's answer: {out:?}"
+    );
+    let hosts: Vec<&str> = probes(&out).iter().map(|p| p.host.as_str()).collect();
+    assert!(
+        !hosts.is_empty() && hosts.iter().all(|h| *h == "10.0.0.9"),
+        "{hosts:?}"
+    );
+}
