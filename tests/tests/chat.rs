@@ -796,3 +796,60 @@ fn telegram_without_approvers_sends_prompts_without_buttons_and_reads_nothing() 
     assert!(sent.get("reply_markup").is_none(), "{sent}");
     assert!(tg.calls("getUpdates").is_empty());
 }
+
+#[test]
+fn telegram_presses_by_others_are_refused_once_whatever_they_carry() {
+    let tg = Telegram::start();
+    let node = Node::start(&unique("chat_tgo"), &[]);
+    let env = format!(
+        "{}HEALTH_NOTIFY=\"telegram://777:TgSeCrEt@telegram?chats=-100200&approvers=42\"\n\
+         HEALTH_NOTIFY_API_BASE=http://127.0.0.1:{}\nHEALTH_NOTIFY_HOST=tg-box\n",
+        manual_env(&[&node.name]),
+        tg.port
+    );
+    let daemon = Daemon::watching(&env);
+    node.kill();
+    wait_until("the prompt with its keyboard", || {
+        tg.calls("sendMessage")
+            .iter()
+            .any(|m| m["reply_markup"].is_object())
+    });
+    // A user's own client can send any callback data, not only what a button holds: over 64
+    // bytes, garbage with escapes, a made-up token, over and over.
+    let long = format!("{}:yes", "0".repeat(80));
+    let made_up = format!("{}.{:032x}:yes", "0123abcd", 7);
+    let sent = [
+        "\u{1b}[2Jnope",
+        long.as_str(),
+        made_up.as_str(),
+        "x",
+        "\u{1b}[2Jnope",
+    ];
+    for (i, data) in sent.iter().enumerate() {
+        tg.press(200 + i as i64, 99, data, "healthther on tg-box");
+    }
+    wait_until("every press confirmed", || {
+        tg.calls("answerCallbackQuery").len() == sent.len()
+    });
+    for confirm in tg.calls("answerCallbackQuery") {
+        assert!(
+            confirm["text"].as_str().unwrap_or("").contains("refused"),
+            "{confirm}"
+        );
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    let out = daemon.output();
+    let about_99: Vec<&str> = out.lines().filter(|l| l.contains("99")).collect();
+    assert_eq!(
+        about_99.len(),
+        1,
+        "logged once, with who sent it: {about_99:#?}"
+    );
+    assert!(
+        about_99[0].contains("not among the channel's approvers"),
+        "{}",
+        about_99[0]
+    );
+    assert_eq!(node.status(), "exited");
+    assert!(tg.calls("editMessageText").is_empty());
+}

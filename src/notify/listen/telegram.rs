@@ -22,6 +22,9 @@ use crate::prompt::{self, Answer};
 const SLACK: Duration = Duration::from_secs(15);
 /// The longest `getUpdates` answer read (100 updates of at most a few KiB each).
 const UPDATES_MAX: usize = 1 << 20;
+/// How many refused users are remembered as logged: past it, more are refused unlogged,
+/// so a crowd of accounts cannot grow memory.
+const REFUSED_KEPT: usize = 1024;
 
 pub(super) async fn run(
     c: &Configured,
@@ -106,20 +109,11 @@ async fn handle(
     call: &Call<'_>,
 ) -> bool {
     let confirm = |text: &str| request::telegram_confirm(&press.query, text);
-    let Some((token, answer)) = press.answer() else {
-        warn!(
-            user = press.user,
-            "a Telegram button press that is no answer: ignored"
-        );
-        call.call(
-            "answerCallbackQuery",
-            &confirm("not an answer healthther knows"),
-        )
-        .await;
-        return true;
-    };
+    // Who pressed comes first: a user's own client can send any callback data, so what a
+    // press carries is read only for an approver, and anyone else is refused (and logged
+    // once) whatever they send.
     if !approvers.contains(&press.user) {
-        if refused.insert(press.user) {
+        if refused.len() < REFUSED_KEPT && refused.insert(press.user) {
             warn!(
                 user = press.user,
                 "a Telegram button press by user {}, who is not among the channel's \
@@ -134,6 +128,18 @@ async fn handle(
         .await;
         return true;
     }
+    let Some((token, answer)) = press.answer() else {
+        warn!(
+            user = press.user,
+            "a Telegram button press that is no answer: ignored"
+        );
+        call.call(
+            "answerCallbackQuery",
+            &confirm("not an answer healthther knows"),
+        )
+        .await;
+        return true;
+    };
     let peer = format!("telegram (user {})", press.user);
     let Some(reply) = super::answer(answers, token, answer, peer).await else {
         return false;
