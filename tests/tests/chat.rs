@@ -839,7 +839,7 @@ fn telegram_presses_by_others_are_refused_once_whatever_they_carry() {
     }
     std::thread::sleep(Duration::from_secs(1));
     let out = daemon.output();
-    let about_99: Vec<&str> = out.lines().filter(|l| l.contains("99")).collect();
+    let about_99: Vec<&str> = out.lines().filter(|l| l.contains("user=99")).collect();
     assert_eq!(
         about_99.len(),
         1,
