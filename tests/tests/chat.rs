@@ -853,3 +853,62 @@ fn telegram_presses_by_others_are_refused_once_whatever_they_carry() {
     assert_eq!(node.status(), "exited");
     assert!(tg.calls("editMessageText").is_empty());
 }
+
+#[test]
+fn telegram_press_for_another_hosts_prompt_is_said_once_and_leaves_its_buttons() {
+    // Two hosts' healthther polling one bot (against the docs): each press reaches one of
+    // them. One that reaches the wrong one must not take the other's buttons away.
+    let tg = Telegram::start();
+    let node = Node::start(&unique("chat_tgs"), &[]);
+    let env = format!(
+        "{}HEALTH_NOTIFY=\"telegram://777:TgSeCrEt@telegram?chats=-100200&approvers=42\"\n\
+         HEALTH_NOTIFY_API_BASE=http://127.0.0.1:{}\nHEALTH_NOTIFY_HOST=tg-box\n",
+        manual_env(&[&node.name]),
+        tg.port
+    );
+    let daemon = Daemon::watching(&env);
+    node.kill();
+    wait_until("the prompt with its keyboard", || {
+        tg.calls("sendMessage")
+            .iter()
+            .any(|m| m["reply_markup"].is_object())
+    });
+    // Another host's tag (not tg-box's), as its buttons carry it.
+    let foreign = format!("{}.{:032x}:yes", "0123abcd", 7);
+    tg.press(
+        300,
+        42,
+        &foreign,
+        "healthther on other-box: x waiting for an answer",
+    );
+    tg.press(
+        301,
+        42,
+        &foreign.replace(":yes", ":no"),
+        "healthther on other-box",
+    );
+    wait_until("both presses confirmed", || {
+        tg.calls("answerCallbackQuery").len() == 2
+    });
+    let confirm = &tg.calls("answerCallbackQuery")[0];
+    assert!(
+        confirm["text"]
+            .as_str()
+            .unwrap_or("")
+            .contains("another host"),
+        "{confirm}"
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(
+        tg.calls("editMessageText").is_empty(),
+        "another host's prompt lost its buttons: {:?}",
+        tg.calls("editMessageText")
+    );
+    assert_eq!(
+        daemon.output().matches("polled by more than one").count(),
+        1,
+        "{}",
+        daemon.output()
+    );
+    assert_eq!(node.status(), "exited");
+}

@@ -40,6 +40,8 @@ pub(super) async fn run(
     };
     let mut offset: Option<i64> = None;
     let mut refused: HashSet<i64> = HashSet::new();
+    let host_tag = prompt::host_tag(&shared.host);
+    let mut told_shared = false;
     loop {
         let body = request::telegram_updates(offset, TELEGRAM_POLL);
         let r = request::telegram_call(&shared.bases, token, "getUpdates", &body);
@@ -70,8 +72,18 @@ pub(super) async fn run(
                 token,
                 client: &shared.client,
                 channel: c,
+                host_tag: &host_tag,
             };
-            if !handle(&press, approvers, &mut refused, answers, &call).await {
+            if !handle(
+                &press,
+                approvers,
+                &mut refused,
+                &mut told_shared,
+                answers,
+                &call,
+            )
+            .await
+            {
                 return;
             }
         }
@@ -84,6 +96,8 @@ struct Call<'a> {
     token: &'a Secret,
     client: &'a reqwest::Client,
     channel: &'a Configured,
+    /// The tag this host's tokens begin with.
+    host_tag: &'a str,
 }
 
 impl Call<'_> {
@@ -105,6 +119,7 @@ async fn handle(
     press: &Press,
     approvers: &[i64],
     refused: &mut HashSet<i64>,
+    told_shared: &mut bool,
     answers: &mpsc::Sender<Input>,
     call: &Call<'_>,
 ) -> bool {
@@ -140,6 +155,28 @@ async fn handle(
         .await;
         return true;
     };
+    // Another host's prompt: its healthther polls this bot too, and Telegram hands each
+    // update to one poller only. Its message keeps its buttons, so the press can be tried
+    // again; the misconfiguration is said once.
+    if prompt::Token::parse(token).is_some_and(|t| t.tag() != call.host_tag) {
+        if !std::mem::replace(told_shared, true) {
+            warn!(
+                channel = %call.channel.shown,
+                "a Telegram press on another host's prompt reached this healthther: the bot is \
+                 polled by more than one healthther, and each press reaches only one of them. \
+                 Give each host a bot of its own"
+            );
+        }
+        call.call(
+            "answerCallbackQuery",
+            &confirm(
+                "not answered: this prompt is another host's, whose healthther shares this \
+                 bot; press again, or answer it on that host",
+            ),
+        )
+        .await;
+        return true;
+    }
     let peer = format!("telegram (user {})", press.user);
     let Some(reply) = super::answer(answers, token, answer, peer).await else {
         return false;
