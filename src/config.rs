@@ -267,6 +267,14 @@ impl Config {
             None => {
                 let mut config = Config::from_args(args)?;
                 config.warnings = warnings;
+                let manual = config.mode == Mode::Manual;
+                config.warnings.extend(
+                    config
+                        .notify
+                        .channels
+                        .iter()
+                        .filter_map(|c| c.caution(manual)),
+                );
                 return Ok(Invocation::Daemon(Box::new(config)));
             }
             Some(Command::NotifyTest) => {
@@ -582,6 +590,36 @@ mod tests {
             "{w}"
         );
         assert_eq!(c.poll_interval, Duration::from_secs(10));
+    }
+
+    #[test]
+    fn a_reply_topic_anyone_may_use_or_nobody_reads_is_warned_of() {
+        let warned = |env: &str| load_file(env, &[]).unwrap().warnings;
+        // No credentials: the prompt topic is readable by whoever the server lets, and the
+        // buttons carry what answers a prompt.
+        let w = warned(
+            "HEALTH_TARGETS=a1\nMODE=manual\n\
+             HEALTH_NOTIFY=ntfy://ntfy.sh/ops-prompts?reply=ops-replies\n",
+        );
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(
+            w[0].contains("ntfy.sh/ops-prompts") && w[0].contains("no credentials"),
+            "{w:?}"
+        );
+        let none = warned(
+            "HEALTH_TARGETS=a1\nMODE=manual\n\
+             HEALTH_NOTIFY=ntfy://:tk_x@ntfy.sh/ops-prompts?reply=ops-replies\n",
+        );
+        assert!(none.is_empty(), "{none:?}");
+        // Outside manual mode nothing asks, so nothing is read back.
+        let w = warned(
+            "HEALTH_TARGETS=a1\nMODE=auto\n\
+             HEALTH_NOTIFY=ntfy://:tk_x@ntfy.sh/p?reply=r,\
+             telegram://1:x@telegram?chats=5&approvers=42\n",
+        );
+        assert_eq!(w.len(), 2, "{w:?}");
+        assert!(w.iter().all(|w| w.contains("MODE=manual")), "{w:?}");
+        assert!(!w.iter().any(|w| w.contains("tk_x")), "{w:?}");
     }
 
     #[test]

@@ -241,6 +241,34 @@ pub struct Configured {
     pub shown: String,
 }
 
+impl Configured {
+    /// What a careless setting of a two-way channel risks, said once at the start: a reply
+    /// topic without credentials (whoever reads the prompts there answers them), or buttons
+    /// set up where nothing asks (`manual` is false: nothing is read back).
+    pub fn caution(&self, manual: bool) -> Option<String> {
+        if !self.channel.two_way() {
+            return None;
+        }
+        if !manual {
+            return Some(format!(
+                "HEALTH_NOTIFY: {} has answer buttons (reply= or approvers=), but only \
+                 MODE=manual asks, so no answer is read through it",
+                self.shown
+            ));
+        }
+        match &self.channel {
+            Channel::Ntfy { auth: None, .. } => Some(format!(
+                "HEALTH_NOTIFY: {} has a reply topic but no credentials: whoever can read its \
+                 prompt topic on that server can answer prompts (revive, always, never). Use \
+                 an access token or user and password, with topics only they may read and \
+                 write",
+                self.shown
+            )),
+            _ => None,
+        }
+    }
+}
+
 impl fmt::Debug for Configured {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.shown)
