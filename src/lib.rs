@@ -20,6 +20,7 @@ pub mod overrides;
 pub mod policy;
 pub mod probe;
 pub mod prompt;
+pub mod quota;
 pub mod recreate;
 pub mod slots;
 pub mod state;

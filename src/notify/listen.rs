@@ -21,6 +21,7 @@ use super::send::Shared;
 use crate::backoff::Backoff;
 use crate::control::{Input, Reply, Request};
 use crate::prompt::Answer;
+use crate::quota::{self, Quota, Say};
 
 /// Waits between tries at a channel that cannot be reached.
 const RETRY: Backoff = Backoff {
@@ -59,10 +60,12 @@ async fn answer(
     replied.await.ok()
 }
 
-/// Whether the channel is failing, so that a failure is said once and its end once.
+/// Whether the channel is failing, so that a failure is said once and its end once; and how
+/// many lines about strangers' messages were said lately (see [`Quota`]).
 struct Said {
     shown: String,
     failures: u32,
+    strangers: Quota,
 }
 
 impl Said {
@@ -70,6 +73,16 @@ impl Said {
         Said {
             shown: c.shown.clone(),
             failures: 0,
+            strangers: Quota::default(),
+        }
+    }
+
+    /// Whether to log a line about a stranger's message now: `Some` with what to add to it
+    /// (how many were not logged before it), or `None` past the minute's few.
+    fn stranger(&mut self) -> Option<String> {
+        match self.strangers.take(std::time::Instant::now()) {
+            Say::Yes { held } => Some(quota::held_note(held)),
+            Say::No => None,
         }
     }
 
@@ -99,3 +112,16 @@ impl Said {
 
 /// The longest answer message read: a token and a word are 48 bytes.
 pub const ANSWER_MAX: usize = 4096;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strangers_messages_are_a_few_lines_a_minute() {
+        let c = crate::notify::channel::parse("ntfy://ntfy.sh/t?reply=r").expect("a channel");
+        let mut said = Said::new(&c);
+        let lines = (0..1000).filter_map(|_| said.stranger()).count();
+        assert_eq!(lines, quota::PER_WINDOW as usize);
+    }
+}

@@ -578,6 +578,8 @@ pub struct Core {
     /// what became of the prompt. Tokens of bad answers already logged, so each is logged once.
     closed_tokens: std::collections::VecDeque<(Token, String)>,
     bad_tokens: std::collections::VecDeque<String>,
+    /// How many answers that do nothing are logged (see [`crate::quota`]).
+    bad_quota: crate::quota::Quota,
 }
 
 /// Makes a prompt's answer token; `None` when no random bytes could be had.
@@ -615,6 +617,7 @@ impl Core {
             host_tag: prompt::host_tag(&config.notify.host),
             closed_tokens: std::collections::VecDeque::new(),
             bad_tokens: std::collections::VecDeque::new(),
+            bad_quota: crate::quota::Quota::default(),
             config,
         }
     }

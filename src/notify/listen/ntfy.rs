@@ -91,10 +91,15 @@ async fn read(
             said.works();
             match got {
                 Got::Nothing => {}
-                Got::Garbled { id, why } => warn!(
-                    ntfy_message = id.as_deref().unwrap_or("?"),
-                    "a message on the ntfy reply topic that is no answer ({why}): ignored"
-                ),
+                Got::Garbled { id, why } => {
+                    if let Some(held) = said.stranger() {
+                        warn!(
+                            ntfy_message = id.as_deref().unwrap_or("?"),
+                            "a message on the ntfy reply topic that is no answer ({why}): \
+                             ignored{held}"
+                        );
+                    }
+                }
                 Got::Answer { token, answer: a } => {
                     let Some(reply) = answer(answers, &token, a, "ntfy".into()).await else {
                         return Ok(Stop::Gone);

@@ -77,7 +77,7 @@ pub(super) async fn run(
             if !handle(
                 &press,
                 approvers,
-                &mut refused,
+                (&mut refused, &mut *said),
                 &mut told_shared,
                 answers,
                 &call,
@@ -118,7 +118,7 @@ impl Call<'_> {
 async fn handle(
     press: &Press,
     approvers: &[i64],
-    refused: &mut HashSet<i64>,
+    (refused, said): (&mut HashSet<i64>, &mut Said),
     told_shared: &mut bool,
     answers: &mpsc::Sender<Input>,
     call: &Call<'_>,
@@ -129,12 +129,14 @@ async fn handle(
     // once) whatever they send.
     if !approvers.contains(&press.user) {
         if refused.len() < REFUSED_KEPT && refused.insert(press.user) {
-            warn!(
-                user = press.user,
-                "a Telegram button press by user {}, who is not among the channel's \
-                 approvers: refused",
-                press.user
-            );
+            if let Some(held) = said.stranger() {
+                warn!(
+                    user = press.user,
+                    "a Telegram button press by user {}, who is not among the channel's \
+                     approvers: refused{held}",
+                    press.user
+                );
+            }
         }
         call.call(
             "answerCallbackQuery",

@@ -11,6 +11,7 @@ use crate::control::Reply;
 use crate::policy::{describe, Snapshot, Status, Verdict};
 use crate::prompt;
 use crate::prompt::{Answer, Pending, Token};
+use crate::quota::{self, Say};
 use crate::targets::TargetName;
 
 impl Core {
@@ -408,7 +409,7 @@ impl Core {
         out: &mut Vec<Command>,
     ) -> Reply {
         let Some(token) = Token::parse(token) else {
-            self.bad_answer(token, by, "it carries no token healthther makes");
+            self.bad_answer(token, by, "it carries no token healthther makes", now);
             return Reply::error("not an answer to a prompt of healthther's");
         };
         if token.tag() != self.host_tag {
@@ -438,22 +439,30 @@ impl Core {
             .map(|(_, why)| why.clone());
         match closed {
             Some(why) => {
-                self.bad_answer(token.as_str(), by, &format!("the prompt is closed: {why}"));
+                self.bad_answer(
+                    token.as_str(),
+                    by,
+                    &format!("the prompt is closed: {why}"),
+                    now,
+                );
                 Reply::error(format!("this prompt is closed: {why}"))
             }
             None => {
                 self.bad_answer(
                     token.as_str(),
                     by,
-                    "no prompt of healthther's has this token",
+                    "no prompt of healthther's has this token (another healthther with the same \
+                     HEALTH_NOTIFY_HOST on this reply topic would make its answers look so)",
+                    now,
                 );
                 Reply::error("no such prompt")
             }
         }
     }
 
-    /// Logs an answer that does nothing: once per token, so a replayed one is not a flood.
-    fn bad_answer(&mut self, token: &str, by: &str, why: &str) {
+    /// Logs an answer that does nothing: once per token, so a replayed one is not a flood, and
+    /// a few a minute (see [`Quota`]), so made-up ones are not either.
+    fn bad_answer(&mut self, token: &str, by: &str, why: &str, now: Now) {
         if self.bad_tokens.iter().any(|t| t == token) {
             return;
         }
@@ -461,7 +470,10 @@ impl Core {
             self.bad_tokens.pop_front();
         }
         self.bad_tokens.push_back(token.to_string());
-        warn!(by = %by, answer_ignored = true, "an answer that does nothing, from {by}: {why}");
+        if let Say::Yes { held } = self.bad_quota.take(now.at) {
+            warn!(by = %by, answer_ignored = true,
+                "an answer that does nothing, from {by}: {why}{}", quota::held_note(held));
+        }
     }
 
     /// A prompt closed: an answer that comes with its token later is told why.

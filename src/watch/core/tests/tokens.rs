@@ -162,3 +162,57 @@ fn tokens_never_reach_the_audit_file_or_status() {
     let (reply, _) = w.request(Request::Pending);
     assert!(!reply.text.contains(&t.as_str()[9..]), "{}", reply.text);
 }
+
+/// What the core logs while `f` runs.
+fn logged(f: impl FnOnce()) -> String {
+    #[derive(Clone, Default)]
+    struct Kept(Arc<std::sync::Mutex<Vec<u8>>>);
+    impl std::io::Write for Kept {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().expect("not poisoned").extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let kept = Kept::default();
+    let writer = kept.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    tracing::subscriber::with_default(subscriber, f);
+    let text = kept.0.lock().expect("not poisoned").clone();
+    String::from_utf8(text).expect("UTF-8")
+}
+
+#[test]
+fn a_flood_of_made_up_answers_is_a_few_lines_a_minute_not_one_each() {
+    let mut w = manual();
+    let real = token(&w.kill("nodo_1").drive());
+    let text = logged(|| {
+        for n in 0..500u128 {
+            by_token(
+                &mut w,
+                Token::of(real.tag(), n).as_str(),
+                Answer::Yes,
+                "ntfy",
+            );
+        }
+    });
+    let lines = text.matches("an answer that does nothing").count();
+    assert!((1..=20).contains(&lines), "{lines} lines:\n{text}");
+    // A minute on, the next is said, with how many were not.
+    w.advance(Duration::from_secs(61));
+    let text = logged(|| {
+        by_token(
+            &mut w,
+            Token::of(real.tag(), 1000).as_str(),
+            Answer::Yes,
+            "ntfy",
+        );
+    });
+    assert!(text.contains("an answer that does nothing"), "{text}");
+    assert!(text.contains("more like it were not logged"), "{text}");
+}
