@@ -30,6 +30,7 @@ failure and on Ctrl-C too.
 import argparse
 import os
 import random
+import signal
 import subprocess
 import sys
 import time
@@ -90,18 +91,20 @@ def wait_probed(name, timeout):
 
 
 def hang_reaction(binary, events, setting, trials):
-    """Seconds from `http-mode hang` to the restart beginning (kill) and done (start)."""
+    """Seconds from `http-mode hang` to the restart beginning (kill) and done (start). A fresh
+    node each trial: a second failure of the same node soon after its restart is backed off,
+    by design, and would measure the back-off instead of the probe."""
     label, interval, retries, timeout = setting
-    name = f"{PREFIX}-hang{interval}"
+    names = [f"{PREFIX}-hang{interval}s{i}" for i in range(trials)]
     # The defaults are what a bare healthther.probe label gets.
     labels = probe_labels() if setting is SETTINGS[0] else probe_labels(interval, retries, timeout)
-    cid = http_node(name, *labels)
     begins, dones = [], []
-    hh = bench.Healthther(binary, [name])
+    hh = bench.Healthther(binary, names)
     try:
         hh.wait_for("watching")
-        for i in range(trials):
-            # Probed well in this run first, then a hang at a random moment of the interval.
+        for i, name in enumerate(names):
+            cid = http_node(name, *labels)
+            # Probed well first, then a hang at a random moment of the interval.
             wait_probed(name, timeout=3 * interval + 30)
             time.sleep(random.uniform(0, interval))
             t0 = time.time_ns()
@@ -113,9 +116,10 @@ def hang_reaction(binary, events, setting, trials):
             dones.append((done - t0) / 1e9)
             log(f"{label} trial {i + 1}/{trials}: restart begins {begins[-1]:.2f} s, "
                 f"done {dones[-1]:.2f} s after the hang")
+            bench.remove(name)
     finally:
         hh.stop()
-        bench.remove(name)
+        bench.remove(*names)
     return begins, dones
 
 
@@ -176,6 +180,9 @@ def reaction_rows(setting, begins, dones):
 
 
 def main():
+    # A kill (SIGTERM) ends the run as Ctrl-C does: through the `finally`s that remove the
+    # nodes and stop healthther.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--smoke", action="store_true", help="a short run that checks it works")
     parser.add_argument("--binary", help="a healthther binary to measure instead of building "
@@ -209,10 +216,9 @@ def main():
 
     lines = [
         f"Run: {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}, "
-        f"`python3 bench/probes.py{' --smoke' if args.smoke else ''}"
-        f"{' --binary ' + args.binary if args.binary else ''}`; "
-        f"{os.cpu_count()} cores, Docker Engine "
-        f"{bench.run('docker', 'version', '-f', '{{.Server.Version}}')}.",
+        f"`{' '.join(['python3', 'bench/probes.py', *sys.argv[1:]])}`; "
+        f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at the end, Docker "
+        f"Engine {bench.run('docker', 'version', '-f', '{{.Server.Version}}')}.",
         "",
         "| measure (s) | n | median | p90 | max | goal: within | trials within |",
         "|---|---|---|---|---|---|---|",
