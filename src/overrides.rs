@@ -130,7 +130,9 @@ pub fn parse(labels: &BTreeMap<String, String>) -> (Overrides, Vec<BadLabel>) {
     (o, bad)
 }
 
-fn duration(v: &str) -> Option<Duration> {
+/// A duration as the labels write it: whole seconds (`30`) or humantime (`30s`, `2m`), at most
+/// a day.
+pub(crate) fn duration(v: &str) -> Option<Duration> {
     let d = if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) {
         Duration::from_secs(v.parse().ok()?)
     } else {

@@ -14,8 +14,6 @@ const RETRIES: &str = "healthther.probe-retries";
 const START_PERIOD: &str = "healthther.probe-start-period";
 const TLS_VERIFY: &str = "healthther.probe-tls-verify";
 
-/// The longest interval, timeout or start period a label may ask for.
-const LONGEST: Duration = Duration::from_secs(24 * 3600);
 /// The shortest interval a label may ask for: a label is the container author's, and must not
 /// make healthther spend its CPU on one container.
 const SHORTEST_INTERVAL: Duration = Duration::from_secs(1);
@@ -169,12 +167,7 @@ fn duration(
     let Some(v) = labels.get(label).map(|v| v.trim()) else {
         return Some(default);
     };
-    let d = if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) {
-        Duration::from_secs(v.parse().ok()?)
-    } else {
-        humantime::parse_duration(v).ok()?
-    };
-    (d <= LONGEST && (zero_ok || !d.is_zero())).then_some(d)
+    crate::overrides::duration(v).filter(|d| zero_ok || !d.is_zero())
 }
 
 #[cfg(test)]

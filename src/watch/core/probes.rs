@@ -314,18 +314,19 @@ impl Core {
         }));
     }
 
+    /// The container whose network namespace `r` shares (`--network container:X`, by id or
+    /// name), when it has one and it is known.
+    fn network_holder<'a>(&'a self, r: &Watched) -> Option<&'a Watched> {
+        let parent = r.network_parent.as_ref()?;
+        self.records
+            .get(parent)
+            .or_else(|| self.records.values().find(|x| &x.container.name == parent))
+    }
+
     /// The addresses a probe of `r` may connect to: its own (for `--network container:X`,
     /// X's), and loopback for one on the host's network when healthther is on the host too.
     fn probe_allowed(&self, r: &Watched) -> Allowed {
-        let holder = r
-            .network_parent
-            .as_ref()
-            .and_then(|parent| {
-                self.records
-                    .get(parent)
-                    .or_else(|| self.records.values().find(|x| &x.container.name == parent))
-            })
-            .unwrap_or(r);
+        let holder = self.network_holder(r).unwrap_or(r);
         let mut addresses: Vec<IpAddr> = holder.addresses.iter().map(|a| a.ip).collect();
         if holder.host_network && self.own_reach == Some(Reach::Anywhere) {
             addresses.extend([
@@ -348,17 +349,13 @@ impl Core {
         if let Some(host) = &p.spec.host {
             return Ok(host.clone());
         }
-        let holder = match &r.network_parent {
-            Some(parent) => self
-                .records
-                .get(parent)
-                .or_else(|| self.records.values().find(|x| &x.container.name == parent))
-                .ok_or_else(|| {
-                    NoHost::Unreachable(format!(
-                        "it uses the network of {parent}, which healthther does not see"
-                    ))
-                })?,
-            None => r,
+        let holder = match (&r.network_parent, self.network_holder(r)) {
+            (Some(parent), None) => {
+                return Err(NoHost::Unreachable(format!(
+                    "it uses the network of {parent}, which healthther does not see"
+                )))
+            }
+            (_, holder) => holder.unwrap_or(r),
         };
         let since = p
             .running_since

@@ -17,22 +17,8 @@ fn token(out: &[Command]) -> Token {
 }
 
 fn by_token(w: &mut World, token: &str, answer: Answer, by: &str) -> (Reply, Vec<Command>) {
-    w.feed(Input::Request {
-        request: Request::AnswerToken {
-            token: token.into(),
-            answer,
-        },
-        by: by.into(),
-    });
-    let mut out = w.drive();
-    let at = out
-        .iter()
-        .position(|c| matches!(c, Command::Reply(_)))
-        .expect("a reply");
-    let Command::Reply(reply) = out.remove(at) else {
-        unreachable!("found above")
-    };
-    (reply, out)
+    let token = token.into();
+    w.request_by(Request::AnswerToken { token, answer }, by)
 }
 
 fn manual() -> World {

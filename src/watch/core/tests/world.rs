@@ -314,9 +314,14 @@ impl World {
 
     /// A request on the control socket; driven. Returns the reply and what else came out.
     pub fn request(&mut self, request: Request) -> (Reply, Vec<Command>) {
+        self.request_by(request, "test")
+    }
+
+    /// A request from `by` (a chat's reader names who pressed); driven.
+    pub fn request_by(&mut self, request: Request, by: &str) -> (Reply, Vec<Command>) {
         self.feed(Input::Request {
             request,
-            by: "test".into(),
+            by: by.into(),
         });
         let mut out = self.drive();
         let at = out
