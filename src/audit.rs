@@ -17,7 +17,8 @@ use tracing_subscriber::fmt::format::{DefaultFields, Writer};
 use tracing_subscriber::fmt::FormatFields;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
-use tracing_subscriber::{EnvFilter, Layer};
+use tracing_subscriber::filter::Targets;
+use tracing_subscriber::Layer;
 
 use crate::escape::{self, Escaping};
 use crate::policy::Mode;
@@ -433,8 +434,11 @@ pub fn init(dir: &Path, filter: &str, color: bool) -> Result<(Audit, LogGuard), 
         .finish(human);
     let _ = CONSOLE.set(console_writer.clone());
 
-    // Checked already in config; a filter that still fails falls back to info.
-    let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info"));
+    // Checked already in config; a filter that still fails falls back to info. `Targets`, not
+    // `EnvFilter`: the same `info,healthther=debug` syntax without a regex engine in the binary.
+    let filter = filter
+        .parse::<Targets>()
+        .unwrap_or_else(|_| Targets::new().with_default(tracing::Level::INFO));
     // Records of prompts go to the file only: the console shows the prompt itself.
     let console = tracing_subscriber::fmt::layer()
         .with_target(false)
