@@ -70,12 +70,14 @@ def docker_socket():
 
 # --- building --------------------------------------------------------------------------------
 
+STATIC_TARGET = "x86_64-unknown-linux-musl"  # as the Dockerfile and the tests build it
+
+
 def cargo_static(*args):
-    env = dict(os.environ, RUSTFLAGS="-C target-feature=+crt-static")
-    run("cargo", "build", "-q", "--release", "--target", "x86_64-unknown-linux-gnu",
+    run("cargo", "build", "-q", "--release", "--target", STATIC_TARGET,
         "--target-dir", str(ROOT / "target" / "static"), "--manifest-path",
-        str(ROOT / "Cargo.toml"), *args, env=env)
-    return ROOT / "target" / "static" / "x86_64-unknown-linux-gnu" / "release"
+        str(ROOT / "Cargo.toml"), *args)
+    return ROOT / "target" / "static" / STATIC_TARGET / "release"
 
 
 def build_image(tag, dockerfile, files):

@@ -6,11 +6,11 @@ FIXTURE_IMAGE=healthther-fixture:bench
 
 # The static fixture binary in a FROM scratch image, as the tests build it.
 build_fixture_image() {
-  RUSTFLAGS='-C target-feature=+crt-static' cargo build -q --release -p fixture \
-    --target x86_64-unknown-linux-gnu --target-dir "$root/target/static" --manifest-path "$root/Cargo.toml"
+  cargo build -q --release -p fixture \
+    --target x86_64-unknown-linux-musl --target-dir "$root/target/static" --manifest-path "$root/Cargo.toml"
   local ctx
   ctx=$(mktemp -d)
-  cp "$root/target/static/x86_64-unknown-linux-gnu/release/fixture" "$root/fixture/Dockerfile" "$ctx/"
+  cp "$root/target/static/x86_64-unknown-linux-musl/release/fixture" "$root/fixture/Dockerfile" "$ctx/"
   docker build -q -t "$FIXTURE_IMAGE" "$ctx" >/dev/null
   rm -rf "$ctx"
 }
