@@ -16,6 +16,7 @@ use super::alert::{self, Book};
 use super::channel::{Channel, Configured, Encryption, Smtp};
 use super::message::{self, Message, Note};
 use super::request::{self, Bases, Buttons, HttpRequest};
+use crate::http_client::{self, Client, Response};
 use crate::metrics::Metrics;
 use crate::prompt::Token;
 use crate::watch::core::outcome::What;
@@ -48,10 +49,10 @@ pub enum SendError {
 
 /// What every channel's task shares.
 pub struct Shared {
-    pub client: reqwest::Client,
+    pub client: Client,
     /// For the connections that read answers: long polls and streams, which a whole-request
     /// timeout would cut.
-    pub listen: reqwest::Client,
+    pub listen: Client,
     pub bases: Bases,
     pub host: String,
     pub metrics: Option<Arc<Metrics>>,
@@ -63,29 +64,17 @@ pub struct Batch {
     pub message: Message,
 }
 
-/// An HTTP client for notifications. Redirects are not followed: a webhook that redirects is
-/// misconfigured, and following it could carry a token elsewhere.
-pub fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(SEND_TIMEOUT)
-        .connect_timeout(SEND_TIMEOUT)
-        .redirect(reqwest::redirect::Policy::none())
-        .user_agent(concat!("healthther/", env!("CARGO_PKG_VERSION")))
-        .build()
-        // Only a TLS back-end that cannot start fails here; then every send reports it.
-        .unwrap_or_default()
+/// An HTTP client for notifications: each send within [`SEND_TIMEOUT`] as a whole. Redirects
+/// are not followed: a webhook that redirects is misconfigured, and following it could carry
+/// a token elsewhere.
+pub fn client() -> Client {
+    Client::new(Some(SEND_TIMEOUT), SEND_TIMEOUT)
 }
 
 /// An HTTP client for reading answers: as [`client`], without a limit on the whole request
 /// (a stream stays open; each read has its own).
-pub fn listening_client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .connect_timeout(SEND_TIMEOUT)
-        .redirect(reqwest::redirect::Policy::none())
-        .user_agent(concat!("healthther/", env!("CARGO_PKG_VERSION")))
-        .build()
-        // As in `client`: then every try reports it.
-        .unwrap_or_default()
+pub fn listening_client() -> Client {
+    Client::new(None, SEND_TIMEOUT)
 }
 
 /// Runs one channel until its queue closes.
@@ -285,52 +274,55 @@ fn scrub(c: &Configured, e: SendError) -> SendError {
     }
 }
 
-pub async fn send_http(client: &reqwest::Client, r: HttpRequest) -> Result<(), SendError> {
+pub async fn send_http(client: &Client, r: HttpRequest) -> Result<(), SendError> {
     open(client, r).await.map(drop)
 }
 
-/// Sends `r`; the body of a successful answer.
+/// Sends `r`; the body of a successful answer, its first `most` bytes where it is longer.
 pub async fn send_http_read(
-    client: &reqwest::Client,
+    client: &Client,
     r: HttpRequest,
+    most: usize,
 ) -> Result<bytes::Bytes, SendError> {
-    open(client, r)
-        .await?
-        .bytes()
-        .await
-        .map_err(|e| SendError::Transport(crate::errors::error_chain(&e.without_url())))
+    open(client, r).await?.bytes(most).await.map_err(transport)
 }
 
 /// Sends `r`; the response, once its status says success, its body still to be read.
-pub async fn open(
-    client: &reqwest::Client,
-    r: HttpRequest,
-) -> Result<reqwest::Response, SendError> {
-    let method = reqwest::Method::from_bytes(r.method.as_bytes())
-        .map_err(|e| SendError::Transport(e.to_string()))?;
-    let mut req = client.request(method, &r.url).body(r.body);
-    for (k, v) in &r.headers {
-        req = req.header(k, v);
-    }
-    // `without_url`: the URL may hold a token (Slack, Discord, Telegram put it in the path).
-    let resp = req
-        .send()
+pub async fn open(client: &Client, r: HttpRequest) -> Result<Response, SendError> {
+    // The client's errors never hold the URL, which may hold a token (Slack, Discord,
+    // Telegram put it in the path).
+    let resp = client
+        .request(r.method, &r.url, &r.headers, r.body)
         .await
-        .map_err(|e| SendError::Transport(crate::errors::error_chain(&e.without_url())))?;
+        .map_err(transport)?;
     let status = resp.status();
-    if status.is_success() {
+    if (200..300).contains(&status) {
         return Ok(resp);
     }
-    let body = resp.text().await.unwrap_or_default();
+    // As much as is kept (a character is at most 4 bytes), and not waited for past a send's
+    // time: a listening client's answer has no limit of its own.
+    let body = tokio::time::timeout(SEND_TIMEOUT, resp.bytes(BODY_KEPT * 4))
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .unwrap_or_default();
     Err(SendError::Status {
-        status: status.as_u16(),
-        body: body
+        status,
+        body: String::from_utf8_lossy(&body)
             .chars()
             .take(BODY_KEPT)
             .collect::<String>()
             .trim()
             .to_string(),
     })
+}
+
+/// A failure of the HTTP client, as a send's.
+pub fn transport(e: http_client::Error) -> SendError {
+    match e {
+        http_client::Error::Timeout => SendError::Timeout,
+        e => SendError::Transport(crate::errors::error_chain(&e)),
+    }
 }
 
 async fn send_email(s: &Smtp, m: &Message) -> Result<(), SendError> {

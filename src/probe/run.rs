@@ -147,33 +147,28 @@ where
 }
 
 /// The client side of TLS for a probe: the certificate checked against the bundled web roots
-/// when `verify`, else any certificate taken (the handshake's signatures are still checked).
+/// when `verify` (as for a webhook), else any certificate taken (the handshake's signatures
+/// are still checked).
 fn tls_config(verify: bool) -> Arc<rustls::ClientConfig> {
-    static VERIFYING: OnceLock<Arc<rustls::ClientConfig>> = OnceLock::new();
     static TRUSTING: OnceLock<Arc<rustls::ClientConfig>> = OnceLock::new();
+    if verify {
+        return crate::http_client::web_tls();
+    }
     let make = || {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let builder = rustls::ClientConfig::builder_with_provider(Arc::clone(&provider))
+        let mut config = rustls::ClientConfig::builder_with_provider(Arc::clone(&provider))
             .with_safe_default_protocol_versions()
             // ring's default provider has suites for TLS 1.2 and 1.3, the safe defaults: the
             // only error this returns, no suite for the versions, cannot happen.
-            .expect("ring supports the default TLS versions");
-        let mut config = if verify {
-            let mut roots = rustls::RootCertStore::empty();
-            roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-            builder.with_root_certificates(roots).with_no_client_auth()
-        } else {
-            builder
-                .dangerous()
-                .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)))
-                .with_no_client_auth()
-        };
+            .expect("ring supports the default TLS versions")
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)))
+            .with_no_client_auth();
         // The probe speaks HTTP/1.1 only.
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
         Arc::new(config)
     };
-    let config = if verify { &VERIFYING } else { &TRUSTING };
-    Arc::clone(config.get_or_init(make))
+    Arc::clone(TRUSTING.get_or_init(make))
 }
 
 /// Takes any certificate, as `healthther.probe-tls-verify` unset asks: a probe wants to know

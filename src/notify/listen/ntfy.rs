@@ -64,7 +64,7 @@ enum Stop {
 
 /// One subscription, read until it ends.
 async fn read(
-    client: &reqwest::Client,
+    client: &crate::http_client::Client,
     r: request::HttpRequest,
     reader: &mut Reader,
     answers: &mpsc::Sender<Input>,
@@ -79,11 +79,7 @@ async fn read(
                     SILENT.as_secs()
                 )))
             }
-            Ok(Err(e)) => {
-                return Err(send::SendError::Transport(crate::errors::error_chain(
-                    &e.without_url(),
-                )))
-            }
+            Ok(Err(e)) => return Err(send::transport(e)),
             Ok(Ok(None)) => return Ok(Stop::Cut),
             Ok(Ok(Some(chunk))) => chunk,
         };

@@ -46,7 +46,9 @@ pub(super) async fn run(
         let body = request::telegram_updates(offset, TELEGRAM_POLL);
         let r = request::telegram_call(&shared.bases, token, "getUpdates", &body);
         let wait = Duration::from_secs(TELEGRAM_POLL) + SLACK;
-        let got = tokio::time::timeout(wait, send::send_http_read(&shared.listen, r))
+        // A byte past the most read, so that an answer over it is told as one.
+        let read = send::send_http_read(&shared.listen, r, UPDATES_MAX + 1);
+        let got = tokio::time::timeout(wait, read)
             .await
             .unwrap_or(Err(SendError::Timeout));
         let updates = match got
@@ -94,7 +96,7 @@ pub(super) async fn run(
 struct Call<'a> {
     bases: &'a Bases,
     token: &'a Secret,
-    client: &'a reqwest::Client,
+    client: &'a crate::http_client::Client,
     channel: &'a Configured,
     /// The tag this host's tokens begin with.
     host_tag: &'a str,
