@@ -1,9 +1,9 @@
 //! Notifications and metrics against real servers: a local HTTP server standing in for each
 //! hosted service's API (checking the exact request), Prometheus scraping the daemon,
-//! Alertmanager delivering to its webhook receiver, and an SMTP server. Prometheus,
-//! Alertmanager and aiosmtpd are skipped with one line where they are not installed, except
-//! under `CI=true`, where that is a failure (`.ci/run` installs them). Every server binds
-//! 127.0.0.1 only.
+//! Alertmanager delivering to its webhook receiver, an SMTP server, and an egress proxy
+//! (tinyproxy) between healthther and a webhook. Prometheus, Alertmanager, aiosmtpd and
+//! tinyproxy are skipped with one line where they are not installed, except under `CI=true`,
+//! where that is a failure (`.ci/run` installs them). Every server binds 127.0.0.1 only.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -1283,4 +1283,132 @@ fn an_error_page_that_echoes_the_request_shows_no_secret_of_the_channel() {
     for text in [&stdout, &stderr] {
         assert!(!text.contains("SeCrEt") && !text.contains(&basic), "{text}");
     }
+}
+
+/// A receiver that keeps the first bytes of each connection and answers nothing: what a
+/// client sent through a tunnel (a TLS ClientHello, with the name asked for).
+fn first_bytes_receiver() -> (u16, Arc<Mutex<Vec<u8>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+    let port = listener.local_addr().expect("address").port();
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let kept = Arc::clone(&got);
+    thread::spawn(move || {
+        for mut s in listener.incoming().map_while(Result::ok) {
+            let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+            let mut buf = [0u8; 4096];
+            let n = s.read(&mut buf).unwrap_or(0);
+            kept.lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .extend_from_slice(&buf[..n]);
+        }
+    });
+    (port, got)
+}
+
+/// Debian's tinyproxy on loopback, asking for `user` and `password`, its log kept.
+struct Tinyproxy {
+    port: u16,
+    log: std::path::PathBuf,
+    _server: Server,
+    _dir: tempfile::TempDir,
+}
+
+impl Tinyproxy {
+    fn start(user: &str, password: &str) -> Tinyproxy {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let port = free_port();
+        let conf = dir.path().join("tinyproxy.conf");
+        // No ConnectPort: CONNECT to any port (the receivers' are random). In the foreground
+        // (-d) it logs to its output.
+        std::fs::write(
+            &conf,
+            format!(
+                "Port {port}\nListen 127.0.0.1\nTimeout 30\nMaxClients 20\nLogLevel Info\n\
+                 BasicAuth {user} {password}\n"
+            ),
+        )
+        .expect("write tinyproxy.conf");
+        let log = dir.path().join("tinyproxy.log");
+        let server = spawn(
+            Command::new("tinyproxy").arg("-d").arg("-c").arg(&conf),
+            &log,
+        );
+        wait_until("tinyproxy to listen", || {
+            TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+        Tinyproxy {
+            port,
+            log,
+            _server: server,
+            _dir: dir,
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+/// `healthther notify-test` through `url`, with `env` as the environment's proxy settings;
+/// its output.
+fn notify_test_with(url: &str, env: &[(&str, &str)]) -> String {
+    let (mut cmd, _dir) = command(&format!("HEALTH_NOTIFY={url}\n"));
+    cmd.envs(env.iter().copied());
+    let out = cmd.arg("notify-test").output().expect("run notify-test");
+    String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr)
+}
+
+/// Behind an egress proxy (Debian's tinyproxy, asking for credentials): a webhook goes through
+/// it as `HTTP_PROXY` says, with the credentials of its URL; a wrong password is the proxy's
+/// refusal, said without the password; `NO_PROXY`'s hosts go straight; HTTPS goes through its
+/// CONNECT tunnel, with TLS to the real host by its name.
+#[test]
+fn webhooks_go_through_the_proxy_the_environment_names() {
+    if !have("tinyproxy", on_path("tinyproxy")) {
+        return;
+    }
+    let proxy = Tinyproxy::start("hh", "PrOxYpW");
+    let with_credentials = format!("http://hh:PrOxYpW@127.0.0.1:{}", proxy.port);
+    let server = Capture::start();
+    let hook = |path: &str| format!("generic+http://127.0.0.1:{}{path}", server.port);
+
+    let said = notify_test_with(&hook("/via-proxy"), &[("HTTP_PROXY", &with_credentials)]);
+    assert!(said.starts_with("ok "), "{said}");
+    assert_eq!(server.on("/via-proxy").len(), 1);
+    let relayed = format!("POST http://127.0.0.1:{}/via-proxy HTTP/1.1", server.port);
+    assert!(proxy.log().contains(&relayed), "{}", proxy.log());
+
+    let wrong = format!("http://hh:WrOnGpW@127.0.0.1:{}", proxy.port);
+    let said = notify_test_with(&hook("/refused"), &[("http_proxy", &wrong)]);
+    // tinyproxy refuses wrong credentials with 401 (none at all with 407).
+    let refused = said.contains("answered 401") || said.contains("answered 407");
+    assert!(said.starts_with("failed ") && refused, "{said}");
+    assert!(!said.contains("WrOnGpW"), "{said}");
+    assert!(server.on("/refused").is_empty());
+
+    let said = notify_test_with(
+        &hook("/straight"),
+        &[
+            ("HTTP_PROXY", &with_credentials),
+            ("NO_PROXY", "example.com, 127.0.0.1"),
+        ],
+    );
+    assert!(said.starts_with("ok "), "{said}");
+    assert_eq!(server.on("/straight").len(), 1);
+    assert!(!proxy.log().contains("/straight"), "{}", proxy.log());
+
+    // The receiver holds no certificate the web's roots know: the send fails, after the
+    // tunnel carried the TLS handshake to it.
+    let (port, got) = first_bytes_receiver();
+    let url = format!("generic+https://localhost:{port}/tls");
+    let said = notify_test_with(&url, &[("HTTPS_PROXY", &with_credentials)]);
+    assert!(said.starts_with("failed "), "{said}");
+    let connect = format!("CONNECT localhost:{port} HTTP/1.1");
+    assert!(proxy.log().contains(&connect), "{}", proxy.log());
+    let hello = got.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    assert_eq!(hello.first(), Some(&0x16), "a TLS handshake: {hello:?}");
+    assert!(
+        hello.windows(9).any(|w| w == b"localhost"),
+        "the name asked for (SNI): {hello:?}"
+    );
 }
