@@ -70,15 +70,15 @@ async fn read(
     answers: &mpsc::Sender<Input>,
     said: &mut Said,
 ) -> Result<Stop, send::SendError> {
-    let mut resp = send::open(client, r).await?;
+    let silent = || send::SendError::Transport(format!("nothing heard for {}s", SILENT.as_secs()));
+    // The answer's head is bounded as each piece of the stream is: a server that takes the
+    // subscription and says nothing would otherwise hold the reader for good.
+    let mut resp = tokio::time::timeout(SILENT, send::open(client, r))
+        .await
+        .map_err(|_| silent())??;
     loop {
         let chunk = match tokio::time::timeout(SILENT, resp.chunk()).await {
-            Err(_) => {
-                return Err(send::SendError::Transport(format!(
-                    "nothing heard for {}s",
-                    SILENT.as_secs()
-                )))
-            }
+            Err(_) => return Err(silent()),
             Ok(Err(e)) => return Err(send::transport(e)),
             Ok(Ok(None)) => return Ok(Stop::Cut),
             Ok(Ok(Some(chunk))) => chunk,
@@ -345,6 +345,38 @@ mod tests {
             &r.feed(format!("{}\n", message("M1", "made-up never")).as_bytes())[..],
             [Got::Answer { token, .. }] if token == "made-up"
         ));
+    }
+
+    /// A server that takes the subscription and never answers it: the stream's silence limit
+    /// holds before its head too, so the reader tries again rather than wait forever.
+    #[tokio::test(start_paused = true)]
+    async fn a_subscription_never_answered_is_given_up_on() {
+        let hole = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let port = hole.local_addr().expect("address").port();
+        let _held = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((conn, _)) = hole.accept().await {
+                held.push(conn);
+            }
+        });
+        let base = format!("http://127.0.0.1:{port}");
+        let c = crate::notify::channel::parse(&format!(
+            "ntfy://127.0.0.1:{port}/t?scheme=http&reply=r"
+        ))
+        .expect("a channel");
+        let (answers, _rx) = mpsc::channel(1);
+        let mut said = Said::new(&c);
+        let mut reader = Reader::new("1".into());
+        let r = request::ntfy_subscribe(&base, "r", None, "1");
+        let listening = send::listening_client();
+        let got = tokio::time::timeout(
+            SILENT * 2,
+            read(&listening, r, &mut reader, &answers, &mut said),
+        )
+        .await;
+        assert!(matches!(got, Ok(Err(_))), "{:?}", got.map(|r| r.map(drop)));
     }
 
     #[test]
