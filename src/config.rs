@@ -377,7 +377,10 @@ impl Config {
                 7 * 24 * hour,
             )?,
         };
-        if let Err(e) = args.log_level.parse::<tracing_subscriber::filter::Targets>() {
+        if let Err(e) = args
+            .log_level
+            .parse::<tracing_subscriber::filter::Targets>()
+        {
             return Err(ConfigError::LogFilter {
                 value: args.log_level,
                 reason: e.to_string(),

@@ -55,10 +55,7 @@ pub fn static_binary(args: &[&str], name: &str) -> PathBuf {
         .status()
         .expect("cannot run cargo for a static build");
     assert!(status.success(), "static build of {name} failed");
-    target_dir
-        .join(STATIC_TARGET)
-        .join("release")
-        .join(name)
+    target_dir.join(STATIC_TARGET).join("release").join(name)
 }
 
 /// Builds an image tagged `tag` from `dockerfile` with `files` (name, path) as its context.
