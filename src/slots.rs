@@ -34,7 +34,11 @@ pub fn per_listener(limit: u64) -> usize {
 /// read).
 pub fn for_this_process() -> usize {
     use nix::sys::resource::{getrlimit, Resource};
-    per_listener(getrlimit(Resource::RLIMIT_NOFILE).map_or(u64::MAX, |(soft, _)| soft))
+    // rlim_t is u32 on 32-bit ARM's glibc (armv7) and u64 on 64-bit targets, where converting
+    // it is useless but harmless.
+    #[allow(clippy::useless_conversion)]
+    let soft = getrlimit(Resource::RLIMIT_NOFILE).map_or(u64::MAX, |(soft, _)| u64::from(soft));
+    per_listener(soft)
 }
 
 /// One listener's slots.
