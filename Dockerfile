@@ -13,9 +13,15 @@ COPY src src
 COPY fixture fixture
 # The Rust target for this machine, from the one small case in .ci/lib/rust-target (amd64,
 # arm64, armhf; .ci/arm proves the ARM ones under qemu). An unknown one stops the build with
-# one line naming it and `uname -m`. Each is the rust image's own target, so nothing is added.
+# one line naming it and `uname -m`. A musl target needs musl-gcc (ring's C) and its std,
+# which the image lacks; the glibc ones are the image's own.
 COPY .ci/lib/rust-target /usr/local/bin/rust-target
 RUN target="$(rust-target "$(dpkg --print-architecture)")" \
+ && case "$target" in *-musl*) \
+      { command -v musl-gcc >/dev/null \
+        || { apt-get update && apt-get install -y --no-install-recommends musl-tools; }; } \
+      && { [ -d "$(rustc --print sysroot)/lib/rustlib/$target" ] || rustup target add "$target"; } ;; \
+    esac \
  && RUSTFLAGS='-C target-feature=+crt-static' \
     cargo build --release --locked --bin healthther --target "$target" \
  && mkdir /out \
