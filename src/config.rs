@@ -139,6 +139,11 @@ pub enum ConfigError {
         "RUST_LOG (--log-level): {value:?} is not a log filter ({reason}); use e.g. info or debug"
     )]
     LogFilter { value: String, reason: String },
+    #[error("{var}: {reason}; write e.g. http://proxy:3128 (the value is not shown: it may hold a password)")]
+    Proxy {
+        var: &'static str,
+        reason: &'static str,
+    },
     /// The URL is redacted: no token or password reaches the console.
     #[error("HEALTH_NOTIFY (--notify): {0}")]
     Notify(#[from] notify::UrlError),
@@ -266,6 +271,9 @@ impl Config {
         let request = match args.command.take() {
             None => {
                 let mut config = Config::from_args(args)?;
+                if !config.notify.channels.is_empty() {
+                    check_proxies(&env)?;
+                }
                 config.warnings = warnings;
                 let manual = config.mode == Mode::Manual;
                 config.warnings.extend(
@@ -278,7 +286,9 @@ impl Config {
                 return Ok(Invocation::Daemon(Box::new(config)));
             }
             Some(Command::NotifyTest) => {
-                return Ok(Invocation::NotifyTest(notify_settings(&args)?))
+                let settings = notify_settings(&args)?;
+                check_proxies(&env)?;
+                return Ok(Invocation::NotifyTest(settings));
             }
             Some(Command::Pending) => Request::Pending,
             Some(Command::Probe) => Request::Probe,
@@ -377,13 +387,10 @@ impl Config {
                 7 * 24 * hour,
             )?,
         };
-        if let Err(e) = args
-            .log_level
-            .parse::<tracing_subscriber::filter::Targets>()
-        {
+        if let Err(reason) = check_log_filter(&args.log_level) {
             return Err(ConfigError::LogFilter {
                 value: args.log_level,
-                reason: e.to_string(),
+                reason,
             });
         }
         let notify = notify_settings(&args)?;
@@ -411,6 +418,52 @@ impl Config {
             notes: autoheal.note.into_iter().collect(),
         })
     }
+}
+
+/// Why `filter` would not do what it says; `Targets`, unlike `EnvFilter` before it, takes a
+/// span filter (`[span]=debug`) and a misspelt target for targets no event has, without a word.
+fn check_log_filter(filter: &str) -> Result<(), String> {
+    use tracing_subscriber::filter::LevelFilter;
+    if filter.contains(['[', ']', '{', '}']) {
+        return Err("span and field filters ([span]{field}) are not supported; \
+                    name targets and levels, e.g. healthther=debug,info"
+            .into());
+    }
+    let targets: tracing_subscriber::filter::Targets = filter
+        .parse()
+        .map_err(|e: tracing_subscriber::filter::ParseError| e.to_string())?;
+    let silenced = targets.default_level() == Some(LevelFilter::OFF)
+        || targets.iter().any(|(_, level)| level == LevelFilter::OFF);
+    let ours = |t: &str| t == "healthther" || t.starts_with("healthther::");
+    let heard = targets
+        .default_level()
+        .is_some_and(|l| l != LevelFilter::OFF)
+        || targets
+            .iter()
+            .any(|(t, level)| ours(t) && level != LevelFilter::OFF);
+    if !silenced && !heard {
+        return Err(
+            "it lets no message of healthther through, errors included; targets \
+                    are module paths in lower case, e.g. healthther=debug, and off silences"
+                .into(),
+        );
+    }
+    Ok(())
+}
+
+/// Refuses a proxy variable hyper-util would pass by (requests would then go straight, past
+/// the proxy named), where something is sent. The process environment only: hyper-util reads
+/// it, not `.env`. The value is not shown: it may hold the proxy's password.
+fn check_proxies(env: &impl Fn(&str) -> Option<OsString>) -> Result<(), ConfigError> {
+    for names in crate::http_client::proxy::ENV_VARS {
+        let Some((var, value)) = names.iter().find_map(|n| env(n).map(|v| (*n, v))) else {
+            continue;
+        };
+        if let Some(reason) = crate::http_client::proxy::refusal(&value.to_string_lossy()) {
+            return Err(ConfigError::Proxy { var, reason });
+        }
+    }
+    Ok(())
 }
 
 /// The notification settings alone: `notify-test` needs no targets.
@@ -761,6 +814,68 @@ mod tests {
             }
             assert!(!msg.contains('\n'), "{argv:?}: not one line: {msg:?}");
         }
+    }
+
+    #[test]
+    fn a_log_filter_either_does_what_it_says_or_is_refused() {
+        for ok in [
+            "healthther=debug,info",
+            "debug",
+            "info,hyper=off",
+            "trace",
+            "off",
+            "healthther=off",
+            "healthther::watch=debug",
+            "healthther=debug, info",
+        ] {
+            assert!(
+                args(&["--targets", "a1", "--log-level", ok]).is_ok(),
+                "{ok}"
+            );
+        }
+        // What EnvFilter read as span and field filters, `Targets` reads as targets no event
+        // has; and a target no healthther event has silences healthther, errors too.
+        for (bad, needle) in [
+            ("[span]=debug", "span"),
+            ("info,healthther[revive]=debug", "span"),
+            ("healthther{id}=trace", "span"),
+            ("HEALTHTHER=DEBUG", "no message of healthther"),
+            ("healthther:debug", "no message of healthther"),
+            ("hyper=debug", "no message of healthther"),
+        ] {
+            let msg = args(&["--targets", "a1", "--log-level", bad])
+                .map(drop)
+                .unwrap_err()
+                .to_string();
+            assert!(msg.starts_with("RUST_LOG (--log-level)"), "{bad}: {msg}");
+            assert!(msg.contains(needle), "{bad}: {msg}");
+            assert!(!msg.contains('\n'), "{bad}: {msg}");
+        }
+    }
+
+    #[test]
+    fn a_proxy_the_webhooks_would_pass_by_is_refused_without_its_password() {
+        let file = "HEALTH_TARGETS=a1\nHEALTH_NOTIFY=generic+https://h.example/x\n";
+        for (var, value, needle) in [
+            ("HTTPS_PROXY", "http://u:SeCrEt@[::1", "not an http"),
+            ("https_proxy", "ftp://u:SeCrEt@proxy:21", "not an http"),
+            ("ALL_PROXY", "socks5://u:SeCrEt@p:1080", "SOCKS"),
+            ("HTTP_PROXY", "not a url SeCrEt", "not an http"),
+        ] {
+            let msg = load_file(file, &[(var, value)])
+                .map(drop)
+                .unwrap_err()
+                .to_string();
+            assert!(msg.starts_with(var), "{var}: {msg}");
+            assert!(msg.contains(needle), "{var}: {msg}");
+            assert!(
+                !msg.contains("SeCrEt") && !msg.contains('\n'),
+                "{var}: {msg}"
+            );
+        }
+        assert!(load_file(file, &[("HTTPS_PROXY", "http://u:pw@proxy:3128")]).is_ok());
+        // Nothing is sent: the variable is someone else's.
+        assert!(load_file("HEALTH_TARGETS=a1\n", &[("HTTPS_PROXY", "ftp://x")]).is_ok());
     }
 
     fn autoheal(env: &[(&str, &str)]) -> Result<Config, ConfigError> {

@@ -8,7 +8,7 @@
 //! No error says the URL: it may hold a token (Slack, Discord and Telegram put theirs in the
 //! path), and none says the proxy's, which may hold its password.
 
-mod proxy;
+pub mod proxy;
 
 use std::future::Future;
 use std::sync::{Arc, OnceLock};

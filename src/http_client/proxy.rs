@@ -24,6 +24,31 @@ pub(super) fn from_env() -> &'static Matcher {
     PROXIES.get_or_init(Matcher::from_env)
 }
 
+/// The variables the proxies are read from, by scheme, each name in the order read: the first
+/// set one is taken, even empty.
+pub const ENV_VARS: [[&str; 2]; 3] = [
+    ["HTTP_PROXY", "http_proxy"],
+    ["HTTPS_PROXY", "https_proxy"],
+    ["ALL_PROXY", "all_proxy"],
+];
+
+/// Why `value`, a proxy variable's, is no proxy healthther can use; `None` when it is one (or
+/// empty: none). hyper-util passes by a value it cannot parse, and requests then go straight
+/// past the proxy the operator named: said at start instead.
+pub fn refusal(value: &str) -> Option<&'static str> {
+    if value.is_empty() {
+        return None;
+    }
+    let proxies = Matcher::builder().all(value.to_string()).build();
+    match route(&proxies, false, "healthther.invalid:80") {
+        Ok(Route::Proxy(_)) => None,
+        Ok(Route::Socks) => Some("a SOCKS proxy, which healthther does not speak"),
+        Ok(Route::Direct) | Err(_) => {
+            Some("not an http:// or https:// proxy URL with an ASCII host")
+        }
+    }
+}
+
 /// How a request reaches its target.
 #[derive(Debug, PartialEq, Eq)]
 pub(super) enum Route {
@@ -222,6 +247,27 @@ mod tests {
         );
         let m = matcher("", "socks5://p:1080", "", "");
         assert_eq!(route(&m, true, "h:443").unwrap(), Route::Socks);
+    }
+
+    #[test]
+    fn a_proxy_that_would_be_passed_by_is_refused() {
+        for ok in [
+            "",
+            "http://u:pw@proxy:3128",
+            "proxy.corp:3128",
+            "https://[::1]",
+        ] {
+            assert_eq!(refusal(ok), None, "{ok}");
+        }
+        for (bad, want) in [
+            ("not a url at all", "not an http"),
+            ("ftp://u:SeCrEt@proxy:21", "not an http"),
+            ("http://[::1", "not an http"),
+            ("http://u:SeCrEt@bücher.example:3128", "not an http"),
+            ("socks5://u:SeCrEt@p:1080", "SOCKS"),
+        ] {
+            assert!(refusal(bad).is_some_and(|r| r.contains(want)), "{bad}");
+        }
     }
 
     #[test]
