@@ -48,14 +48,17 @@ impl Core {
             v.sort();
             v
         };
+        // Runs after every input: only a container with a history costs more than a look (its
+        // id and name are copied once it is known to have one, not for every container).
         let mut containers: Vec<SavedContainer> = self
             .records
             .iter()
             .filter_map(|(id, r)| {
+                let history = r.history.as_ref()?;
                 Some(SavedContainer {
                     id: id.clone(),
                     name: r.container.name.clone(),
-                    history: r.history.as_ref()?.to_saved(|t| self.wall(t)),
+                    history: history.to_saved(|t| self.wall(t)),
                 })
             })
             .chain(self.restored.iter().map(|(id, h)| SavedContainer {
