@@ -553,6 +553,8 @@ pub struct Core {
     shown: Option<(String, u64)>,
     told_how_to_answer: bool,
     holds: HashMap<TargetName, Hold>,
+    /// When the next wait ends, as the last input left it: see [`Core::next_timer`].
+    next_timer: Option<Instant>,
     /// One moment on both clocks, to turn instants into wall-clock times and back for the
     /// state file: fixed, so that the same state is always written the same.
     epoch: Now,
@@ -604,6 +606,7 @@ impl Core {
             shown: None,
             told_how_to_answer: false,
             holds: HashMap::new(),
+            next_timer: None,
             epoch: now,
             restored: HashMap::new(),
             saved: None,
@@ -633,8 +636,14 @@ impl Core {
         self.holds.keys().cloned().collect()
     }
 
-    /// When the next wait ends, for [`Input::Tick`].
+    /// When the next wait ends, for [`Input::Tick`]. Only an input changes it: the shell asks
+    /// on every turn of its loop, and the answer takes a look at every container, so it is
+    /// worked out once an input is handled (see [`Core::soonest`]).
     pub fn next_timer(&self) -> Option<Instant> {
+        self.next_timer
+    }
+
+    fn soonest(&self) -> Option<Instant> {
         let waits = self.records.values().filter_map(|r| match r.phase {
             Phase::Waiting { until, .. } => Some(until),
             _ => None,
@@ -704,6 +713,7 @@ impl Core {
         }
         self.show_front(now, &mut out);
         self.save_if_changed(&mut out);
+        self.next_timer = self.soonest();
         out
     }
 }
