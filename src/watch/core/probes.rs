@@ -22,6 +22,12 @@ use crate::targets::ContainerRef;
 /// How soon a due probe whose container's addresses are not known yet for this run (it has
 /// just started) is tried again, after an inspect to learn them.
 const ADDRESS_WAIT: Duration = Duration::from_secs(1);
+/// Probes due within this part of their interval (at most [`MOST_EARLY`]) go out with the one
+/// that is due now, early. Waking up costs a sidecar on a busy machine more than the probe
+/// itself (caches gone cold, the kernel's own wake-up): 300 targets probed every 10 s wake it
+/// once a second for 30 probes, rather than 30 times for one.
+const EARLY_PART: u32 = 10;
+const MOST_EARLY: Duration = Duration::from_secs(1);
 
 /// A probe for the shell to run.
 #[derive(Debug, Clone, PartialEq)]
@@ -167,6 +173,11 @@ impl Probing {
     }
 }
 
+/// How early a probe may go out with others: see [`EARLY_PART`].
+fn early(interval: Duration) -> Duration {
+    (interval / EARLY_PART).min(MOST_EARLY)
+}
+
 /// The first probe of a container seen running at start-up comes within one interval, at a
 /// place in it fixed by its id: 300 targets are not probed all at once.
 fn spread(id: &str, interval: Duration) -> Duration {
@@ -242,17 +253,18 @@ impl Core {
         }
     }
 
-    /// Sends the probes that are due.
+    /// Sends the probes that are due, and those due soon enough to go with them (see
+    /// [`EARLY_PART`]).
     pub(super) fn probe_due(&mut self, now: Now, out: &mut Vec<Command>) {
         let due: Vec<String> = self
             .records
             .iter()
             .filter(|(_, r)| r.target.is_some())
             .filter(|(_, r)| {
-                r.probing
-                    .as_ref()
-                    .and_then(Probing::due)
-                    .is_some_and(|t| t <= now.at)
+                r.probing.as_ref().is_some_and(|p| {
+                    p.due()
+                        .is_some_and(|t| t <= now.at + early(p.spec.interval))
+                })
             })
             .map(|(id, _)| id.clone())
             .collect();
@@ -304,7 +316,10 @@ impl Core {
             info!(container = %r.container.name, host = %host, "{} can be probed now", r.container.name);
         }
         p.out = true;
-        p.next = Some(now.at + p.spec.interval);
+        // An early probe keeps its schedule: the next is an interval after the time this one
+        // was due, so that going early never makes probes more frequent.
+        let due = p.next.map_or(now.at, |t| t.max(now.at));
+        p.next = Some(due + p.spec.interval);
         out.push(Command::Probe(ProbeJob {
             container: r.container.clone(),
             run: p.run,

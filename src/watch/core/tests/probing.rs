@@ -423,3 +423,56 @@ fn a_container_in_anothers_network_is_probed_where_that_one_is_now() {
         "{hosts:?}"
     );
 }
+
+#[test]
+fn probes_due_within_a_tenth_of_their_interval_go_out_together_and_keep_their_schedule() {
+    let every_10s = [("healthther.probe-interval", "10s")];
+    let mut w = world(
+        "observe",
+        "web-a,web-b,web-c",
+        &[
+            probed("1", "web-a", &every_10s),
+            probed("2", "web-b", &every_10s),
+            probed("3", "web-c", &every_10s),
+        ],
+    );
+    for name in ["web-a", "web-b", "web-c"] {
+        w.stop(name).drive();
+    }
+    // Started afresh: each first probe is due 10 s after its start.
+    w.start("web-a").drive();
+    w.pass(MS * 500).start("web-b").drive();
+    w.pass(MS * 1500).start("web-c").drive();
+    let names = |out: &[Command]| -> Vec<String> {
+        let mut n: Vec<String> = probes(out)
+            .iter()
+            .map(|p| p.container.name.clone())
+            .collect();
+        n.sort();
+        n
+    };
+    // web-a's is due now (10 s after its start): web-b's, due half a second later, goes with it, and
+    // web-c's, due two seconds later, waits until it is due within a second.
+    let out = w.advance(SEC * 8).drive();
+    assert_eq!(names(&out), ["web-a", "web-b"], "{out:?}");
+    let out = w.advance(MS * 900).drive();
+    assert_eq!(names(&out), Vec::<String>::new(), "{out:?}");
+    let out = w.advance(MS * 100).drive();
+    assert_eq!(names(&out), ["web-c"], "a second early at most: {out:?}");
+    // Early, never late, and no earlier each time: over a minute, each is probed 6 times.
+    let mut sent: std::collections::BTreeMap<String, Vec<Duration>> = Default::default();
+    for step in 1..=600 {
+        for n in names(&w.advance(MS * 100).drive()) {
+            sent.entry(n).or_default().push(MS * 100 * step);
+        }
+    }
+    for (name, times) in &sent {
+        assert_eq!(times.len(), 6, "{name}: {times:?}");
+        // Each goes a second early every time (the clock moves in steps of a tenth), and its
+        // next is due an interval after this one was due: 10 s apart, not 9.
+        for pair in times.windows(2) {
+            assert_eq!(pair[1] - pair[0], SEC * 10, "{name}: {times:?}");
+        }
+    }
+    assert_eq!(sent.len(), 3, "{sent:?}");
+}
