@@ -680,7 +680,15 @@ impl Core {
                     self.retarget(now, &mut out);
                 }
             }
-            Input::Probed(probed) => self.on_probed(probed, now, &mut out),
+            Input::Probed(probed) => {
+                if let probes::Counted::Alone(due) = self.on_probed(probed, now, &mut out) {
+                    // The most frequent input, and it changed one container's probe alone:
+                    // what the passes over every container below found after the last input
+                    // stands, but for the timer of that probe's next.
+                    self.next_timer = self.next_timer.into_iter().chain(due).min();
+                    return out;
+                }
+            }
             Input::Listed {
                 full,
                 containers,

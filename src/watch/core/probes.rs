@@ -399,16 +399,21 @@ impl Core {
 
     /// A probe's result: counted, unless it is of an older run or in the start period; the
     /// container is looked at when it turns unhealthy, or well again.
-    pub(super) fn on_probed(&mut self, probed: Probed, now: Now, out: &mut Vec<Command>) {
+    pub(super) fn on_probed(
+        &mut self,
+        probed: Probed,
+        now: Now,
+        out: &mut Vec<Command>,
+    ) -> Counted {
         let Some(r) = self.records.get_mut(&probed.container_id) else {
-            return;
+            return Counted::Alone(None);
         };
         let name = r.container.name.clone();
         let Some(p) = r.probing.as_mut() else {
-            return;
+            return Counted::Alone(None);
         };
         if probed.run != p.run {
-            return;
+            return Counted::Alone(None);
         }
         p.out = false;
         if p.spec.host.is_some()
@@ -420,7 +425,7 @@ impl Core {
         if r.target.is_none() {
             // Renamed away while the probe was out: nothing to count, nothing to say.
             p.forget();
-            return;
+            return Counted::Alone(None);
         }
         p.last = Some(LastProbe {
             at: now.wall,
@@ -460,11 +465,23 @@ impl Core {
                 }
             }
         };
-        if changed {
-            let id = probed.container_id;
-            self.look(&id, None, out);
+        if !changed {
+            return Counted::Alone(p.due());
         }
+        let id = probed.container_id;
+        self.look(&id, None, out);
+        Counted::Looked
     }
+}
+
+/// What a probe's result changed in the core.
+pub(super) enum Counted {
+    /// Its own probe's counts and nothing else: no prompt, history, hold or phase, no other
+    /// container's timer. Its next probe is due then, if one is to be sent: the one timer that
+    /// may have come (it was out, so it had none).
+    Alone(Option<Instant>),
+    /// The container was looked at: anything may follow.
+    Looked,
 }
 
 /// Why no probe can be sent now.

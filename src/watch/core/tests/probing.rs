@@ -476,3 +476,47 @@ fn probes_due_within_a_tenth_of_their_interval_go_out_together_and_keep_their_sc
     }
     assert_eq!(sent.len(), 3, "{sent:?}");
 }
+
+#[test]
+fn after_each_answer_the_next_timer_is_the_soonest_next_probe() {
+    let every_10s = [("healthther.probe-interval", "10s")];
+    let mut w = world(
+        "auto",
+        "web-a,web-b",
+        &[probed("1", "web-a", &every_10s), probed("2", "web-b", &[])],
+    );
+    run_for(&mut w, 3);
+    // Both out at once, unanswered.
+    let mut sent: Vec<ProbeJob> = Vec::new();
+    for _ in 0..20 {
+        sent.extend(probes(&w.advance(SEC).said()).into_iter().cloned());
+        if sent.len() == 2 {
+            break;
+        }
+    }
+    sent.sort_by(|x, y| x.container.name.cmp(&y.container.name));
+    let [a, b] = &sent[..] else {
+        panic!("{sent:?}");
+    };
+    assert_eq!((&*a.container.name, &*b.container.name), ("web-a", "web-b"));
+    let answer = |job: &ProbeJob| {
+        Input::Probed(Probed {
+            container_id: job.container.id.clone(),
+            run: job.run,
+            result: Ok(()),
+            took: MS,
+        })
+    };
+    let timer = |w: &World| w.s.core.next_timer().map(|t| t - w.s.now().at);
+    assert_eq!(timer(&w), None, "nothing due while both are out");
+    w.feed(answer(a));
+    let after_a = timer(&w).expect("web-a's next");
+    // An interval after it was due, and it may have gone out up to a second early.
+    assert!(after_a > SEC * 9 && after_a <= SEC * 11, "{after_a:?}");
+    w.feed(answer(b));
+    let after_b = timer(&w).expect("web-b's next");
+    assert!(after_b <= SEC, "the sooner of the two: {after_b:?}");
+    // A late answer for a run gone by changes nothing.
+    w.feed(answer(b));
+    assert_eq!(timer(&w), Some(after_b));
+}
