@@ -1,9 +1,11 @@
 //! HTTP and TCP probes, declared by a target's labels, for images that have no HEALTHCHECK:
-//! `spec` reads the labels (plain data, no I/O), `run` carries one probe out. When to probe and
-//! what a failure means are the watch core's (`watch/core/probes.rs`).
+//! `spec` reads the labels (plain data, no I/O), `http` writes an HTTP probe's request and reads
+//! its answer's head (no I/O either), `run` carries one probe out. When to probe and what a
+//! failure means are the watch core's (`watch/core/probes.rs`).
 
 use std::time::Duration;
 
+pub mod http;
 pub mod run;
 pub mod spec;
 

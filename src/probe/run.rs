@@ -6,12 +6,14 @@ use std::sync::{Arc, OnceLock};
 
 use tokio::net::TcpStream;
 
-use super::{Failure, Kind, ProbeSpec};
+use super::{http, Failure, Kind, ProbeSpec};
 use crate::errors::error_chain;
 
 /// The most of an answer a probe takes in: the status line and the headers must fit, the body
-/// is never read. Hyper's buffer stops there, so a huge or endless answer costs no memory.
+/// is never read. Its buffer stops there, so a huge or endless answer costs no memory.
 const MOST_READ: usize = 64 * 1024;
+/// The first read of an answer, enough for most heads.
+const FIRST_READ: usize = 1024;
 /// The longest error text a failure carries: it goes into an audit record and a status row.
 const LONGEST_TEXT: usize = 200;
 
@@ -106,43 +108,46 @@ async fn connect(host: &str, port: u16, allowed: &Allowed) -> Result<TcpStream, 
 }
 
 /// `GET path` on `stream`; healthy on 2xx and 3xx. Redirects are not followed: a redirect says
-/// the server answers.
-async fn http<S>(stream: S, host: &str, port: u16, path: &str) -> Result<(), Failure>
+/// the server answers. Only the answer's head is read (see [`MOST_READ`]), never its body.
+async fn http<S>(mut stream: S, host: &str, port: u16, path: &str) -> Result<(), Failure>
 where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
-    use http_body_util::Empty;
-    use hyper::header;
-    let failed = |what: &str, e: hyper::Error| other(&format!("{what}: {}", error_chain(&e)));
-    let authority = match host.parse::<IpAddr>() {
-        Ok(IpAddr::V6(ip)) => format!("[{ip}]:{port}"),
-        _ => format!("{host}:{port}"),
-    };
-    let request = hyper::Request::get(path)
-        .header(header::HOST, authority)
-        .header(header::CONNECTION, "close")
-        .header(header::USER_AGENT, "healthther")
-        .body(Empty::<bytes::Bytes>::new())
-        .map_err(|e| other(&format!("bad request: {e}")))?;
-    let (mut sender, connection) = hyper::client::conn::http1::Builder::new()
-        .max_buf_size(MOST_READ)
-        .handshake(hyper_util::rt::TokioIo::new(stream))
-        .await
-        .map_err(|e| failed("HTTP", e))?;
-    // The connection is driven here rather than in a task of its own, so that it ends, and the
-    // socket closes, with this probe (answered or timed out), the body unread.
-    let reply = sender.send_request(request);
-    tokio::pin!(reply, connection);
-    let reply = tokio::select! {
-        reply = &mut reply => reply,
-        // The connection ended (closed, reset, an answer hyper refused): the request's own
-        // result, settled by now, says why, or has the answer that came before the end.
-        _ = &mut connection => reply.await,
-    };
-    let status = reply.map_err(|e| failed("HTTP", e))?.status().as_u16();
-    match status {
-        200..=399 => Ok(()),
-        code => Err(Failure::Status(code)),
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let failed = |e: std::io::Error| other(&format!("HTTP: {}", error_chain(&e)));
+    let request = http::request(host, port, path)?;
+    stream.write_all(&request).await.map_err(failed)?;
+    // Through TLS, the request is on its way only once flushed.
+    stream.flush().await.map_err(failed)?;
+    // Most heads fit in the first read; one that does not gets a larger buffer, up to the most.
+    let mut buf = request;
+    buf.clear();
+    buf.resize(FIRST_READ, 0);
+    let mut len = 0;
+    loop {
+        if len == buf.len() {
+            if len >= MOST_READ {
+                return Err(http::failed(http::TOO_LARGE));
+            }
+            buf.resize((len * 4).min(MOST_READ), 0);
+        }
+        let read = stream.read(&mut buf[len..]).await.map_err(failed)?;
+        if read == 0 {
+            return Err(http::failed("connection closed before message completed"));
+        }
+        len += read;
+        // What came may hold interim answers before the final one, or part of it.
+        loop {
+            match http::head(&buf[..len])? {
+                http::Head::Partial => break,
+                http::Head::Interim(used) => {
+                    buf.copy_within(used..len, 0);
+                    len -= used;
+                }
+                http::Head::Status(200..=399) => return Ok(()),
+                http::Head::Status(code) => return Err(Failure::Status(code)),
+            }
+        }
     }
 }
 
@@ -222,7 +227,7 @@ impl rustls::client::danger::ServerCertVerifier for AnyCertificate {
     }
 }
 
-fn other(text: &str) -> Failure {
+pub(super) fn other(text: &str) -> Failure {
     Failure::Other(short(text))
 }
 
