@@ -641,7 +641,7 @@ impl<C: Connect> Shell<C> {
                         let started = tokio::time::Instant::now();
                         let result = crate::probe::run(&job.spec, &job.host, &job.allowed).await;
                         Done::Core(Box::new(Input::Probed(Probed {
-                            container_id: job.container.id,
+                            container_id: job.container_id,
                             run: job.run,
                             result,
                             took: started.elapsed(),

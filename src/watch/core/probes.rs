@@ -17,7 +17,6 @@ use super::{Command, Core, Now, Phase, Watched};
 use crate::policy::{Address, Status};
 use crate::probe::run::Allowed;
 use crate::probe::{self, Failure, ProbeSpec};
-use crate::targets::ContainerRef;
 
 /// How soon a due probe whose container's addresses are not known yet for this run (it has
 /// just started) is tried again, after an inspect to learn them.
@@ -32,7 +31,8 @@ const MOST_EARLY: Duration = Duration::from_secs(1);
 /// A probe for the shell to run.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ProbeJob {
-    pub container: ContainerRef,
+    /// The container's id, for the result; its name is in `allowed`.
+    pub container_id: String,
     /// Which run of the container it probes: a result for an older one is dropped.
     pub run: u64,
     /// An address or a host name, as the probe connects to it.
@@ -321,7 +321,7 @@ impl Core {
         let due = p.next.map_or(now.at, |t| t.max(now.at));
         p.next = Some(due + p.spec.interval);
         out.push(Command::Probe(ProbeJob {
-            container: r.container.clone(),
+            container_id: r.container.id.clone(),
             run: p.run,
             host,
             allowed,
@@ -408,7 +408,8 @@ impl Core {
         let Some(r) = self.records.get_mut(&probed.container_id) else {
             return Counted::Alone(None);
         };
-        let name = r.container.name.clone();
+        // Borrowed, not copied: it is needed only for the rare line said.
+        let name = &r.container.name;
         let Some(p) = r.probing.as_mut() else {
             return Counted::Alone(None);
         };

@@ -140,7 +140,7 @@ fn a_non_target_with_a_probe_label_is_never_probed() {
     let out = run_for(&mut w, 10);
     let other = w.id("other");
     assert!(
-        probes(&out).iter().all(|p| p.container.id != other),
+        probes(&out).iter().all(|p| p.container_id != other),
         "{out:?}"
     );
     assert!(acts(&out).is_empty());
@@ -173,7 +173,7 @@ fn a_probe_is_never_out_twice_and_an_answer_for_an_older_run_is_dropped() {
     let old = first.remove(0);
     for _ in 0..3 {
         w.feed(Input::Probed(Probed {
-            container_id: old.container.id.clone(),
+            container_id: old.container_id.clone(),
             run: old.run,
             result: Err(Failure::Refused),
             took: MS,
@@ -275,7 +275,7 @@ fn a_probe_answered_after_its_container_stopped_being_a_target_counts_for_nothin
     // One failure counted; the second probe is out when it is renamed away.
     let first = next_probe(&mut w);
     w.feed(Input::Probed(Probed {
-        container_id: first.container.id.clone(),
+        container_id: first.container_id.clone(),
         run: first.run,
         result: Err(Failure::Status(500)),
         took: MS,
@@ -283,7 +283,7 @@ fn a_probe_answered_after_its_container_stopped_being_a_target_counts_for_nothin
     let second = next_probe(&mut w);
     w.rename("web", "web-old");
     w.feed(Input::Probed(Probed {
-        container_id: second.container.id.clone(),
+        container_id: second.container_id.clone(),
         run: second.run,
         result: Err(Failure::Status(500)),
         took: MS,
@@ -446,7 +446,7 @@ fn probes_due_within_a_tenth_of_their_interval_go_out_together_and_keep_their_sc
     let names = |out: &[Command]| -> Vec<String> {
         let mut n: Vec<String> = probes(out)
             .iter()
-            .map(|p| p.container.name.clone())
+            .map(|p| p.allowed.container.clone())
             .collect();
         n.sort();
         n
@@ -494,14 +494,17 @@ fn after_each_answer_the_next_timer_is_the_soonest_next_probe() {
             break;
         }
     }
-    sent.sort_by(|x, y| x.container.name.cmp(&y.container.name));
+    sent.sort_by(|x, y| x.allowed.container.cmp(&y.allowed.container));
     let [a, b] = &sent[..] else {
         panic!("{sent:?}");
     };
-    assert_eq!((&*a.container.name, &*b.container.name), ("web-a", "web-b"));
+    assert_eq!(
+        (&*a.allowed.container, &*b.allowed.container),
+        ("web-a", "web-b")
+    );
     let answer = |job: &ProbeJob| {
         Input::Probed(Probed {
-            container_id: job.container.id.clone(),
+            container_id: job.container_id.clone(),
             run: job.run,
             result: Ok(()),
             took: MS,

@@ -685,7 +685,7 @@ impl World {
                 return self.feed_probed(job, Err(crate::probe::Failure::Refused));
             }
             None => self
-                .at_id(&job.container.id)
+                .at_id(&job.container_id)
                 .expect("a probe of a container of the world"),
         };
         let x = &self.containers[i];
@@ -699,7 +699,7 @@ impl World {
 
     fn feed_probed(&mut self, job: ProbeJob, result: Result<(), crate::probe::Failure>) {
         self.feed(Input::Probed(Probed {
-            container_id: job.container.id,
+            container_id: job.container_id,
             run: job.run,
             result,
             took: MS,
