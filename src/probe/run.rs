@@ -50,20 +50,31 @@ async fn probe(spec: &ProbeSpec, host: &str, allowed: &Allowed) -> Result<(), Fa
         Kind::Http {
             tls: false, path, ..
         } => http(stream, host, spec.port, path).await,
+        // Boxed: the TLS handshake's state is large (2 KiB), and inline it would make every
+        // probe's task that large, plain HTTP and TCP too.
         Kind::Http {
             tls: true,
             verify,
             path,
-        } => {
-            let name = rustls_pki_types::ServerName::try_from(host.to_string())
-                .map_err(|e| other(&format!("TLS: {host} is no server name: {e}")))?;
-            let stream = tokio_rustls::TlsConnector::from(tls_config(*verify))
-                .connect(name, stream)
-                .await
-                .map_err(|e| other(&format!("TLS: {}", error_chain(&e))))?;
-            http(stream, host, spec.port, path).await
-        }
+        } => Box::pin(https(stream, host, spec.port, *verify, path)).await,
     }
+}
+
+/// `GET path` through TLS on `stream`: see [`http`] and [`tls_config`].
+async fn https(
+    stream: TcpStream,
+    host: &str,
+    port: u16,
+    verify: bool,
+    path: &str,
+) -> Result<(), Failure> {
+    let name = rustls_pki_types::ServerName::try_from(host.to_string())
+        .map_err(|e| other(&format!("TLS: {host} is no server name: {e}")))?;
+    let stream = tokio_rustls::TlsConnector::from(tls_config(verify))
+        .connect(name, stream)
+        .await
+        .map_err(|e| other(&format!("TLS: {}", error_chain(&e))))?;
+    http(stream, host, port, path).await
 }
 
 /// A connection to the first of `host`'s addresses that takes one, among the allowed.
