@@ -12,9 +12,10 @@ Measures:
   2. the cost of probing: healthther watching N running nodes, once with no probe and once all
      probed at the default 10 s interval (a fresh set of N nodes each, the same image and
      command); CPU seconds per minute (utime + stime from /proc/PID/stat, over --seconds after
-     a warm-up of one interval and more) and peak RSS (VmHWM). The goal: at most 0.05 CPU
-     seconds per minute and 1 MiB more with 300 probed targets. A few nodes' own logs (a line
-     per request) tell how often they were probed in the window.
+     a warm-up of one interval and more), peak RSS (VmHWM), and the resident memory's
+     anonymous part and the binary's own pages at the end (RssAnon, RssFile). The goal: at most
+     0.05 CPU seconds per minute and 1 MiB more with 300 probed targets. A few nodes' own logs
+     (a line per request) tell how often they were probed in the window.
 
 Usage:
   python3 bench/probes.py               # 5 + 10 hang trials, 300 nodes, 120 s a side (~25 min)
@@ -135,6 +136,14 @@ def start_nodes(names, options):
             p.wait()
 
 
+def rss_parts(pid):
+    """Resident memory now, in KiB: anonymous (the heap, stacks) and the binary's own pages."""
+    status = Path(f"/proc/{pid}/status").read_text().splitlines()
+    fields = dict(line.split(":", 1) for line in status if ":" in line)
+    return {key: int(fields[name].split()[0])
+            for key, name in (("anon_kib", "RssAnon"), ("file_kib", "RssFile"))}
+
+
 def cost(binary, count, seconds, probed):
     """healthther's CPU seconds per minute and peak RSS watching `count` running nodes."""
     arm = "probed" if probed else "plain"
@@ -157,7 +166,7 @@ def cost(binary, count, seconds, probed):
             minutes = (t1 - t0) / 60
             probes = [(b - a) / minutes for a, b in zip(seen0, seen1)]
             return {"arm": arm, "nodes": count, "cpu_s_per_min": (cpu1 - cpu0) / minutes,
-                    "rss_kib": hh.peak_rss_kib(),
+                    "rss_kib": hh.peak_rss_kib(), **rss_parts(hh.proc.pid),
                     "probes_per_min": sum(probes) / len(probes),
                     "restarts": hh.output().count("reviving")}
         finally:
@@ -228,18 +237,22 @@ def main():
     lines += [
         "",
         f"| {nodes} running nodes, healthther watching all | CPU s per minute | peak RSS (MiB) "
-        "| probes per node per minute | restarts |",
-        "|---|---|---|---|---|",
+        "| RSS at the end: anonymous / the binary's pages (MiB) | probes per node per minute "
+        "| restarts |",
+        "|---|---|---|---|---|---|",
     ]
     for r in (plain, probed):
         what = "probed every 10 s" if r["arm"] == "probed" else "no probe"
-        lines.append(f"| {what} | {r['cpu_s_per_min']:.4f} | {r['rss_kib'] / 1024:.1f} | "
+        lines.append(f"| {what} | {r['cpu_s_per_min']:.4f} | {r['rss_kib'] / 1024:.2f} | "
+                     f"{r['anon_kib'] / 1024:.2f} / {r['file_kib'] / 1024:.2f} | "
                      f"{r['probes_per_min']:.1f} | {r['restarts']} |")
     d_cpu = probed["cpu_s_per_min"] - plain["cpu_s_per_min"]
     d_rss = (probed["rss_kib"] - plain["rss_kib"]) / 1024
+    d_anon = (probed["anon_kib"] - plain["anon_kib"]) / 1024
+    d_file = (probed["file_kib"] - plain["file_kib"]) / 1024
     lines += [
-        f"| probing costs | {d_cpu:+.4f} (goal: at most +0.05) | {d_rss:+.1f} (goal: at most "
-        "+1) | | |",
+        f"| probing costs | {d_cpu:+.4f} (goal: at most +0.05) | {d_rss:+.2f} (goal: at most "
+        f"+1) | {d_anon:+.2f} / {d_file:+.2f} | | |",
     ]
     report = "\n".join(lines)
     (results / "probes.md").write_text(report + "\n")
