@@ -38,19 +38,6 @@ import bench  # noqa: E402  (the builds, the fixture, the events and the healtht
 PREFIX = f"hbst{os.getpid()}"
 
 
-def start_all(names, *options):
-    procs = []
-    for i in range(0, len(names), 8):
-        procs = [bench.subprocess.Popen(["docker", "run", "-d", "--name", n, "--no-healthcheck",
-                                         *options, bench.FIXTURE],
-                                        stdout=bench.subprocess.PIPE, text=True)
-                 for n in names[i:i + 8]]
-        for p in procs:
-            p.wait()
-    ids = bench.run("docker", "inspect", "-f", "{{.Id}}", *names).split("\n")
-    return dict(zip(names, ids))
-
-
 def crash_all(events, ids, on_die=None):
     """SIGKILLs every target at once; the makespan in ms once every one has started again."""
     pids = {cid: bench.host_pid(cid) for cid in ids.values()}
@@ -66,10 +53,8 @@ def one_run(binary, events, count, side, run_no):
     names = [f"{PREFIX}-{side}{run_no}-{i}" for i in range(count)]
     hh = None
     try:
-        if side == "engine":
-            ids = start_all(names, "--restart=always")
-        else:
-            ids = start_all(names)
+        bench.start_many(names, *(["--restart=always"] if side == "engine" else []))
+        ids = dict(zip(names, bench.run("docker", "inspect", "-f", "{{.Id}}", *names).split("\n")))
         if side == "healthther":
             hh = bench.Healthther(binary, names)
             hh.wait_for("watching")
@@ -95,8 +80,7 @@ def one_run(binary, events, count, side, run_no):
     finally:
         if hh:
             hh.stop()
-        for i in range(0, len(names), 50):
-            bench.remove(*names[i:i + 50])
+        bench.remove_many(names)
 
 
 def main():

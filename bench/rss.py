@@ -21,6 +21,7 @@ removed at the end, on failure and on Ctrl-C too.
 """
 
 import argparse
+import contextlib
 import http.server
 import os
 import signal
@@ -78,45 +79,32 @@ def scrape(port):
             r.read()
 
 
-def start_targets(names):
-    # A few at a time: the engine is the slow part.
-    for i in range(0, len(names), 8):
-        procs = [bench.subprocess.Popen(["docker", "run", "-d", "--name", n, "--no-healthcheck",
-                                         bench.FIXTURE], stdout=bench.subprocess.DEVNULL)
-                 for n in names[i:i + 8]]
-        for p in procs:
-            p.wait()
-
-
-def remove_all(names):
-    for i in range(0, len(names), 50):
-        bench.remove(*names[i:i + 50])
+@contextlib.contextmanager
+def watching(binary, names, on, sink_port):
+    """healthther watching `names`, freshly started, its first pass done; all removed after."""
+    bench.start_many(names)
+    extra, metrics = settings(on, sink_port)
+    hh = bench.Healthther(binary, names, extra=extra)
+    try:
+        hh.wait_for("watching")
+        scrape(metrics)
+        yield hh, metrics
+    finally:
+        hh.stop()
+        bench.remove_many(names)
 
 
 def idle(binary, count, seconds, on, sink_port, tag):
     names = [f"{PREFIX}-{tag}-idle{i}" for i in range(count)]
-    start_targets(names)
-    extra, metrics = settings(on, sink_port)
-    hh = bench.Healthther(binary, names, extra=extra)
-    try:
-        hh.wait_for("watching")
-        scrape(metrics)
+    with watching(binary, names, on, sink_port) as (hh, metrics):
         time.sleep(seconds)
         scrape(metrics)
         return hh.peak_rss_kib()
-    finally:
-        hh.stop()
-        remove_all(names)
 
 
 def burst(binary, count, on, sink_port, tag):
     names = [f"{PREFIX}-{tag}-burst{i}" for i in range(count)]
-    start_targets(names)
-    extra, metrics = settings(on, sink_port)
-    hh = bench.Healthther(binary, names, extra=extra)
-    try:
-        hh.wait_for("watching")
-        scrape(metrics)
+    with watching(binary, names, on, sink_port) as (hh, metrics):
         pids = {n: bench.host_pid(n) for n in names}
         for pid in pids.values():
             os.kill(pid, signal.SIGKILL)
@@ -132,9 +120,6 @@ def burst(binary, count, on, sink_port, tag):
         time.sleep(3)
         scrape(metrics)
         return hh.peak_rss_kib()
-    finally:
-        hh.stop()
-        remove_all(names)
 
 
 def main():
