@@ -9,8 +9,8 @@ use tokio::net::TcpStream;
 use super::{http, Failure, Kind, ProbeSpec};
 use crate::errors::error_chain;
 
-/// The most of an answer a probe takes in: the status line and the headers must fit, the body
-/// is never read. Its buffer stops there, so a huge or endless answer costs no memory.
+/// The most of an answer a probe takes in: any interim answers, the status line and the
+/// headers must fit, the body is never read. Its buffer stops there, so a huge or endless answer costs no memory.
 const MOST_READ: usize = 64 * 1024;
 /// The first read of an answer, enough for most heads.
 const FIRST_READ: usize = 1024;
@@ -135,14 +135,19 @@ where
     buf.clear();
     buf.resize(FIRST_READ, 0);
     let mut len = 0;
+    // Interim answers passed over: they count towards the most, or a server sending them
+    // without end would be read until the timeout.
+    let mut skipped = 0;
     loop {
+        let room = MOST_READ - skipped;
+        if len >= room {
+            return Err(http::failed(http::TOO_LARGE));
+        }
         if len == buf.len() {
-            if len >= MOST_READ {
-                return Err(http::failed(http::TOO_LARGE));
-            }
             buf.resize((len * 4).min(MOST_READ), 0);
         }
-        let read = stream.read(&mut buf[len..]).await.map_err(failed)?;
+        let end = buf.len().min(room);
+        let read = stream.read(&mut buf[len..end]).await.map_err(failed)?;
         if read == 0 {
             return Err(http::failed("connection closed before message completed"));
         }
@@ -154,6 +159,7 @@ where
                 http::Head::Interim(used) => {
                     buf.copy_within(used..len, 0);
                     len -= used;
+                    skipped += used;
                 }
                 http::Head::Status(200..=399) => return Ok(()),
                 http::Head::Status(code) => return Err(Failure::Status(code)),
@@ -458,6 +464,34 @@ mod tests {
         match run(&http(port), "127.0.0.1", &local()).await {
             Err(Failure::Other(text)) => assert!(text.contains("too large"), "{text}"),
             other => panic!("{other:?}"),
+        }
+        let written = served.await.expect("server");
+        assert!(written < 64 << 20, "{written} bytes written");
+    }
+
+    #[tokio::test]
+    async fn endless_interim_answers_are_read_no_further_than_a_head() {
+        // `100 Continue` after `100 Continue`: each is a whole head, but together they are an
+        // answer with no end, and the probe takes in no more of an answer than 64 KiB.
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let port = listener.local_addr().expect("address").port();
+        let served = tokio::spawn(async move {
+            let (mut conn, _) = listener.accept().await.expect("accept");
+            read_head(&mut conn).await;
+            let chunk = "HTTP/1.1 100 Continue\r\n\r\n".repeat(1024);
+            let mut written = 0;
+            while written < 1 << 30 {
+                match conn.write_all(chunk.as_bytes()).await {
+                    Ok(()) => written += chunk.len(),
+                    Err(_) => break,
+                }
+            }
+            written
+        });
+        let began = Instant::now();
+        match run(&http(port), "127.0.0.1", &local()).await {
+            Err(Failure::Other(text)) => assert!(text.contains("too large"), "{text}"),
+            other => panic!("{other:?} after {:?}", began.elapsed()),
         }
         let written = served.await.expect("server");
         assert!(written < 64 << 20, "{written} bytes written");
