@@ -425,16 +425,19 @@ mod tests {
         }
     }
 
-    /// Writes `head` then `filler` without end, until the probe hangs up; hands back how much
-    /// it wrote.
-    async fn endless(head: &'static str, filler: u8) -> (u16, tokio::task::JoinHandle<usize>) {
+    /// Writes `head` then `filler` over and over without end, until the probe hangs up; hands
+    /// back how much it wrote.
+    async fn endless(
+        head: &'static str,
+        filler: &'static [u8],
+    ) -> (u16, tokio::task::JoinHandle<usize>) {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let port = listener.local_addr().expect("address").port();
         let served = tokio::spawn(async move {
             let (mut conn, _) = listener.accept().await.expect("accept");
             read_head(&mut conn).await;
             let mut written = 0;
-            let chunk = vec![filler; 64 * 1024];
+            let chunk = filler.repeat(64 * 1024 / filler.len());
             if conn.write_all(head.as_bytes()).await.is_err() {
                 return written;
             }
@@ -453,14 +456,14 @@ mod tests {
     #[tokio::test]
     async fn an_endless_answer_is_read_no_further_than_the_status() {
         // An endless body: the status is enough, the body is never read.
-        let (port, served) = endless("HTTP/1.1 200 OK\r\n\r\n", b'a').await;
+        let (port, served) = endless("HTTP/1.1 200 OK\r\n\r\n", b"a").await;
         assert_eq!(run(&http(port), "127.0.0.1", &local()).await, Ok(()));
         let written = served.await.expect("server");
         // What the two sockets' buffers hold, not the gigabyte.
         assert!(written < 64 << 20, "{written} bytes written");
 
         // An endless header: more than the 64 KiB a head may take, refused.
-        let (port, served) = endless("HTTP/1.1 200 OK\r\nX-Big: ", b'a').await;
+        let (port, served) = endless("HTTP/1.1 200 OK\r\nX-Big: ", b"a").await;
         match run(&http(port), "127.0.0.1", &local()).await {
             Err(Failure::Other(text)) => assert!(text.contains("too large"), "{text}"),
             other => panic!("{other:?}"),
@@ -473,21 +476,7 @@ mod tests {
     async fn endless_interim_answers_are_read_no_further_than_a_head() {
         // `100 Continue` after `100 Continue`: each is a whole head, but together they are an
         // answer with no end, and the probe takes in no more of an answer than 64 KiB.
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let port = listener.local_addr().expect("address").port();
-        let served = tokio::spawn(async move {
-            let (mut conn, _) = listener.accept().await.expect("accept");
-            read_head(&mut conn).await;
-            let chunk = "HTTP/1.1 100 Continue\r\n\r\n".repeat(1024);
-            let mut written = 0;
-            while written < 1 << 30 {
-                match conn.write_all(chunk.as_bytes()).await {
-                    Ok(()) => written += chunk.len(),
-                    Err(_) => break,
-                }
-            }
-            written
-        });
+        let (port, served) = endless("", b"HTTP/1.1 100 Continue\r\n\r\n").await;
         let began = Instant::now();
         match run(&http(port), "127.0.0.1", &local()).await {
             Err(Failure::Other(text)) => assert!(text.contains("too large"), "{text}"),
