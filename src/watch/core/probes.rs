@@ -209,7 +209,7 @@ impl Core {
             return;
         };
         p.begin(now.at, None);
-        if p.spec.host.is_none() && engine_up && synced && r.phase == Phase::Idle && !r.learning {
+        if engine_up && synced && r.phase == Phase::Idle && !r.learning {
             r.learning = true;
             out.push(Command::Inspect(r.container.clone()));
         }
@@ -361,16 +361,13 @@ impl Core {
         let Some(p) = &r.probing else {
             return Err(NoHost::NotYet(r.container.id.clone()));
         };
-        if let Some(host) = &p.spec.host {
-            return Ok(host.clone());
-        }
-        let holder = match (&r.network_parent, self.network_holder(r)) {
-            (Some(parent), None) => {
+        let holder = match (&r.network_parent, self.network_holder(r), &p.spec.host) {
+            (Some(parent), None, None) => {
                 return Err(NoHost::Unreachable(format!(
                     "it uses the network of {parent}, which healthther does not see"
                 )))
             }
-            (_, holder) => holder.unwrap_or(r),
+            (_, holder, _) => holder.unwrap_or(r),
         };
         let since = p
             .running_since
@@ -386,6 +383,11 @@ impl Core {
             .is_some_and(|t| holder.addresses_at.is_none_or(|a| a < t))
         {
             return Err(NoHost::NotYet(holder.container.id.clone()));
+        }
+        // A host the label names is probed as written, but only once the addresses it is
+        // checked against are this run's: those of before may be another container's now.
+        if let Some(host) = &p.spec.host {
+            return Ok(host.clone());
         }
         let Some(reach) = &self.own_reach else {
             return Err(NoHost::Unreachable(

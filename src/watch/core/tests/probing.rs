@@ -523,3 +523,34 @@ fn after_each_answer_the_next_timer_is_the_soonest_next_probe() {
     w.feed(answer(b));
     assert_eq!(timer(&w), Some(after_b));
 }
+
+#[test]
+fn a_named_host_is_checked_against_the_address_of_this_run_not_the_last() {
+    // web's label names its own address; `other` (no target) answers 500 to anyone.
+    let own = [("healthther.probe", "http://10.0.0.2:8080/")];
+    let mut web = probed("1", "web", &[]);
+    web.labels
+        .extend(own.map(|(k, v)| (k.to_string(), v.to_string())));
+    let mut w = world("auto", "web", &[web, c("2", "other", None, None)]);
+    w.get_mut("other").probe = Err(Failure::Status(500));
+    let out = run_for(&mut w, 3);
+    assert!(!probes(&out).is_empty(), "{out:?}");
+    // Stopped and started again from outside (compose, a restart policy): web comes back at
+    // 10.0.0.9, and other has taken 10.0.0.2 meanwhile.
+    w.stop("web").drive();
+    w.get_mut("web").address = Some("10.0.0.9".parse().unwrap());
+    w.get_mut("other").address = Some("10.0.0.2".parse().unwrap());
+    w.network_changed("other");
+    // The inspect that tells web's new address is slow.
+    w.hold_inspects().start("web");
+    let mut out = run_for(&mut w, 5);
+    w.release();
+    out.extend(run_for(&mut w, 5));
+    assert!(
+        acts(&out).is_empty(),
+        "web restarted for other's answer: {out:?}"
+    );
+    let (reply, _) = w.request(Request::Status { json: false });
+    assert!(reply.text.contains("10.0.0.2 is not web"), "{}", reply.text);
+    assert!(!reply.text.contains("FAILING"), "{}", reply.text);
+}
