@@ -74,7 +74,8 @@ pub(super) struct Probing {
     moved: Option<Instant>,
     /// When the next probe is due.
     next: Option<Instant>,
-    /// A probe is out (never two at once).
+    /// A probe is out (never two at once): until its answer comes back, whatever run it was
+    /// for (a probe always ends, by its timeout at the latest).
     out: bool,
     /// Failures in a row that counted.
     fails: u32,
@@ -130,7 +131,6 @@ impl Probing {
         self.running_since = Some(at);
         self.moved = None;
         self.next = Some(first.unwrap_or(at + self.spec.interval));
-        self.out = false;
         self.fails = 0;
         self.failing = false;
     }
@@ -146,7 +146,6 @@ impl Probing {
         self.running_since = None;
         self.moved = None;
         self.next = None;
-        self.out = false;
         self.fails = 0;
         self.failing = false;
     }
@@ -225,7 +224,6 @@ impl Core {
         if let Some(p) = self.records.get_mut(id).and_then(|r| r.probing.as_mut()) {
             p.moved = Some(now.at);
             p.run += 1;
-            p.out = false;
         }
     }
 
@@ -415,10 +413,12 @@ impl Core {
         let Some(p) = r.probing.as_mut() else {
             return Counted::Alone(None);
         };
-        if probed.run != p.run {
-            return Counted::Alone(None);
-        }
+        // Whatever run it was for, the one probe out is back: its connection is closed, and
+        // only now may another go out (a new run's, too).
         p.out = false;
+        if probed.run != p.run {
+            return Counted::Alone(p.due());
+        }
         if p.spec.host.is_some()
             && !matches!(probed.result, Err(Failure::NotTheContainer { .. }))
             && p.unreachable.take().is_some()

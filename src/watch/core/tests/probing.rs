@@ -554,3 +554,29 @@ fn a_named_host_is_checked_against_the_address_of_this_run_not_the_last() {
     assert!(reply.text.contains("10.0.0.2 is not web"), "{}", reply.text);
     assert!(!reply.text.contains("FAILING"), "{}", reply.text);
 }
+
+#[test]
+fn a_probe_out_when_its_container_moves_is_still_the_only_one_out() {
+    let mut w = world("auto", "web", &[probed("1", "web", &[])]);
+    // A probe goes out and hangs: the shell has not answered it yet (it will, by its
+    // timeout at the latest).
+    w.hold_probes();
+    let mut out = run_for(&mut w, 3);
+    assert_eq!(probes(&out).len(), 1, "{out:?}");
+    // Networks connected and disconnected meanwhile, several times; each look answered.
+    for _ in 0..5 {
+        w.network_changed("web");
+        out.extend(w.drive());
+        out.extend(run_for(&mut w, 1));
+    }
+    assert_eq!(
+        probes(&out).len(),
+        1,
+        "a second probe while the first is out: {out:?}"
+    );
+    // Once it is back (its answer is of a run before the moves, so it counts nothing),
+    // probing goes on at the address of now.
+    w.release();
+    let out = run_for(&mut w, 3);
+    assert!(!probes(&out).is_empty(), "{out:?}");
+}

@@ -4,8 +4,8 @@
 //! what happens (`w.kill("nodo_1").drive()`); [`World::drive`] feeds answers back until the
 //! core has nothing more to ask. The clock moves only when told ([`World::advance`]).
 //!
-//! Races are scripted with the hooks: [`World::hold_inspects`] and [`World::hold_acts`] keep
-//! the answers back until [`World::release`]; [`World::look`] takes a snapshot now, to be
+//! Races are scripted with the hooks: [`World::hold_inspects`], [`World::hold_acts`] and
+//! [`World::hold_probes`] keep the answers back until [`World::release`]; [`World::look`] takes a snapshot now, to be
 //! delivered later with [`World::inspected`] (a look that saw the world before an event).
 
 use std::collections::VecDeque;
@@ -46,6 +46,7 @@ pub struct World {
     pub log: Vec<Command>,
     hold_inspects: bool,
     hold_acts: bool,
+    hold_probes: bool,
     /// The result the next act on a container (by id) gets, instead of the world's own.
     scripted: Vec<(String, ActResult)>,
     /// The result every act on a container (by id) gets, instead of the world's own.
@@ -72,6 +73,7 @@ impl World {
             log: Vec::new(),
             hold_inspects: false,
             hold_acts: false,
+            hold_probes: false,
             scripted: Vec::new(),
             failing: Vec::new(),
             next_id: 0,
@@ -252,7 +254,7 @@ impl World {
         for _ in 0..10_000 {
             let next = self.pending.iter().position(|c| match c {
                 Command::Inspect(_) => !self.hold_inspects,
-                Command::Probe(_) => true,
+                Command::Probe(_) => !self.hold_probes,
                 _ => !self.hold_acts,
             });
             let Some(next) = next else {
@@ -581,10 +583,17 @@ impl World {
         self
     }
 
+    /// Probes stay unanswered (hanging) until [`World::release`].
+    pub fn hold_probes(&mut self) -> &mut Self {
+        self.hold_probes = true;
+        self
+    }
+
     /// Answers are given again (on the next drive).
     pub fn release(&mut self) -> &mut Self {
         self.hold_inspects = false;
         self.hold_acts = false;
+        self.hold_probes = false;
         self
     }
 
