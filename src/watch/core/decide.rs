@@ -68,8 +68,12 @@ impl Core {
                 .and_then(|t| humantime::parse_rfc3339_weak(t).ok())
                 .is_some_and(|s| s + Duration::from_secs(1) < started)
         });
-        if snapshot.status == Status::Running && !earlier_run {
-            r.addresses = snapshot.addresses.clone();
+        if !earlier_run {
+            // One that does not run has no address: said, so that nobody waits for one.
+            r.addresses = match snapshot.status {
+                Status::Running => snapshot.addresses.clone(),
+                _ => Vec::new(),
+            };
             r.addresses_at = Some(now.at);
         }
         r.has_check |= snapshot.has_check;

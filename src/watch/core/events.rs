@@ -162,7 +162,7 @@ impl Core {
         if live {
             self.network_on_die(id, time);
         }
-        self.probe_on_die(id);
+        self.probe_on_die(id, now);
         let Some(r) = self.records.get_mut(id) else {
             return;
         };

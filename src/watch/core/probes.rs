@@ -227,9 +227,15 @@ impl Core {
         }
     }
 
-    /// It died: no probe until it runs again.
-    pub(super) fn probe_on_die(&mut self, id: &str) {
-        if let Some(p) = self.records.get_mut(id).and_then(|r| r.probing.as_mut()) {
+    /// It died: no probe until it runs again, its own or that of a container sharing its
+    /// network, whose addresses went with it (another container may have them by now).
+    pub(super) fn probe_on_die(&mut self, id: &str, now: Now) {
+        let Some(r) = self.records.get_mut(id) else {
+            return;
+        };
+        r.addresses.clear();
+        r.addresses_at = Some(now.at);
+        if let Some(p) = r.probing.as_mut() {
             p.end();
         }
     }
@@ -392,6 +398,13 @@ impl Core {
                 "healthther does not know its own networks yet".into(),
             ));
         };
+        if holder.container.id != r.container.id && holder.addresses.is_empty() {
+            return Err(NoHost::Unreachable(format!(
+                "it uses the network of {}, which has no address now (it is not running, or \
+                 on no network)",
+                holder.container.name
+            )));
+        }
         pick(&holder.addresses, reach)
             .map(|ip| ip.to_string())
             .ok_or_else(|| NoHost::Unreachable(unreachable_why(&holder.addresses, reach)))

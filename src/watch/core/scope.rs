@@ -64,10 +64,11 @@ impl Core {
                     r.network_parent = l.network_parent.clone();
                 }
                 r.host_network = l.host_network;
-                if l.status == Status::Running {
-                    r.addresses = l.addresses.clone();
-                    r.addresses_at = Some(asked);
-                }
+                r.addresses = match l.status {
+                    Status::Running => l.addresses.clone(),
+                    _ => Vec::new(),
+                };
+                r.addresses_at = Some(asked);
                 let since = r
                     .state
                     .as_ref()

@@ -580,3 +580,41 @@ fn a_probe_out_when_its_container_moves_is_still_the_only_one_out() {
     let out = run_for(&mut w, 3);
     assert!(!probes(&out).is_empty(), "{out:?}");
 }
+
+#[test]
+fn a_container_in_a_stopped_containers_network_is_said_once_and_not_looked_at_again() {
+    // app shares vpn's network; vpn is stopped (observe mode: nobody brings it back).
+    let mut w = World::new("observe", "vpn,app");
+    w.add(&c("v", "vpn", None, None))
+        .add_in(&probed("a", "app", &[]), "v")
+        .connect();
+    w.feed(Input::Own(Own {
+        project: None,
+        reach: Reach::Anywhere,
+    }));
+    w.drive();
+    let out = run_for(&mut w, 3);
+    assert!(!probes(&out).is_empty(), "{out:?}");
+    // The engine tells of the stop, then of its network's endpoint taken away.
+    w.stop("vpn").drive();
+    w.advance(MS).network_changed("vpn").drive();
+    let out = run_for(&mut w, 30);
+    let looks = out
+        .iter()
+        .filter(|c| matches!(c, Command::Inspect(x) if x.name == "vpn"))
+        .count();
+    assert!(looks <= 2, "vpn looked at {looks} times in 30 s: {out:?}");
+    assert!(probes(&out).is_empty(), "{out:?}");
+    let (reply, _) = w.request(Request::Status { json: false });
+    assert!(
+        reply
+            .text
+            .contains("the network of vpn, which has no address now"),
+        "{}",
+        reply.text
+    );
+    // vpn started again: app is probed where vpn is now.
+    w.start("vpn").drive();
+    let out = run_for(&mut w, 3);
+    assert!(!probes(&out).is_empty(), "{out:?}");
+}
