@@ -14,6 +14,8 @@ use crate::errors::error_chain;
 const MOST_READ: usize = 64 * 1024;
 /// The first read of an answer, enough for most heads.
 const FIRST_READ: usize = 1024;
+/// The wait before reading on once a head is partial: see [`http`].
+const PARTIAL_WAIT: std::time::Duration = std::time::Duration::from_millis(5);
 /// The longest error text a failure carries: it goes into an audit record and a status row.
 const LONGEST_TEXT: usize = 200;
 
@@ -134,37 +136,119 @@ where
     let mut buf = request;
     buf.clear();
     buf.resize(FIRST_READ, 0);
+    // What came is `buf[..len]`; the head still to be judged begins at `start`, past the
+    // interim answers passed over, so that passing one over moves no bytes.
+    let mut start = 0;
     let mut len = 0;
     // Interim answers passed over: they count towards the most, or a server sending them
     // without end would be read until the timeout.
     let mut skipped = 0;
+    // Bytes came since the head was last parsed.
+    let mut unparsed = false;
     loop {
-        let room = MOST_READ - skipped;
-        if len >= room {
+        if skipped + (len - start) >= MOST_READ {
+            if unparsed && judge(&buf[..len], &mut start, &mut skipped)? {
+                return Ok(());
+            }
             return Err(http::failed(http::TOO_LARGE));
         }
         if len == buf.len() {
-            buf.resize((len * 4).min(MOST_READ), 0);
-        }
-        let end = buf.len().min(room);
-        let read = stream.read(&mut buf[len..end]).await.map_err(failed)?;
-        if read == 0 {
-            return Err(http::failed("connection closed before message completed"));
-        }
-        len += read;
-        // What came may hold interim answers before the final one, or part of it.
-        loop {
-            match http::head(&buf[..len])? {
-                http::Head::Partial => break,
-                http::Head::Interim(used) => {
-                    buf.copy_within(used..len, 0);
-                    len -= used;
-                    skipped += used;
-                }
-                http::Head::Status(200..=399) => return Ok(()),
-                http::Head::Status(code) => return Err(Failure::Status(code)),
+            if start > 0 {
+                // Full, with interim answers at its start: the partial head they leave goes
+                // to the start. Each byte moves at most once, as the next move needs that
+                // head whole and passed over.
+                buf.copy_within(start..len, 0);
+                #[cfg(test)]
+                tally::count(|t| t.moved += len - start);
+                len -= start;
+                start = 0;
+            } else {
+                buf.resize((len * 4).min(MOST_READ), 0);
             }
         }
+        let end = buf.len().min(len + MOST_READ - skipped - (len - start));
+        let read = stream.read(&mut buf[len..end]).await.map_err(failed)?;
+        #[cfg(test)]
+        tally::count(|t| t.reads += 1);
+        if read == 0 {
+            if unparsed && judge(&buf[..len], &mut start, &mut skipped)? {
+                return Ok(());
+            }
+            return Err(http::failed("connection closed before message completed"));
+        }
+        // Parsed again from its start only when that can change the verdict: when a line
+        // ended (httparse takes a bare LF as a line's end, and a head ends with one), or when
+        // these are its first bytes (what is no HTTP at all fails at once). A head is then
+        // parsed at most once a line, and httparse takes no more than 100 header lines: a
+        // server sending its head a byte at a time costs a parse a line, not one a byte.
+        let first = start == len;
+        let ended = buf[len..len + read].contains(&b'\n');
+        len += read;
+        if !(first || ended) {
+            unparsed = true;
+        } else if judge(&buf[..len], &mut start, &mut skipped)? {
+            return Ok(());
+        } else {
+            unparsed = false;
+        }
+        if start < len && len < end {
+            // The head is partial, and this read took all there was (it filled less than its
+            // room), so it may have been a trickle: a moment's wait lets the kernel gather
+            // what else comes, so a server sending a byte per segment wakes the probe at most
+            // every few milliseconds, not once a byte. A head that comes in one read, or
+            // that was all there already, never waits; the probe's timeout bounds the whole.
+            tokio::time::sleep(PARTIAL_WAIT).await;
+        }
+    }
+}
+
+/// What the heads in `buf[*start..]` say: interim answers passed over (`start` and `skipped`
+/// moved past them), then true when the final one is healthy, false while it is partial; a
+/// status that is not healthy, or no HTTP, fails.
+fn judge(buf: &[u8], start: &mut usize, skipped: &mut usize) -> Result<bool, Failure> {
+    loop {
+        #[cfg(test)]
+        tally::count(|t| t.parses += 1);
+        match http::head(&buf[*start..])? {
+            http::Head::Partial => return Ok(false),
+            http::Head::Interim(used) => {
+                *start += used;
+                *skipped += used;
+            }
+            http::Head::Status(200..=399) => return Ok(true),
+            http::Head::Status(code) => return Err(Failure::Status(code)),
+        }
+    }
+}
+
+/// What probes did on this thread, for the tests to bound: reads, parses of a head, bytes
+/// moved within the buffer.
+#[cfg(test)]
+mod tally {
+    use std::cell::Cell;
+
+    #[derive(Debug, Default, Clone, Copy)]
+    pub struct Work {
+        pub reads: usize,
+        pub parses: usize,
+        pub moved: usize,
+    }
+
+    thread_local! {
+        static WORK: Cell<Work> = Cell::new(Work::default());
+    }
+
+    pub fn count(f: impl FnOnce(&mut Work)) {
+        WORK.with(|w| {
+            let mut work = w.get();
+            f(&mut work);
+            w.set(work);
+        });
+    }
+
+    /// What was done so far on this thread, and the tally back to zero.
+    pub fn take() -> Work {
+        WORK.with(Cell::take)
     }
 }
 
@@ -484,6 +568,68 @@ mod tests {
         }
         let written = served.await.expect("server");
         assert!(written < 64 << 20, "{written} bytes written");
+    }
+
+    #[tokio::test]
+    async fn a_head_trickled_a_byte_at_a_time_is_parsed_once_a_line() {
+        // A hostile container sends its head a byte per TCP segment, here a 56 KiB header
+        // then 2,000 bytes more of it one by one, paced so that each comes alone. Parsing all
+        // of the head again after each byte would cost quadratic CPU.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("address").port();
+        let served = std::thread::spawn(move || {
+            use std::io::{Read, Write};
+            let (mut conn, _) = listener.accept().expect("accept");
+            conn.set_nodelay(true).expect("nodelay");
+            let mut request = Vec::new();
+            let mut byte = [0u8; 1];
+            while !request.ends_with(b"\r\n\r\n") && conn.read(&mut byte).expect("read") == 1 {
+                request.push(byte[0]);
+            }
+            conn.write_all(b"HTTP/1.1 200 OK\r\nX-Slow: ")
+                .expect("answer");
+            conn.write_all(&[b'a'; 56 * 1024]).expect("the header");
+            for _ in 0..2_000 {
+                std::thread::sleep(Duration::from_micros(200));
+                conn.write_all(b"a").expect("a byte");
+            }
+            conn.write_all(b"\r\n\r\n").expect("the end");
+        });
+        let mut probe = http(port);
+        // The count, not the clock, is what is judged.
+        probe.timeout = Duration::from_secs(60);
+        tally::take();
+        assert_eq!(run(&probe, "127.0.0.1", &local()).await, Ok(()));
+        let work = tally::take();
+        served.join().expect("server");
+        // A parse for each line that ends, not for each byte.
+        assert!(work.parses < 100, "{work:?}");
+        // Reads wait a little once a head is partial, so what trickles in comes together.
+        assert!(work.reads < 1_000, "{work:?}");
+    }
+
+    #[tokio::test]
+    async fn many_interim_answers_at_once_are_passed_over_in_linear_work() {
+        // 2,000 `100 Continue` (50,000 bytes, under the 64 KiB of heads) in one write, then 200.
+        let answer = "HTTP/1.1 100 Continue\r\n\r\n".repeat(2_000) + "HTTP/1.1 200 OK\r\n\r\n";
+        let (port, served) = answering(answer.leak()).await;
+        tally::take();
+        assert_eq!(run(&http(port), "127.0.0.1", &local()).await, Ok(()));
+        let work = tally::take();
+        served.await.expect("server");
+        // Each byte moved at most once to the buffer's start, not once per answer before it.
+        assert!(work.moved <= MOST_READ, "{work:?}");
+        assert!(work.parses <= 2_001 + work.reads, "{work:?}");
+    }
+
+    #[tokio::test]
+    async fn what_is_no_http_fails_with_why_though_no_line_ends() {
+        // Judged on its first bytes, as before heads were parsed only once a line ends.
+        let (port, _served) = answering("SSH-2.0-OpenSSH_9.6").await;
+        assert_eq!(
+            run(&http(port), "127.0.0.1", &local()).await,
+            Err(other("HTTP: invalid HTTP version parsed"))
+        );
     }
 
     #[tokio::test]
