@@ -24,12 +24,37 @@ pub enum Head {
     Status(u16),
 }
 
+/// Why a path cannot go into a probe's request line as it is.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BadPath {
+    /// Refused by hyper's request builder: no URI's path and query (`<`, `>`, a backquote).
+    #[error("{0}")]
+    Uri(String),
+    /// Taken by hyper, but not as written: a fragment it would drop, or whitespace.
+    #[error("a fragment, whitespace or a control character")]
+    NotAsWritten,
+}
+
+/// Whether `path` goes into the request line as it is: what hyper's request builder takes
+/// (a URI's path and query), with no fragment and no whitespace. The label's parser asks
+/// this too, so a path a label gives is never refused when the request is built.
+pub fn path(path: &str) -> Result<(), BadPath> {
+    if path
+        .chars()
+        .any(|c| c.is_whitespace() || c.is_control() || c == '#')
+    {
+        return Err(BadPath::NotAsWritten);
+    }
+    hyper::http::uri::PathAndQuery::try_from(path)
+        .map(drop)
+        .map_err(|e| BadPath::Uri(e.to_string()))
+}
+
 /// `GET path` to `host` on `port`: the request line and headers, nothing else.
 pub fn request(host: &str, port: u16, path: &str) -> Result<Vec<u8>, Failure> {
     // As hyper's request builder: a path that is no URI's path and query is refused, never
-    // sent (the label's parser refuses spaces and control characters, not all of these).
-    hyper::http::uri::PathAndQuery::try_from(path)
-        .map_err(|e| super::run::other(&format!("bad request: {e}")))?;
+    // sent (the label's parser refuses it first: a bad label, so never sent for one).
+    self::path(path).map_err(|e| super::run::other(&format!("bad request: {e}")))?;
     let (open, close) = match host.parse::<IpAddr>() {
         Ok(IpAddr::V6(_)) => ("[", "]"),
         _ => ("", ""),

@@ -49,7 +49,8 @@ pub fn parse(labels: &BTreeMap<String, String>) -> Result<Option<ProbeSpec>, Bad
         expected,
     };
     const URL: &str = "http://:PORT/PATH, https://:PORT/PATH or tcp://:PORT (a host name may \
-                       come before the colon), with a port from 1 to 65535";
+                       come before the colon), with a port from 1 to 65535 and a path of the \
+                       characters a URI may have (no spaces, #, <, > or `; %-encode them)";
     let (kind, host, port) = target(url.trim()).ok_or_else(|| bad(PROBE, URL))?;
     let verify = match labels
         .get(TLS_VERIFY)
@@ -121,13 +122,8 @@ fn target(url: &str) -> Option<(Kind, Option<String>, u16)> {
         _ => return None,
     };
     if let Kind::Http { path, .. } = &kind {
-        // It goes into the request line as it is: no spaces, no controls, no fragment.
-        if path
-            .chars()
-            .any(|c| c.is_whitespace() || c.is_control() || c == '#')
-        {
-            return None;
-        }
+        // It goes into the request line as it is: the request builder's own check.
+        super::http::path(path).ok()?;
     }
     // No credentials: a probe sends none.
     if authority.contains('@') {
@@ -273,5 +269,35 @@ mod tests {
         }
         // A zero start period is no start period.
         assert!(parse(&labels(&[(PROBE, "tcp://:1"), (START_PERIOD, "0")])).is_ok());
+    }
+
+    #[test]
+    fn a_path_the_request_would_refuse_is_a_bad_label() {
+        // Accepted here and refused when the request was built, it failed every probe and
+        // restarted a healthy container: it is a bad label, said once, and not probed.
+        for url in [
+            "http://:8080/a<b",
+            "http://:8080/a`b",
+            "http://:8080/?q=<x>",
+        ] {
+            let bad = probe(url).unwrap_err();
+            assert_eq!((bad.label.as_str(), bad.value.as_str()), (PROBE, url));
+            assert!(bad.expected.contains("path"), "{}", bad.expected);
+            assert!(!bad.expected.contains('\n'), "one line: {}", bad.expected);
+        }
+        // The label and the request agree on every character: what one takes, the other sends.
+        for c in (0u8..=0x7f)
+            .map(char::from)
+            .chain(['\u{a0}', '\u{e9}', '\u{2028}'])
+        {
+            let path = format!("/a{c}b?q={c}");
+            let label = probe(&format!("http://:80{path}"));
+            let sent = super::super::http::request("web", 80, &path);
+            assert_eq!(label.is_ok(), sent.is_ok(), "{c:?}: {label:?} {sent:?}");
+        }
+        // What hyper sends as it is, the probe sends too.
+        for c in ['"', '\\', '|', '{', '}', '^'] {
+            assert!(probe(&format!("http://:80/a{c}b")).is_ok(), "{c:?}");
+        }
     }
 }
