@@ -55,7 +55,8 @@ pub enum Failure {
     Timeout(Duration),
     #[error("connection refused")]
     Refused,
-    /// The host name did not resolve.
+    /// The host name did not resolve from where healthther runs. Not probed, so not the
+    /// container's failure either (a compose service's name, with healthther on the host).
     #[error("cannot resolve {host}: {error}")]
     Resolve { host: String, error: String },
     /// The host written in the label is not the container: none of its addresses is one of

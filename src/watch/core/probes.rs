@@ -432,10 +432,11 @@ impl Core {
         if probed.run != p.run {
             return Counted::Alone(p.due());
         }
-        if p.spec.host.is_some()
-            && !matches!(probed.result, Err(Failure::NotTheContainer { .. }))
-            && p.unreachable.take().is_some()
-        {
+        let not_run = match &probed.result {
+            Err(e) => not_run(e, name),
+            Ok(()) => None,
+        };
+        if p.spec.host.is_some() && not_run.is_none() && p.unreachable.take().is_some() {
             info!(container = %name, "{name} can be probed now");
         }
         if r.target.is_none() {
@@ -448,22 +449,22 @@ impl Core {
             took: probed.took,
             error: probed.result.clone().err(),
         });
-        let changed = match probed.result {
-            // Not probed at all: its label names a host that is not the container. Said once,
-            // and nothing counts, either way.
-            Err(e @ Failure::NotTheContainer { .. }) => {
-                let why = e.to_string();
+        let changed = match (probed.result, not_run) {
+            // Not probed at all: its label names a host that is not the container, or one that
+            // does not resolve from here. Said once, and nothing counts, either way.
+            (Err(_), Some(why)) => {
                 if p.unreachable.as_deref() != Some(why.as_str()) {
-                    warn!(container = %name, "not probing {name}: {why}");
+                    warn!(container = %name, host = p.spec.host.as_deref().unwrap_or_default(),
+                        "not probing {name}: {why}");
                     p.unreachable = Some(why);
                 }
                 false
             }
-            Ok(()) => {
+            (Ok(()), _) => {
                 p.fails = 0;
                 std::mem::replace(&mut p.failing, false)
             }
-            Err(e) => {
+            (Err(e), None) => {
                 let in_start_period = p
                     .running_since
                     .is_some_and(|s| now.at < s + p.spec.start_period);
@@ -507,6 +508,22 @@ enum NoHost {
     NotYet(String),
     /// Said once: why it cannot be reached.
     Unreachable(String),
+}
+
+/// Why a probe of `container` that failed with `e` never reached it, when it did not: its
+/// label names a host that is not the container, or a name that does not resolve from where
+/// healthther runs (a compose service's name, with healthther on the host). Neither is the
+/// container's failure. Said once: the text does not carry the resolver's varying words.
+fn not_run(e: &Failure, container: &str) -> Option<String> {
+    match e {
+        Failure::NotTheContainer { .. } => Some(e.to_string()),
+        Failure::Resolve { host, .. } => Some(format!(
+            "cannot resolve {host} from where healthther runs: run healthther on a network \
+             where {host} resolves, or leave the host empty (as in http://:PORT/) to probe \
+             {container}'s own address"
+        )),
+        _ => None,
+    }
 }
 
 /// The address to probe: on a network healthther is on, IPv4 first.

@@ -367,6 +367,40 @@ fn a_label_pointing_the_probe_at_another_container_is_never_its_failure() {
 }
 
 #[test]
+fn a_host_that_does_not_resolve_from_healthther_is_never_its_failure() {
+    // `api`, a compose service name, does not resolve where healthther runs (on the host).
+    let mut web = probed("1", "web", &[]);
+    web.labels
+        .insert("healthther.probe".into(), "http://api:8080/".into());
+    let mut w = world("auto", "web", &[web]);
+    let unresolved = Failure::Resolve {
+        host: "api".into(),
+        error: "failed to lookup address information: Name or service not known".into(),
+    };
+    w.get_mut("web").probe = Err(unresolved);
+    let out = run_for(&mut w, 10);
+    assert!(probes(&out).len() >= 5, "still tried: {out:?}");
+    assert!(acts(&out).is_empty(), "{out:?}");
+    let (reply, _) = w.request(Request::Status { json: false });
+    assert!(reply.text.contains("not probed: "), "{}", reply.text);
+    assert!(reply.text.contains("cannot resolve api"), "{}", reply.text);
+    assert!(
+        reply.text.contains("leave the host empty"),
+        "{}",
+        reply.text
+    );
+    assert!(!reply.text.contains("FAILING"), "{}", reply.text);
+    // It resolves now, to the container: probed, and its failures count.
+    w.get_mut("web").probe = Ok(());
+    run_for(&mut w, 2);
+    let (reply, _) = w.request(Request::Status { json: false });
+    assert!(!reply.text.contains("not probed"), "{}", reply.text);
+    w.get_mut("web").probe = Err(Failure::Status(500));
+    let out = run_for(&mut w, 4);
+    assert_eq!(acts(&out).len(), 1, "{out:?}");
+}
+
+#[test]
 fn a_look_at_the_run_before_a_restart_does_not_bring_back_its_old_address() {
     let mut w = world(
         "auto",
