@@ -243,7 +243,17 @@ fn observe_mode_only_records_a_probe_failure() {
 
 #[test]
 fn a_bad_probe_label_is_said_once_and_the_container_left_alone() {
-    let node = http_node("badlabel", &["healthther.probe=ftp://:21"]);
+    bad_label_said_once("badlabel", "ftp://:21");
+}
+
+#[test]
+fn a_probe_path_no_request_may_carry_is_a_bad_label_said_once() {
+    // Taken once, every probe failed to be built ("invalid uri character"): restarted in a loop.
+    bad_label_said_once("badpath", &format!("http://:{PORT}/a<b"));
+}
+
+fn bad_label_said_once(label: &str, value: &str) {
+    let node = http_node(label, &[&format!("healthther.probe={value}")]);
     let env = format!(
         "{}RUST_LOG=info,healthther=debug\n",
         auto_env(&[&node.name])
@@ -257,7 +267,8 @@ fn a_bad_probe_label_is_said_once_and_the_container_left_alone() {
         .filter(|l| l.contains("not understood") && l.contains("healthther.probe"))
         .collect();
     assert_eq!(said.len(), 1, "{said:?}\n{log}");
-    for part in [node.name.as_str(), "\"ftp://:21\"", "runs without a probe"] {
+    let quoted = format!("{value:?}");
+    for part in [node.name.as_str(), &quoted, "runs without a probe"] {
         assert!(said[0].contains(part), "{part} not in {}", said[0]);
     }
     assert_eq!(probed(&node), 0, "probed: {}", logs(&node));
@@ -267,6 +278,44 @@ fn a_bad_probe_label_is_said_once_and_the_container_left_alone() {
         audit.iter().all(|r| r["container"] != node.name.as_str()),
         "{audit:?}"
     );
+}
+
+#[test]
+fn a_probe_host_that_does_not_resolve_from_the_daemon_counts_nothing_against_it() {
+    // Like a compose service's name with the daemon on the host: it resolves nowhere here.
+    let host = name("nowhere");
+    let labels = [
+        format!("healthther.probe=http://{host}:{PORT}/healthz"),
+        "healthther.probe-interval=1s".into(),
+        // Room for a resolver that is slow to say no: a timeout would count.
+        "healthther.probe-timeout=5s".into(),
+        "healthther.probe-retries=2".into(),
+    ];
+    let node = http_node("nores", &refs(&labels));
+    let daemon = Daemon::watching(&auto_env(&[&node.name]));
+    let before = node.started_at();
+    wait_until("the probe to be said not run", || {
+        daemon.human_log().contains("not probing")
+    });
+    // Two failures in a row would have restarted it within three seconds.
+    std::thread::sleep(Duration::from_secs(8));
+    let log = daemon.human_log();
+    let said: Vec<&str> = log.lines().filter(|l| l.contains("not probing")).collect();
+    assert_eq!(said.len(), 1, "{said:?}\n{log}");
+    for part in [
+        node.name.as_str(),
+        &format!("cannot resolve {host}"),
+        "leave the host empty",
+    ] {
+        assert!(said[0].contains(part), "{part} not in {}", said[0]);
+    }
+    assert_eq!(node.started_at(), before, "restarted");
+    let audit = daemon.audit();
+    assert!(about(&audit, "action", &node).is_empty(), "{audit:?}");
+    let (code, text, err) = client(daemon.dir.path(), &["status"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(text.contains("not probed: cannot resolve"), "{text}");
+    assert!(!text.contains("FAILING"), "{text}");
 }
 
 #[test]
