@@ -166,7 +166,8 @@ where
                 buf.resize((len * 4).min(MOST_READ), 0);
             }
         }
-        let end = buf.len().min(len + MOST_READ - skipped - (len - start));
+        // No further than the most a head may take, counting what was passed over.
+        let end = buf.len().min(start + MOST_READ - skipped);
         let read = stream.read(&mut buf[len..end]).await.map_err(failed)?;
         #[cfg(test)]
         tally::count(|t| t.reads += 1);

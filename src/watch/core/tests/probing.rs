@@ -350,15 +350,19 @@ fn a_server_that_drains_during_a_stop_through_the_api_is_not_restarted() {
     assert!(acts(&out).is_empty(), "restarted during the stop: {out:?}");
 }
 
+/// The target web (10.0.0.2), its probe's label naming the host in `url`, and `other`
+/// (10.0.0.3, no target) answering 500 to anyone.
+fn web_probing_host(url: &str) -> World {
+    let web = probed("1", "web", &[("healthther.probe", url)]);
+    let mut w = world("auto", "web", &[web, c("2", "other", None, None)]);
+    w.get_mut("other").probe = Err(Failure::Status(500));
+    w
+}
+
 #[test]
 fn a_label_pointing_the_probe_at_another_container_is_never_its_failure() {
     // web's author points its probe at `other` (10.0.0.3), which answers 500.
-    let evil = [("healthther.probe", "http://10.0.0.3:8080/")];
-    let mut web = probed("1", "web", &[]);
-    web.labels
-        .extend(evil.map(|(k, v)| (k.to_string(), v.to_string())));
-    let mut w = world("auto", "web", &[web, c("2", "other", None, None)]);
-    w.get_mut("other").probe = Err(Failure::Status(500));
+    let mut w = web_probing_host("http://10.0.0.3:8080/");
     let out = run_for(&mut w, 10);
     assert!(acts(&out).is_empty(), "{out:?}");
     let (reply, _) = w.request(Request::Status { json: false });
@@ -560,13 +564,8 @@ fn after_each_answer_the_next_timer_is_the_soonest_next_probe() {
 
 #[test]
 fn a_named_host_is_checked_against_the_address_of_this_run_not_the_last() {
-    // web's label names its own address; `other` (no target) answers 500 to anyone.
-    let own = [("healthther.probe", "http://10.0.0.2:8080/")];
-    let mut web = probed("1", "web", &[]);
-    web.labels
-        .extend(own.map(|(k, v)| (k.to_string(), v.to_string())));
-    let mut w = world("auto", "web", &[web, c("2", "other", None, None)]);
-    w.get_mut("other").probe = Err(Failure::Status(500));
+    // web's label names its own address.
+    let mut w = web_probing_host("http://10.0.0.2:8080/");
     let out = run_for(&mut w, 3);
     assert!(!probes(&out).is_empty(), "{out:?}");
     // Stopped and started again from outside (compose, a restart policy): web comes back at
